@@ -1,0 +1,1 @@
+"""One module per `hbench` subcommand; each defines `register(subparsers)`."""

@@ -1,0 +1,44 @@
+"""Engine registry: every module in this package that defines `ESTIMATORS` (a list of Estimator
+subclasses) registers them by name.  A new engine is one new module here and nothing else changes."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from typing import Any
+
+from compare.errors import InputError
+from compare.estimators.base import Estimator
+
+_REGISTRY: dict[str, type[Estimator]] = {}
+
+
+def register(cls: type[Estimator]) -> type[Estimator]:
+    """Register an estimator class (tests use this for test doubles)."""
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def _discover() -> None:
+    if _REGISTRY.get("__discovered__"):
+        return
+    for info in pkgutil.iter_modules(__path__):
+        if info.name.startswith("_") or info.name == "base":
+            continue
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        for cls in getattr(module, "ESTIMATORS", []):
+            _REGISTRY.setdefault(cls.name, cls)
+    _REGISTRY["__discovered__"] = Estimator  # marker
+
+
+def engine_names() -> list[str]:
+    _discover()
+    return sorted(k for k in _REGISTRY if k != "__discovered__")
+
+
+def get_estimator(name: str, **settings: Any) -> Estimator:
+    """An estimator instance by registered name; InputError naming the known ones otherwise."""
+    _discover()
+    if name not in _REGISTRY or name == "__discovered__":
+        raise InputError(f"unknown engine {name!r} (known: {', '.join(engine_names())})")
+    return _REGISTRY[name](**settings)

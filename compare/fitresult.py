@@ -1,0 +1,155 @@
+"""FitResult: what every engine returns, in one tidy shape.
+
+One row per estimand (parameter naming below is the same for every engine), plus
+fit-level fields.  The harness adds truth and coverage; metrics only ever read
+the long table built by `FitResult.rows`.
+
+Parameter names:
+  b[Intercept], b[x]            fixed effects
+  sd[g][Intercept]              SD of a group-level term
+  cor[g][Intercept,x]           correlation of two terms within one block
+  sigma                         residual SD (gaussian)
+  r[g][level,x]                 group effect (BLUP / conditional mode / posterior)
+  mrp                           poststratified population mean (scenarios that define it)
+  pred_new[g]                   outcome mean for a new group (predictive; Bayesian engines)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+# Columns of FitResult.params. Only the first five are required; the rest are NaN/None where not given.
+PARAM_COLUMNS = ["parameter", "estimate", "se", "lower", "upper",
+                 "median", "lower_t", "upper_t", "rhat", "ess_bulk", "ess_tail", "interval", "note"]
+REQUIRED_COLUMNS = PARAM_COLUMNS[:5]
+# Fit-level diagnostics a sampler reports; frequentist engines leave them NaN.
+SAMPLER_DIAGNOSTICS = ["rhat_max", "ess_bulk_min", "ess_tail_min", "divergences", "treedepth_hits",
+                       "ebfmi_min", "ess_bulk_per_s"]
+
+
+def name_b(term: str) -> str:
+    return f"b[{term}]"
+
+
+def name_sd(group: str, term: str) -> str:
+    return f"sd[{group}][{term}]"
+
+
+def name_cor(group: str, a: str, b: str) -> str:
+    return f"cor[{group}][{a},{b}]"
+
+
+def name_r(group: str, level: str, term: str) -> str:
+    return f"r[{group}][{level},{term}]"
+
+
+def parameter_class(name: str) -> str:
+    """'b', 'sd', 'cor', 'sigma', 'r', 'mrp', 'pred_new': what kind of estimand a name is."""
+    return name.split("[", 1)[0]
+
+
+@dataclass
+class FitResult:
+    engine: str
+    params: pd.DataFrame
+    converged: bool = True
+    singular: bool | None = None
+    corr_at_bound: bool | None = None
+    var_at_zero: bool | None = None
+    loglik: float = math.nan
+    optimizer: str | None = None
+    reached_reference_optimum: bool | None = None
+    warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    wall_s: float = math.nan
+    compile_s: float = 0.0
+    warmup_s: float = math.nan
+    sampling_s: float = math.nan
+    compile_count: int = 0
+    diagnostics: dict[str, float] = field(default_factory=dict)
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def loglik_finite(self) -> bool:
+        return bool(np.isfinite(self.loglik))
+
+    def param(self, name: str) -> pd.Series:
+        hit = self.params[self.params["parameter"] == name]
+        if hit.empty:
+            raise KeyError(name)
+        return hit.iloc[0]
+
+    def fit_fields(self) -> dict[str, Any]:
+        """Fit-level fields as a flat dict (repeated on every long row)."""
+        out = {k: v for k, v in asdict(self).items() if k not in ("params", "diagnostics", "extras")}
+        out["warnings"] = "\n".join(self.warnings)
+        out["notes"] = "\n".join(self.notes)
+        out["loglik_finite"] = self.loglik_finite
+        for key in SAMPLER_DIAGNOSTICS:
+            out[key] = float(self.diagnostics.get(key, math.nan))
+        return out
+
+    def rows(self, truth: dict[str, float] | None = None) -> pd.DataFrame:
+        """Long format: one row per parameter with fit-level fields, the truth and whether it was covered."""
+        df = self.params.reindex(columns=PARAM_COLUMNS).copy()
+        truth = truth or {}
+        df["true"] = df["parameter"].map(truth).astype(float)
+        df["covered"] = (df["lower"] <= df["true"]) & (df["true"] <= df["upper"])
+        df.loc[df["true"].isna() | df["lower"].isna() | df["upper"].isna(), "covered"] = pd.NA
+        for key, value in self.fit_fields().items():
+            df[key] = value
+        return df
+
+
+def make_params(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """Params frame from a list of dicts; missing optional columns become NaN/None."""
+    df = pd.DataFrame(rows)
+    for col in PARAM_COLUMNS:
+        if col not in df.columns:
+            df[col] = None if col in ("interval", "note") else math.nan
+    return df[PARAM_COLUMNS]
+
+
+def boundary_flags(covariances: list[np.ndarray], sigma: float = 1.0,
+                   tol: float = 1e-4) -> tuple[bool, bool, bool]:
+    """lme4's singularity rule applied the same way to every engine.
+
+    singular: any diagonal element of chol(Sigma_block / sigma^2) below `tol` (lme4 isSingular);
+    corr_at_bound: any |correlation| > 0.99; var_at_zero: any SD below tol * sigma.
+    A block whose Cholesky factor does not exist is singular.
+    """
+    singular = corr_bound = var_zero = False
+    for cov in covariances:
+        cov = np.atleast_2d(np.asarray(cov, dtype=float))
+        if not np.all(np.isfinite(cov)):
+            return True, corr_bound, var_zero
+        sds = np.sqrt(np.clip(np.diag(cov), 0, None))
+        var_zero |= bool(np.any(sds < tol * sigma))
+        if cov.shape[0] > 1:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                corr = cov / np.outer(sds, sds)
+            off = corr[~np.eye(cov.shape[0], dtype=bool)]
+            corr_bound |= bool(np.any(np.abs(off[np.isfinite(off)]) > 0.99))
+        singular |= bool(np.any(_relative_chol_diag(cov / sigma**2) < tol))
+    return singular, corr_bound, var_zero
+
+
+def _relative_chol_diag(rel: np.ndarray) -> np.ndarray:
+    """Diagonal of the Cholesky factor, as sqrt of successive Schur complements (0 where it breaks down)."""
+    n = rel.shape[0]
+    diag = np.zeros(n)
+    a = rel.copy()
+    for k in range(n):
+        pivot = a[k, k]
+        if pivot <= 0 or not np.isfinite(pivot):
+            return diag  # the rest is degenerate: leave zeros, which count as singular
+        diag[k] = math.sqrt(pivot)
+        if k + 1 < n:
+            col = a[k + 1:, k] / pivot
+            a[k + 1:, k + 1:] -= np.outer(col, a[k, k + 1:])
+    return diag

@@ -1,0 +1,276 @@
+"""One generic simulator for lme4-style GLMMs: (cell spec, rng) -> Dataset.
+
+Data come from design matrices (compare.design), never from a hand-written
+generator per scenario.  Two random streams keep the seed's distinction between
+sampling designs: `rng` draws what every replication redraws (observations),
+`cell_rng` draws what a stratified design keeps fixed across replications (the
+groups' covariates and effects).  Under a cluster design both are `rng`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+import pandas as pd
+from scipy.special import expit
+from scipy.stats import norm
+
+from compare.design import BlockDesign, Design, build_design
+from compare.errors import InputError
+from compare.formula import Formula, ModelSpec
+from compare.seeds import cell_seq, engine_seed, replication_seq
+from compare.spec import CellSpec, Scenario, correlation_matrix
+
+
+@dataclass(frozen=True)
+class Params:
+    """Parameter values used to generate one dataset."""
+
+    b: dict[str, float]
+    sd: dict[str, dict[str, float]]  # group -> term -> sd
+    cor: dict[str, np.ndarray]  # block key -> correlation matrix
+    sigma: float | None
+
+
+@dataclass
+class Dataset:
+    frame: pd.DataFrame
+    truth: dict[str, float]
+    formula: Formula
+    family: str
+    link: str
+    scenario: str = ""
+    cell: int = 0
+    rep: int = 0
+    seed: int = 0  # for engines' samplers
+    poststratify: str | None = None
+    meta: dict = field(default_factory=dict)
+
+    @cached_property
+    def hash(self) -> str:
+        """Content hash of the data frame: equal hashes mean byte-identical data."""
+        text = self.frame.to_csv(index=False, float_format="%.17g", lineterminator="\n")
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    @property
+    def model(self) -> ModelSpec:
+        return ModelSpec(self.formula, self.family, self.link)
+
+    @cached_property
+    def design(self) -> Design:
+        return build_design(self.formula, self.family, self.frame)
+
+
+def block_key(block: BlockDesign) -> str:
+    return f"{block.group}|{block.block.expr}"
+
+
+def inverse_link(link: str, eta: np.ndarray) -> np.ndarray:
+    if link == "identity":
+        return eta
+    if link == "log":
+        return np.exp(eta)
+    if link == "logit":
+        return expit(eta)
+    if link == "probit":
+        return norm.cdf(eta)
+    if link == "cloglog":
+        return -np.expm1(-np.exp(eta))
+    raise InputError(f"unknown link {link!r}")
+
+
+def _layout_frame(cell: CellSpec, rng: np.random.Generator) -> pd.DataFrame:
+    names = list(cell.layout.factors)
+    combos = list(itertools.product(*(cell.layout.factors[n] for n in names)))
+    size = cell.layout.size
+    counts = (np.full(len(combos), size) if isinstance(size, int)
+              else rng.integers(size[0], size[1], len(combos), endpoint=True))
+    rows = np.repeat(np.arange(len(combos)), counts)
+    frame = pd.DataFrame({n: [combos[r][i] for r in rows] for i, n in enumerate(names)})
+    for n in names:  # keep the spec's level order, so the first level is the reference category
+        if not all(isinstance(v, (int, float)) for v in cell.layout.factors[n]):
+            frame[n] = pd.Categorical(frame[n].astype(str), categories=[str(v) for v in cell.layout.factors[n]],
+                                      ordered=True)
+    return frame
+
+
+def _draw_covariate(cell: CellSpec, name: str, frame: pd.DataFrame, rng, cell_rng) -> np.ndarray:
+    dist = cell.covariates[name]
+    per = cell.per.get(name)
+    use = cell_rng if name in cell.fixed_covariates or (per and cell.design == "stratified") else rng
+    if per is None:
+        return dist.draw(use, len(frame))
+    from compare.design import group_index
+
+    index, levels = group_index(frame, per)
+    return dist.draw(use, len(levels))[index]
+
+
+def _block_terms(design: Design) -> dict[str, list[str]]:
+    terms: dict[str, list[str]] = {}
+    for bd in design.blocks:
+        terms.setdefault(bd.group, []).extend(bd.names)
+    return terms
+
+
+def _lookup(table: dict, key: str, where: str):
+    if key in table:
+        return table[key]
+    if "*" in table:
+        return table["*"]
+    raise InputError(f"field '{where}.{key}': missing (needed by the formula)")
+
+
+def _check_extra(given: dict, needed: list[str], where: str) -> None:
+    for key in given:
+        if key != "*" and key not in needed:
+            raise InputError(f"field '{where}.{key}': not a term of the model (terms: {', '.join(needed)})")
+
+
+def _fixed_params(cell: CellSpec, design: Design) -> Params:
+    t = cell.truth
+    _check_extra(t.b, design.x_names, "truth.b")
+    b = {n: _lookup(t.b, n, "truth.b") for n in design.x_names}
+    groups = _block_terms(design)
+    _check_extra(t.sd, list(groups), "truth.sd")
+    sd = {}
+    for g, terms in groups.items():
+        given = t.sd.get(g)
+        if given is None:
+            raise InputError(f"field 'truth.sd.{g}': missing (needed by the formula)")
+        _check_extra(given, terms, f"truth.sd.{g}")
+        sd[g] = {term: _lookup(given, term, f"truth.sd.{g}") for term in terms}
+    cor = {}
+    for bd in design.blocks:
+        given = t.cor.get(bd.group, {})
+        if bd.block.correlated:
+            cor[block_key(bd)] = correlation_matrix(bd.names, given, f"truth.cor.{bd.group}")
+        else:
+            cor[block_key(bd)] = np.eye(len(bd.names))
+    _check_extra(t.cor, [bd.group for bd in design.blocks if bd.block.correlated], "truth.cor")
+    return Params(b, sd, cor, t.sigma)
+
+
+def _prior_params(cell: CellSpec, design: Design, rng: np.random.Generator) -> Params:
+    from compare.distributions import lkj_corr
+
+    p = cell.priors
+    assert p is not None
+    _check_extra(p.b, design.x_names, "priors.b")
+    b = {n: float(_lookup(p.b, n, "priors.b").draw(rng, 1)[0]) for n in design.x_names}
+    sd = {}
+    for g, terms in _block_terms(design).items():
+        given = p.sd.get(g)
+        if given is None:
+            raise InputError(f"field 'priors.sd.{g}': missing (needed by the formula)")
+        sd[g] = {term: float(_lookup(given, term, f"priors.sd.{g}").draw(rng, 1)[0]) for term in terms}
+    cor = {}
+    for bd in design.blocks:
+        if bd.block.correlated and len(bd.names) > 1:
+            prior = p.cor.get(bd.group)
+            if prior is None:
+                raise InputError(f"field 'priors.cor.{bd.group}': missing (needed by the formula)")
+            cor[block_key(bd)] = lkj_corr(rng, len(bd.names), prior.params["eta"])
+        else:
+            cor[block_key(bd)] = np.eye(len(bd.names))
+    sigma = None
+    if cell.family == "gaussian":
+        if p.sigma is None:
+            raise InputError("field 'priors.sigma': missing (a gaussian model has a residual SD)")
+        sigma = float(p.sigma.draw(rng, 1)[0])
+    return Params(b, sd, cor, sigma)
+
+
+def _group_effects(params: Params, design: Design, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Each block's (J, q) effects: correlated normal with the block's SDs and correlations."""
+    effects = {}
+    for bd in design.blocks:
+        sds = np.array([params.sd[bd.group][t] for t in bd.names])
+        chol = np.linalg.cholesky(params.cor[block_key(bd)])
+        z = rng.standard_normal((bd.n_levels, len(bd.names)))
+        effects[block_key(bd)] = (z @ chol.T) * sds
+    return effects
+
+
+def _linear_predictor(design: Design, params: Params, effects: dict[str, np.ndarray]) -> np.ndarray:
+    beta = np.array([params.b[n] for n in design.x_names])
+    eta = design.X @ beta + design.offset if beta.size else design.offset.copy()
+    for bd in design.blocks:
+        eta = eta + np.einsum("nq,nq->n", bd.X, effects[block_key(bd)][bd.index])
+    return eta
+
+
+def _respond(cell: CellSpec, frame: pd.DataFrame, mu: np.ndarray, sigma, trials, rng) -> None:
+    r = cell.formula.response
+    if cell.family == "gaussian":
+        frame[r.y] = mu + rng.normal(0.0, sigma, len(mu))
+    elif cell.family == "poisson":
+        frame[r.y] = rng.poisson(mu)
+    else:
+        successes = rng.binomial(trials.astype(np.int64), mu)
+        frame[r.y] = successes
+        frame[r.other] = trials.astype(np.int64) if r.kind == "trials" else trials.astype(np.int64) - successes
+
+
+def _truth(cell: CellSpec, design: Design, params: Params, effects, mu_pop: np.ndarray, frame) -> dict[str, float]:
+    truth = {f"b[{n}]": float(v) for n, v in params.b.items()}
+    for g, terms in params.sd.items():
+        truth.update({f"sd[{g}][{t}]": float(v) for t, v in terms.items()})
+    for bd in design.blocks:
+        corr = params.cor[block_key(bd)]
+        if bd.block.correlated:
+            for i, j in itertools.combinations(range(len(bd.names)), 2):
+                truth[f"cor[{bd.group}][{bd.names[i]},{bd.names[j]}]"] = float(corr[i, j])
+        u = effects[block_key(bd)]
+        for lv, level in enumerate(bd.levels):
+            for k, term in enumerate(bd.names):
+                truth[f"r[{bd.group}][{level},{term}]"] = float(u[lv, k])
+    if params.sigma is not None:
+        truth["sigma"] = float(params.sigma)
+    if cell.poststratify:
+        w = frame[cell.poststratify].to_numpy(float)
+        truth["mrp"] = float(np.sum(w * mu_pop) / np.sum(w))
+    return truth
+
+
+def simulate(cell: CellSpec, rng: np.random.Generator, cell_rng: np.random.Generator | None = None) -> Dataset:
+    """Simulate one dataset of `cell`. `cell_rng` (stratified designs) draws what stays fixed across reps."""
+    if cell.design == "cluster" or cell_rng is None:
+        cell_rng = rng
+    frame = _layout_frame(cell, cell_rng)
+    for name in cell.covariates:
+        frame[name] = _draw_covariate(cell, name, frame, rng, cell_rng)
+    trials = None
+    if cell.trials is not None:
+        trials = cell.trials.draw(cell_rng if cell.design == "stratified" else rng, len(frame)).astype(float)
+        if np.any(trials < 0):
+            raise InputError("field 'trials': drew a negative number of trials")
+    design = build_design(cell.formula, cell.family, frame, with_response=False)
+    params = _fixed_params(cell, design) if cell.dgp == "fixed" else _prior_params(cell, design, rng)
+    effects = _group_effects(params, design, cell_rng)
+    mu = inverse_link(cell.link, _linear_predictor(design, params, effects))
+    _respond(cell, frame, mu, params.sigma, trials, rng)
+    truth = _truth(cell, design, params, effects, mu, frame)
+    return Dataset(frame, truth, cell.formula, cell.family, cell.link, cell.scenario, cell.index,
+                   poststratify=cell.poststratify)
+
+
+def dataset_for(scenario: Scenario, cell: int, rep: int, run_seed: int) -> Dataset:
+    """Replication `rep` of `cell`, reproducible alone from the run seed."""
+    spec = scenario.cell(cell)
+    rng = np.random.default_rng(replication_seq(run_seed, scenario.name, cell, rep))
+    cell_rng = np.random.default_rng(cell_seq(run_seed, scenario.name, cell))
+    ds = simulate(spec, rng, cell_rng)
+    ds.rep = rep
+    ds.seed = engine_seed(run_seed, scenario.name, cell, rep)
+    return ds
+
+
+def dry_run(cell: CellSpec) -> None:
+    """Simulate once with a fixed seed so load-time validation catches names derived from the data."""
+    rng = np.random.default_rng(0)
+    simulate(cell, rng, np.random.default_rng(1))

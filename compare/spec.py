@@ -1,0 +1,353 @@
+"""Scenario specs: declarative TOML files, validated on load.
+
+A spec is the "D" of ADEMP: model formula, family, layout of groups, covariate
+distributions, true values (or priors to draw them from) and a grid of factors
+to vary.  A grid key is a dotted path into the spec (`"layout.factors.g" =
+[8, 20, 50]`), so any field can be varied without new code.  Every grid cell
+is validated on load; a bad file raises InputError naming file, field, value.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from compare.distributions import Dist, parse_dist
+from compare.errors import InputError
+from compare.formula import Formula, parse_formula
+
+SCENARIO_DIR = Path(__file__).resolve().parent.parent / "scenarios"
+FAMILIES = {"gaussian": ("identity", "log"), "binomial": ("logit", "probit", "cloglog"), "poisson": ("log",)}
+TOP_KEYS = {"name", "description", "source", "formula", "family", "link", "dgp", "design", "layout",
+            "covariates", "trials", "truth", "priors", "grid", "poststratify"}
+TRUTH_KEYS = {"b", "sd", "cor", "sigma"}
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Rows are the full crossing of the factors' levels, each repeated `size` times."""
+
+    factors: dict[str, list[Any]]
+    size: int | tuple[int, int]
+
+
+@dataclass(frozen=True)
+class Truth:
+    b: dict[str, float]
+    sd: dict[str, dict[str, float]]
+    cor: dict[str, dict[tuple[str, str], float]]
+    sigma: float | None
+
+
+@dataclass(frozen=True)
+class Priors:
+    b: dict[str, Dist]
+    sd: dict[str, dict[str, Dist]]
+    cor: dict[str, Dist]
+    sigma: Dist | None
+
+
+@dataclass(frozen=True)
+class CellSpec:
+    """One grid cell of a scenario, fully resolved and validated."""
+
+    scenario: str
+    index: int
+    factors: dict[str, Any]  # the grid values that define this cell
+    formula: Formula
+    family: str
+    link: str
+    dgp: str
+    design: str
+    layout: Layout
+    covariates: dict[str, Dist]
+    fixed_covariates: frozenset[str]
+    per: dict[str, str]
+    trials: Dist | None
+    truth: Truth
+    priors: Priors | None
+    poststratify: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False)
+
+
+@dataclass
+class Scenario:
+    name: str
+    path: Path
+    description: str
+    source: str
+    base: dict[str, Any]
+    grid: dict[str, list[Any]]
+    cells: list[CellSpec]
+
+    @property
+    def n_cells(self) -> int:
+        return len(self.cells)
+
+    def cell(self, k: int) -> CellSpec:
+        if not 0 <= k < len(self.cells):
+            raise InputError(f"scenario {self.name}: cell {k} is out of range 0..{len(self.cells) - 1}")
+        return self.cells[k]
+
+
+def _fail(where: str, msg: str) -> InputError:
+    return InputError(f"field '{where}': {msg}")
+
+
+def _check_keys(table: Any, allowed: set[str], where: str) -> dict[str, Any]:
+    if not isinstance(table, dict):
+        raise _fail(where, f"expected a table, got {table!r}")
+    for key in table:
+        if key not in allowed:
+            raise _fail(f"{where}.{key}" if where else key, f"unknown key (expected one of {', '.join(sorted(allowed))})")
+    return table
+
+
+def _number(value: Any, where: str, *, lo: float | None = None, hi: float | None = None) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise _fail(where, f"{value!r} is not a number")
+    if lo is not None and value < lo:
+        raise _fail(where, f"{value!r} is below {lo}")
+    if hi is not None and value > hi:
+        raise _fail(where, f"{value!r} is above {hi}")
+    return float(value)
+
+
+def _parse_layout(raw: Any) -> Layout:
+    raw = _check_keys(raw, {"factors", "size"}, "layout")
+    factors_raw = _check_keys(raw.get("factors"), set(raw.get("factors") or {}), "layout.factors")
+    if not factors_raw:
+        raise _fail("layout.factors", "needs at least one factor")
+    factors: dict[str, list[Any]] = {}
+    for name, levels in factors_raw.items():
+        where = f"layout.factors.{name}"
+        if isinstance(levels, int) and not isinstance(levels, bool):
+            if levels < 1:
+                raise _fail(where, f"{levels!r} levels: need at least 1")
+            factors[name] = [f"{name}{i + 1}" for i in range(levels)]
+        elif isinstance(levels, list) and levels:
+            factors[name] = list(levels)
+        else:
+            raise _fail(where, f"{levels!r}: expected a number of levels or a list of labels")
+    size = raw.get("size", 1)
+    if isinstance(size, list):
+        if len(size) != 2 or size[0] < 1 or size[0] > size[1]:
+            raise _fail("layout.size", f"{size!r}: expected [min, max] with 1 <= min <= max")
+        size = (int(size[0]), int(size[1]))
+    elif not isinstance(size, int) or isinstance(size, bool) or size < 1:
+        raise _fail("layout.size", f"{size!r}: expected a positive whole number")
+    return Layout(factors, size)
+
+
+def _parse_covariates(raw: Any, layout: Layout) -> tuple[dict[str, Dist], frozenset[str], dict[str, str]]:
+    raw = _check_keys(raw or {}, set(raw or {}), "covariates")
+    dists, fixed, per = {}, set(), {}
+    for name, spec in raw.items():
+        where = f"covariates.{name}"
+        if name in layout.factors:
+            raise _fail(where, "is also a layout factor")
+        spec = dict(_check_keys(spec, {"dist", "fixed", "per", *_all_params()}, where))
+        if spec.pop("fixed", False):
+            fixed.add(name)
+        if "per" in spec:
+            level = spec.pop("per")
+            if any(part not in layout.factors for part in str(level).split(":")):
+                raise _fail(f"{where}.per", f"{level!r} is not a layout factor")
+            per[name] = str(level)
+        dists[name] = parse_dist(spec, where)
+    return dists, frozenset(fixed), per
+
+
+def _all_params() -> set[str]:
+    from compare.distributions import DISTRIBUTIONS
+
+    return {p for req, opt in DISTRIBUTIONS.values() for p in req + opt}
+
+
+def _parse_truth(raw: Any, family: str) -> Truth:
+    raw = _check_keys(raw or {}, TRUTH_KEYS, "truth")
+    b = {k: _number(v, f"truth.b.{k}") for k, v in _check_keys(raw.get("b", {}), set(raw.get("b", {})), "truth.b").items()}
+    sd: dict[str, dict[str, float]] = {}
+    for g, terms in _check_keys(raw.get("sd", {}), set(raw.get("sd", {})), "truth.sd").items():
+        terms = _check_keys(terms, set(terms) if isinstance(terms, dict) else set(), f"truth.sd.{g}")
+        sd[g] = {t: _number(v, f"truth.sd.{g}.{t}", lo=0) for t, v in terms.items()}
+    cor: dict[str, dict[tuple[str, str], float]] = {}
+    for g, pairs in _check_keys(raw.get("cor", {}), set(raw.get("cor", {})), "truth.cor").items():
+        pairs = _check_keys(pairs, set(pairs) if isinstance(pairs, dict) else set(), f"truth.cor.{g}")
+        cor[g] = {}
+        for pair, v in pairs.items():
+            where = f"truth.cor.{g}.{pair}"
+            names = tuple(p.strip() for p in pair.split(","))
+            if len(names) != 2 and pair != "*":
+                raise _fail(where, "expected a key 'term1,term2' or '*'")
+            cor[g][names if pair != "*" else ("*", "*")] = _number(v, where, lo=-1, hi=1)
+    sigma = raw.get("sigma")
+    if family == "gaussian":
+        if sigma is None:
+            raise _fail("truth.sigma", "a gaussian scenario needs a residual SD (or dgp = 'prior' with priors.sigma)")
+        sigma = _number(sigma, "truth.sigma", lo=0)
+        if sigma == 0:
+            raise _fail("truth.sigma", "0 must be positive")
+    elif sigma is not None:
+        raise _fail("truth.sigma", f"a {family} scenario has no residual SD")
+    return Truth(b, sd, cor, sigma)
+
+
+def _parse_priors(raw: Any) -> Priors:
+    raw = _check_keys(raw, TRUTH_KEYS, "priors")
+    b = {k: parse_dist(v, f"priors.b.{k}") for k, v in _check_keys(raw.get("b", {}), set(raw.get("b", {})), "priors.b").items()}
+    sd = {}
+    for g, terms in _check_keys(raw.get("sd", {}), set(raw.get("sd", {})), "priors.sd").items():
+        sd[g] = {t: parse_dist(v, f"priors.sd.{g}.{t}") for t, v in terms.items()}
+    cor = {g: parse_dist(v, f"priors.cor.{g}") for g, v in raw.get("cor", {}).items()}
+    for g, d in cor.items():
+        if d.kind != "lkj":
+            raise _fail(f"priors.cor.{g}.dist", f"{d.kind!r}: correlations take an lkj prior")
+    sigma = parse_dist(raw["sigma"], "priors.sigma") if "sigma" in raw else None
+    return Priors(b, sd, cor, sigma)
+
+
+def _choice(raw: dict[str, Any], key: str, options: tuple[str, ...], default: str | None = None) -> str:
+    value = raw.get(key, default)
+    if value not in options:
+        raise _fail(key, f"{value!r} is not one of {', '.join(options)}")
+    return value
+
+
+def _resolve_cell(name: str, index: int, factors: dict[str, Any], raw: dict[str, Any]) -> CellSpec:
+    _check_keys(raw, TOP_KEYS, "")
+    if not isinstance(raw.get("formula"), str):
+        raise _fail("formula", f"{raw.get('formula')!r}: expected a formula string")
+    try:
+        formula = parse_formula(raw["formula"])
+    except InputError as exc:
+        raise _fail("formula", str(exc).removeprefix("formula: ")) from None
+    family = _choice(raw, "family", tuple(FAMILIES))
+    link = _choice(raw, "link", FAMILIES[family], FAMILIES[family][0])
+    dgp = _choice(raw, "dgp", ("fixed", "prior"), "fixed")
+    design = _choice(raw, "design", ("cluster", "stratified"), "cluster")
+    if dgp == "prior" and design == "stratified":
+        raise _fail("design", "'stratified' keeps parameters fixed across replications; dgp = 'prior' redraws them")
+    layout = _parse_layout(raw.get("layout"))
+    covariates, fixed, per = _parse_covariates(raw.get("covariates"), layout)
+    trials = None
+    if family == "binomial":
+        if formula.response.kind == "single":
+            raise _fail("formula", f"{formula.text!r}: binomial needs cbind(s, f) or s | trials(n) on the left")
+        trials = parse_dist(raw.get("trials"), "trials")
+    elif formula.response.kind != "single":
+        raise _fail("formula", f"{formula.text!r}: {family} takes a single response column")
+    truth = _parse_truth(raw.get("truth"), family) if dgp == "fixed" else Truth({}, {}, {}, None)
+    priors = _parse_priors(raw["priors"]) if "priors" in raw else None
+    if dgp == "prior" and priors is None:
+        raise _fail("priors", "dgp = 'prior' needs a [priors] table")
+    poststratify = raw.get("poststratify")
+    cell = CellSpec(name, index, factors, formula, family, link, dgp, design, layout, covariates, fixed, per,
+                    trials, truth, priors, poststratify, raw)
+    _check_columns(cell)
+    return cell
+
+
+def _check_columns(cell: CellSpec) -> None:
+    generated = set(cell.layout.factors) | set(cell.covariates) | set(cell.formula.response.columns)
+    for var in sorted(cell.formula.variables):
+        if var not in generated:
+            raise _fail("formula", f"term {var!r} names a column that is not generated (have: {', '.join(sorted(generated))})")
+    if cell.poststratify is not None and cell.poststratify not in cell.covariates:
+        raise _fail("poststratify", f"{cell.poststratify!r} is not a generated covariate")
+
+
+def _set_path(raw: dict[str, Any], dotted: str, value: Any) -> None:
+    keys = dotted.split(".")
+    node = raw
+    for k in keys[:-1]:
+        node = node.setdefault(k, {})
+        if not isinstance(node, dict):
+            raise _fail(f"grid.{dotted}", f"'{k}' is not a table")
+    node[keys[-1]] = value
+
+
+def _grid_cells(grid: dict[str, Any]) -> list[dict[str, Any]]:
+    for key, values in grid.items():
+        if not isinstance(values, list) or not values:
+            raise _fail(f"grid.{key}", f"{values!r}: expected a non-empty list of values")
+    keys = list(grid)
+    return [dict(zip(keys, combo)) for combo in itertools.product(*(grid[k] for k in keys))]
+
+
+def load_scenario(source: str | Path) -> Scenario:
+    """Load a shipped scenario by name, or a spec file by path. Raises InputError naming file and field."""
+    path = Path(source)
+    if not path.suffix:
+        path = SCENARIO_DIR / f"{source}.toml"
+        if not path.exists():
+            known = ", ".join(shipped_scenarios())
+            raise InputError(f"unknown scenario {str(source)!r} (shipped: {known})")
+    if not path.exists():
+        raise InputError(f"{path}: no such spec file")
+    try:
+        raw = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"{path}: not valid TOML: {exc}") from None
+    try:
+        return _build(raw, path)
+    except InputError as exc:
+        raise InputError(f"{path}: {exc}") from None
+
+
+def _build(raw: dict[str, Any], path: Path) -> Scenario:
+    name = raw.get("name", path.stem)
+    grid = raw.get("grid", {})
+    if not isinstance(grid, dict):
+        raise _fail("grid", "expected a table")
+    cells = []
+    for k, overrides in enumerate(_grid_cells(grid)):
+        spec = copy.deepcopy({key: v for key, v in raw.items() if key != "grid"})
+        for dotted, value in overrides.items():
+            _set_path(spec, dotted, value)
+        try:
+            cells.append(_resolve_cell(name, k, overrides, spec))
+        except InputError as exc:
+            label = f"grid cell {k} ({_describe(overrides)}): " if overrides else ""
+            raise InputError(f"{label}{exc}") from None
+    scenario = Scenario(name, path, raw.get("description", ""), raw.get("source", ""), raw, grid, cells)
+    from compare.simulate import dry_run  # the simulator validates names it derives from the data
+
+    for cell in cells:
+        try:
+            dry_run(cell)
+        except InputError as exc:
+            label = f"grid cell {cell.index} ({_describe(cell.factors)}): " if cell.factors else ""
+            raise InputError(f"{label}{exc}") from None
+    return scenario
+
+
+def _describe(factors: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in factors.items())
+
+
+def shipped_scenarios() -> list[str]:
+    return sorted(p.stem for p in SCENARIO_DIR.glob("*.toml"))
+
+
+def correlation_matrix(terms: list[str], cors: dict[tuple[str, str], float], where: str) -> np.ndarray:
+    """Build and check the correlation matrix of one block from its 'a,b' entries ('*' = default)."""
+    default = cors.get(("*", "*"), 0.0)
+    idx = {t: i for i, t in enumerate(terms)}
+    corr = np.full((len(terms), len(terms)), default)
+    np.fill_diagonal(corr, 1.0)
+    for (a, b), v in cors.items():
+        if (a, b) == ("*", "*"):
+            continue
+        if a not in idx or b not in idx or a == b:
+            raise _fail(f"{where}.{a},{b}", f"not a pair of distinct terms of this block ({', '.join(terms)})")
+        corr[idx[a], idx[b]] = corr[idx[b], idx[a]] = v
+    if len(terms) > 1 and np.linalg.eigvalsh(corr).min() <= 1e-10:
+        raise _fail(where, "the correlations do not form a positive-definite matrix")
+    return corr

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Install R + lme4 from Debian (the reference engine) and the rpy2 bridge, when this machine allows it.
+# Without apt-get or root it says so in one line and returns 0: every other engine still works.
+set -u
+PY=${1:-.venv/bin/python}
+if ! command -v R >/dev/null 2>&1 || ! Rscript -e 'quit(status = !requireNamespace("lme4", quietly = TRUE))' >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = "0" ]; then
+    echo "installing R and lme4 from Debian (r-base-core r-cran-lme4) ..."
+    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq r-base-core r-cran-lme4 >/dev/null \
+      || { echo "setup: apt-get could not install R; skipping the lme4 reference engine"; exit 0; }
+  else
+    echo "setup: no apt-get or not root; skipping R and the lme4 reference engine"
+    exit 0
+  fi
+fi
+"$PY" -m pip install -q 'rpy2>=3.5' || echo "setup: rpy2 did not install; the lme4 engine will report itself unavailable"
