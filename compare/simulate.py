@@ -237,6 +237,31 @@ def _truth(cell: CellSpec, design: Design, params: Params, effects, mu_pop: np.n
     return truth
 
 
+def _new_group_truth(cell: CellSpec, design: Design, params: Params, rng) -> dict[str, float]:
+    """Truth for `pred_new[g]`: a realised outcome for a new level of the first block's factor.
+
+    The new group's effects come from the true covariance, at the average covariate row (column
+    means of X and of the block's covariates, mean offset); other factors' effects are zero.
+    Gaussian: a new observation (residual noise included, like posterior_predict); otherwise
+    the expected outcome (probability or rate), since one count says little.
+    """
+    group = design.blocks[0].group
+    beta = np.array([params.b[n] for n in design.x_names])
+    eta = float(design.X.mean(0) @ beta) if beta.size else 0.0
+    eta += float(design.offset.mean())
+    for bd in design.blocks:
+        if bd.group != group:
+            continue
+        sds = np.array([params.sd[group][t] for t in bd.names])
+        u = (np.linalg.cholesky(params.cor[block_key(bd)]) @ rng.standard_normal(len(sds))) * sds
+        eta += float(bd.X.mean(0) @ u)
+    if cell.family == "gaussian":
+        value = eta + rng.normal(0.0, params.sigma)
+    else:
+        value = float(inverse_link(cell.link, np.array([eta]))[0])
+    return {f"pred_new[{group}]": float(value)}
+
+
 def simulate(cell: CellSpec, rng: np.random.Generator, cell_rng: np.random.Generator | None = None) -> Dataset:
     """Simulate one dataset of `cell`. `cell_rng` (stratified designs) draws what stays fixed across reps."""
     if cell.design == "cluster" or cell_rng is None:
@@ -255,6 +280,8 @@ def simulate(cell: CellSpec, rng: np.random.Generator, cell_rng: np.random.Gener
     mu = inverse_link(cell.link, _linear_predictor(design, params, effects))
     _respond(cell, frame, mu, params.sigma, trials, rng)
     truth = _truth(cell, design, params, effects, mu, frame)
+    if design.blocks:
+        truth.update(_new_group_truth(cell, design, params, rng))
     return Dataset(frame, truth, cell.formula, cell.family, cell.link, cell.scenario, cell.index,
                    poststratify=cell.poststratify)
 

@@ -1,0 +1,81 @@
+"""Malformed scenario specs: one line on stderr naming file, field and value; exit status 2."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+GOOD = """
+name = "t"
+formula = "y ~ x + (1 + x | g)"
+family = "gaussian"
+[layout]
+factors = { g = 5 }
+size = 4
+[covariates]
+x = { dist = "normal", mean = 0, sd = 1 }
+[truth]
+b = { Intercept = 1, x = 0.5 }
+sd = { g = { Intercept = 1, x = 0.5 } }
+cor = { g = { "Intercept,x" = 0.3 } }
+sigma = 1
+"""
+
+CASES = {
+    "unknown_family": (('family = "gaussian"', 'family = "gamma"'), ["family", "'gamma'"]),
+    "negative_sd": (("x = 0.5 } }\ncor", "x = -0.5 } }\ncor"), ["truth.sd.g.x", "-0.5"]),
+    "correlation_out_of_range": (('"Intercept,x" = 0.3', '"Intercept,x" = 1.3'), ["truth.cor.g.Intercept,x", "1.3"]),
+    "formula_column_not_generated": (("y ~ x + (1 + x | g)", "y ~ z + (1 + x | g)"), ["formula", "'z'"]),
+    "typo_in_key": (("[layout]\nfactors", "[layout]\nfactor"), ["layout.factor", "unknown key"]),
+    "typo_in_top_key": (('family = "gaussian"', 'family = "gaussian"\nfamly = 1'), ["famly", "unknown key"]),
+    "missing_truth_for_term": (("b = { Intercept = 1, x = 0.5 }", "b = { Intercept = 1 }"), ["truth.b.x", "missing"]),
+    "unknown_distribution": (('dist = "normal"', 'dist = "normall"'), ["covariates.x.dist", "'normall'"]),
+    "bad_grid_value": (("sigma = 1\n", 'sigma = 1\n[grid]\n"truth.sd.g.x" = [0.5, -2]\n'),
+                       ["grid cell 1", "truth.sd.g.x", "-2"]),
+}
+
+
+def _run_simulate(spec: Path, out: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "compare", "simulate", str(spec), "--out", str(out)],
+                          capture_output=True, text=True, cwd=ROOT)
+
+
+def test_good_spec_simulates(tmp_path):
+    spec = tmp_path / "t.toml"
+    spec.write_text(GOOD)
+    res = _run_simulate(spec, tmp_path / "d.csv")
+    assert res.returncode == 0, res.stderr
+    assert (tmp_path / "d.csv").exists() and (tmp_path / "d.json").exists()
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_malformed_spec_is_one_line_exit_2(tmp_path, case):
+    (old, new), expected = CASES[case]
+    assert old in GOOD
+    spec = tmp_path / f"{case}.toml"
+    spec.write_text(GOOD.replace(old, new, 1))
+    res = _run_simulate(spec, tmp_path / "d.csv")
+    assert res.returncode == 2
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1, res.stderr
+    assert str(spec) in lines[0]
+    for part in expected:
+        assert part in lines[0], lines[0]
+    assert not (tmp_path / "d.csv").exists()
+
+
+def test_non_positive_definite_covariance(tmp_path):
+    spec = tmp_path / "npd.toml"
+    three = (GOOD.replace("y ~ x + (1 + x | g)", "y ~ x + z + (1 + x + z | g)")
+             .replace('x = { dist = "normal", mean = 0, sd = 1 }',
+                      'x = { dist = "normal", mean = 0, sd = 1 }\nz = { dist = "normal", mean = 0, sd = 1 }')
+             .replace("b = { Intercept = 1, x = 0.5 }", "b = { Intercept = 1, x = 0.5, z = 0 }")
+             .replace("x = 0.5 } }\ncor", "x = 0.5, z = 1 } }\ncor")
+             .replace('"Intercept,x" = 0.3', '"Intercept,x" = 0.9, "Intercept,z" = 0.9, "x,z" = -0.9'))
+    spec.write_text(three)
+    res = _run_simulate(spec, tmp_path / "d.csv")
+    assert res.returncode == 2
+    assert "positive-definite" in res.stderr and "truth.cor.g" in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
