@@ -99,8 +99,11 @@ class FitResult:
         df = self.params.reindex(columns=PARAM_COLUMNS).copy()
         truth = truth or {}
         df["true"] = df["parameter"].map(truth).astype(float)
-        df["covered"] = (df["lower"] <= df["true"]) & (df["true"] <= df["upper"])
-        df.loc[df["true"].isna() | df["lower"].isna() | df["upper"].isna(), "covered"] = pd.NA
+        for col in ("estimate", "se", "lower", "upper"):
+            df[col] = pd.to_numeric(df[col], errors="coerce").astype(float)
+        covered = ((df["lower"] <= df["true"]) & (df["true"] <= df["upper"])).astype("boolean")
+        covered[df["true"].isna() | df["lower"].isna() | df["upper"].isna()] = pd.NA
+        df["covered"] = covered
         for key, value in self.fit_fields().items():
             df[key] = value
         return df

@@ -1,9 +1,14 @@
 """Engine registry: every module in this package that defines `ESTIMATORS` (a list of Estimator
-subclasses) registers them by name.  A new engine is one new module here and nothing else changes."""
+subclasses) registers them by name.  A new engine is one new module here and nothing else changes.
+
+Engines outside the package (a user's own, or test doubles) are named in the environment variable
+HBENCH_ENGINES as comma-separated importable modules; worker processes inherit it, so spawned and
+Dask workers see the same registry as the parent."""
 
 from __future__ import annotations
 
 import importlib
+import os
 import pkgutil
 from typing import Any
 
@@ -22,10 +27,11 @@ def register(cls: type[Estimator]) -> type[Estimator]:
 def _discover() -> None:
     if _REGISTRY.get("__discovered__"):
         return
-    for info in pkgutil.iter_modules(__path__):
-        if info.name.startswith("_") or info.name == "base":
-            continue
-        module = importlib.import_module(f"{__name__}.{info.name}")
+    names = [f"{__name__}.{i.name}" for i in pkgutil.iter_modules(__path__)
+             if not i.name.startswith("_") and i.name != "base"]
+    names += [m.strip() for m in os.environ.get("HBENCH_ENGINES", "").split(",") if m.strip()]
+    for name in names:
+        module = importlib.import_module(name)
         for cls in getattr(module, "ESTIMATORS", []):
             _REGISTRY.setdefault(cls.name, cls)
     _REGISTRY["__discovered__"] = Estimator  # marker

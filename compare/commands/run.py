@@ -1,0 +1,35 @@
+"""`hbench run SUITE.toml`: run a suite (or resume a killed run) into results/<run_id>/."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from compare.harness import FailSafeTriggered, run as run_suite
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("run", help="run a suite of scenarios x engines x replications")
+    p.add_argument("suite", nargs="?", help="suite file, or a name from scenarios/suites/ (quick, default, paper)")
+    p.add_argument("--reps", type=int, help="replications per cell (overrides the suite)")
+    p.add_argument("--workers", type=int, help="worker processes (default: one per core)")
+    p.add_argument("--seed", type=int, help="run seed (overrides the suite)")
+    p.add_argument("--run-id", help="results/<run-id>/ (default: <suite>-<timestamp>)")
+    p.add_argument("--executor", choices=["local", "dask"], default="local")
+    p.add_argument("--scheduler", help="dask scheduler address (default: a LocalCluster)")
+    p.add_argument("--resume", metavar="RUN_ID", help="complete a run that was interrupted")
+    p.add_argument("--results", default="results", help="results root folder")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(handler=handle)
+
+
+def handle(args: argparse.Namespace) -> int:
+    try:
+        store = run_suite(args.suite, run_id=args.run_id, reps=args.reps, seed=args.seed, workers=args.workers,
+                          executor=args.executor, scheduler=args.scheduler, resume=args.resume,
+                          root=args.results, progress=not args.no_progress)
+    except FailSafeTriggered as exc:
+        print(f"hbench: {exc}. Results so far are kept; fix the cause and resume.", file=sys.stderr)
+        return 1
+    print(f"run {store.run_id}: {len(store.done_keys())} tasks in {store.dir}")
+    return 0

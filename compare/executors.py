@@ -1,0 +1,227 @@
+"""Execution backends: a local pool of worker processes, or a Dask distributed cluster.
+
+Both yield (task, rows) as tasks finish and produce the same rows for the same
+seeds, since both call `tasks.run_task`/`fit_one` on the same Task.
+
+The local pool is our own rather than concurrent.futures: a native abort (nutpie
+can kill its process) breaks a ProcessPoolExecutor for every task in flight,
+and it cannot say which one did it.  Here each worker holds one task at a time
+and reports each engine as it starts, so the parent knows exactly which fit
+crashed or overran its timeout, records that fit as a failure, replaces the
+worker and sends the task's remaining engines to the new one.  Workers prefer
+tasks of the shape they last ran, so compiled models are reused.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import time
+from collections import defaultdict, deque
+from dataclasses import dataclass, field, replace
+from multiprocessing.connection import Connection, wait
+from typing import Iterator
+
+import pandas as pd
+
+from compare.tasks import Task, failure_rows, fit_one, dataset, run_task
+
+
+def _worker_main(conn: Connection) -> None:
+    """Worker loop: receive a task, fit its engines one by one, reporting each start and result."""
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    while True:
+        task = conn.recv()
+        if task is None:
+            return
+        ds = dataset(task)
+        for spec in task.engines:
+            conn.send(("start", spec.name))
+            conn.send(("rows", spec.name, fit_one(task, ds, spec)))
+        conn.send(("done",))
+
+
+@dataclass
+class _Worker:
+    proc: mp.Process
+    conn: Connection
+    task: Task | None = None
+    engine: str | None = None
+    started: float = 0.0
+    last_shape: tuple | None = None
+
+
+@dataclass
+class _Pending:
+    frames: list[pd.DataFrame] = field(default_factory=list)
+
+
+class LocalExecutor:
+    """A pool of `workers` spawned processes with per-fit timeouts and crash recovery."""
+
+    def __init__(self, workers: int, timeout: float) -> None:
+        self.n = max(1, workers)
+        self.timeout = timeout
+        self.ctx = mp.get_context("spawn")
+        self.pool: list[_Worker] = []
+
+    def _spawn(self) -> _Worker:
+        parent, child = self.ctx.Pipe()
+        proc = self.ctx.Process(target=_worker_main, args=(child,), daemon=True)
+        proc.start()
+        child.close()
+        return _Worker(proc, parent)
+
+    def _kill(self, w: _Worker) -> None:
+        if w.proc.is_alive():
+            w.proc.kill()
+        w.proc.join(timeout=5)
+        w.conn.close()
+
+    def run(self, tasks: list[Task]) -> Iterator[tuple[Task, pd.DataFrame]]:
+        queues: dict[tuple, deque[Task]] = defaultdict(deque)
+        for t in tasks:
+            queues[t.shape].append(t)
+        pending: dict[str, _Pending] = {}
+        self.pool = [self._spawn() for _ in range(min(self.n, len(tasks)) or 1)]
+        try:
+            while queues or any(w.task for w in self.pool):
+                for w in self.pool:
+                    if w.task is None and queues:
+                        self._assign(w, queues)
+                yield from self._collect(pending, queues)
+        finally:
+            for w in self.pool:
+                try:
+                    if w.proc.is_alive() and w.task is None:
+                        w.conn.send(None)
+                except (BrokenPipeError, OSError):
+                    pass
+                self._kill(w)
+
+    def _assign(self, w: _Worker, queues: dict[tuple, deque[Task]]) -> None:
+        shape = w.last_shape if w.last_shape in queues else next(iter(queues))
+        task = queues[shape].popleft()
+        if not queues[shape]:
+            del queues[shape]
+        w.task, w.engine, w.started, w.last_shape = task, None, time.perf_counter(), shape
+        w.conn.send(task)
+
+    def _collect(self, pending: dict[str, _Pending], queues) -> Iterator[tuple[Task, pd.DataFrame]]:
+        busy = [w for w in self.pool if w.task is not None]
+        ready = wait([w.conn for w in busy] + [w.proc.sentinel for w in busy], timeout=1.0)
+        for i, w in enumerate(list(self.pool)):
+            if w.task is None:
+                continue
+            if w.conn in ready:
+                try:
+                    while w.conn.poll():
+                        msg = w.conn.recv()
+                        done = self._handle(w, msg, pending)
+                        if done is not None:
+                            yield done
+                            break
+                    continue
+                except (EOFError, OSError):
+                    pass  # the worker died mid-message: treat as a crash below
+            if not w.proc.is_alive() or (w.conn not in ready and w.proc.sentinel in ready):
+                code = w.proc.exitcode
+                yield from self._replace(i, w, "crashed", f"worker process died (exit code {code}) during this fit",
+                                         pending, queues)
+            elif w.engine is not None and time.perf_counter() - w.started > self.timeout:
+                yield from self._replace(i, w, "timeout", f"fit exceeded the {self.timeout:g} s timeout",
+                                         pending, queues)
+
+    def _handle(self, w: _Worker, msg: tuple, pending: dict[str, _Pending]):
+        kind = msg[0]
+        task = w.task
+        if kind == "start":
+            w.engine, w.started = msg[1], time.perf_counter()
+        elif kind == "rows":
+            pending.setdefault(task.key, _Pending()).frames.append(msg[2])
+            w.engine = None
+        elif kind == "done":
+            w.task = None
+            frames = pending.pop(task.key).frames
+            return task, pd.concat(frames, ignore_index=True)
+        return None
+
+    def _replace(self, i: int, w: _Worker, status: str, error: str, pending, queues):
+        """Record the running fit as failed, replace the worker, and requeue the task's remaining engines."""
+        task, engine = w.task, w.engine
+        self._kill(w)
+        self.pool[i] = self._spawn()
+        names = [e.name for e in task.engines]
+        done = len(pending.get(task.key, _Pending()).frames)
+        current = engine or names[done]
+        pending.setdefault(task.key, _Pending()).frames.append(failure_rows(task, None, current, status, error))
+        rest = task.engines[names.index(current) + 1:]
+        if rest:
+            queues.setdefault(("__rest__", task.key), deque()).appendleft(replace(task, engines=rest))
+            return
+        yield task, pd.concat(pending.pop(task.key).frames, ignore_index=True)
+
+
+class DaskExecutor:
+    """Tasks as futures on a dask.distributed cluster (a LocalCluster when no address is given)."""
+
+    def __init__(self, workers: int, timeout: float, scheduler: str | None = None) -> None:
+        self.n = max(1, workers)
+        self.timeout = timeout
+        self.scheduler = scheduler
+
+    def _client(self):
+        import dask
+        from distributed import Client, LocalCluster
+
+        if self.scheduler:
+            return Client(self.scheduler), None
+        dask.config.set({"distributed.scheduler.allowed-failures": 0})
+        cluster = LocalCluster(n_workers=self.n, threads_per_worker=1, processes=True,
+                               dashboard_address=None, silence_logs=40)
+        return Client(cluster), cluster
+
+    def run(self, tasks: list[Task]) -> Iterator[tuple[Task, pd.DataFrame]]:
+        """Keep at most one task per worker thread in flight, so time since submission is running time
+        and the per-fit timeout (times the task's engine count) can be enforced from here."""
+        from distributed import wait as dask_wait
+
+        client, cluster = self._client()
+        try:
+            slots = max(1, sum(client.nthreads().values()))
+            queue, running = deque(tasks), {}
+            while queue or running:
+                while queue and len(running) < slots:
+                    t = queue.popleft()
+                    running[client.submit(run_task, t, key=f"hbench-{t.key}", pure=False)] = (t, time.perf_counter())
+                done, _ = dask_wait(list(running), timeout=1.0, return_when="FIRST_COMPLETED")
+                for future in done:
+                    task, _ = running.pop(future)
+                    yield task, self._rows(future, task)
+                for future, (task, t0) in list(running.items()):
+                    if time.perf_counter() - t0 > len(task.engines) * self.timeout:
+                        running.pop(future)
+                        self._abandon(client, future)
+                        yield task, pd.concat([failure_rows(task, None, e.name, "timeout",
+                                                            f"task exceeded {len(task.engines)} x {self.timeout:g} s on dask")
+                                               for e in task.engines], ignore_index=True)
+        finally:
+            client.close()
+            if cluster is not None:
+                cluster.close()
+
+    @staticmethod
+    def _rows(future, task: Task) -> pd.DataFrame:
+        try:
+            return future.result()
+        except Exception as exc:  # a killed worker, or a task that raised outside fit_one
+            return pd.concat([failure_rows(task, None, e.name, "crashed", f"dask task failed: {type(exc).__name__}: {exc}")
+                              for e in task.engines], ignore_index=True)
+
+    @staticmethod
+    def _abandon(client, future) -> None:
+        """Cancel an overrunning task and restart the worker running it (a thread cannot be stopped)."""
+        holders = [w for w, keys in client.processing().items() if future.key in keys]
+        future.cancel()
+        if holders:
+            client.restart_workers(holders)

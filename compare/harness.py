@@ -1,0 +1,199 @@
+"""The harness: expand a suite into tasks, skip those already stored, run the rest on an executor,
+write each finished task atomically, and stop when a cell's failure rate passes the fail-safe.
+
+Small parts, each testable alone: `tasks.expand` (what to run), `executors` (how), `store.RunStore`
+(where it goes), `FailSafe` (when to give up), `manifest` (what ran it).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import platform
+import subprocess
+from collections import Counter
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from tqdm import tqdm
+
+from compare.errors import InputError
+from compare.executors import DaskExecutor, LocalExecutor
+from compare.store import RESULTS_DIR, RunStore
+from compare.suite import Suite, load_suite
+from compare.tasks import Task, expand
+
+FAILED = ("failed", "timeout", "crashed")
+PACKAGES = ["numpy", "scipy", "pandas", "statsmodels", "pymc", "pytensor", "nutpie", "pystan", "httpstan",
+            "arviz", "formulae", "rpy2", "dask", "distributed"]
+
+
+class FailSafeTriggered(RuntimeError):
+    """A cell's failure rate passed the suite's threshold; the run stopped (resumable)."""
+
+
+@dataclass
+class FailSafe:
+    max_rate: float
+    min_fits: int
+
+    def __post_init__(self) -> None:
+        self.attempts: Counter = Counter()
+        self.failures: Counter = Counter()
+
+    def record(self, rows: pd.DataFrame) -> None:
+        fits = rows.drop_duplicates(["scenario", "cell", "rep", "engine"])
+        for _, r in fits.iterrows():
+            if r["status"] == "skipped":
+                continue
+            key = (r["scenario"], int(r["cell"]), r["engine"])
+            self.attempts[key] += 1
+            self.failures[key] += r["status"] in FAILED
+            if self.attempts[key] >= self.min_fits and self.failures[key] / self.attempts[key] > self.max_rate:
+                s, c, e = key
+                raise FailSafeTriggered(
+                    f"fail-safe: engine {e} failed {self.failures[key]} of {self.attempts[key]} fits in {s} cell {c} "
+                    f"(> {self.max_rate:.0%}); last error: {str(r['error'])[:200]}")
+
+
+def machine() -> dict[str, Any]:
+    cpu = ""
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                   if line.startswith("model name"))
+    except (OSError, StopIteration):
+        cpu = platform.processor()
+    return {"cores": os.cpu_count(), "cpu": cpu, "platform": platform.platform(), "python": platform.python_version()}
+
+
+def versions(engines: list[str]) -> dict[str, str]:
+    out = {}
+    for pkg in PACKAGES:
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            pass
+    if "lme4" in engines:
+        try:
+            r = subprocess.run(["Rscript", "-e", 'cat(R.version.string, "|", as.character(packageVersion("lme4")))'],
+                               capture_output=True, text=True, timeout=60)
+            rv, lme4 = (r.stdout.split("|") + [""])[:2]
+            out["R"], out["lme4"] = rv.strip(), lme4.strip()
+        except (OSError, subprocess.TimeoutExpired):
+            out["R"] = "unavailable"
+    return out
+
+
+def git_commit() -> str:
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                               text=True, timeout=10).stdout.strip()
+        return sha + ("-dirty" if dirty else "") if sha else "unknown"
+    except OSError:
+        return "unknown"
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def new_manifest(suite: Suite, tasks: list[Task], executor: str, workers: int) -> dict[str, Any]:
+    return {"suite": suite.name, "suite_path": str(suite.path) if suite.path else None, "suite_raw": suite.raw,
+            "run_seed": suite.seed, "reps": suite.reps, "level": suite.level, "timeout": suite.timeout,
+            "engines": [{"name": e.name, "settings": e.settings, "only": list(e.only)} for e in suite.engines],
+            "reference": suite.reference, "n_tasks": len(tasks), "executor": executor, "workers": workers,
+            "git_commit": git_commit(), "versions": versions([e.name for e in suite.engines]),
+            "machine": machine(), "started": _now(), "finished": None, "status": "running", "sessions": []}
+
+
+def suite_from_manifest(manifest: dict[str, Any]) -> Suite:
+    from compare.suite import parse_suite
+
+    path = Path(manifest["suite_path"]) if manifest.get("suite_path") else None
+    return parse_suite(manifest["suite_raw"], path, reps=manifest["reps"], seed=manifest["run_seed"])
+
+
+def _executor(kind: str, workers: int, timeout: float, scheduler: str | None):
+    if kind == "local":
+        return LocalExecutor(workers, timeout)
+    if kind == "dask":
+        return DaskExecutor(workers, timeout, scheduler)
+    raise InputError(f"--executor {kind!r}: choose local or dask")
+
+
+def run(suite_path: str | None, *, run_id: str | None = None, reps: int | None = None, seed: int | None = None,
+        workers: int | None = None, executor: str = "local", scheduler: str | None = None,
+        resume: str | None = None, root: Path | str = RESULTS_DIR, progress: bool = True) -> RunStore:
+    """Run (or resume) a suite into results/<run_id>/. Returns the store; raises FailSafeTriggered."""
+    workers = workers or os.cpu_count() or 1
+    if workers < 1:
+        raise InputError(f"--workers {workers}: must be at least 1")
+    if resume:
+        store = RunStore(resume, root)
+        manifest = store.manifest()
+        suite = suite_from_manifest(manifest)
+    else:
+        if suite_path is None:
+            raise InputError("give a suite file, or --resume RUN_ID")
+        suite = load_suite(suite_path, reps=reps, seed=seed)
+        run_id = run_id or f"{suite.name}-{dt.datetime.now():%Y%m%d-%H%M%S}"
+        store = RunStore(run_id, root)
+        manifest = None
+    tasks = expand(suite)
+    if manifest is None:
+        store.create()
+        manifest = new_manifest(suite, tasks, executor, workers)
+    store.acquire()
+    try:
+        manifest["status"] = "running"
+        manifest["sessions"].append({"started": _now(), "executor": executor, "workers": workers})
+        store.write_manifest(manifest)
+        _execute(store, suite, tasks, _executor(executor, workers, suite.timeout, scheduler), progress, manifest)
+    finally:
+        store.release()
+    return store
+
+
+def _execute(store: RunStore, suite: Suite, tasks: list[Task], ex, progress: bool, manifest: dict) -> None:
+    done = store.done_keys()
+    todo = [t for t in tasks if t.key not in done]
+    failsafe = FailSafe(suite.max_failure_rate, suite.min_fits)
+    bar = tqdm(total=len(tasks), initial=len(tasks) - len(todo), disable=not progress, unit="task",
+               desc=store.run_id, dynamic_ncols=True)
+    failed = 0
+    try:
+        for task, rows in ex.run(todo):
+            store.write_part(task.key, rows)
+            fits = rows.drop_duplicates("engine")
+            failed += int(fits["status"].isin(FAILED).sum())
+            bar.update(1)
+            bar.set_postfix(done=bar.n, failed_fits=failed, remaining=bar.total - bar.n)
+            failsafe.record(rows)
+        manifest["status"] = "complete"
+    except FailSafeTriggered:
+        manifest["status"] = "stopped by fail-safe"
+        raise
+    except BaseException:
+        manifest["status"] = "interrupted"
+        raise
+    finally:
+        bar.close()
+        manifest["finished"] = _now()
+        manifest["sessions"][-1]["finished"] = manifest["finished"]
+        store.write_manifest(manifest)
+
+
+def status(run_id: str, root: Path | str = RESULTS_DIR) -> dict[str, Any]:
+    """Progress of a run from its store: tasks done of total, failures by engine."""
+    store = RunStore(run_id, root)
+    manifest = store.manifest()
+    table = store.load()
+    fits = table.drop_duplicates(["scenario", "cell", "rep", "engine"])
+    by_engine = fits.groupby("engine")["status"].value_counts().unstack(fill_value=0) if len(fits) else pd.DataFrame()
+    return {"run_id": run_id, "status": manifest.get("status"), "done": len(store.done_keys()),
+            "total": manifest["n_tasks"], "started": manifest.get("started"), "finished": manifest.get("finished"),
+            "fits_by_engine": by_engine}

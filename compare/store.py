@@ -1,0 +1,149 @@
+"""The results store: `results/<run_id>/` with a manifest and one Parquet part per finished task.
+
+Parts are written atomically (temporary file, then rename), so a killed run
+leaves only whole parts; the set of part names is the set of finished tasks,
+which is all `--resume` needs.  A lock file holding the writer's pid keeps two
+runs out of one directory; a lock whose pid is dead (SIGKILL) is stale and a
+resume may take it over.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from compare.errors import InputError
+
+RESULTS_DIR = Path("results")
+
+# Column order and dtypes of the long results table; parts are cast to this on write and read.
+SCHEMA: dict[str, str] = {
+    "scenario": "string", "cell": "int64", "rep": "int64", "run_seed": "int64", "engine_seed": "int64",
+    "dataset_hash": "string", "engine": "string", "status": "string", "error": "string",
+    "parameter": "string", "estimate": "float64", "se": "float64", "lower": "float64", "upper": "float64",
+    "median": "float64", "lower_t": "float64", "upper_t": "float64", "rhat": "float64", "ess_bulk": "float64",
+    "ess_tail": "float64", "interval": "string", "note": "string", "true": "float64", "covered": "boolean",
+    "sbc_rank": "float64", "sbc_draws": "float64",
+    "converged": "boolean", "singular": "boolean", "corr_at_bound": "boolean", "var_at_zero": "boolean",
+    "loglik": "float64", "loglik_finite": "boolean", "optimizer": "string", "reached_reference_optimum": "boolean",
+    "warnings": "string", "notes": "string", "wall_s": "float64", "compile_s": "float64", "warmup_s": "float64",
+    "sampling_s": "float64", "compile_count": "Int64", "rhat_max": "float64", "ess_bulk_min": "float64",
+    "ess_tail_min": "float64", "divergences": "float64", "treedepth_hits": "float64", "ebfmi_min": "float64",
+    "ess_bulk_per_s": "float64", "extras": "string",
+}
+# Columns that legitimately differ between two runs of the same seeds (clock time).
+TIMING_COLUMNS = ["wall_s", "compile_s", "warmup_s", "sampling_s", "compile_count", "ess_bulk_per_s"]
+
+
+def conform(df: pd.DataFrame) -> pd.DataFrame:
+    """Cast a frame to SCHEMA (missing columns become NA) so every part has the same Arrow schema."""
+    out = pd.DataFrame(index=df.index)
+    for col, dtype in SCHEMA.items():
+        values = df[col] if col in df.columns else pd.Series(pd.NA, index=df.index)
+        if dtype == "boolean":
+            values = values.map(lambda v: pd.NA if v is None or v is pd.NA or (isinstance(v, float) and v != v)
+                                else bool(v), na_action=None)
+        elif dtype == "float64":
+            values = pd.to_numeric(values, errors="coerce")
+        elif dtype == "Int64":
+            values = pd.to_numeric(values, errors="coerce").round()
+        out[col] = values.astype(dtype)
+    return out.reset_index(drop=True)
+
+
+class RunStore:
+    def __init__(self, run_id: str, root: Path | str = RESULTS_DIR) -> None:
+        if not run_id or "/" in run_id or run_id.startswith("."):
+            raise InputError(f"run id {run_id!r}: use letters, digits, '-', '_'")
+        self.run_id = run_id
+        self.dir = Path(root) / run_id
+        self.parts = self.dir / "parts"
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.dir / "manifest.json"
+
+    def exists(self) -> bool:
+        return self.manifest_path.exists()
+
+    def create(self) -> None:
+        """Make the run directory; refuse if it exists (two runs never share one)."""
+        self.dir.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.dir.mkdir()
+        except FileExistsError:
+            raise InputError(f"run {self.run_id!r} already exists in {self.dir.parent}/: "
+                             "choose another --run-id or --resume it") from None
+        self.parts.mkdir()
+
+    def acquire(self) -> None:
+        """Take the writer lock; a live holder means another process is writing this run."""
+        lock = self.dir / "lock"
+        if lock.exists():
+            try:
+                pid = int(lock.read_text().strip() or 0)
+            except ValueError:
+                pid = 0
+            if pid and pid != os.getpid() and _alive(pid):
+                raise InputError(f"run {self.run_id!r} is being written by process {pid}")
+            lock.unlink(missing_ok=True)
+        fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        os.write(fd, str(os.getpid()).encode())
+        os.close(fd)
+
+    def release(self) -> None:
+        (self.dir / "lock").unlink(missing_ok=True)
+
+    def write_manifest(self, manifest: dict[str, Any]) -> None:
+        _atomic_write(self.manifest_path, (json.dumps(manifest, indent=2, default=str) + "\n").encode())
+
+    def manifest(self) -> dict[str, Any]:
+        if not self.exists():
+            raise InputError(f"no run {self.run_id!r} under {self.dir.parent}/")
+        return json.loads(self.manifest_path.read_text())
+
+    def done_keys(self) -> set[str]:
+        return {p.stem for p in self.parts.glob("*.parquet")} if self.parts.exists() else set()
+
+    def write_part(self, key: str, rows: pd.DataFrame) -> None:
+        path = self.parts / f"{key}.parquet"
+        fd, tmp = tempfile.mkstemp(dir=self.parts, prefix=f".{key}.", suffix=".tmp")
+        os.close(fd)
+        try:
+            conform(rows).to_parquet(tmp, index=False)
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+
+    def load(self) -> pd.DataFrame:
+        """The whole long table, sorted so that two runs of the same seeds compare equal."""
+        files = sorted(self.parts.glob("*.parquet"))
+        if not files:
+            return conform(pd.DataFrame(columns=list(SCHEMA)))
+        df = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
+        df = conform(df)
+        return df.sort_values(["scenario", "cell", "rep", "engine", "parameter"], na_position="first",
+                              kind="stable").reset_index(drop=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+    os.replace(tmp, path)

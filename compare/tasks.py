@@ -1,0 +1,148 @@
+"""Tasks: one (scenario, cell, replication) with the engines to fit on its dataset, and running one.
+
+A task simulates its dataset once from its own seed and fits every engine on
+it, so engines are always compared on identical data.  Estimators are cached
+per worker process (`_ESTIMATORS`), so compiled models survive across tasks.
+Nothing here knows about pools, stores or progress bars.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+
+from compare.estimators import get_estimator
+from compare.estimators.base import Estimator
+from compare.fitresult import parameter_class
+from compare.simulate import Dataset, dataset_for
+from compare.spec import Scenario, load_scenario
+from compare.suite import EngineSpec, Suite
+
+_SCENARIOS: dict[str, Scenario] = {}
+_ESTIMATORS: dict[str, Estimator] = {}
+
+
+@dataclass(frozen=True)
+class Task:
+    scenario: str
+    spec_path: str
+    cell: int
+    rep: int
+    run_seed: int
+    engines: tuple[EngineSpec, ...] = field(default_factory=tuple)
+
+    @property
+    def key(self) -> str:
+        return f"{self.scenario}__c{self.cell}__r{self.rep}"
+
+    @property
+    def shape(self) -> tuple[str, int]:
+        """Tasks of one shape reuse the same compiled models."""
+        return (self.scenario, self.cell)
+
+
+def expand(suite: Suite) -> list[Task]:
+    """Scenario grid x replications, each task carrying the engines that run on that scenario."""
+    tasks = []
+    for spec in suite.scenarios:
+        engines = tuple(e for e in suite.engines if e.runs_on(spec.scenario.name))
+        if not engines:
+            continue
+        for cell in spec.cells:
+            for rep in range(spec.reps):
+                tasks.append(Task(spec.scenario.name, str(spec.scenario.path), cell, rep, suite.seed, engines))
+    return tasks
+
+
+def _scenario(task: Task) -> Scenario:
+    if task.spec_path not in _SCENARIOS:
+        _SCENARIOS[task.spec_path] = load_scenario(task.spec_path)
+    return _SCENARIOS[task.spec_path]
+
+
+def estimator(spec: EngineSpec) -> Estimator:
+    """The worker's cached instance for an engine and its settings."""
+    key = f"{spec.name}:{json.dumps(spec.settings, sort_keys=True)}"
+    if key not in _ESTIMATORS:
+        _ESTIMATORS[key] = get_estimator(spec.name, **spec.settings)
+    return _ESTIMATORS[key]
+
+
+def dataset(task: Task) -> Dataset:
+    return dataset_for(_scenario(task), task.cell, task.rep, task.run_seed)
+
+
+def _base(task: Task, ds: Dataset, engine: str, status: str, error: str = "") -> dict[str, Any]:
+    return {"scenario": task.scenario, "cell": task.cell, "rep": task.rep, "run_seed": task.run_seed,
+            "engine_seed": ds.seed, "dataset_hash": ds.hash, "engine": engine, "status": status, "error": error or None}
+
+
+def failure_rows(task: Task, ds: Dataset | None, engine: str, status: str, error: str) -> pd.DataFrame:
+    """One row recording a fit that did not produce estimates (raised, NaN, timed out, crashed, skipped)."""
+    if ds is None:
+        ds = dataset(task)
+    return pd.DataFrame([_base(task, ds, engine, status, error)])
+
+
+def _sbc(rows: pd.DataFrame, draws: dict[str, np.ndarray] | None) -> None:
+    """Rank of the truth among thinned posterior draws (simulation-based calibration), computed here
+    so that engines never see the truth."""
+    rows["sbc_rank"] = math.nan
+    rows["sbc_draws"] = math.nan
+    if not draws:
+        return
+    for i, (name, true) in enumerate(zip(rows["parameter"], rows["true"])):
+        d = draws.get(name)
+        if d is not None and np.isfinite(true):
+            rows.loc[rows.index[i], "sbc_rank"] = float(np.sum(np.asarray(d) < true))
+            rows.loc[rows.index[i], "sbc_draws"] = float(len(d))
+
+
+def fit_one(task: Task, ds: Dataset, spec: EngineSpec) -> pd.DataFrame:
+    """Fit one engine on the task's dataset; every outcome becomes rows, never an exception."""
+    try:
+        est = estimator(spec)
+        for check in (est.available(), est.supports(ds.model)):
+            if not check:
+                return failure_rows(task, ds, spec.name, "skipped", check.reason)
+        return _fit_rows(task, ds, spec, est)
+    except Exception as exc:  # a failing fit is a result, recorded with its seed
+        detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+        return failure_rows(task, ds, spec.name, "failed", detail)
+
+
+def _fit_rows(task: Task, ds: Dataset, spec: EngineSpec, est: Estimator) -> pd.DataFrame:
+    start = time.perf_counter()
+    result = est.fit(ds)
+    elapsed = time.perf_counter() - start
+    if not math.isfinite(result.wall_s):
+        result.wall_s = elapsed
+    draws = result.extras.pop("draws", None)
+    rows = result.rows(ds.truth)
+    core = rows[rows["parameter"].map(parameter_class).isin(["b", "sd", "sigma"])]
+    if len(core) and core["estimate"].isna().all():
+        return failure_rows(task, ds, spec.name, "failed", "returned NaN for every fixed effect and SD")
+    _sbc(rows, draws)
+    rows["extras"] = json.dumps(result.extras, default=float, sort_keys=True)
+    base = _base(task, ds, spec.name, "ok")
+    for k, v in base.items():
+        rows[k] = v
+    return rows
+
+
+def run_task(task: Task, on_start: Callable[[str], None] | None = None) -> pd.DataFrame:
+    """Simulate the task's dataset once and fit every engine on it."""
+    ds = dataset(task)
+    frames = []
+    for spec in task.engines:
+        if on_start:
+            on_start(spec.name)
+        frames.append(fit_one(task, ds, spec))
+    return pd.concat(frames, ignore_index=True)
