@@ -1,0 +1,138 @@
+"""Pieces shared by the frequentist engines (MixedLM, BayesMixedGLM, lme4): interval rows in the
+common naming convention, warning capture and the t(J-1) degrees of freedom.
+
+Kept out of the registry (leading underscore): it defines no engine.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+from compare.design import Design
+from compare.fitresult import name_b, name_cor, name_r, name_sd
+
+Z95 = float(stats.norm.ppf(0.975))
+NAN = math.nan
+
+
+def t_df(design: Design) -> int:
+    """Degrees of freedom of the t(J-1) interval: J = the fewest levels of any grouping factor.
+
+    With several factors the smallest J is the conservative choice (the seed's argument is about
+    the number of groups informing the intercept's variance)."""
+    if not design.blocks:
+        return max(design.n - design.X.shape[1], 1)
+    return max(min(b.n_levels for b in design.blocks) - 1, 1)
+
+
+def fixed_rows(names: list[str], est: np.ndarray, se: np.ndarray, df: int) -> list[dict[str, Any]]:
+    """b[...] rows with a Wald z interval (lower/upper) and a t(df) interval (lower_t/upper_t)."""
+    tq = float(stats.t.ppf(0.975, df))
+    rows = []
+    for name, b, s in zip(names, np.asarray(est, float), np.asarray(se, float), strict=True):
+        rows.append({"parameter": name_b(name), "estimate": b, "se": s, "lower": b - Z95 * s,
+                     "upper": b + Z95 * s, "lower_t": b - tq * s, "upper_t": b + tq * s,
+                     "interval": "wald-z"})
+    return rows
+
+
+def sd_row(group: str, term: str, sd: float, se_log: float, how: str = "wald-log-sd",
+           note: str | None = None) -> dict[str, Any]:
+    """sd[g][term] with a Wald interval on the log-SD scale (SE of the SD is sd * se_log)."""
+    ok = np.isfinite(se_log) and sd > 0
+    lo, hi = (sd * math.exp(-Z95 * se_log), sd * math.exp(Z95 * se_log)) if ok else (NAN, NAN)
+    row = {"parameter": name_sd(group, term), "estimate": sd, "se": sd * se_log if ok else NAN,
+           "lower": lo, "upper": hi, "interval": how if ok else "none"}
+    if not ok:
+        row["note"] = note or "no finite SE for this variance parameter (estimate at or near zero?)"
+    return row
+
+
+def cor_row(group: str, a: str, b: str, r: float, se_r: float, note: str | None = None) -> dict[str, Any]:
+    """cor[g][a,b] with a Wald interval on Fisher's atanh scale (keeps it inside (-1, 1))."""
+    ok = np.isfinite(se_r) and abs(r) < 1
+    row = {"parameter": name_cor(group, a, b), "estimate": r, "se": se_r if ok else NAN,
+           "lower": NAN, "upper": NAN, "interval": "wald-atanh" if ok else "none"}
+    if ok:
+        z, sz = math.atanh(r), se_r / (1 - r * r)
+        row["lower"], row["upper"] = math.tanh(z - Z95 * sz), math.tanh(z + Z95 * sz)
+    else:
+        row["note"] = note or "no finite SE for this correlation (at the boundary?)"
+    return row
+
+
+def group_effect_rows(group: str, levels: list[str], terms: list[str], values: np.ndarray,
+                      sds: np.ndarray | None, note: str | None = None) -> list[dict[str, Any]]:
+    """r[g][level,term] rows: conditional mode/mean with a normal interval from the conditional SD."""
+    rows = []
+    for i, level in enumerate(levels):
+        for k, term in enumerate(terms):
+            est = float(values[i, k])
+            s = float(sds[i, k]) if sds is not None else NAN
+            row = {"parameter": name_r(group, level, term), "estimate": est, "se": s,
+                   "lower": est - Z95 * s, "upper": est + Z95 * s,
+                   "interval": "conditional-sd" if np.isfinite(s) else "none"}
+            if not np.isfinite(s):
+                row["note"] = note or "no conditional SD from this engine"
+            rows.append(row)
+    return rows
+
+
+def cov_blocks_to_rows(group: str, terms: list[str], cov: np.ndarray, cov_se: np.ndarray | None,
+                       how: str = "wald-log-sd") -> list[dict[str, Any]]:
+    """sd and cor rows of one block from its covariance matrix and, optionally, the covariance of the
+    packed lower triangle (row-major tril order, variance units) for delta-method SEs."""
+    q = len(terms)
+    sds = np.sqrt(np.clip(np.diag(cov), 0, None))
+    tril = list(zip(*np.tril_indices(q), strict=True))
+    pos = {ij: k for k, ij in enumerate(tril)}
+    rows = []
+    for i, term in enumerate(terms):
+        var = cov[i, i]
+        se_var = math.sqrt(cov_se[pos[(i, i)], pos[(i, i)]]) if cov_se is not None else NAN
+        se_log = se_var / (2 * var) if var > 0 else NAN
+        rows.append(sd_row(group, term, float(sds[i]), se_log, how))
+    for i in range(q):
+        for j in range(i):
+            r = cov[i, j] / (sds[i] * sds[j]) if sds[i] > 0 and sds[j] > 0 else NAN
+            se_r = NAN
+            if cov_se is not None and np.isfinite(r):
+                grad = np.zeros(len(tril))  # d r / d (v_jj, v_ij, v_ii)
+                grad[pos[(i, j)]] = 1 / (sds[i] * sds[j])
+                grad[pos[(i, i)]] = -0.5 * r / cov[i, i]
+                grad[pos[(j, j)]] = -0.5 * r / cov[j, j]
+                var_r = float(grad @ cov_se @ grad)
+                se_r = math.sqrt(var_r) if var_r >= 0 else NAN
+            rows.append(cor_row(group, terms[j], terms[i], float(r), se_r))
+    return rows
+
+
+@contextmanager
+def captured_warnings() -> Iterator[list[str]]:
+    """Collect every warning raised inside the block as 'Category: message' text."""
+    texts: list[str] = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield texts
+    texts.extend(f"{w.category.__name__}: {w.message}" for w in caught)
+
+
+def timed(func: Callable[[], Any]) -> tuple[Any, float]:
+    start = time.perf_counter()
+    out = func()
+    return out, time.perf_counter() - start
+
+
+def mrp_row(weights: np.ndarray, p_hat: np.ndarray) -> dict[str, Any]:
+    """Plug-in poststratified mean: no interval (a frequentist fit gives no joint uncertainty for it)."""
+    est = float(np.sum(weights * p_hat) / np.sum(weights))
+    return {"parameter": "mrp", "estimate": est, "se": NAN, "lower": NAN, "upper": NAN,
+            "interval": "none", "note": "plug-in estimate from the fitted expected outcomes; no interval"}
