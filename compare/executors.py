@@ -31,7 +31,10 @@ def _worker_main(conn: Connection) -> None:
     """Worker loop: receive a task, fit its engines one by one, reporting each start and result."""
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     while True:
-        task = conn.recv()
+        try:
+            task = conn.recv()
+        except (EOFError, OSError):  # the parent is gone (killed): nothing left to do
+            return
         if task is None:
             return
         ds = dataset(task)
@@ -194,7 +197,10 @@ class DaskExecutor:
                 while queue and len(running) < slots:
                     t = queue.popleft()
                     running[client.submit(run_task, t, key=f"hbench-{t.key}", pure=False)] = (t, time.perf_counter())
-                done, _ = dask_wait(list(running), timeout=1.0, return_when="FIRST_COMPLETED")
+                try:
+                    done, _ = dask_wait(list(running), timeout=1.0, return_when="FIRST_COMPLETED")
+                except TimeoutError:  # distributed raises rather than returning an empty set
+                    done = []
                 for future in done:
                     task, _ = running.pop(future)
                     yield task, self._rows(future, task)

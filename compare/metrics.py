@@ -1,0 +1,257 @@
+"""Performance measures with Monte Carlo standard errors (Morris, White & Crowther 2019, Table 6),
+computed from the results table only, never by refitting.
+
+One small function per measure returns (estimate, MCSE), like rsimsum's performance.R, so each can be
+checked against a hand computation.  `est` are the estimates over replications, `true` the truth
+(constant under a fixed DGP; per replication under a prior DGP or for group effects, which is why
+bias works with est - true), `se` the model SEs, `lower`/`upper` the intervals.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+Pair = tuple[float, float]
+NAN: Pair = (math.nan, math.nan)
+
+
+def bias(est: np.ndarray, true: np.ndarray) -> Pair:
+    """mean(est - true); MCSE sqrt(sum((d - mean d)^2) / (n (n - 1)))."""
+    d = est - true
+    n = d.size
+    if n < 2:
+        return NAN
+    return float(d.mean()), float(np.sqrt(((d - d.mean()) ** 2).sum() / (n * (n - 1))))
+
+
+def relative_bias(est: np.ndarray, true: np.ndarray) -> Pair:
+    """bias / true, defined when the truth is one non-zero constant."""
+    if true.size < 2 or not np.all(true == true[0]) or true[0] == 0:
+        return NAN
+    b, m = bias(est, true)
+    return b / true[0], m / abs(true[0])
+
+
+def empirical_se(est: np.ndarray) -> Pair:
+    """sd(est); MCSE EmpSE / sqrt(2 (n - 1))."""
+    n = est.size
+    if n < 2:
+        return NAN
+    emp = float(est.std(ddof=1))
+    return emp, emp / math.sqrt(2 * (n - 1))
+
+
+def mse(est: np.ndarray, true: np.ndarray) -> Pair:
+    """mean((est - true)^2); MCSE sqrt(sum(((est - true)^2 - MSE)^2) / (n (n - 1)))."""
+    sq = (est - true) ** 2
+    n = sq.size
+    if n < 2:
+        return NAN
+    m = float(sq.mean())
+    return m, float(np.sqrt(((sq - m) ** 2).sum() / (n * (n - 1))))
+
+
+def rmse(est: np.ndarray, true: np.ndarray) -> Pair:
+    """sqrt(MSE); MCSE by the delta method, MCSE(MSE) / (2 RMSE)."""
+    m, s = mse(est, true)
+    if not m > 0:
+        return (math.sqrt(m), math.nan) if m == 0 else NAN
+    r = math.sqrt(m)
+    return r, s / (2 * r)
+
+
+def model_se(se: np.ndarray) -> Pair:
+    """sqrt(mean(se^2)); MCSE sqrt(var(se^2) / (4 n ModSE^2))."""
+    n = se.size
+    if n < 2:
+        return NAN
+    mod = math.sqrt(float((se**2).mean()))
+    if mod == 0:
+        return mod, math.nan
+    return mod, math.sqrt(float((se**2).var(ddof=1)) / (4 * n * mod**2))
+
+
+def relative_error_model_se(est: np.ndarray, se: np.ndarray) -> Pair:
+    """100 (ModSE / EmpSE - 1); MCSE 100 (ModSE/EmpSE) sqrt(var(se^2) / (4 n ModSE^4) + 1 / (2 (n - 1)))."""
+    n = se.size
+    emp, _ = empirical_se(est)
+    mod, _ = model_se(se)
+    if n < 2 or not emp > 0 or not mod > 0:
+        return NAN
+    ratio = mod / emp
+    mcse = 100 * ratio * math.sqrt(float((se**2).var(ddof=1)) / (4 * n * mod**4) + 1 / (2 * (n - 1)))
+    return 100 * (ratio - 1), mcse
+
+
+def proportion(hits: np.ndarray) -> Pair:
+    """A rate and its binomial MCSE sqrt(p (1 - p) / n)."""
+    n = hits.size
+    if n == 0:
+        return NAN
+    p = float(np.mean(hits))
+    return p, math.sqrt(p * (1 - p) / n)
+
+
+def coverage(lower: np.ndarray, upper: np.ndarray, true: np.ndarray) -> Pair:
+    return proportion((lower <= true) & (true <= upper))
+
+
+def bias_eliminated_coverage(lower: np.ndarray, upper: np.ndarray, est: np.ndarray) -> Pair:
+    """Coverage of mean(est) instead of the truth: separates bias from interval width."""
+    centre = est.mean()
+    return proportion((lower <= centre) & (centre <= upper))
+
+
+def rejection(lower: np.ndarray, upper: np.ndarray, null: float = 0.0) -> Pair:
+    """Share of intervals excluding the null value: power, or type I error when the truth is the null."""
+    return proportion((lower > null) | (upper < null))
+
+
+def relative_precision(est_a: np.ndarray, est_b: np.ndarray) -> Pair:
+    """100 ((EmpSE_b / EmpSE_a)^2 - 1): % gain in precision of A over reference B, on paired replications;
+    MCSE 200 (EmpSE_b / EmpSE_a)^2 sqrt((1 - rho^2) / (n - 1)), rho the correlation of the two estimates."""
+    n = est_a.size
+    if n < 3:
+        return NAN
+    ea, eb = est_a.std(ddof=1), est_b.std(ddof=1)
+    if not ea > 0 or not eb > 0:
+        return NAN
+    rho = float(np.corrcoef(est_a, est_b)[0, 1])
+    ratio2 = (eb / ea) ** 2
+    return 100 * (ratio2 - 1), 200 * ratio2 * math.sqrt(max(0.0, 1 - rho**2) / (n - 1))
+
+
+def sbc_uniformity(ranks: np.ndarray, n_draws: int, bins: int | None = None) -> tuple[float, float, int]:
+    """Chi-square test that SBC ranks (0..n_draws) are uniform; returns (statistic, p-value, bins).
+
+    Bins are equal-width over the n_draws + 1 possible ranks, as many as keep >= 5 expected per bin
+    (at most 20)."""
+    n = ranks.size
+    if n < 10:
+        return math.nan, math.nan, 0
+    bins = bins or int(max(2, min(20, n // 5, n_draws + 1)))
+    edges = np.linspace(0, n_draws + 1, bins + 1)
+    counts, _ = np.histogram(ranks, bins=edges)
+    expected = n * np.diff(edges) / (n_draws + 1)
+    stat = float(((counts - expected) ** 2 / expected).sum())
+    return stat, float(stats.chi2.sf(stat, bins - 1)), bins
+
+
+# ---- tables ---------------------------------------------------------------------------------------
+
+PARAM_KEYS = ["scenario", "cell", "engine", "parameter"]
+FIT_KEYS = ["scenario", "cell", "engine"]
+FAILED = ("failed", "timeout", "crashed")
+
+
+def _measures(g: pd.DataFrame) -> dict[str, float]:
+    ok = g[g["estimate"].notna()]
+    est, true = ok["estimate"].to_numpy(float), ok["true"].to_numpy(float)
+    has_truth = np.isfinite(true)
+    out: dict[str, float] = {"n": float(len(ok))}
+
+    def put(name: str, pair: Pair) -> None:
+        out[name], out[f"{name}_mcse"] = pair
+
+    e_t, t_t = est[has_truth], true[has_truth]
+    put("bias", bias(e_t, t_t))
+    put("relative_bias", relative_bias(e_t, t_t))
+    put("empse", empirical_se(est))
+    put("mse", mse(e_t, t_t))
+    put("rmse", rmse(e_t, t_t))
+    se = ok["se"].to_numpy(float)
+    se_ok = np.isfinite(se)
+    put("modse", model_se(se[se_ok]) if se_ok.all() else NAN)
+    put("relerr_modse", relative_error_model_se(est, se) if se_ok.all() else NAN)
+    lo, hi = ok["lower"].to_numpy(float), ok["upper"].to_numpy(float)
+    iv = np.isfinite(lo) & np.isfinite(hi)
+    put("coverage", coverage(lo[iv & has_truth], hi[iv & has_truth], true[iv & has_truth]))
+    put("be_coverage", bias_eliminated_coverage(lo[iv], hi[iv], est) if iv.any() else NAN)
+    put("rejection", rejection(lo[iv], hi[iv]))
+    if "lower_t" in ok and ok["lower_t"].notna().any():
+        lt, ut = ok["lower_t"].to_numpy(float), ok["upper_t"].to_numpy(float)
+        tv = np.isfinite(lt) & np.isfinite(ut) & has_truth
+        put("coverage_t", coverage(lt[tv], ut[tv], true[tv]))
+    out["true_mean"] = float(np.mean(t_t)) if t_t.size else math.nan
+    return out
+
+
+def performance(table: pd.DataFrame) -> pd.DataFrame:
+    """Per (scenario, cell, engine, parameter): every measure and its MCSE, from successful fits."""
+    ok = table[(table["status"] == "ok") & table["parameter"].notna()]
+    if ok.empty:
+        return pd.DataFrame(columns=PARAM_KEYS)
+    rows = [{**dict(zip(PARAM_KEYS, key)), **_measures(g)} for key, g in ok.groupby(PARAM_KEYS, sort=True)]
+    return pd.DataFrame(rows)
+
+
+def precision_vs(table: pd.DataFrame, reference: str) -> pd.DataFrame:
+    """Relative precision of every engine against `reference`, on the replications both fitted."""
+    ok = table[(table["status"] == "ok") & table["parameter"].notna() & table["estimate"].notna()]
+    wide = ok.pivot_table(index=["scenario", "cell", "parameter", "rep"], columns="engine", values="estimate")
+    if reference not in wide.columns:
+        return pd.DataFrame(columns=PARAM_KEYS + ["relprec", "relprec_mcse"])
+    rows = []
+    for (scenario, cell, parameter), g in wide.groupby(level=[0, 1, 2]):
+        for engine in wide.columns:
+            if engine == reference:
+                continue
+            pair = g[[engine, reference]].dropna()
+            value, mcse = relative_precision(pair[engine].to_numpy(), pair[reference].to_numpy())
+            rows.append({"scenario": scenario, "cell": cell, "engine": engine, "parameter": parameter,
+                         "reference": reference, "relprec": value, "relprec_mcse": mcse, "n_paired": len(pair)})
+    return pd.DataFrame(rows)
+
+
+def _rate(put, name: str, flags: pd.Series) -> None:
+    put(name, proportion(flags.dropna().astype(bool).to_numpy()) if flags.notna().any() else NAN)
+
+
+def fit_summary(table: pd.DataFrame) -> pd.DataFrame:
+    """Per (scenario, cell, engine): failure, singular, boundary, convergence, reference-optimum and sampler
+    rates with binomial MCSE, and runtime quantiles. Skipped fits (engine cannot express the model) are
+    counted apart, not as failures."""
+    fits = table.drop_duplicates(["scenario", "cell", "rep", "engine"])
+    rows = []
+    for key, g in fits.groupby(FIT_KEYS, sort=True):
+        out: dict[str, float] = dict(zip(FIT_KEYS, key))
+        attempted = g[g["status"] != "skipped"]
+        ok = g[g["status"] == "ok"]
+        out.update({"fits": float(len(attempted)), "ok": float(len(ok)), "skipped": float((g["status"] == "skipped").sum())})
+
+        def put(name: str, pair: Pair) -> None:
+            out[name], out[f"{name}_mcse"] = pair
+
+        put("failure_rate", proportion(attempted["status"].isin(FAILED).to_numpy()) if len(attempted) else NAN)
+        _rate(put, "singular_rate", ok["singular"])
+        _rate(put, "corr_at_bound_rate", ok["corr_at_bound"])
+        _rate(put, "var_at_zero_rate", ok["var_at_zero"])
+        _rate(put, "nonconvergence_rate", ~ok["converged"].astype("boolean"))
+        _rate(put, "reached_reference_rate", ok["reached_reference_optimum"])
+        if ok["divergences"].notna().any():
+            _rate(put, "divergent_fit_rate", (ok["divergences"] > 0).where(ok["divergences"].notna()))
+            _rate(put, "rhat_gt_101_rate", (ok["rhat_max"] > 1.01).where(ok["rhat_max"].notna()))
+            out["ess_bulk_per_s_median"] = float(ok["ess_bulk_per_s"].median())
+        wall = ok["wall_s"].dropna()
+        for q, label in ((0.1, "wall_s_q10"), (0.5, "wall_s_median"), (0.9, "wall_s_q90")):
+            out[label] = float(wall.quantile(q)) if len(wall) else math.nan
+        out["compile_s_total"] = float(ok["compile_s"].fillna(0).sum())
+        out["compile_count_total"] = float(ok["compile_count"].fillna(0).sum())
+        rows.append(out)
+    return pd.DataFrame(rows)
+
+
+def sbc_summary(table: pd.DataFrame) -> pd.DataFrame:
+    """Per (scenario, cell, engine, parameter) of prior-DGP runs: SBC rank uniformity (chi-square)."""
+    have = table[table["sbc_rank"].notna()]
+    rows = []
+    for key, g in have.groupby(PARAM_KEYS, sort=True):
+        n_draws = int(g["sbc_draws"].max())
+        stat, p, bins = sbc_uniformity(g["sbc_rank"].to_numpy(float), n_draws)
+        rows.append({**dict(zip(PARAM_KEYS, key)), "n": len(g), "draws": n_draws, "bins": bins,
+                     "chi2": stat, "p_value": p})
+    return pd.DataFrame(rows)

@@ -1,0 +1,140 @@
+"""The harness end to end, with test-double engines (tests/doubles.py, registered via HBENCH_ENGINES).
+
+Checks: identical results whichever executor and worker count; resume after SIGKILL equals an
+uninterrupted run; failing, crashing and hanging engines become failure rows and the run completes;
+the fail-safe stops a run; bad suites are one-line errors with exit 2 and write nothing."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from compare.store import TIMING_COLUMNS, RunStore
+
+ROOT = Path(__file__).resolve().parent.parent
+ENV = {**os.environ, "HBENCH_ENGINES": "tests.doubles", "PYTHONPATH": str(ROOT)}
+os.environ["HBENCH_ENGINES"] = "tests.doubles"
+
+SUITE = """
+name = "t"
+seed = 5
+reps = {reps}
+timeout = {timeout}
+[[scenario]]
+name = "varying_intercept"
+cells = [0, 4]
+[[scenario]]
+name = "seed_slopes"
+cells = [0]
+{engines}
+"""
+OLS = '[[engine]]\nname = "ols-double"\n'
+
+
+def write_suite(tmp: Path, reps=3, timeout=30, engines=OLS, name="s.toml") -> Path:
+    path = tmp / name
+    path.write_text(SUITE.format(reps=reps, timeout=timeout, engines=engines))
+    return path
+
+
+def hbench(tmp: Path, *args: str, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "compare", *args, "--results", str(tmp / "results")],
+                          capture_output=True, text=True, cwd=tmp, env=ENV, **kw)
+
+
+def table(tmp: Path, run_id: str) -> pd.DataFrame:
+    return RunStore(run_id, tmp / "results").load().drop(columns=TIMING_COLUMNS)
+
+
+def test_same_results_whatever_the_executor_and_worker_count(tmp_path):
+    suite = write_suite(tmp_path, engines=OLS + '[[engine]]\nname = "failing-double"\nsettings = { fail_reps = [1] }\n')
+    for run_id, extra in (("one", ["--workers", "1"]), ("two", ["--workers", "2"]),
+                          ("dask", ["--workers", "2", "--executor", "dask"])):
+        res = hbench(tmp_path, "run", str(suite), "--run-id", run_id, "--no-progress", *extra)
+        assert res.returncode == 0, res.stderr[-2000:]
+    one = table(tmp_path, "one")
+    assert len(one[one["status"] == "ok"]) > 0 and (one["status"] == "failed").sum() == 3
+    pd.testing.assert_frame_equal(one, table(tmp_path, "two"))
+    pd.testing.assert_frame_equal(one, table(tmp_path, "dask"))
+
+
+def test_failures_crashes_and_timeouts_become_rows_and_the_run_completes(tmp_path):
+    engines = (OLS + '[[engine]]\nname = "crashing-double"\nsettings = { crash_reps = [1] }\n'
+               '[[engine]]\nname = "sleepy-double"\nsettings = { slow_reps = [2], sleep = 60 }\n')
+    suite = write_suite(tmp_path, reps=3, timeout=4, engines=engines)
+    res = hbench(tmp_path, "run", str(suite), "--run-id", "r", "--no-progress", "--workers", "2")
+    assert res.returncode == 0, res.stderr[-2000:]
+    t = RunStore("r", tmp_path / "results").load()
+    fits = t.drop_duplicates(["scenario", "cell", "rep", "engine"])
+    status = fits.groupby(["engine", "status"]).size().to_dict()
+    assert status == {("ols-double", "ok"): 9, ("crashing-double", "ok"): 6, ("crashing-double", "crashed"): 3,
+                      ("sleepy-double", "ok"): 6, ("sleepy-double", "timeout"): 3}
+    crashed = fits[fits["status"] == "crashed"]
+    assert (crashed["rep"] == 1).all() and crashed["error"].str.contains("died").all()
+    assert crashed["engine_seed"].notna().all()  # every failure keeps the seed that reproduces it
+    # the engines after a crashed one in the same task still ran, on the replacement worker
+    assert ((fits["rep"] == 1) & (fits["engine"] == "sleepy-double") & (fits["status"] == "ok")).sum() == 3
+
+
+def test_resume_after_sigkill_equals_an_uninterrupted_run(tmp_path):
+    engines = '[[engine]]\nname = "slow-double"\nsettings = { sleep = 0.4 }\n'
+    suite = write_suite(tmp_path, reps=6, engines=engines)
+    res = hbench(tmp_path, "run", str(suite), "--run-id", "full", "--no-progress", "--workers", "2")
+    assert res.returncode == 0, res.stderr[-2000:]
+    proc = subprocess.Popen([sys.executable, "-m", "compare", "run", str(suite), "--run-id", "killed", "--no-progress",
+                             "--workers", "2", "--results", str(tmp_path / "results")],
+                            cwd=tmp_path, env=ENV, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    parts = tmp_path / "results" / "killed" / "parts"
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(parts.glob("*.parquet"))) < 4:
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done = len(list(parts.glob("*.parquet")))
+    assert 4 <= done < 18, "the kill should land mid-run"
+    again = hbench(tmp_path, "run", str(suite), "--run-id", "killed", "--no-progress")
+    assert again.returncode == 2 and "already exists" in again.stderr  # never two runs in one directory
+    res = hbench(tmp_path, "run", "--resume", "killed", "--no-progress", "--workers", "2")
+    assert res.returncode == 0, res.stderr[-2000:]
+    pd.testing.assert_frame_equal(table(tmp_path, "full"), table(tmp_path, "killed"))
+    status = hbench(tmp_path, "status", "killed")
+    assert "complete, 18/18" in status.stdout
+
+
+def test_failsafe_stops_the_run(tmp_path):
+    engines = OLS + '[[engine]]\nname = "failing-double"\n'
+    suite = write_suite(tmp_path, reps=20, engines=engines)
+    text = suite.read_text().replace('timeout = 30', 'timeout = 30\nfailsafe = { max_failure_rate = 0.5, min_fits = 4 }')
+    suite.write_text(text)
+    res = hbench(tmp_path, "run", str(suite), "--run-id", "fs", "--no-progress", "--workers", "1")
+    assert res.returncode == 1
+    assert "fail-safe" in res.stderr and "failing-double" in res.stderr
+    done = len(list((tmp_path / "results" / "fs" / "parts").glob("*.parquet")))
+    assert 4 <= done < 60  # stopped early, results so far kept
+
+
+@pytest.mark.parametrize("edit,message", [
+    (('name = "varying_intercept"', 'name = "no_such_scenario"'), "unknown scenario"),
+    (('name = "ols-double"', 'name = "no-such-engine"'), "unknown engine"),
+    (("reps = 3", "reps = 0"), "reps"),
+    (("reps = 3", "reps = 3\nrepz = 1"), "repz"),
+    (("cells = [0, 4]", "cells = [0, 99]"), "cells"),
+])
+def test_bad_suite_is_one_line_exit_2_and_writes_nothing(tmp_path, edit, message):
+    suite = write_suite(tmp_path)
+    suite.write_text(suite.read_text().replace(*edit))
+    res = hbench(tmp_path, "run", str(suite), "--run-id", "bad", "--no-progress")
+    assert res.returncode == 2
+    assert len(res.stderr.strip().splitlines()) == 1 and message in res.stderr
+    assert not (tmp_path / "results" / "bad").exists()
+
+
+def test_reps_flag_must_be_positive(tmp_path):
+    res = hbench(tmp_path, "run", str(write_suite(tmp_path)), "--reps", "0", "--no-progress")
+    assert res.returncode == 2 and "--reps" in res.stderr
