@@ -88,10 +88,13 @@ def versions(engines: list[str]) -> dict[str, str]:
 
 
 def git_commit() -> str:
+    """The commit of the hbench checkout that ran (not of the current directory)."""
+    here = Path(__file__).resolve().parent
     try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10).stdout.strip()
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10,
+                             cwd=here).stdout.strip()
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
-                               text=True, timeout=10).stdout.strip()
+                               text=True, timeout=10, cwd=here).stdout.strip()
         return sha + ("-dirty" if dirty else "") if sha else "unknown"
     except OSError:
         return "unknown"

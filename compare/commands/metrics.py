@@ -1,0 +1,58 @@
+"""`hbench metrics RUN_ID`: performance measures with MCSE from a run's results table, as CSV files."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pandas as pd
+
+from compare import metrics
+from compare.store import RunStore
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("metrics", help="performance measures (with Monte Carlo SEs) of a run")
+    p.add_argument("run_id")
+    p.add_argument("--results", default="results", help="results root folder")
+    p.add_argument("--reference", help="engine for relative precision (default: the suite's reference)")
+    p.add_argument("--parameters", default="b,sd,cor,sigma,mrp,pred_new",
+                   help="parameter classes to print (comma-separated); all are written to CSV")
+    p.set_defaults(handler=handle)
+
+
+def compute(store: RunStore, reference: str | None = None) -> dict[str, pd.DataFrame]:
+    """Every metrics table of a run, also written to results/<run_id>/metrics/*.csv."""
+    table = store.load()
+    reference = reference or store.manifest().get("reference")
+    out = {"performance": metrics.performance(table), "fits": metrics.fit_summary(table),
+           "sbc": metrics.sbc_summary(table)}
+    if reference:
+        out["precision"] = metrics.precision_vs(table, reference)
+    folder = store.dir / "metrics"
+    folder.mkdir(exist_ok=True)
+    for name, df in out.items():
+        df.to_csv(folder / f"{name}.csv", index=False)
+    return out
+
+
+def handle(args: argparse.Namespace) -> int:
+    store = RunStore(args.run_id, Path(args.results))
+    store.manifest()  # a clear error when the run does not exist
+    tables = compute(store, args.reference)
+    classes = set(args.parameters.split(","))
+    perf = tables["performance"]
+    if len(perf):
+        keep = perf[perf["parameter"].str.split("[").str[0].isin(classes)]
+        cols = ["scenario", "cell", "engine", "parameter", "n", "bias", "bias_mcse", "coverage", "coverage_mcse",
+                "empse", "modse", "rmse"]
+        with pd.option_context("display.width", 200, "display.max_rows", 500):
+            print(keep[cols].round(4).to_string(index=False))
+    fits = tables["fits"]
+    if len(fits):
+        cols = [c for c in ["scenario", "cell", "engine", "fits", "failure_rate", "singular_rate",
+                            "nonconvergence_rate", "reached_reference_rate", "wall_s_median"] if c in fits]
+        print()
+        print(fits[cols].round(3).to_string(index=False))
+    print(f"\nwrote {store.dir / 'metrics'}/*.csv")
+    return 0

@@ -1,0 +1,93 @@
+"""Regression tracking of estimator behaviour: compare two runs measure by measure.
+
+Each measure's change is judged against the Monte Carlo error of both runs,
+z = (new - old) / sqrt(mcse_old^2 + mcse_new^2), and flagged beyond a threshold;
+runtimes are judged as ratios (machines are noisy, so seconds would mislead).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from compare import metrics
+from compare.errors import InputError
+from compare.store import RunStore
+
+# measures that carry an MCSE column "<name>_mcse"
+PARAM_MEASURES = ["bias", "empse", "rmse", "modse", "relerr_modse", "coverage", "be_coverage", "rejection",
+                  "coverage_t"]
+FIT_MEASURES = ["failure_rate", "singular_rate", "corr_at_bound_rate", "var_at_zero_rate", "nonconvergence_rate",
+                "reached_reference_rate", "divergent_fit_rate", "rhat_gt_101_rate"]
+RUNTIME = "wall_s_median"
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    z: float = 3.0
+    runtime_ratio: float = 2.0
+
+
+def open_run(where: str, results: Path) -> RunStore:
+    """A run by id under `results`, or a run directory given by path (e.g. results/baselines/quick)."""
+    path = Path(where)
+    if (path / "manifest.json").exists():
+        return RunStore(path.name, path.parent)
+    store = RunStore(where, results)
+    if not store.exists():
+        raise InputError(f"{where}: neither a run under {results}/ nor a run directory with manifest.json")
+    return store
+
+
+def _long(df: pd.DataFrame, keys: list[str], measures: list[str]) -> pd.DataFrame:
+    present = [m for m in measures if m in df.columns]
+    value = df.melt(id_vars=keys, value_vars=present, var_name="measure", value_name="value")
+    mcse = df.melt(id_vars=keys, value_vars=[f"{m}_mcse" for m in present], var_name="measure", value_name="mcse")
+    mcse["measure"] = mcse["measure"].str.removesuffix("_mcse")
+    return value.merge(mcse, on=keys + ["measure"])
+
+
+def _judge(old: pd.DataFrame, new: pd.DataFrame, keys: list[str], z: float) -> pd.DataFrame:
+    both = old.merge(new, on=keys + ["measure"], suffixes=("_base", "_run"))
+    both = both[both["value_base"].notna() & both["value_run"].notna()].copy()
+    both["diff"] = both["value_run"] - both["value_base"]
+    se = np.sqrt(both["mcse_base"].fillna(0) ** 2 + both["mcse_run"].fillna(0) ** 2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        zs = np.where(both["diff"] == 0, 0.0, both["diff"] / se)
+    both["z"] = zs
+    both["flagged"] = np.abs(both["z"]) > z
+    return both
+
+
+def compare_runs(base: RunStore, run: RunStore, thresholds: Thresholds = Thresholds()) -> dict[str, pd.DataFrame]:
+    """Differences per measure (with z) and runtime ratios between two runs; `flagged` marks changes."""
+    tb, tr = base.load(), run.load()
+    pkeys = ["scenario", "cell", "engine", "parameter"]
+    fkeys = ["scenario", "cell", "engine"]
+    params = _judge(_long(metrics.performance(tb), pkeys, PARAM_MEASURES),
+                    _long(metrics.performance(tr), pkeys, PARAM_MEASURES), pkeys, thresholds.z)
+    fb, fr = metrics.fit_summary(tb), metrics.fit_summary(tr)
+    fits = _judge(_long(fb, fkeys, FIT_MEASURES), _long(fr, fkeys, FIT_MEASURES), fkeys, thresholds.z)
+    rt = fb[fkeys + [RUNTIME]].merge(fr[fkeys + [RUNTIME]], on=fkeys, suffixes=("_base", "_run")).dropna()
+    rt["ratio"] = rt[f"{RUNTIME}_run"] / rt[f"{RUNTIME}_base"]
+    limit = thresholds.runtime_ratio
+    rt["flagged"] = (rt["ratio"] > limit) | (rt["ratio"] < 1 / limit)
+    return {"parameters": params, "fits": fits, "runtime": rt}
+
+
+def any_flagged(result: dict[str, pd.DataFrame]) -> bool:
+    return any(bool(df["flagged"].any()) for df in result.values() if len(df))
+
+
+def to_json(result: dict[str, pd.DataFrame], base: RunStore, run: RunStore, thresholds: Thresholds) -> dict:
+    def records(df: pd.DataFrame) -> list[dict]:
+        return [{k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in r.items()}
+                for r in df.to_dict("records")]
+
+    return {"baseline": str(base.dir), "run": str(run.dir), "z_threshold": thresholds.z,
+            "runtime_ratio": thresholds.runtime_ratio, "flagged": any_flagged(result),
+            **{name: records(df) for name, df in result.items()}}

@@ -1,0 +1,23 @@
+"""Shared look: one colour per engine, stable across plots."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+PALETTE = ["#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d", "#666666", "#1f78b4"]
+
+
+def engine_colours(engines) -> dict[str, str]:
+    return {e: PALETTE[i % len(PALETTE)] for i, e in enumerate(sorted(engines))}
+
+
+def figure(n_panels: int, width: float = 4.2, height: float = 3.2, ncols: int = 3):
+    ncols = max(1, min(ncols, n_panels))
+    nrows = (n_panels + ncols - 1) // ncols
+    fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols, height * nrows), squeeze=False)
+    for ax in axes.flat[n_panels:]:
+        ax.set_visible(False)
+    return fig, list(axes.flat[:n_panels])

@@ -1,0 +1,31 @@
+"""Coverage by engine with MCSE error bars against the nominal level, one panel per parameter."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from compare.report.plots._style import engine_colours, figure
+
+
+def plot(perf: pd.DataFrame, scenario: str, cell: int, nominal: float = 0.95, max_panels: int = 12):
+    d = perf[(perf["scenario"] == scenario) & (perf["cell"] == cell) & perf["coverage"].notna()]
+    d = d[~d["parameter"].str.startswith("r[")]
+    if d.empty:
+        return None
+    params = list(dict.fromkeys(d["parameter"]))[:max_panels]
+    colours = engine_colours(perf["engine"].unique())
+    fig, axes = figure(len(params), width=3.6, height=2.6, ncols=4)
+    for ax, p in zip(axes, params):
+        g = d[d["parameter"] == p].reset_index(drop=True)
+        ax.errorbar(g["coverage"], range(len(g)), xerr=1.96 * g["coverage_mcse"].fillna(0), fmt="o",
+                    ecolor=[colours[e] for e in g["engine"]], mfc="none", mec="black", ms=4)
+        for y, (e, c) in enumerate(zip(g["engine"], g["coverage"])):
+            ax.plot(c, y, "o", color=colours[e], ms=6)
+        ax.axvline(nominal, color="black", lw=1, ls="--")
+        ax.set_yticks(range(len(g)), g["engine"], fontsize=7)
+        ax.set_xlim(max(0.0, min(0.7, g["coverage"].min() - 0.05)), 1.0)
+        ax.set_title(p, fontsize=9)
+        ax.set_xlabel("coverage (bars: 95% MC interval)", fontsize=7)
+    fig.suptitle(f"{scenario} cell {cell}: interval coverage", fontsize=10)
+    fig.tight_layout()
+    return fig
