@@ -168,6 +168,8 @@ def _cell(p: dict[str, Any]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.reml is not None and args.family != "gaussian":
+        raise InputError("--reml/--ml apply to gaussian models only")
     ds = load_dataset(args.data, args.formula, args.family, args.link)
     engines = choose_engines(ds, args.engine, args.reml, args.prior)
     records = fit_all(ds, engines)

@@ -48,7 +48,8 @@ def sd_row(group: str, term: str, sd: float, se_log: float, how: str = "wald-log
            note: str | None = None) -> dict[str, Any]:
     """sd[g][term] with a Wald interval on the log-SD scale (SE of the SD is sd * se_log)."""
     ok = np.isfinite(se_log) and sd > 0
-    lo, hi = (sd * math.exp(-Z95 * se_log), sd * math.exp(Z95 * se_log)) if ok else (NAN, NAN)
+    with np.errstate(over="ignore"):  # a huge log-scale SE gives an infinite upper bound, honestly
+        lo, hi = (sd * float(np.exp(-Z95 * se_log)), sd * float(np.exp(Z95 * se_log))) if ok else (NAN, NAN)
     row = {"parameter": name_sd(group, term), "estimate": sd, "se": sd * se_log if ok else NAN,
            "lower": lo, "upper": hi, "interval": how if ok else "none"}
     if not ok:
@@ -97,7 +98,7 @@ def cov_blocks_to_rows(group: str, terms: list[str], cov: np.ndarray, cov_se: np
     rows = []
     for i, term in enumerate(terms):
         var = cov[i, i]
-        se_var = math.sqrt(cov_se[pos[(i, i)], pos[(i, i)]]) if cov_se is not None else NAN
+        se_var = safe_sqrt(cov_se[pos[(i, i)], pos[(i, i)]]) if cov_se is not None else NAN
         se_log = se_var / (2 * var) if var > 0 else NAN
         rows.append(sd_row(group, term, float(sds[i]), se_log, how))
     for i in range(q):
@@ -109,10 +110,15 @@ def cov_blocks_to_rows(group: str, terms: list[str], cov: np.ndarray, cov_se: np
                 grad[pos[(i, j)]] = 1 / (sds[i] * sds[j])
                 grad[pos[(i, i)]] = -0.5 * r / cov[i, i]
                 grad[pos[(j, j)]] = -0.5 * r / cov[j, j]
-                var_r = float(grad @ cov_se @ grad)
-                se_r = math.sqrt(var_r) if var_r >= 0 else NAN
+                se_r = safe_sqrt(float(grad @ cov_se @ grad))
             rows.append(cor_row(group, terms[j], terms[i], float(r), se_r))
     return rows
+
+
+def safe_sqrt(v: float) -> float:
+    """sqrt of a variance from an inverted Hessian; NaN when it is negative or not finite (not a minimum)."""
+    v = float(v)
+    return math.sqrt(v) if np.isfinite(v) and v >= 0 else NAN
 
 
 @contextmanager

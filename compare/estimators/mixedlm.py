@@ -132,6 +132,7 @@ def fit_once(model: MixedLM, reml: bool, method: str) -> tuple[Any, list[str]]:
         kwargs["method"] = method
     with fq.captured_warnings() as texts:
         result = model.fit(**kwargs)
+        _ = result.llf, result.converged  # lazily computed: keep their warnings with this fit
     return result, texts
 
 
@@ -159,9 +160,13 @@ class MixedLMEngine(Estimator):
         if not ok:
             raise ValueError(ok.reason)
         design = dataset.design
+        if np.ptp(design.y - design.offset) == 0:
+            raise ValueError("the response is constant: there is no variance to decompose")
         layout = build_layout(design)
         (result, texts, method, attempts), wall = fq.timed(lambda: self._best_fit(design, layout))
-        out = summarise(self.name, result, design, layout, texts)
+        with fq.captured_warnings() as later:  # numpy warnings while computing BLUPs and SEs
+            out = summarise(self.name, result, design, layout, texts)
+        out.warnings.extend(later)
         out.optimizer = method if method != "default" else "default (bfgs, lbfgs, cg)"
         out.wall_s = wall
         out.extras["reml"] = self.reml
