@@ -16,11 +16,15 @@ test:
 test-slow:
 	$(PYTEST) -q -m "slow" tests
 
+HBENCH := $(PY) -m compare
+
 bench:
-	@echo "make bench: not yet available (needs the harness, issue: Harness)"
+	$(HBENCH) run default --run-id default-$$(date +%Y%m%d-%H%M%S)
+	$(HBENCH) report latest
 
 bench-quick:
-	@echo "make bench-quick: not yet available (needs the harness, issue: Harness)"
+	$(HBENCH) run quick --run-id quick-$$(date +%Y%m%d-%H%M%S)
+	$(HBENCH) report latest
 
 bench-speed:
 	$(PYTEST) -q -m bench tests/benchmarks --benchmark-autosave
@@ -29,7 +33,7 @@ bench-speed-compare:
 	$(PYTEST) -q -m bench tests/benchmarks --benchmark-compare
 
 report:
-	@echo "make report: not yet available (needs the report builder)"
+	$(HBENCH) report latest
 
 clean:
 	rm -rf build .pytest_cache .benchmarks

@@ -23,9 +23,10 @@ class EngineSpec:
     name: str
     settings: dict[str, Any] = field(default_factory=dict)
     only: tuple[str, ...] = ()  # scenario names this engine runs on; empty = all
+    max_reps: int | None = None  # run only on replications 0..max_reps-1 (costly engines in big suites)
 
-    def runs_on(self, scenario: str) -> bool:
-        return not self.only or scenario in self.only
+    def runs_on(self, scenario: str, rep: int = 0) -> bool:
+        return (not self.only or scenario in self.only) and (self.max_reps is None or rep < self.max_reps)
 
 
 @dataclass(frozen=True)
@@ -76,12 +77,13 @@ def _engines(raw: list[Any]) -> tuple[EngineSpec, ...]:
     known = engine_names()
     out = []
     for i, e in enumerate(raw):
-        e = _keys(e, {"name", "settings", "only"}, f"engine[{i}]")
+        e = _keys(e, {"name", "settings", "only", "max_reps"}, f"engine[{i}]")
         name = e.get("name")
         if name not in known:
             raise _fail(f"engine[{i}].name", f"unknown engine {name!r} (known: {', '.join(known)})")
         settings = _keys(e.get("settings", {}), set(e.get("settings", {}) or {}), f"engine[{i}].settings")
-        out.append(EngineSpec(name, dict(settings), tuple(e.get("only", ()))))
+        max_reps = _int(e["max_reps"], f"engine[{i}].max_reps", 1) if "max_reps" in e else None
+        out.append(EngineSpec(name, dict(settings), tuple(e.get("only", ())), max_reps))
     if not out:
         raise _fail("engine", "a suite needs at least one [[engine]]")
     names = [e.name for e in out]

@@ -52,12 +52,11 @@ def expand(suite: Suite) -> list[Task]:
     """Scenario grid x replications, each task carrying the engines that run on that scenario."""
     tasks = []
     for spec in suite.scenarios:
-        engines = tuple(e for e in suite.engines if e.runs_on(spec.scenario.name))
-        if not engines:
-            continue
         for cell in spec.cells:
             for rep in range(spec.reps):
-                tasks.append(Task(spec.scenario.name, str(spec.scenario.path), cell, rep, suite.seed, engines))
+                engines = tuple(e for e in suite.engines if e.runs_on(spec.scenario.name, rep))
+                if engines:
+                    tasks.append(Task(spec.scenario.name, str(spec.scenario.path), cell, rep, suite.seed, engines))
     return tasks
 
 
