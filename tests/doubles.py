@@ -30,6 +30,7 @@ class OLSDouble(Estimator):
         s2 = resid @ resid / dof
         se = np.sqrt(np.diag(s2 * np.linalg.inv(d.X.T @ d.X)))
         z = stats.norm.ppf(0.975)
+        beta = beta + self.settings.get("shift", 0.0)  # a deliberate behaviour change for regression tests
         rows = [{"parameter": name_b(n), "estimate": b, "se": s, "lower": b - z * s, "upper": b + z * s,
                  "interval": "wald-z"} for n, b, s in zip(d.x_names, beta, se)]
         rows.append({"parameter": "sigma", "estimate": np.sqrt(s2), "se": np.nan, "lower": np.nan, "upper": np.nan,
