@@ -177,8 +177,9 @@ class MixedLMEngine(Estimator):
         return out
 
     def _best_fit(self, design: Design, layout: Layout):
-        """Fit with each method in turn; keep the highest finite llf (converged wins a near-tie)."""
-        best, attempts = None, {}
+        """Fit with each method in turn; keep the highest finite llf (converged wins a near-tie). If no fit
+        has a finite llf, the first one is returned so the caller can report it (not hide it)."""
+        best, first, attempts = None, None, {}
         for method in self.methods:
             model = make_model(design, layout)
             try:
@@ -188,8 +189,11 @@ class MixedLMEngine(Estimator):
                 continue
             llf = float(result.llf)
             attempts[method] = {"loglik": llf, "converged": bool(result.converged)}
+            candidate = (result, texts, method, llf, bool(result.converged))
+            first = first or candidate
             if best is None or _better(llf, bool(result.converged), best):
-                best = (result, texts, method, llf, bool(result.converged))
+                best = candidate if np.isfinite(llf) else best
+        best = best or first
         if best is None:
             raise RuntimeError(f"every MixedLM fit failed: {attempts}")
         return best[0], best[1], best[2], attempts
