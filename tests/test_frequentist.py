@@ -179,3 +179,21 @@ def test_nonfinite_loglik_is_reported_not_hidden():
     robust = get_estimator("mixedlm-robust", reml=False).fit(ds)
     assert math.isfinite(robust.loglik) and robust.optimizer != "powell"
     assert math.isinf(robust.extras["attempts"]["powell"]["loglik"])
+
+
+@needs_r
+def test_crossed_factors_match_lme4():
+    """Crossed factors as variance components of one all-covering group give lme4's fit."""
+    from compare.simulate import dataset_for
+    from compare.spec import load_scenario
+
+    sim = dataset_for(load_scenario("crossed_psych"), 0, 0, 5)
+    ds = Dataset(sim.frame, {}, parse_formula("y ~ x + (1 | person) + (1 | question)"), "gaussian", "identity")
+    ours = get_estimator("mixedlm-robust").fit(ds)
+    ref = get_estimator("lme4", profile=False).fit(ds)
+    assert ours.loglik == pytest.approx(ref.loglik, abs=1e-3)
+    for key in ("b[Intercept]", "b[x]", "sd[person][Intercept]", "sd[question][Intercept]", "sigma"):
+        assert ours.param(key).estimate == pytest.approx(ref.param(key).estimate, rel=1e-3), key
+    level = "r[question][question3,Intercept]"
+    assert ours.param(level).estimate == pytest.approx(ref.param(level).estimate, rel=1e-3, abs=1e-4)
+    assert ours.param(level).se == pytest.approx(ref.param(level).se, rel=1e-2)

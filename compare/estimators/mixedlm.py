@@ -170,6 +170,10 @@ class MixedLMEngine(Estimator):
         out.optimizer = method if method != "default" else "default (bfgs, lbfgs, cg)"
         out.wall_s = wall
         out.extras["reml"] = self.reml
+        split = [b for b, _ in layout.vc_terms if b.block.correlated and len(b.names) > 1]
+        if split:
+            out.notes.append(f"block ({split[0].block.expr} | {split[0].group}) expands to several columns; "
+                             "MixedLM fits them as independent variance components (no correlations)")
         if len(attempts) > 1:
             out.extras["attempts"] = attempts
         if self.settings.get("reference"):
