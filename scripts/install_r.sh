@@ -13,4 +13,5 @@ if ! command -v R >/dev/null 2>&1 || ! Rscript -e 'quit(status = !requireNamespa
     exit 0
   fi
 fi
-"$PY" -m pip install -q 'rpy2>=3.5' || echo "setup: rpy2 did not install; the lme4 engine will report itself unavailable"
+# rpy2 3.6 wheels need R >= 4.5 symbols (R_getVar): with Debian's R 4.2 its import fails, so pin 3.5
+"$PY" -m pip install -q 'rpy2>=3.5,<3.6' || echo "setup: rpy2 did not install; the lme4 engine will report itself unavailable"
