@@ -197,3 +197,22 @@ def test_crossed_factors_match_lme4():
     level = "r[question][question3,Intercept]"
     assert ours.param(level).estimate == pytest.approx(ref.param(level).estimate, rel=1e-3, abs=1e-4)
     assert ours.param(level).se == pytest.approx(ref.param(level).se, rel=1e-2)
+
+
+def test_bayesmixedglm_expands_counts_and_says_what_it_did(tmp_path):
+    """Counts become one Bernoulli row per trial (same successes per row); correlated blocks are split
+    into independent components and the FitResult says both, and that it is approximate Bayes."""
+    from compare.estimators.bayesmixedglm import expand_bernoulli
+
+    rng = np.random.default_rng(4)
+    g = np.repeat(np.arange(6), 4)
+    n = rng.integers(1, 9, g.size)
+    frame = pd.DataFrame({"g": g.astype(str), "x": rng.normal(size=g.size), "n": n, "s": rng.binomial(n, 0.4)})
+    ds = Dataset(frame, {}, parse_formula("s | trials(n) ~ x + (1 + x | g)"), "binomial", "logit", seed=1)
+    rows, outcome = expand_bernoulli(ds.design)
+    assert rows.size == n.sum()
+    assert np.array_equal(np.bincount(rows, weights=outcome, minlength=g.size), frame["s"].to_numpy())
+    fit = get_estimator("bayesmixedglm-vb").fit(ds)
+    text = " ".join(fit.notes)
+    assert "approximate Bayes" in text and f"{n.sum()} Bernoulli rows" in text and "independent" in text
+    assert not any(p.startswith("cor[") for p in fit.params["parameter"])
