@@ -1,0 +1,374 @@
+"""What the Bayesian engines share: model data from a Design, and posterior draws -> FitResult.
+
+Both engines sample the same model (compare/stan/glmm.stan describes it) and hand back draws of
+the same five quantities -- b (fixed effects, intercept un-centred), sd (per group-level term),
+cor (per correlated pair), r (group effects, flattened block by block, level-major) and sigma -- so
+summaries, diagnostics, predictions, MRP and PSIS-LOO are computed once, here, identically.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+from scipy.special import expit
+
+from compare.estimators.base import YES, Support, no
+from compare.fitresult import FitResult, make_params, name_b, name_cor, name_r, name_sd
+from compare.formula import ModelSpec
+from compare.priors import ResolvedPriors, parse_priors, resolve
+
+FAMILIES = {"gaussian": 1, "binomial": 2, "poisson": 3}
+LINKS = {"identity": 1, "logit": 2, "probit": 3, "cloglog": 4, "log": 5}
+ALLOWED = {"gaussian": ("identity",), "binomial": ("logit", "probit", "cloglog"), "poisson": ("log",)}
+DEFAULTS = {"chains": 4, "warmup": 1000, "draws": 1000, "adapt_delta": 0.8, "max_treedepth": 10}
+RHAT_OK = 1.01
+
+
+def supports(model: ModelSpec) -> Support:
+    links = ALLOWED.get(model.family)
+    if links is None:
+        return no(f"family {model.family!r} is not one of {', '.join(ALLOWED)}")
+    if model.link not in links:
+        return no(f"{model.family} with link {model.link!r} (supported: {', '.join(links)})")
+    return YES
+
+
+def settings_with_defaults(settings: dict[str, Any]) -> dict[str, Any]:
+    out = dict(DEFAULTS)
+    out.update({k: v for k, v in settings.items() if v is not None})
+    return out
+
+
+@dataclass
+class BlockInfo:
+    group: str
+    names: list[str]
+    levels: list[str]
+    correlated: bool
+    col: int  # first column in Z
+    r_start: int  # first element in the flat r vector
+
+    @property
+    def q(self) -> int:
+        return len(self.names)
+
+    @property
+    def J(self) -> int:
+        return len(self.levels)
+
+    @property
+    def pairs(self) -> list[tuple[int, int]]:
+        return list(itertools.combinations(range(self.q), 2)) if self.correlated and self.q > 1 else []
+
+
+@dataclass
+class ModelData:
+    """A Design in the form both engines sample: centred free predictors, blocks as ragged arrays."""
+
+    family: str
+    link: str
+    x_names: list[str]
+    has_intercept: bool
+    X: np.ndarray  # full fixed-effect matrix, x_names order
+    Xc: np.ndarray  # free predictors, centred when there is an intercept
+    xbar: np.ndarray
+    offset: np.ndarray
+    y: np.ndarray
+    trials: np.ndarray
+    blocks: list[BlockInfo]
+    Z: np.ndarray  # (N, Q) block covariates, concatenated
+    gidx: np.ndarray  # (N, K) 0-based level index per block
+    priors: ResolvedPriors
+    prior_key: tuple = field(default=())
+
+    @property
+    def N(self) -> int:
+        return self.X.shape[0]
+
+    @property
+    def b_perm(self) -> list[int]:
+        """Engines return b with the intercept first; this puts it back in x_names order."""
+        ours = (["Intercept"] if self.has_intercept else []) + [n for n in self.x_names if n != "Intercept"]
+        return [ours.index(n) for n in self.x_names]
+
+    @property
+    def Q(self) -> int:
+        return self.Z.shape[1]
+
+    @property
+    def R(self) -> int:
+        return sum(b.q * b.J for b in self.blocks)
+
+    def shape_key(self) -> tuple:
+        """Everything a compiled graph depends on: structure, every shape, prior families."""
+        blocks = tuple((b.q, b.J, b.correlated) for b in self.blocks)
+        return (self.family, self.link, self.N, self.Xc.shape[1], self.has_intercept, blocks, self.prior_key)
+
+
+def prepare(dataset, priors: list[str] | tuple[str, ...] | None) -> ModelData:
+    """ModelData for one dataset with the priors resolved (rstanarm defaults where none were given)."""
+    d = dataset.design
+    names = list(d.x_names)
+    has_int = "Intercept" in names
+    free = [k for k, n in enumerate(names) if n != "Intercept"]
+    Xf = d.X[:, free]
+    xbar = Xf.mean(axis=0) if has_int else np.zeros(len(free))
+    blocks, cols, col, r_start = [], [], 0, 0
+    for bd in d.blocks:
+        blocks.append(BlockInfo(bd.group, list(bd.names), list(bd.levels), bool(bd.block.correlated) and len(bd.names) > 1,
+                                col, r_start))
+        cols.append(bd.X)
+        col += len(bd.names)
+        r_start += len(bd.names) * bd.n_levels
+    N = d.X.shape[0]
+    Z = np.hstack(cols) if cols else np.zeros((N, 0))
+    gidx = np.stack([bd.index for bd in d.blocks], axis=1) if d.blocks else np.zeros((N, 0), dtype=np.int64)
+    spec = parse_priors(priors)
+    y = np.asarray(d.y, dtype=float)
+    trials = np.asarray(d.trials if d.trials is not None else np.zeros(N), dtype=float)
+    resolved = resolve(spec, dataset.family, y, Xf, Z.shape[1])
+    key = (resolved.b_code, resolved.int_code, resolved.sigma_code, resolved.separate, resolved.sd_code,
+           resolved.lkj_eta, resolved.decov)  # what the graph's structure depends on; scales are data
+    return ModelData(dataset.family, dataset.link, names, has_int, d.X, Xf - xbar, xbar, np.asarray(d.offset, float),
+                     y, trials, blocks, Z, gidx.astype(np.int64), resolved, key)
+
+
+# ---------------------------------------------------------------- draws -> summaries
+
+@dataclass
+class Draws:
+    """Posterior draws, each (chains, draws, k); sigma is (chains, draws) or None."""
+
+    b: np.ndarray
+    sd: np.ndarray
+    cor: np.ndarray
+    r: np.ndarray
+    sigma: np.ndarray | None
+
+    def flat(self, a: np.ndarray) -> np.ndarray:
+        return a.reshape(a.shape[0] * a.shape[1], *a.shape[2:])
+
+
+@dataclass
+class SamplerStats:
+    diverging: np.ndarray  # (chains, draws) bool
+    treedepth_hit: np.ndarray  # (chains, draws) bool
+    energy: np.ndarray  # (chains, draws)
+
+
+def _inverse_link(link: str, eta: np.ndarray) -> np.ndarray:
+    if link == "identity":
+        return eta
+    if link == "logit":
+        return expit(eta)
+    if link == "probit":
+        return stats.norm.cdf(eta)
+    if link == "cloglog":
+        return -np.expm1(-np.exp(eta))
+    return np.exp(eta)
+
+
+def _eta(md: ModelData, b: np.ndarray, r: np.ndarray) -> np.ndarray:
+    """Linear predictor (S, N) for flat draws b (S, P) and r (S, R)."""
+    eta = b @ md.X.T + md.offset
+    for k, blk in enumerate(md.blocks):
+        u = r[:, blk.r_start:blk.r_start + blk.q * blk.J].reshape(-1, blk.J, blk.q)
+        z = md.Z[:, blk.col:blk.col + blk.q]
+        eta += np.einsum("nq,snq->sn", z, u[:, md.gidx[:, k], :])
+    return eta
+
+
+def _chunks(total: int, size: int = 500):
+    for start in range(0, total, size):
+        yield slice(start, min(total, start + size))
+
+
+def _loglik(md: ModelData, eta: np.ndarray, sigma: np.ndarray | None) -> np.ndarray:
+    if md.family == "gaussian":
+        return stats.norm.logpdf(md.y, eta, sigma[:, None])
+    mu = _inverse_link(md.link, eta)
+    if md.family == "binomial":
+        return stats.binom.logpmf(md.y, md.trials, np.clip(mu, 1e-300, 1 - 1e-16))
+    return stats.poisson.logpmf(md.y, mu)
+
+
+def pointwise(md: ModelData, draws: Draws, weights: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """Pointwise log-likelihood (chains, draws, N) and the poststratified mean per draw (chains, draws)."""
+    C, S = draws.b.shape[:2]
+    b, r = draws.flat(draws.b), draws.flat(draws.r)
+    sigma = draws.flat(draws.sigma) if draws.sigma is not None else None
+    ll = np.empty((C * S, md.N))
+    mrp = np.empty(C * S) if weights is not None else None
+    for sl in _chunks(C * S):
+        eta = _eta(md, b[sl], r[sl])
+        ll[sl] = _loglik(md, eta, None if sigma is None else sigma[sl])
+        if weights is not None:
+            mrp[sl] = _inverse_link(md.link, eta) @ weights / weights.sum()
+    return ll.reshape(C, S, md.N), None if mrp is None else mrp.reshape(C, S)
+
+
+def pred_new(md: ModelData, draws: Draws, seed: int) -> np.ndarray:
+    """Outcome for a new level of the first block's factor (CONTRACT's pred_new), per draw (chains, draws)."""
+    C, S = draws.b.shape[:2]
+    rng = np.random.default_rng([seed, 7041])
+    b, sd, cor = draws.flat(draws.b), draws.flat(draws.sd), draws.flat(draws.cor)
+    eta = b @ md.X.mean(axis=0) + md.offset.mean()
+    group = md.blocks[0].group
+    cor_at = 0
+    for blk in md.blocks:
+        n_pairs = len(blk.pairs)
+        if blk.group == group:
+            corr = np.tile(np.eye(blk.q), (C * S, 1, 1))
+            for m, (i, j) in enumerate(blk.pairs):
+                corr[:, i, j] = corr[:, j, i] = cor[:, cor_at + m]
+            s = sd[:, blk.col:blk.col + blk.q]
+            L = np.linalg.cholesky(corr + 1e-12 * np.eye(blk.q))
+            u = np.einsum("sij,sj->si", L, rng.standard_normal((C * S, blk.q))) * s
+            eta += u @ md.Z[:, blk.col:blk.col + blk.q].mean(axis=0)
+        cor_at += n_pairs
+    if md.family == "gaussian":
+        value = eta + draws.flat(draws.sigma) * rng.standard_normal(C * S)
+    else:
+        value = _inverse_link(md.link, eta)
+    return value.reshape(C, S)
+
+
+def _named_draws(md: ModelData, draws: Draws) -> tuple[list[str], np.ndarray]:
+    """Every reported parameter's name and its draws, stacked (chains, draws, M)."""
+    names = [name_b(n) for n in md.x_names]
+    parts = [draws.b]
+    names += [name_sd(blk.group, t) for blk in md.blocks for t in blk.names]
+    parts.append(draws.sd)
+    names += [name_cor(blk.group, blk.names[i], blk.names[j]) for blk in md.blocks for i, j in blk.pairs]
+    parts.append(draws.cor)
+    if draws.sigma is not None:
+        names.append("sigma")
+        parts.append(draws.sigma[..., None])
+    names += [name_r(blk.group, lv, t) for blk in md.blocks for lv in blk.levels for t in blk.names]
+    parts.append(draws.r)
+    return names, np.concatenate([p.reshape(p.shape[0], p.shape[1], int(np.prod(p.shape[2:]))) for p in parts],
+                                 axis=2)
+
+
+def _az():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        import arviz as az
+    return az
+
+
+def _convergence(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rank-normalised split R-hat, bulk and tail ESS (ArviZ) for (chains, draws, M)."""
+    az = _az()
+    ds = az.convert_to_dataset({"v": values})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rhat = az.rhat(ds, method="rank")["v"].values
+        bulk = az.ess(ds, method="bulk")["v"].values
+        tail = az.ess(ds, method="tail")["v"].values
+    return np.atleast_1d(rhat), np.atleast_1d(bulk), np.atleast_1d(tail)
+
+
+def summary_rows(names: list[str], values: np.ndarray) -> list[dict[str, Any]]:
+    flat = values.reshape(-1, values.shape[2])
+    rhat, bulk, tail = _convergence(values)
+    lo, med, hi = np.quantile(flat, [0.025, 0.5, 0.975], axis=0)
+    mean, sd = flat.mean(axis=0), flat.std(axis=0, ddof=1)
+    return [{"parameter": n, "estimate": float(mean[m]), "se": float(sd[m]), "median": float(med[m]),
+             "lower": float(lo[m]), "upper": float(hi[m]), "rhat": float(rhat[m]), "ess_bulk": float(bulk[m]),
+             "ess_tail": float(tail[m]), "interval": "quantile"} for m, n in enumerate(names)]
+
+
+def _loo(ll: np.ndarray) -> dict[str, Any]:
+    az = _az()
+    idata = az.from_dict(posterior={"_": np.zeros(ll.shape[:2])}, log_likelihood={"y": ll})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = az.loo(idata, pointwise=True)
+    k = np.asarray(res.pareto_k)
+    return {"loo_elpd": float(res.elpd_loo), "loo_se": float(res.se), "p_loo": float(res.p_loo),
+            "pareto_k_gt_07": int(np.sum(k > 0.7)), "pareto_k_max": float(np.max(k))}
+
+
+def _ebfmi(energy: np.ndarray) -> float:
+    num = np.sum(np.diff(energy, axis=1) ** 2, axis=1) / energy.shape[1]
+    return float(np.min(num / np.var(energy, axis=1)))
+
+
+@dataclass
+class Timing:
+    wall_s: float
+    compile_s: float
+    sampling_s: float  # warmup + draws: neither engine reports them separately here
+    compile_count: int
+
+
+def fit_result(engine: str, md: ModelData, dataset, draws: Draws, sstats: SamplerStats, timing: Timing,
+               settings: dict[str, Any], notes: list[str]) -> FitResult:
+    """Everything a Bayesian FitResult records, from draws that both engines produce the same way."""
+    draws.b = draws.b[..., md.b_perm]
+    names, values = _named_draws(md, draws)
+    rows = summary_rows(names, values)
+    weights = None
+    if dataset.poststratify:
+        weights = dataset.frame[dataset.poststratify].to_numpy(float)
+    ll, mrp = pointwise(md, draws, weights)
+    extra_names, extra = [], []
+    if mrp is not None:
+        extra_names.append("mrp")
+        extra.append(mrp)
+    if md.blocks:
+        extra_names.append(f"pred_new[{md.blocks[0].group}]")
+        extra.append(pred_new(md, draws, dataset.seed))
+    if extra:
+        rows += summary_rows(extra_names, np.stack(extra, axis=2))
+    diag = _diagnostics(rows, sstats, len(names), timing.sampling_s)
+    warn = _warnings(diag, settings)
+    extras = _loo(ll)
+    if extras["pareto_k_gt_07"]:
+        warn.append(f"PSIS-LOO: {extras['pareto_k_gt_07']} Pareto k > 0.7")
+    extras.update({k: settings[k] for k in DEFAULTS})
+    hyper = [r["rhat"] for r in rows[:len(names)] if not r["parameter"].startswith("r[")]
+    extras["rhat_max_hyper"] = float(np.nanmax(hyper)) if hyper else math.nan
+    converged = bool(not extras["rhat_max_hyper"] > RHAT_OK and diag["divergences"] == 0)
+    notes = notes + ["sampling_s is warmup + draws (not separated); warmup_s is NaN",
+                     f"converged = R-hat <= {RHAT_OK} for every b, sd, cor, sigma and no divergent transitions "
+                     "(group effects r count in rhat_max, not in converged)"] + md.priors.text
+    return FitResult(engine, make_params(rows), converged=converged, singular=None, warnings=warn, notes=notes,
+                     wall_s=timing.wall_s, compile_s=timing.compile_s, warmup_s=math.nan,
+                     sampling_s=timing.sampling_s, compile_count=timing.compile_count, diagnostics=diag,
+                     extras=extras)
+
+
+def _diagnostics(rows: list[dict[str, Any]], sstats: SamplerStats, n_model: int, sampling_s: float) -> dict:
+    frame = pd.DataFrame(rows[:n_model])  # model parameters only, not derived predictions
+    ess_min = float(np.nanmin(frame["ess_bulk"])) if len(frame) else math.nan
+    return {"rhat_max": float(np.nanmax(frame["rhat"])) if len(frame) else math.nan,
+            "ess_bulk_min": ess_min,
+            "ess_tail_min": float(np.nanmin(frame["ess_tail"])) if len(frame) else math.nan,
+            "divergences": int(np.sum(sstats.diverging)),
+            "treedepth_hits": int(np.sum(sstats.treedepth_hit)),
+            "ebfmi_min": _ebfmi(sstats.energy),
+            "ess_bulk_per_s": ess_min / sampling_s if sampling_s > 0 else math.nan}
+
+
+def _warnings(diag: dict, settings: dict) -> list[str]:
+    out = []
+    if diag["divergences"]:
+        out.append(f"{diag['divergences']} divergent transitions after warmup (adapt_delta={settings['adapt_delta']})")
+    if diag["rhat_max"] > RHAT_OK:
+        out.append(f"max R-hat {diag['rhat_max']:.3f} > {RHAT_OK}")
+    if diag["treedepth_hits"]:
+        out.append(f"{diag['treedepth_hits']} transitions hit the maximum tree depth {settings['max_treedepth']}")
+    if diag["ebfmi_min"] < 0.3:
+        out.append(f"E-BFMI {diag['ebfmi_min']:.2f} < 0.3")
+    if diag["ess_bulk_min"] < 100 * settings["chains"]:
+        out.append(f"min bulk ESS {diag['ess_bulk_min']:.0f} < {100 * settings['chains']}")
+    return out

@@ -1,0 +1,267 @@
+"""Engine `stan`: the package's generic GLMM program (compare/stan/glmm.stan) through PyStan 3, or through
+cmdstanpy when a CmdStan installation exists.
+
+One program serves every family and scenario (X and the random-effect blocks are data), so a worker
+compiles once.  PyStan/httpstan traps handled here (see shared FINDINGS):
+- httpstan caches fits keyed by (program, data, seed, arguments): an identical request returns the cached
+  fit in 0.3 s.  Every request carries a fresh `nonce` in its data (unused by the model), so each fit is
+  a real run, and we delete our fit files afterwards (11.6 MB each).
+- its C++ build leaves a `build/` folder in the current directory: we build from a temporary directory;
+  the build is driven in-process, so httpstan's 300 s HTTP client timeout cannot cut it off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import itertools
+import json
+import os
+import shutil
+import tempfile
+import time
+from importlib import resources
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from compare.estimators import _bayes
+from compare.estimators.base import YES, Estimator, Support, no
+from compare.fitresult import FitResult
+from compare.formula import ModelSpec
+
+PROGRAM = "glmm.stan"
+_FUNCTION = "stan::services::sample::hmc_nuts_diag_e_adapt"
+_NONCE = itertools.count()
+
+
+def _nonce() -> int:
+    """Unique per request across processes (pid) and within one (counter)."""
+    return (os.getpid() * 100_000 + next(_NONCE)) % (2**31 - 1)
+
+
+def program_code() -> str:
+    return resources.files("compare").joinpath("stan", PROGRAM).read_text()
+
+
+def stan_data(md: _bayes.ModelData, nonce: int) -> dict[str, Any]:
+    """The data block of glmm.stan for one dataset (1-based group indices)."""
+    p = md.priors
+    integer = md.family != "gaussian"
+    return {
+        "family": _bayes.FAMILIES[md.family], "link": _bayes.LINKS[md.link], "N": md.N, "P": md.Xc.shape[1],
+        "has_intercept": int(md.has_intercept), "Xc": md.Xc, "xbar": md.xbar, "off": md.offset,
+        "y_real": md.y if not integer else np.zeros(0),
+        "y_int": np.rint(md.y).astype(int) if integer else np.zeros(0, dtype=int),
+        "trials": np.rint(md.trials).astype(int) if md.family == "binomial" else np.zeros(0, dtype=int),
+        "K": len(md.blocks), "q": [b.q for b in md.blocks], "J": [b.J for b in md.blocks],
+        "correlated": [int(b.correlated) for b in md.blocks], "Q": md.Q, "Z": md.Z,
+        "gidx": (md.gidx + 1).astype(int), "R": md.R,
+        "NCPC": sum(len(b.pairs) for b in md.blocks), "NZETA": sum(b.q for b in md.blocks if b.q > 1),
+        "b_code": p.b_code, "b_par": p.b_par, "int_code": p.int_code, "int_par": p.int_par,
+        "sigma_code": p.sigma_code, "sigma_par": p.sigma_par, "separate": int(p.separate),
+        "sd_code": p.sd_code, "sd_par": p.sd_par, "lkj_eta": p.lkj_eta, "decov": list(p.decov),
+        "nonce": nonce,
+    }
+
+
+@contextlib.contextmanager
+def _scratch_cwd():
+    """Run in a temporary directory so setuptools' build/ folder never lands in the caller's tree."""
+    old = os.getcwd()
+    tmp = tempfile.mkdtemp(prefix="hbench_stan_")
+    os.chdir(tmp)
+    try:
+        yield
+    finally:
+        os.chdir(old)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def ensure_built(code: str) -> bool:
+    """Build the httpstan extension module unless cached on disk; True when it was compiled now."""
+    import httpstan.cache
+    import httpstan.compile
+    import httpstan.models
+
+    name = httpstan.models.calculate_model_name(code)
+    try:
+        httpstan.models.import_services_extension_module(name)
+        return False
+    except KeyError:
+        pass
+    with _scratch_cwd():
+        _, stanc_warnings = httpstan.compile.compile(code, f"model_{name.split('/')[1]}")
+        httpstan.cache.delete_model_directory(name)
+        httpstan.cache.dump_stanc_warnings(stanc_warnings, name)
+        output = asyncio.run(httpstan.models.build_services_extension_module(code))
+        httpstan.cache.dump_services_extension_module_compiler_output(output, name)
+    return True
+
+
+def _fit_names(model_name: str, data: dict, kwargs: dict, seed: int, chains: int) -> list[str]:
+    """The names httpstan gives our chains' fits: its own hash of the request PyStan sends
+    (kwargs, function, chain, data, init, random_seed, in that order).  Knowing them, we delete exactly
+    our files; other processes may be sampling the same program into the same cache at the same time."""
+    import httpstan.fits
+    import httpstan.schemas
+    from stan.model import DataJSONEncoder
+
+    names = []
+    for chain in range(1, chains + 1):
+        payload = json.loads(DataJSONEncoder().encode(kwargs))
+        payload.update(function=_FUNCTION, chain=chain, data=data, init={}, random_seed=seed)
+        args = httpstan.schemas.CreateFitRequest().load(payload)
+        function = args.pop("function")
+        names.append(httpstan.fits.calculate_fit_name(function, model_name, args))
+    return names
+
+
+def _drop_fits(names: list[str]) -> int:
+    """Delete our fit files from httpstan's cache (11.6 MB each); returns how many were found."""
+    import httpstan.cache
+
+    found = 0
+    for name in names:
+        path = httpstan.cache.fit_path(name)
+        if path.exists():
+            found += 1
+            path.unlink(missing_ok=True)
+    return found
+
+
+def cmdstan_path() -> str | None:
+    """A CmdStan installation cmdstanpy can use (CMDSTAN or its default location), else None."""
+    try:
+        import cmdstanpy
+    except ImportError:
+        return None
+    try:
+        return cmdstanpy.cmdstan_path()
+    except Exception:  # cmdstanpy raises ValueError when no installation is found
+        return None
+
+
+class StanEstimator(Estimator):
+    """Stan NUTS (diag_e), 4 chains; settings: chains, warmup, draws, adapt_delta, max_treedepth, priors,
+    backend ("auto" | "pystan" | "cmdstanpy")."""
+
+    name: ClassVar[str] = "stan"
+    kind: ClassVar[str] = "bayesian"
+    _compiled: ClassVar[dict[str, Any]] = {}  # per process: backend -> compiled handle
+
+    def available(self) -> Support:
+        try:
+            import stan  # noqa: F401
+        except ImportError as exc:
+            return no(f"PyStan is not installed ({exc})")
+        return YES
+
+    def supports(self, model: ModelSpec) -> Support:
+        return _bayes.supports(model)
+
+    def backend(self) -> str:
+        wanted = self.settings.get("backend", "auto")
+        if wanted == "auto":
+            return "cmdstanpy" if cmdstan_path() else "pystan"
+        return wanted
+
+    def fit(self, dataset) -> FitResult:
+        start = time.perf_counter()
+        s = _bayes.settings_with_defaults(self.settings)
+        md = _bayes.prepare(dataset, s.get("priors"))
+        seed = int(dataset.seed) % (2**31 - 1) or 1
+        runner = _run_cmdstanpy if self.backend() == "cmdstanpy" else _run_pystan
+        draws, sstats, compile_s, count, sampling_s, notes = runner(self._compiled, md, s, seed)
+        timing = _bayes.Timing(time.perf_counter() - start, compile_s, sampling_s, count)
+        return _bayes.fit_result(self.name, md, dataset, draws, sstats, timing, s, notes)
+
+
+def _run_pystan(cache: dict, md: _bayes.ModelData, s: dict, seed: int):
+    import stan
+    import httpstan.models
+
+    code = program_code()
+    compile_s, count, notes = 0.0, 0, ["backend: PyStan 3 (httpstan)"]
+    if "pystan" not in cache:
+        t0 = time.perf_counter()
+        built = ensure_built(code)
+        compile_s, count = time.perf_counter() - t0, 1
+        cache["pystan"] = httpstan.models.calculate_model_name(code)
+        if not built:
+            notes.append("compile_s: extension module found in httpstan's disk cache (loaded, not compiled)")
+    model_name = cache["pystan"]
+    kwargs = {"num_warmup": s["warmup"], "num_samples": s["draws"], "delta": s["adapt_delta"],
+              "max_depth": s["max_treedepth"]}
+    messages = io.StringIO()
+    with _scratch_cwd(), contextlib.redirect_stderr(messages), contextlib.redirect_stdout(messages):
+        posterior = stan.build(code, data=stan_data(md, _nonce()), random_seed=seed)
+        names = _fit_names(model_name, posterior.data, kwargs, seed, s["chains"])
+        t0 = time.perf_counter()
+        try:
+            fit = posterior.sample(num_chains=s["chains"], **kwargs)
+        finally:
+            found = _drop_fits(names)
+        sampling_s = time.perf_counter() - t0
+    if found != s["chains"]:
+        notes.append(f"httpstan fit cache: found {found} of {s['chains']} fit files to delete")
+    return _pystan_draws(fit, md, s) + (compile_s, count, sampling_s, notes)
+
+
+def level_major(md: _bayes.ModelData, r: np.ndarray) -> np.ndarray:
+    """glmm.stan stores each block's effects term-major; the shared summaries read them level-major."""
+    out = np.empty_like(r)
+    for blk in md.blocks:
+        seg = slice(blk.r_start, blk.r_start + blk.q * blk.J)
+        out[..., seg] = r[..., seg].reshape(*r.shape[:-1], blk.q, blk.J).swapaxes(-1, -2).reshape(*r.shape[:-1], -1)
+    return out
+
+
+def _pystan_draws(fit, md: _bayes.ModelData, s: dict):
+    def get(name: str) -> np.ndarray:
+        idx = fit._parameter_indexes(name)
+        if not len(idx):
+            return np.zeros((fit.num_chains, s["draws"], 0))
+        return np.transpose(fit._draws[list(idx), :, :], (2, 1, 0))
+
+    sigma = get("sigma")[..., 0] if md.family == "gaussian" else None
+    draws = _bayes.Draws(get("b"), get("sds"), get("cors"), level_major(md, get("r")), sigma)
+    sstats = _bayes.SamplerStats(get("divergent__")[..., 0] > 0,
+                                 get("treedepth__")[..., 0] >= s["max_treedepth"], get("energy__")[..., 0])
+    return draws, sstats
+
+
+def _run_cmdstanpy(cache: dict, md: _bayes.ModelData, s: dict, seed: int):
+    import cmdstanpy
+
+    compile_s, count = 0.0, 0
+    if "cmdstanpy" not in cache:
+        t0 = time.perf_counter()
+        exe_dir = Path(tempfile.mkdtemp(prefix="hbench_cmdstan_"))
+        stan_file = exe_dir / PROGRAM
+        stan_file.write_text(program_code())
+        cache["cmdstanpy"] = cmdstanpy.CmdStanModel(stan_file=str(stan_file))
+        compile_s, count = time.perf_counter() - t0, 1
+    model = cache["cmdstanpy"]
+    t0 = time.perf_counter()
+    fit = model.sample(data=stan_data(md, 0), chains=s["chains"], iter_warmup=s["warmup"],
+                       iter_sampling=s["draws"], adapt_delta=s["adapt_delta"], max_treedepth=s["max_treedepth"],
+                       seed=seed, show_progress=False, show_console=False)
+    sampling_s = time.perf_counter() - t0
+
+    def get(name: str) -> np.ndarray:
+        a = np.asarray(fit.stan_variable(name, inc_warmup=False))
+        return a.reshape(s["chains"], s["draws"], int(np.prod(a.shape[1:])))
+
+    sigma = get("sigma")[..., 0] if md.family == "gaussian" else None
+    draws = _bayes.Draws(get("b"), get("sds"), get("cors"), level_major(md, get("r")), sigma)
+    raw = fit.draws(concat_chains=False)  # (draws, chains, columns)
+    col = {c: i for i, c in enumerate(fit.column_names)}
+    stat = lambda c: raw[:, :, col[c]].T  # noqa: E731
+    sstats = _bayes.SamplerStats(stat("divergent__") > 0, stat("treedepth__") >= s["max_treedepth"], stat("energy__"))
+    return draws, sstats, compile_s, count, sampling_s, ["backend: cmdstanpy"]
+
+
+ESTIMATORS = [StanEstimator]

@@ -1,0 +1,203 @@
+// hbench's generic GLMM, one program for every scenario (like rstanarm's precompiled programs):
+// fixed effects X and any number of random-effect blocks arrive as data, so one compile serves all.
+// Families: 1 gaussian, 2 binomial (with trials), 3 poisson.  Links: 1 identity, 2 logit, 3 probit,
+// 4 cloglog, 5 log.  Group effects are non-centred: r_k = z_k * diag(sd_k) * L_k' (J_k x q_k), stored in
+// r term-major (column-major), so each term's effects are one contiguous segment gathered by level.
+// Correlation Cholesky factors of different sizes cannot be declared as one ragged parameter, so each
+// block's factor is built from unconstrained canonical partial correlations (Stan's own transform for
+// cholesky_factor_corr, Jacobian added by hand) and gets the LKJ prior.
+// Covariance priors: rstanarm's decov (Gamma on tau, Dirichlet via Gamma(conc, 1) on variance shares,
+// SDs = dispersion * tau * scale * sqrt(q * pi)) or brms's separate half priors on the SDs.
+functions {
+  int npairs(int q) {
+    return (q * (q - 1)) %/% 2;
+  }
+  real hb_prior_lpdf(real x, int d, vector p) {
+    if (d == 1) return normal_lpdf(x | p[1], p[2]);
+    if (d == 2) return student_t_lpdf(x | p[1], p[2], p[3]);
+    if (d == 3) return cauchy_lpdf(x | p[1], p[2]);
+    if (d == 4) return exponential_lpdf(x | p[1]);
+    if (d == 5) return gamma_lpdf(x | p[1], p[2]);
+    return 0;
+  }
+  matrix cpc_chol(vector y, int q) {
+    matrix[q, q] L = rep_matrix(0, q, q);
+    vector[num_elements(y)] c = tanh(y);
+    int k = 1;
+    L[1, 1] = 1;
+    for (i in 2:q) {
+      real s = 0;
+      for (j in 1:(i - 1)) {
+        L[i, j] = c[k] * sqrt(1 - s);
+        s += square(L[i, j]);
+        k += 1;
+      }
+      L[i, i] = sqrt(1 - s);
+    }
+    return L;
+  }
+  real cpc_logjac(vector y, int q) {
+    vector[num_elements(y)] c = tanh(y);
+    real lj = sum(log1m(square(c)));
+    int k = 1;
+    for (i in 2:q) {
+      real s = 0;
+      for (j in 1:(i - 1)) {
+        if (j > 1) lj += 0.5 * log1m(s);
+        s += square(c[k] * sqrt(1 - s));
+        k += 1;
+      }
+    }
+    return lj;
+  }
+}
+data {
+  int<lower=1, upper=3> family;
+  int<lower=1, upper=5> link;
+  int<lower=0> N;
+  int<lower=0> P;
+  int<lower=0, upper=1> has_intercept;
+  matrix[N, P] Xc;
+  vector[P] xbar;
+  vector[N] off;
+  vector[family == 1 ? N : 0] y_real;
+  array[family == 1 ? 0 : N] int<lower=0> y_int;
+  array[family == 2 ? N : 0] int<lower=0> trials;
+  int<lower=0> K;
+  array[K] int<lower=1> q;
+  array[K] int<lower=1> J;
+  array[K] int<lower=0, upper=1> correlated;
+  int<lower=0> Q;
+  matrix[N, Q] Z;
+  array[N, K] int<lower=1> gidx;
+  int<lower=0> R;
+  int<lower=0> NCPC;
+  int<lower=0> NZETA;
+  int<lower=0> b_code;
+  matrix[P, 3] b_par;
+  int<lower=0> int_code;
+  vector[3] int_par;
+  int<lower=0> sigma_code;
+  vector[3] sigma_par;
+  int<lower=0, upper=1> separate;
+  int<lower=0> sd_code;
+  matrix[Q, 3] sd_par;
+  real<lower=0> lkj_eta;
+  vector<lower=0>[4] decov;
+  int<lower=0> nonce;  // unused by the model: makes each request distinct to httpstan's fit cache
+}
+transformed data {
+  real eta_lkj = separate == 1 ? lkj_eta : decov[1];
+  array[K] int qs;
+  array[K] int rs;
+  array[K] int cs;
+  array[K] int zs;
+  array[K, N] int gk;
+  array[Q] vector[N] zcol;
+  for (k in 1:K) gk[k] = gidx[:, k];
+  for (c in 1:Q) zcol[c] = col(Z, c);
+  {
+    int a = 1;
+    int b = 1;
+    int c = 1;
+    int d = 1;
+    for (k in 1:K) {
+      qs[k] = a;
+      rs[k] = b;
+      cs[k] = c;
+      zs[k] = d;
+      a += q[k];
+      b += q[k] * J[k];
+      if (correlated[k] == 1) c += npairs(q[k]);
+      if (q[k] > 1) d += q[k];
+    }
+  }
+}
+parameters {
+  vector[has_intercept] alpha;
+  vector[P] beta;
+  vector<lower=0>[family == 1 ? 1 : 0] sigma;
+  vector[R] z;
+  vector[NCPC] cpc;
+  vector<lower=0>[separate == 1 ? Q : 0] sd_sep;
+  vector<lower=0>[separate == 1 ? 0 : K] tau;
+  vector<lower=0>[separate == 1 ? 0 : NZETA] zeta;
+}
+transformed parameters {
+  vector[Q] sds;
+  vector[R] r;
+  {
+    real disp = family == 1 ? sigma[1] : 1.0;
+    for (k in 1:K) {
+      int nq = q[k];
+      matrix[nq, nq] L = diag_matrix(rep_vector(1, nq));
+      if (separate == 1) {
+        sds[qs[k]:(qs[k] + nq - 1)] = sd_sep[qs[k]:(qs[k] + nq - 1)];
+      } else if (nq == 1) {
+        sds[qs[k]] = disp * tau[k] * decov[4];
+      } else {
+        vector[nq] pi = zeta[zs[k]:(zs[k] + nq - 1)];
+        pi /= sum(pi);
+        sds[qs[k]:(qs[k] + nq - 1)] = disp * tau[k] * decov[4] * sqrt(nq * pi);
+      }
+      if (correlated[k] == 1 && nq > 1)
+        L = cpc_chol(cpc[cs[k]:(cs[k] + npairs(nq) - 1)], nq);
+      r[rs[k]:(rs[k] + nq * J[k] - 1)] = to_vector(
+        to_matrix(z[rs[k]:(rs[k] + nq * J[k] - 1)], J[k], nq)
+        * diag_pre_multiply(sds[qs[k]:(qs[k] + nq - 1)], L)');
+    }
+  }
+}
+model {
+  vector[N] eta = off;
+  if (has_intercept == 1) {
+    eta += alpha[1];
+    target += hb_prior_lpdf(alpha[1] | int_code, int_par);
+  }
+  if (P > 0) eta += Xc * beta;
+  for (p in 1:P) target += hb_prior_lpdf(beta[p] | b_code, b_par[p]');
+  if (family == 1) target += hb_prior_lpdf(sigma[1] | sigma_code, sigma_par);
+  for (k in 1:K) {
+    int nq = q[k];
+    for (t in 1:nq)
+      eta += zcol[qs[k] + t - 1] .* segment(r, rs[k] + (t - 1) * J[k], J[k])[gk[k]];
+    if (correlated[k] == 1 && nq > 1) {
+      vector[npairs(nq)] y = cpc[cs[k]:(cs[k] + npairs(nq) - 1)];
+      target += cpc_logjac(y, nq) + lkj_corr_cholesky_lpdf(cpc_chol(y, nq) | eta_lkj);
+    }
+  }
+  z ~ std_normal();
+  if (separate == 1) {
+    for (i in 1:Q) target += hb_prior_lpdf(sd_sep[i] | sd_code, sd_par[i]');
+  } else {
+    tau ~ gamma(decov[3], 1);
+    zeta ~ gamma(decov[2], 1);
+  }
+  if (family == 1) {
+    y_real ~ normal(eta, sigma[1]);
+  } else if (family == 2) {
+    if (link == 2) y_int ~ binomial_logit(trials, eta);
+    else if (link == 3) y_int ~ binomial(trials, Phi(eta));
+    else y_int ~ binomial(trials, inv_cloglog(eta));
+  } else {
+    y_int ~ poisson_log(eta);
+  }
+}
+generated quantities {
+  vector[P + has_intercept] b;
+  vector[NCPC] cors;
+  if (has_intercept == 1) b[1] = alpha[1] - dot_product(xbar, beta);
+  b[(has_intercept + 1):(P + has_intercept)] = beta;
+  for (k in 1:K) {
+    if (correlated[k] == 1 && q[k] > 1) {
+      int nq = q[k];
+      matrix[nq, nq] C = multiply_lower_tri_self_transpose(
+        cpc_chol(cpc[cs[k]:(cs[k] + npairs(nq) - 1)], nq));
+      int m = cs[k];
+      for (i in 1:(nq - 1)) for (j in (i + 1):nq) {
+        cors[m] = C[i, j];
+        m += 1;
+      }
+    }
+  }
+}
