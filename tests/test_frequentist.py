@@ -216,3 +216,17 @@ def test_bayesmixedglm_expands_counts_and_says_what_it_did(tmp_path):
     text = " ".join(fit.notes)
     assert "approximate Bayes" in text and f"{n.sum()} Bernoulli rows" in text and "independent" in text
     assert not any(p.startswith("cor[") for p in fit.params["parameter"])
+
+
+@needs_r
+def test_starting_r_leaves_child_processes_alone():
+    """rpy2 prepends R's library folders to LD_LIBRARY_PATH; r_status() undoes it, otherwise a Python the
+    harness starts afterwards can load the system's libpython and crash (seen with pyenv Pythons)."""
+    import os
+    import subprocess
+    import sys
+
+    assert r_status()
+    assert "/usr/lib/R/lib" not in os.environ.get("LD_LIBRARY_PATH", "")
+    code = "import multiprocessing as m; p = m.get_context('spawn').Process(target=print); p.start(); p.join()"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True).returncode == 0

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -93,6 +94,20 @@ def quiet_r() -> Iterator[list[str]]:
 @functools.lru_cache(maxsize=1)
 def r_status() -> Support:
     """Start R once per process and load lme4; a reason when that is impossible."""
+    saved = os.environ.get("LD_LIBRARY_PATH")
+    try:
+        return _start_r()
+    finally:
+        # rpy2 prepends R's and the system's library folders to LD_LIBRARY_PATH. That only matters to child
+        # processes, where it breaks them: a pyenv Python started by the harness then loads Debian's
+        # libpython (AttributeError: '_thread.RLock' object has no attribute '_recursion_count').
+        if saved is None:
+            os.environ.pop("LD_LIBRARY_PATH", None)
+        else:
+            os.environ["LD_LIBRARY_PATH"] = saved
+
+
+def _start_r() -> Support:
     try:
         import rpy2.robjects as ro
     except Exception as exc:  # ImportError, or rpy2 built for another R (undefined symbols)
