@@ -76,6 +76,35 @@ def test_rstanarm_default_scales():
 
 # ---------------------------------------------------------------- shared post-processing (no sampling)
 
+@pytest.mark.parametrize("q", [2, 3, 4])
+def test_cpc_cholesky_and_its_log_jacobian(q):
+    """The correlation parameterisation both engines use (glmm.stan writes the same loops): L is a valid
+    correlation Cholesky factor and logjac is log|det d vech(L) / dy| (central differences)."""
+    import pytensor.tensor as pt
+    from pytensor import function
+
+    from compare.estimators.pymc_nutpie import cpc_cholesky
+
+    y = pt.vector("y")
+    L, logjac = cpc_cholesky(pt, y, q)
+    f = function([y], [L, logjac], mode="FAST_COMPILE")
+    y0 = np.random.default_rng(q).normal(size=q * (q - 1) // 2)
+    L0, lj = f(y0)
+    assert np.allclose(np.diag(L0 @ L0.T), 1) and np.allclose(np.triu(L0, 1), 0)
+    low = np.tril_indices(q, -1)
+    h = 1e-6
+    jac = np.array([(f(y0 + h * e)[0][low] - f(y0 - h * e)[0][low]) / (2 * h) for e in np.eye(y0.size)]).T
+    assert math.isclose(np.log(abs(np.linalg.det(jac))), float(lj), rel_tol=1e-6, abs_tol=1e-6)
+
+
+@pytest.mark.parametrize("engine", ["stan", "pymc"])
+def test_constant_gaussian_response_is_refused_before_sampling(engine):
+    ds = _seed_slopes(0)
+    ds.frame["y"] = 3.0
+    with pytest.raises(ValueError, match="constant"):
+        get_estimator(engine).fit(ds)
+
+
 def _point_draws(md, ds, chains=2, n=50):
     """Draws that sit exactly on the simulation truth: every summary must then reproduce the truth."""
     t = ds.truth

@@ -132,6 +132,8 @@ def prepare(dataset, priors: list[str] | tuple[str, ...] | None) -> ModelData:
     gidx = np.stack([bd.index for bd in d.blocks], axis=1) if d.blocks else np.zeros((N, 0), dtype=np.int64)
     spec = parse_priors(priors)
     y = np.asarray(d.y, dtype=float)
+    if dataset.family == "gaussian" and not np.ptp(y) > 0:
+        raise ValueError("gaussian response is constant: sigma's posterior piles up at 0 (no regular fit)")
     trials = np.asarray(d.trials if d.trials is not None else np.zeros(N), dtype=float)
     resolved = resolve(spec, dataset.family, y, Xf, Z.shape[1])
     key = (resolved.b_code, resolved.int_code, resolved.sigma_code, resolved.separate, resolved.sd_code,

@@ -23,8 +23,8 @@ from compare.formula import ModelSpec
 
 
 def _positive_args(pm, code: int, par):
-    """(PyMC class, kwargs) of a positive (half) prior by DISTS code: half normal/student_t/cauchy centred at
-    0, exponential, gamma."""
+    """(PyMC class, kwargs) of a positive (half) prior by DISTS code: half normal/student_t/cauchy centred
+    at 0, exponential, gamma."""
     if code == 1:
         return pm.HalfNormal, {"sigma": par[..., 1]}
     if code == 2:
@@ -81,10 +81,9 @@ def build_model(md: _bayes.ModelData):
         sigma = _positive_prior(pm, "sigma", p.sigma_code, d["sigma_par"]) if md.family == "gaussian" else None
         sds, cors, rs = [], [], []
         for k, blk in enumerate(md.blocks):
-            sd_k, L_k, scale_k, cor_k = _block_cov(pm, pt, md, k, blk, d, sigma)
+            sd_k, L_k, cor_k = _block_cov(pm, pt, md, k, blk, d, sigma)
             z = pm.Normal(f"z{k}", 0.0, 1.0, shape=(blk.J, blk.q))
-            r_k = pt.dot(z, L_k.T) if L_k is not None else z
-            r_k = r_k * scale_k if scale_k is not None else r_k
+            r_k = (pt.dot(z, L_k.T) if L_k is not None else z) * sd_k
             for t in range(blk.q):  # gathers from vectors: much faster gradients than gathering matrix rows
                 eta = eta + d[f"Z{k}"][:, t] * r_k[:, t][d[f"g{k}"]]
             sds.append(sd_k)
@@ -95,34 +94,59 @@ def build_model(md: _bayes.ModelData):
     return model
 
 
-def _block_cov(pm, pt, md, k, blk, d, sigma):
-    """(sd vector, Cholesky factor to multiply z by, scale to apply after, correlation scalars) for block k.
+def cpc_cholesky(pt, y, q: int):
+    """Cholesky factor of a correlation matrix from unconstrained canonical partial correlations y, and the
+    log Jacobian of that map: Stan's cholesky_factor_corr transform, as compare/stan/glmm.stan writes it,
+    so both engines sample the same parameterisation (checked numerically in tests)."""
+    c = pt.tanh(y)
+    logjac = pt.sum(pt.log1p(-c**2))
+    zero = pt.zeros(())
+    rows = [[pt.ones(())] + [zero] * (q - 1)]
+    k = 0
+    for i in range(1, q):
+        row, s = [], zero
+        for j in range(i):
+            if j > 0:
+                logjac = logjac + 0.5 * pt.log1p(-s)
+            v = c[k] * pt.sqrt(1 - s)
+            row.append(v)
+            s = s + v**2
+            k += 1
+        rows.append(row + [pt.sqrt(1 - s)] + [zero] * (q - i - 1))
+    return pt.stack([pt.stack(r) for r in rows]), logjac
 
-    Separate (brms) form with correlations: LKJCholeskyCov with the SD prior as its sd_dist, so r = z L'.
-    decov with correlations: LKJCholeskyCov's own SDs (Exponential(1), a-priori independent of the
-    correlation) are divided out, leaving an LKJ(eta) correlation factor; decov's SDs scale it.
+
+def lkj_cholesky_logp(pt, L, q: int, eta: float):
+    """log LKJ(eta) density of a correlation Cholesky factor (Stan's lkj_corr_cholesky_lpdf, no constant)."""
+    return sum((q - i - 1 + 2 * (eta - 1)) * pt.log(L[i, i]) for i in range(1, q))
+
+
+def _block_cov(pm, pt, md, k, blk, d, sigma):
+    """(sd vector, correlation Cholesky factor or None, correlation scalars) for block k.
+
+    SDs: brms's separate half priors, or rstanarm's decov (tau ~ Gamma(shape, 1), shares from
+    Gamma(concentration, 1) variates, SDs = dispersion * tau * scale * sqrt(q * pi)).
+    Correlations: canonical partial correlations with the LKJ prior, as glmm.stan.
     """
     p = md.priors
     if p.separate:
-        cls, kwargs = _positive_args(pm, p.sd_code, d["sd_par"][blk.col:blk.col + blk.q])
-        if blk.correlated:
-            chol, corr, stds = pm.LKJCholeskyCov(f"L{k}", n=blk.q, eta=p.lkj_eta, compute_corr=True,
-                                                 sd_dist=cls.dist(shape=blk.q, **kwargs))
-            return stds, chol, None, [corr[i, j] for i, j in blk.pairs]
-        sd = cls(f"sd{k}", shape=blk.q, **kwargs)
-        return sd, None, sd, []
-    disp = sigma if sigma is not None else 1.0
-    tau = pm.Gamma(f"tau{k}", alpha=p.decov[2], beta=1.0)
-    if blk.q == 1:
-        sd = (disp * tau * p.decov[3]) * pt.ones(1)
+        sd = _positive_prior(pm, f"sd{k}", p.sd_code, d["sd_par"][blk.col:blk.col + blk.q], shape=blk.q)
     else:
-        zeta = pm.Gamma(f"zeta{k}", alpha=p.decov[1], beta=1.0, shape=blk.q)
-        sd = disp * tau * p.decov[3] * pt.sqrt(blk.q * zeta / pt.sum(zeta))
+        disp = sigma if sigma is not None else 1.0
+        tau = pm.Gamma(f"tau{k}", alpha=p.decov[2], beta=1.0)
+        if blk.q == 1:
+            sd = (disp * tau * p.decov[3]) * pt.ones(1)
+        else:
+            zeta = pm.Gamma(f"zeta{k}", alpha=p.decov[1], beta=1.0, shape=blk.q)
+            sd = disp * tau * p.decov[3] * pt.sqrt(blk.q * zeta / pt.sum(zeta))
     if not blk.correlated:
-        return sd, None, sd, []
-    chol, corr, stds = pm.LKJCholeskyCov(f"L{k}", n=blk.q, eta=p.decov[0], compute_corr=True,
-                                         sd_dist=pm.Exponential.dist(1.0, shape=blk.q))
-    return sd, chol / stds[:, None], sd, [corr[i, j] for i, j in blk.pairs]
+        return sd, None, []
+    eta_lkj = p.lkj_eta if p.separate else p.decov[0]
+    y = pm.Flat(f"cpc{k}", shape=len(blk.pairs))
+    L, logjac = cpc_cholesky(pt, y, blk.q)
+    pm.Potential(f"lkj{k}", logjac + lkj_cholesky_logp(pt, L, blk.q, eta_lkj))
+    corr = pt.dot(L, L.T)
+    return sd, L, [corr[i, j] for i, j in blk.pairs]
 
 
 def _likelihood(pm, md, eta, d, sigma) -> None:
