@@ -70,7 +70,7 @@ class LocalExecutor:
 
     def _spawn(self) -> _Worker:
         parent, child = self.ctx.Pipe()
-        proc = self.ctx.Process(target=_worker_main, args=(child,), daemon=True)
+        proc = self.ctx.Process(target=_worker_main, args=(child,), daemon=False)  # PyStan builds in a process pool
         proc.start()
         child.close()
         return _Worker(proc, parent)

@@ -112,9 +112,15 @@ def fit_one(task: Task, ds: Dataset, spec: EngineSpec) -> pd.DataFrame:
             if not check:
                 return failure_rows(task, ds, spec.name, "skipped", check.reason)
         return _fit_rows(task, ds, spec, est)
-    except Exception as exc:  # a failing fit is a result, recorded with its seed
-        detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
-        return failure_rows(task, ds, spec.name, "failed", detail)
+    except Exception as exc:  # a failing fit is a result, recorded with its seed and where it happened
+        return failure_rows(task, ds, spec.name, "failed", _describe(exc))
+
+
+def _describe(exc: BaseException, frames: int = 4) -> str:
+    """The exception line first (what a table shows), then the innermost frames (where to look)."""
+    head = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+    tail = "".join(traceback.format_list(traceback.extract_tb(exc.__traceback__)[-frames:])).rstrip()
+    return f"{head}\n{tail}" if tail else head
 
 
 def _fit_rows(task: Task, ds: Dataset, spec: EngineSpec, est: Estimator) -> pd.DataFrame:
@@ -123,7 +129,7 @@ def _fit_rows(task: Task, ds: Dataset, spec: EngineSpec, est: Estimator) -> pd.D
     elapsed = time.perf_counter() - start
     if not math.isfinite(result.wall_s):
         result.wall_s = elapsed
-    draws = result.extras.pop("draws", None)
+    draws = result.extras.pop("posterior_draws", None)
     rows = result.rows(ds.truth)
     core = rows[rows["parameter"].map(parameter_class).isin(["b", "sd", "sigma"])]
     if len(core) and core["estimate"].isna().all():

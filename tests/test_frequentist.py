@@ -150,6 +150,10 @@ def test_fit_binomial_trials_table(capsys, tmp_path):
     (["{csv}", "--formula", "y ~ x + (1 | g)", "--family", "gamma"], "unknown family"),
     (["{csv}", "--formula", "y ~ x + (1 | g)", "--prior", "b ~ normal(0, 4)"], "needs a Bayesian engine"),
     (["{csv}", "--formula", "y ~ x + (1 | g)", "--engine", "bayesmixedglm-map"], "cannot fit this"),
+    (["{csv}", "--formula", "y ~ x + (1 | g)", "--engine", "stan", "--prior", "bogus ~ normal(0, 1)"],
+     "unknown class"),
+    (["{csv}", "--formula", "y ~ x + (1 | g)", "--engine", "pymc", "--prior", "b ~ wobbly(0, 1)"],
+     "unknown distribution"),
     (["{csv}", "--formula", "y ~ x + (1 | g)", "--family", "poisson", "--ml"], "gaussian models only"),
 ])
 def test_fit_bad_input_exits_2(capsys, args, message):

@@ -79,6 +79,10 @@ def choose_engines(ds: Dataset, names: list[str] | None, reml: bool | None,
             raise InputError("no available engine supports this model")
     if priors and not any(e.kind == "bayesian" for e in engines):
         raise InputError("--prior needs a Bayesian engine: name one with --engine (e.g. --engine pymc)")
+    if priors:
+        from compare.priors import parse_priors
+
+        parse_priors(priors)  # an unknown class or distribution is bad input (exit 2), before any fit
     for e in engines:
         if priors and e.kind == "bayesian":
             e.settings["priors"] = list(priors)

@@ -259,6 +259,14 @@ def _named_draws(md: ModelData, draws: Draws) -> tuple[list[str], np.ndarray]:
                                  axis=2)
 
 
+def thinned_draws(names: list[str], values: np.ndarray, keep: int = 99) -> dict[str, np.ndarray]:
+    """`keep` evenly spaced draws of every parameter but the group effects, pooled over chains, for
+    simulation-based calibration: the harness ranks the truth among them (engines never see it)."""
+    flat = values.reshape(-1, values.shape[2])
+    idx = np.linspace(0, flat.shape[0] - 1, min(keep, flat.shape[0])).astype(int)
+    return {n: flat[idx, i] for i, n in enumerate(names) if not n.startswith("r[")}
+
+
 def _az():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
@@ -337,6 +345,8 @@ def fit_result(engine: str, md: ModelData, dataset, draws: Draws, sstats: Sample
     if extras["pareto_k_gt_07"]:
         warn.append(f"PSIS-LOO: {extras['pareto_k_gt_07']} Pareto k > 0.7")
     extras.update({k: settings[k] for k in DEFAULTS})
+    extras["posterior_draws"] = thinned_draws(names + extra_names,
+                                              np.concatenate([values] + [e[..., None] for e in extra], axis=2))
     hyper = [r["rhat"] for r in rows[:len(names)] if not r["parameter"].startswith("r[")]
     extras["rhat_max_hyper"] = float(np.nanmax(hyper)) if hyper else math.nan
     converged = bool(not extras["rhat_max_hyper"] > RHAT_OK and diag["divergences"] == 0)
