@@ -41,19 +41,23 @@ TIMING_COLUMNS = ["wall_s", "compile_s", "warmup_s", "sampling_s", "compile_coun
 
 
 def conform(df: pd.DataFrame) -> pd.DataFrame:
-    """Cast a frame to SCHEMA (missing columns become NA) so every part has the same Arrow schema."""
-    out = pd.DataFrame(index=df.index)
+    """Cast a frame to SCHEMA (missing columns become NA) so every part has the same Arrow schema.
+    Vectorised per column: it runs once per task, in the worker that produced the rows."""
+    n = len(df)
+    cols: dict[str, object] = {}
     for col, dtype in SCHEMA.items():
-        values = df[col] if col in df.columns else pd.Series(pd.NA, index=df.index)
+        values = df[col] if col in df.columns else pd.Series([None] * n, index=df.index, dtype=object)
         if dtype == "boolean":
-            values = values.map(lambda v: pd.NA if v is None or v is pd.NA or (isinstance(v, float) and v != v)
-                                else bool(v), na_action=None)
+            obj = values.astype(object)
+            mask = obj.isna().to_numpy()
+            cols[col] = pd.arrays.BooleanArray(obj.where(~mask, False).astype(bool).to_numpy(), mask)
         elif dtype == "float64":
-            values = pd.to_numeric(values, errors="coerce")
+            cols[col] = pd.to_numeric(values, errors="coerce").astype("float64").to_numpy()
         elif dtype == "Int64":
-            values = pd.to_numeric(values, errors="coerce").round()
-        out[col] = values.astype(dtype)
-    return out.reset_index(drop=True)
+            cols[col] = pd.to_numeric(values, errors="coerce").round().astype("Int64").array
+        else:
+            cols[col] = values.astype(dtype).array
+    return pd.DataFrame(cols)
 
 
 class RunStore:

@@ -23,6 +23,7 @@ from compare.estimators.base import Estimator
 from compare.fitresult import parameter_class
 from compare.simulate import Dataset, dataset_for
 from compare.spec import Scenario, load_scenario
+from compare.store import conform
 from compare.suite import EngineSpec, Suite
 
 _SCENARIOS: dict[str, Scenario] = {}
@@ -87,7 +88,7 @@ def failure_rows(task: Task, ds: Dataset | None, engine: str, status: str, error
     """One row recording a fit that did not produce estimates (raised, NaN, timed out, crashed, skipped)."""
     if ds is None:
         ds = dataset(task)
-    return pd.DataFrame([_base(task, ds, engine, status, error)])
+    return conform(pd.DataFrame([_base(task, ds, engine, status, error)]))
 
 
 def _sbc(rows: pd.DataFrame, draws: dict[str, np.ndarray] | None) -> None:
@@ -105,7 +106,12 @@ def _sbc(rows: pd.DataFrame, draws: dict[str, np.ndarray] | None) -> None:
 
 
 def fit_one(task: Task, ds: Dataset, spec: EngineSpec) -> pd.DataFrame:
-    """Fit one engine on the task's dataset; every outcome becomes rows, never an exception."""
+    """Fit one engine on the task's dataset; every outcome becomes rows (in the store's schema), never an
+    exception."""
+    return conform(_attempt(task, ds, spec))
+
+
+def _attempt(task: Task, ds: Dataset, spec: EngineSpec) -> pd.DataFrame:
     try:
         est = estimator(spec)
         for check in (est.available(), est.supports(ds.model)):
