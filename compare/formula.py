@@ -132,16 +132,16 @@ def _expand_group(group: str) -> list[str]:
     return [":".join(parts[: i + 1]) for i in range(len(parts))]
 
 
-def _normalise_expr(expr: str) -> tuple[bool, list[str]]:
-    """Return (has_intercept, other terms) of a random-effect expression, lme4's rules."""
+def _intercept_and_terms(parts: list[str], context: str) -> tuple[bool, list[str]]:
+    """(has_intercept, other terms) of a list of terms, lme4's rules: 1 adds, 0 or -1 removes the intercept."""
     intercept, terms = True, []
-    for t in _split_top(expr, "+-"):
+    for t in parts:
         if t in ("1", "+1"):
             intercept = True
         elif t in ("0", "-1"):
             intercept = False
         elif t.startswith("-"):
-            raise InputError(f"formula: cannot remove term {t[1:]!r} in ({expr})")
+            raise InputError(f"formula: cannot remove term {t[1:]!r} in {context}")
         else:
             terms.append(t)
     return intercept, terms
@@ -152,7 +152,7 @@ def _random_blocks(inner: str) -> list[Block]:
     expr, group = inner.split("||" if double else "|", 1)
     if "|" in group:
         raise InputError(f"formula: cannot read random term ({inner})")
-    intercept, terms = _normalise_expr(expr)
+    intercept, terms = _intercept_and_terms(_split_top(expr, "+-"), f"({inner})")
     blocks = []
     for g in _expand_group(group.strip()):
         if double:
@@ -171,7 +171,7 @@ def parse_formula(text: str) -> Formula:
         raise InputError(f"formula: expected exactly one '~' in {text!r}")
     lhs, rhs = text.split("~")
     response = _parse_response(lhs, text)
-    intercept, fixed_terms, offset, blocks = True, [], None, []
+    offset, blocks, rest = None, [], []
     for term in _split_top(rhs, "+-"):
         inner = term[1:-1] if term.startswith("(") and term.endswith(")") else None
         if inner is not None and "|" in inner:
@@ -180,14 +180,9 @@ def parse_formula(text: str) -> Formula:
             if offset is not None:
                 raise InputError(f"formula: only one offset() is supported in {text!r}")
             offset = m.group(1)
-        elif term in ("1", "+1"):
-            intercept = True
-        elif term in ("0", "-1"):
-            intercept = False
-        elif term.startswith("-"):
-            raise InputError(f"formula: cannot remove term {term[1:]!r} in {text!r}")
         else:
-            fixed_terms.append(term)
+            rest.append(term)
+    intercept, fixed_terms = _intercept_and_terms(rest, repr(text))
     if fixed_terms:
         fixed = " + ".join(["1" if intercept else "0", *fixed_terms])
     else:

@@ -21,6 +21,8 @@ import numpy as np
 from compare.distributions import Dist, parse_dist
 from compare.errors import InputError
 from compare.formula import Formula, parse_formula
+from compare.validate import check_keys as _check_keys
+from compare.validate import fail as _fail
 
 SCENARIO_DIR = Path(__file__).resolve().parent.parent / "scenarios"
 FAMILIES = {"gaussian": ("identity", "log"), "binomial": ("logit", "probit", "cloglog"), "poisson": ("log",)}
@@ -94,19 +96,6 @@ class Scenario:
         if not 0 <= k < len(self.cells):
             raise InputError(f"scenario {self.name}: cell {k} is out of range 0..{len(self.cells) - 1}")
         return self.cells[k]
-
-
-def _fail(where: str, msg: str) -> InputError:
-    return InputError(f"field '{where}': {msg}")
-
-
-def _check_keys(table: Any, allowed: set[str], where: str) -> dict[str, Any]:
-    if not isinstance(table, dict):
-        raise _fail(where, f"expected a table, got {table!r}")
-    for key in table:
-        if key not in allowed:
-            raise _fail(f"{where}.{key}" if where else key, f"unknown key (expected one of {', '.join(sorted(allowed))})")
-    return table
 
 
 def _number(value: Any, where: str, *, lo: float | None = None, hi: float | None = None) -> float:

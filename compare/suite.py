@@ -13,6 +13,8 @@ from typing import Any
 
 from compare.errors import InputError
 from compare.spec import SCENARIO_DIR, Scenario, load_scenario
+from compare.validate import check_keys as _keys
+from compare.validate import fail as _fail
 
 SUITE_DIR = SCENARIO_DIR / "suites"
 _TOP = {"name", "description", "seed", "reps", "level", "timeout", "failsafe", "scenario", "engine", "reference"}
@@ -52,23 +54,10 @@ class Suite:
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
 
-def _fail(where: str, msg: str) -> InputError:
-    return InputError(f"field '{where}': {msg}")
-
-
 def _int(value: Any, where: str, lo: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < lo:
         raise _fail(where, f"{value!r} must be a whole number >= {lo}")
     return value
-
-
-def _keys(table: Any, allowed: set[str], where: str) -> dict[str, Any]:
-    if not isinstance(table, dict):
-        raise _fail(where, f"expected a table, got {table!r}")
-    for k in table:
-        if k not in allowed:
-            raise _fail(f"{where}.{k}" if where else k, f"unknown key (expected one of {', '.join(sorted(allowed))})")
-    return table
 
 
 def _engines(raw: list[Any]) -> tuple[EngineSpec, ...]:

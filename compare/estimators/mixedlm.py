@@ -293,7 +293,6 @@ def _block_covariances(res: Any, layout: Layout) -> list[np.ndarray]:
 def _group_rows(res: Any, layout: Layout, notes: list[str]) -> list[dict[str, Any]]:
     """BLUPs with conditional SDs, mapped from statsmodels' per-group vectors (exog_re first, then
     each variance component's columns in order)."""
-    blocks = ([layout.re_block] if layout.re_block is not None else []) + [b for b, _ in layout.vc_terms]
     try:
         means, covs = res.random_effects, res.random_effects_cov
     except (ValueError, np.linalg.LinAlgError) as exc:

@@ -1,0 +1,22 @@
+"""Shared checks for the TOML files users write (scenario specs, suites): one-line errors that name
+the field and the value."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from compare.errors import InputError
+
+
+def fail(where: str, msg: str) -> InputError:
+    return InputError(f"field '{where}': {msg}")
+
+
+def check_keys(table: Any, allowed: set[str], where: str) -> dict[str, Any]:
+    """`table` must be a table whose keys are all in `allowed` (unknown keys are errors, not ignored)."""
+    if not isinstance(table, dict):
+        raise fail(where, f"expected a table, got {table!r}")
+    for key in table:
+        if key not in allowed:
+            raise fail(f"{where}.{key}" if where else key, f"unknown key (expected one of {', '.join(sorted(allowed))})")
+    return table
