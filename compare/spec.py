@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import copy
 import itertools
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from compare.errors import InputError
 from compare.formula import Formula, parse_formula
 from compare.validate import check_keys as _check_keys
 from compare.validate import fail as _fail
+from compare.validate import read_toml
 
 SCENARIO_DIR = Path(__file__).resolve().parent.parent / "scenarios"
 FAMILIES = {"gaussian": ("identity", "log"), "binomial": ("logit", "probit", "cloglog"), "poisson": ("log",)}
@@ -280,10 +280,7 @@ def load_scenario(source: str | Path) -> Scenario:
             raise InputError(f"unknown scenario {str(source)!r} (shipped: {known})")
     if not path.exists():
         raise InputError(f"{path}: no such spec file")
-    try:
-        raw = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise InputError(f"{path}: not valid TOML: {exc}") from None
+    raw = read_toml(path)
     try:
         return _build(raw, path)
     except InputError as exc:

@@ -119,7 +119,9 @@ class RunStore:
         fd, tmp = tempfile.mkstemp(dir=self.parts, prefix=f".{key}.", suffix=".tmp")
         os.close(fd)
         try:
-            conform(rows).to_parquet(tmp, index=False)
+            # workers send rows already in the schema; cast only what arrives otherwise
+            ready = list(rows.columns) == list(SCHEMA)
+            (rows if ready else conform(rows)).to_parquet(tmp, index=False)
             os.replace(tmp, path)
         finally:
             if os.path.exists(tmp):

@@ -6,7 +6,6 @@ Validated on load so a bad suite fails before anything is written.
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from compare.errors import InputError
 from compare.spec import SCENARIO_DIR, Scenario, load_scenario
 from compare.validate import check_keys as _keys
 from compare.validate import fail as _fail
+from compare.validate import read_toml
 
 SUITE_DIR = SCENARIO_DIR / "suites"
 _TOP = {"name", "description", "seed", "reps", "level", "timeout", "failsafe", "scenario", "engine", "reference"}
@@ -137,10 +137,7 @@ def load_suite(source: str | Path, *, reps: int | None = None, seed: int | None 
         path = SUITE_DIR / f"{source}.toml"
     if not path.exists():
         raise InputError(f"{source}: no such suite file")
-    try:
-        raw = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise InputError(f"{path}: not valid TOML: {exc}") from None
+    raw = read_toml(path)
     if reps is not None and reps <= 0:
         raise InputError(f"--reps {reps}: must be at least 1")
     try:

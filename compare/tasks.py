@@ -86,9 +86,13 @@ def _base(task: Task, ds: Dataset, engine: str, status: str, error: str = "") ->
 
 def failure_rows(task: Task, ds: Dataset | None, engine: str, status: str, error: str) -> pd.DataFrame:
     """One row recording a fit that did not produce estimates (raised, NaN, timed out, crashed, skipped)."""
+    return conform(_failure_frame(task, ds, engine, status, error))
+
+
+def _failure_frame(task: Task, ds: Dataset | None, engine: str, status: str, error: str) -> pd.DataFrame:
     if ds is None:
         ds = dataset(task)
-    return conform(pd.DataFrame([_base(task, ds, engine, status, error)]))
+    return pd.DataFrame([_base(task, ds, engine, status, error)])
 
 
 def _sbc(rows: pd.DataFrame, draws: dict[str, np.ndarray] | None) -> None:
@@ -116,10 +120,10 @@ def _attempt(task: Task, ds: Dataset, spec: EngineSpec) -> pd.DataFrame:
         est = estimator(spec)
         for check in (est.available(), est.supports(ds.model)):
             if not check:
-                return failure_rows(task, ds, spec.name, "skipped", check.reason)
+                return _failure_frame(task, ds, spec.name, "skipped", check.reason)
         return _fit_rows(task, ds, spec, est)
     except Exception as exc:  # a failing fit is a result, recorded with its seed and where it happened
-        return failure_rows(task, ds, spec.name, "failed", _describe(exc))
+        return _failure_frame(task, ds, spec.name, "failed", _describe(exc))
 
 
 def _describe(exc: BaseException, frames: int = 4) -> str:
@@ -139,7 +143,7 @@ def _fit_rows(task: Task, ds: Dataset, spec: EngineSpec, est: Estimator) -> pd.D
     rows = result.rows(ds.truth)
     core = rows[rows["parameter"].map(parameter_class).isin(["b", "sd", "sigma"])]
     if len(core) and core["estimate"].isna().all():
-        return failure_rows(task, ds, spec.name, "failed", "returned NaN for every fixed effect and SD")
+        return _failure_frame(task, ds, spec.name, "failed", "returned NaN for every fixed effect and SD")
     _sbc(rows, draws)
     rows["extras"] = json.dumps(result.extras, default=float, sort_keys=True)
     base = _base(task, ds, spec.name, "ok")
