@@ -16,20 +16,25 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import signal
 import time
 from collections import defaultdict, deque
 from dataclasses import dataclass, field, replace
 from multiprocessing.connection import Connection, wait
 from typing import Iterator
 
-import pandas as pd
+import pyarrow as pa
 
-from compare.tasks import Task, failure_rows, fit_one, dataset, run_task
+from compare.tasks import Task, dataset, failure_rows, fit_one, run_task, single_threaded_blas
 
 
 def _worker_main(conn: Connection) -> None:
-    """Worker loop: receive a task, fit its engines one by one, reporting each start and result."""
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    """Worker loop: receive a task, fit its engines one by one, reporting each start and result.
+
+    The worker leads its own process group, so the processes its engines start (httpstan runs Stan
+    chains in a process pool) are killed with it and never outlive the run holding its stdout open."""
+    os.setpgrp()
+    single_threaded_blas()
     while True:
         try:
             task = conn.recv()
@@ -48,15 +53,19 @@ def _worker_main(conn: Connection) -> None:
 class _Worker:
     proc: mp.Process
     conn: Connection
-    task: Task | None = None
+    tasks: deque[Task] = field(default_factory=deque)  # sent, not yet done; the first is running
     engine: str | None = None
     started: float = 0.0
     last_shape: tuple | None = None
 
+    @property
+    def task(self) -> Task | None:
+        return self.tasks[0] if self.tasks else None
+
 
 @dataclass
 class _Pending:
-    frames: list[pd.DataFrame] = field(default_factory=list)
+    frames: list[pa.Table] = field(default_factory=list)
 
 
 class LocalExecutor:
@@ -75,13 +84,17 @@ class LocalExecutor:
         child.close()
         return _Worker(proc, parent)
 
-    def _kill(self, w: _Worker) -> None:
-        if w.proc.is_alive():
-            w.proc.kill()
+    def _kill(self, w: _Worker, grace: float = 0.0) -> None:
+        """Stop a worker and every process it started: wait `grace` seconds for a clean exit first."""
+        w.proc.join(timeout=grace)
+        try:
+            os.killpg(w.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass  # the group is gone already
         w.proc.join(timeout=5)
         w.conn.close()
 
-    def run(self, tasks: list[Task]) -> Iterator[tuple[Task, pd.DataFrame]]:
+    def run(self, tasks: list[Task]) -> Iterator[tuple[Task, pa.Table]]:
         queues: dict[tuple, deque[Task]] = defaultdict(deque)
         for t in tasks:
             queues[t.shape].append(t)
@@ -89,28 +102,43 @@ class LocalExecutor:
         self.pool = [self._spawn() for _ in range(min(self.n, len(tasks)) or 1)]
         try:
             while queues or any(w.task for w in self.pool):
-                for w in self.pool:
-                    if w.task is None and queues:
-                        self._assign(w, queues)
+                self._fill(queues)
                 yield from self._collect(pending, queues)
         finally:
             for w in self.pool:
+                idle = w.task is None
                 try:
-                    if w.proc.is_alive() and w.task is None:
+                    if w.proc.is_alive() and idle:
                         w.conn.send(None)
                 except (BrokenPipeError, OSError):
-                    pass
-                self._kill(w)
+                    idle = False
+                self._kill(w, grace=10.0 if idle else 0.0)
+
+    def _fill(self, queues: dict[tuple, deque[Task]]) -> None:
+        """Give every idle worker a task, and a busy one its next task while plenty remain.
+
+        The queued task waits in the pipe, so a worker starts it the moment it finishes the last one
+        instead of waiting for the parent to write results and send more; near the end of a run no task
+        is queued behind a busy worker, so none waits while another worker is idle."""
+        for w in self.pool:
+            if not w.tasks and queues:
+                self._assign(w, queues)
+        for w in self.pool:
+            if len(w.tasks) == 1 and sum(map(len, queues.values())) >= len(self.pool):
+                self._assign(w, queues)
 
     def _assign(self, w: _Worker, queues: dict[tuple, deque[Task]]) -> None:
         shape = w.last_shape if w.last_shape in queues else next(iter(queues))
         task = queues[shape].popleft()
         if not queues[shape]:
             del queues[shape]
-        w.task, w.engine, w.started, w.last_shape = task, None, time.perf_counter(), shape
+        if not w.tasks:
+            w.engine, w.started = None, time.perf_counter()
+        w.tasks.append(task)
+        w.last_shape = shape
         w.conn.send(task)
 
-    def _collect(self, pending: dict[str, _Pending], queues) -> Iterator[tuple[Task, pd.DataFrame]]:
+    def _collect(self, pending: dict[str, _Pending], queues) -> Iterator[tuple[Task, pa.Table]]:
         busy = [w for w in self.pool if w.task is not None]
         ready = wait([w.conn for w in busy] + [w.proc.sentinel for w in busy], timeout=1.0)
         for i, w in enumerate(list(self.pool)):
@@ -144,15 +172,18 @@ class LocalExecutor:
             pending.setdefault(task.key, _Pending()).frames.append(msg[2])
             w.engine = None
         elif kind == "done":
-            w.task = None
+            w.tasks.popleft()
             frames = pending.pop(task.key).frames
-            return task, pd.concat(frames, ignore_index=True)
+            return task, pa.concat_tables(frames)
         return None
 
     def _replace(self, i: int, w: _Worker, status: str, error: str, pending, queues):
-        """Record the running fit as failed, replace the worker, and requeue the task's remaining engines."""
+        """Record the running fit as failed, replace the worker, and requeue the task's remaining engines
+        and the tasks queued behind it."""
         task, engine = w.task, w.engine
         self._kill(w)
+        for queued in list(w.tasks)[1:]:
+            queues.setdefault(queued.shape, deque()).appendleft(queued)
         self.pool[i] = self._spawn()
         names = [e.name for e in task.engines]
         done = len(pending.get(task.key, _Pending()).frames)
@@ -162,7 +193,7 @@ class LocalExecutor:
         if rest:
             queues.setdefault(("__rest__", task.key), deque()).appendleft(replace(task, engines=rest))
             return
-        yield task, pd.concat(pending.pop(task.key).frames, ignore_index=True)
+        yield task, pa.concat_tables(pending.pop(task.key).frames)
 
 
 class DaskExecutor:
@@ -184,7 +215,7 @@ class DaskExecutor:
                                dashboard_address=None, silence_logs=40)
         return Client(cluster), cluster
 
-    def run(self, tasks: list[Task]) -> Iterator[tuple[Task, pd.DataFrame]]:
+    def run(self, tasks: list[Task]) -> Iterator[tuple[Task, pa.Table]]:
         """Keep at most one task per worker thread in flight, so time since submission is running time
         and the per-fit timeout (times the task's engine count) can be enforced from here."""
         from distributed import wait as dask_wait
@@ -208,21 +239,22 @@ class DaskExecutor:
                     if time.perf_counter() - t0 > len(task.engines) * self.timeout:
                         running.pop(future)
                         self._abandon(client, future)
-                        yield task, pd.concat([failure_rows(task, None, e.name, "timeout",
-                                                            f"task exceeded {len(task.engines)} x {self.timeout:g} s on dask")
-                                               for e in task.engines], ignore_index=True)
+                        yield task, pa.concat_tables([failure_rows(task, None, e.name, "timeout",
+                                                                 f"task exceeded {len(task.engines)} x {self.timeout:g} s on dask")
+                                                    for e in task.engines])
         finally:
             client.close()
             if cluster is not None:
                 cluster.close()
 
     @staticmethod
-    def _rows(future, task: Task) -> pd.DataFrame:
+    def _rows(future, task: Task) -> pa.Table:
         try:
             return future.result()
         except Exception as exc:  # a killed worker, or a task that raised outside fit_one
-            return pd.concat([failure_rows(task, None, e.name, "crashed", f"dask task failed: {type(exc).__name__}: {exc}")
-                              for e in task.engines], ignore_index=True)
+            return pa.concat_tables([failure_rows(task, None, e.name, "crashed",
+                                                 f"dask task failed: {type(exc).__name__}: {exc}")
+                                    for e in task.engines])
 
     @staticmethod
     def _abandon(client, future) -> None:

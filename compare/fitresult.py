@@ -94,19 +94,22 @@ class FitResult:
             out[key] = float(self.diagnostics.get(key, math.nan))
         return out
 
+    def columns(self, truth: dict[str, float] | None = None) -> dict[str, Any]:
+        """The long rows as columns: one value a parameter, or a fit-level scalar shared by every row.
+        What the harness turns into Arrow; `rows` is the same as a DataFrame."""
+        params = self.params.reindex(columns=PARAM_COLUMNS)
+        cols: dict[str, Any] = {c: params[c].to_numpy() for c in PARAM_COLUMNS}
+        for col in ("estimate", "se", "lower", "upper"):
+            cols[col] = pd.to_numeric(params[col], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+        true = params["parameter"].map(truth or {}).to_numpy(dtype=float, na_value=np.nan)
+        lower, upper = cols["lower"], cols["upper"]
+        known = ~(np.isnan(true) | np.isnan(lower) | np.isnan(upper))
+        covered = pd.arrays.BooleanArray((lower <= true) & (true <= upper), ~known)
+        return {**cols, "true": true, "covered": covered, **self.fit_fields()}
+
     def rows(self, truth: dict[str, float] | None = None) -> pd.DataFrame:
         """Long format: one row per parameter with fit-level fields, the truth and whether it was covered."""
-        df = self.params.reindex(columns=PARAM_COLUMNS).copy()
-        truth = truth or {}
-        df["true"] = df["parameter"].map(truth).astype(float)
-        for col in ("estimate", "se", "lower", "upper"):
-            df[col] = pd.to_numeric(df[col], errors="coerce").astype(float)
-        covered = ((df["lower"] <= df["true"]) & (df["true"] <= df["upper"])).astype("boolean")
-        covered[df["true"].isna() | df["lower"].isna() | df["upper"].isna()] = pd.NA
-        df["covered"] = covered
-        for key, value in self.fit_fields().items():
-            df[key] = value
-        return df
+        return pd.DataFrame(self.columns(truth), index=pd.RangeIndex(len(self.params)))
 
 
 def make_params(rows: list[dict[str, Any]]) -> pd.DataFrame:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 from tqdm import tqdm
 
 from compare.errors import InputError
@@ -44,8 +45,8 @@ class FailSafe:
         self.attempts: Counter = Counter()
         self.failures: Counter = Counter()
 
-    def record(self, rows: pd.DataFrame) -> None:
-        fits = rows.drop_duplicates(["scenario", "cell", "rep", "engine"])
+    def record(self, fits: pd.DataFrame) -> None:
+        """Count one task's fits (one row each: scenario, cell, engine, status, error)."""
         for _, r in fits.iterrows():
             if r["status"] == "skipped":
                 continue
@@ -172,11 +173,11 @@ def _execute(store: RunStore, suite: Suite, tasks: list[Task], ex, progress: boo
     try:
         for task, rows in ex.run(todo):
             store.write_part(task.key, rows)
-            fits = rows.drop_duplicates("engine")
+            fits = _fits(rows)
             failed += int(fits["status"].isin(FAILED).sum())
             bar.update(1)
             bar.set_postfix(done=bar.n, failed_fits=failed, remaining=bar.total - bar.n)
-            failsafe.record(rows)
+            failsafe.record(fits)
         manifest["status"] = "complete"
     except FailSafeTriggered:
         manifest["status"] = "stopped by fail-safe"
@@ -189,6 +190,12 @@ def _execute(store: RunStore, suite: Suite, tasks: list[Task], ex, progress: boo
         manifest["finished"] = _now()
         manifest["sessions"][-1]["finished"] = manifest["finished"]
         store.write_manifest(manifest)
+
+
+def _fits(rows: pa.Table) -> pd.DataFrame:
+    """One row per fit of a task's rows: only the columns progress and the fail-safe read."""
+    cols = rows.select(["scenario", "cell", "rep", "engine", "status", "error"]).to_pandas()
+    return cols.drop_duplicates(["scenario", "cell", "rep", "engine"])
 
 
 def status(run_id: str, root: Path | str = RESULTS_DIR) -> dict[str, Any]:

@@ -10,12 +10,17 @@ resume may take it over.
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from compare.errors import InputError
 
@@ -36,6 +41,9 @@ SCHEMA: dict[str, str] = {
     "ess_tail_min": "float64", "divergences": "float64", "treedepth_hits": "float64", "ebfmi_min": "float64",
     "ess_bulk_per_s": "float64", "extras": "string",
 }
+_ARROW_TYPES = {"string": pa.string(), "int64": pa.int64(), "Int64": pa.int64(), "float64": pa.float64(),
+                "boolean": pa.bool_()}
+ARROW_SCHEMA = pa.schema([(col, _ARROW_TYPES[dtype]) for col, dtype in SCHEMA.items()])
 # Columns that legitimately differ between two runs of the same seeds (clock time).
 TIMING_COLUMNS = ["wall_s", "compile_s", "warmup_s", "sampling_s", "compile_count", "ess_bulk_per_s"]
 
@@ -58,6 +66,58 @@ def conform(df: pd.DataFrame) -> pd.DataFrame:
         else:
             cols[col] = values.astype(dtype).array
     return pd.DataFrame(cols)
+
+
+def to_table(rows: pd.DataFrame | Mapping[str, Any], n: int | None = None) -> pa.Table:
+    """Rows as an Arrow table in ARROW_SCHEMA: what workers send and parts hold.
+
+    `rows` is a frame, or a mapping of column -> one value a row (length `n`) or a scalar repeated on
+    every row; columns it lacks are null. Built column by column in Arrow: pandas' astype on ~50 short
+    columns costs about as much as a 50 ms fit, so rows meet pandas (`conform`) only when a whole run
+    is loaded."""
+    if isinstance(rows, pd.DataFrame):
+        n, rows = len(rows), {c: rows[c] for c in rows.columns}
+    if n is None:
+        raise ValueError("to_table: give n, the number of rows, with a mapping")
+    arrays = []
+    for col, dtype in SCHEMA.items():
+        typ = ARROW_SCHEMA.field(col).type
+        value = rows.get(col)
+        if value is None:
+            arrays.append(pa.nulls(n, typ))
+        elif np.ndim(value) == 0:
+            arrays.append(_arrow_scalar(value, n, dtype, typ))
+        else:
+            arrays.append(_arrow_column(value, dtype, typ))
+    return pa.Table.from_arrays(arrays, schema=ARROW_SCHEMA)
+
+
+def _missing(value: Any) -> bool:
+    return value is None or value is pd.NA or (isinstance(value, float) and value != value)
+
+
+def _arrow_scalar(value: Any, n: int, dtype: str, typ: pa.DataType) -> pa.Array:
+    if _missing(value):
+        return pa.nulls(n, typ)
+    if dtype in ("float64", "Int64"):
+        number = float(value)
+        value = round(number) if dtype == "Int64" and math.isfinite(number) else number
+        if dtype == "Int64" and not math.isfinite(number):
+            return pa.nulls(n, typ)
+    elif dtype == "boolean":
+        value = bool(value)
+    elif dtype == "string":
+        value = str(value)
+    return pa.array([value] * n, type=typ)
+
+
+def _arrow_column(values: Any, dtype: str, typ: pa.DataType) -> pa.Array:
+    if dtype in ("float64", "Int64"):
+        values = pd.Series(values) if not isinstance(values, pd.Series) else values
+        num = pd.to_numeric(values, errors="coerce") if values.dtype == object else values
+        arr = pa.array(num.to_numpy(dtype="float64", na_value=np.nan), from_pandas=True)
+        return arr if dtype == "float64" else pc.round(arr).cast(typ)
+    return pa.array(values, type=typ, from_pandas=True)
 
 
 class RunStore:
@@ -114,14 +174,16 @@ class RunStore:
     def done_keys(self) -> set[str]:
         return {p.stem for p in self.parts.glob("*.parquet")} if self.parts.exists() else set()
 
-    def write_part(self, key: str, rows: pd.DataFrame) -> None:
+    def write_part(self, key: str, rows: pa.Table | pd.DataFrame) -> None:
+        """Write one finished task's rows atomically (temporary file, then rename)."""
         path = self.parts / f"{key}.parquet"
+        table = rows if isinstance(rows, pa.Table) else to_table(rows)
+        if table.schema != ARROW_SCHEMA:
+            table = table.cast(ARROW_SCHEMA)
         fd, tmp = tempfile.mkstemp(dir=self.parts, prefix=f".{key}.", suffix=".tmp")
         os.close(fd)
         try:
-            # workers send rows already in the schema; cast only what arrives otherwise
-            ready = list(rows.columns) == list(SCHEMA)
-            (rows if ready else conform(rows)).to_parquet(tmp, index=False)
+            pq.write_table(table, tmp)
             os.replace(tmp, path)
         finally:
             if os.path.exists(tmp):
@@ -132,10 +194,15 @@ class RunStore:
         files = sorted(self.parts.glob("*.parquet"))
         if not files:
             return conform(pd.DataFrame(columns=list(SCHEMA)))
-        df = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
-        df = conform(df)
+        df = conform(pa.concat_tables([_read_part(f) for f in files]).to_pandas())
         return df.sort_values(["scenario", "cell", "rep", "engine", "parameter"], na_position="first",
                               kind="stable").reset_index(drop=True)
+
+
+def _read_part(path: Path) -> pa.Table:
+    """One part in ARROW_SCHEMA (parts written by pandas carry their own metadata and string type)."""
+    table = pq.read_table(path).replace_schema_metadata(None)
+    return table if table.schema == ARROW_SCHEMA else table.select(ARROW_SCHEMA.names).cast(ARROW_SCHEMA)
 
 
 def _alive(pid: int) -> bool:

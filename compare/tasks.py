@@ -16,18 +16,20 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
-import pandas as pd
+import pyarrow as pa
+from threadpoolctl import threadpool_limits
 
 from compare.estimators import get_estimator
 from compare.estimators.base import Estimator
 from compare.fitresult import parameter_class
 from compare.simulate import Dataset, dataset_for
 from compare.spec import Scenario, load_scenario
-from compare.store import conform
+from compare.store import to_table
 from compare.suite import EngineSpec, Suite
 
 _SCENARIOS: dict[str, Scenario] = {}
 _ESTIMATORS: dict[str, Estimator] = {}
+_THREADS_LIMITED = False
 
 
 @dataclass(frozen=True)
@@ -84,46 +86,35 @@ def _base(task: Task, ds: Dataset, engine: str, status: str, error: str = "") ->
             "engine_seed": ds.seed, "dataset_hash": ds.hash, "engine": engine, "status": status, "error": error or None}
 
 
-def failure_rows(task: Task, ds: Dataset | None, engine: str, status: str, error: str) -> pd.DataFrame:
+def failure_rows(task: Task, ds: Dataset | None, engine: str, status: str, error: str) -> pa.Table:
     """One row recording a fit that did not produce estimates (raised, NaN, timed out, crashed, skipped)."""
-    return conform(_failure_frame(task, ds, engine, status, error))
-
-
-def _failure_frame(task: Task, ds: Dataset | None, engine: str, status: str, error: str) -> pd.DataFrame:
     if ds is None:
         ds = dataset(task)
-    return pd.DataFrame([_base(task, ds, engine, status, error)])
+    return to_table(_base(task, ds, engine, status, error), 1)
 
 
-def _sbc(rows: pd.DataFrame, draws: dict[str, np.ndarray] | None) -> None:
+def _sbc(names: np.ndarray, true: np.ndarray, draws: dict[str, np.ndarray] | None) -> dict[str, np.ndarray]:
     """Rank of the truth among thinned posterior draws (simulation-based calibration), computed here
     so that engines never see the truth."""
-    rows["sbc_rank"] = math.nan
-    rows["sbc_draws"] = math.nan
-    if not draws:
-        return
-    for i, (name, true) in enumerate(zip(rows["parameter"], rows["true"])):
-        d = draws.get(name)
-        if d is not None and np.isfinite(true):
-            rows.loc[rows.index[i], "sbc_rank"] = float(np.sum(np.asarray(d) < true))
-            rows.loc[rows.index[i], "sbc_draws"] = float(len(d))
+    rank, count = np.full(len(names), np.nan), np.full(len(names), np.nan)
+    for i, (name, value) in enumerate(zip(names, true)):
+        d = (draws or {}).get(name)
+        if d is not None and np.isfinite(value):
+            rank[i], count[i] = float(np.sum(np.asarray(d) < value)), float(len(d))
+    return {"sbc_rank": rank, "sbc_draws": count}
 
 
-def fit_one(task: Task, ds: Dataset, spec: EngineSpec) -> pd.DataFrame:
-    """Fit one engine on the task's dataset; every outcome becomes rows (in the store's schema), never an
-    exception."""
-    return conform(_attempt(task, ds, spec))
-
-
-def _attempt(task: Task, ds: Dataset, spec: EngineSpec) -> pd.DataFrame:
+def fit_one(task: Task, ds: Dataset, spec: EngineSpec) -> pa.Table:
+    """Fit one engine on the task's dataset; every outcome becomes rows (an Arrow table in the store's
+    schema), never an exception."""
     try:
         est = estimator(spec)
         for check in (est.available(), est.supports(ds.model)):
             if not check:
-                return _failure_frame(task, ds, spec.name, "skipped", check.reason)
+                return failure_rows(task, ds, spec.name, "skipped", check.reason)
         return _fit_rows(task, ds, spec, est)
     except Exception as exc:  # a failing fit is a result, recorded with its seed and where it happened
-        return _failure_frame(task, ds, spec.name, "failed", _describe(exc))
+        return failure_rows(task, ds, spec.name, "failed", _describe(exc))
 
 
 def _describe(exc: BaseException, frames: int = 4) -> str:
@@ -133,31 +124,40 @@ def _describe(exc: BaseException, frames: int = 4) -> str:
     return f"{head}\n{tail}" if tail else head
 
 
-def _fit_rows(task: Task, ds: Dataset, spec: EngineSpec, est: Estimator) -> pd.DataFrame:
+def _fit_rows(task: Task, ds: Dataset, spec: EngineSpec, est: Estimator) -> pa.Table:
     start = time.perf_counter()
     result = est.fit(ds)
     elapsed = time.perf_counter() - start
     if not math.isfinite(result.wall_s):
         result.wall_s = elapsed
     draws = result.extras.pop("posterior_draws", None)
-    rows = result.rows(ds.truth)
-    core = rows[rows["parameter"].map(parameter_class).isin(["b", "sd", "sigma"])]
-    if len(core) and core["estimate"].isna().all():
-        return _failure_frame(task, ds, spec.name, "failed", "returned NaN for every fixed effect and SD")
-    _sbc(rows, draws)
-    rows["extras"] = json.dumps(result.extras, default=float, sort_keys=True)
-    base = _base(task, ds, spec.name, "ok")
-    for k, v in base.items():
-        rows[k] = v
-    return rows
+    cols = result.columns(ds.truth)
+    names, estimate = cols["parameter"], cols["estimate"]
+    core = np.array([parameter_class(str(p)) in ("b", "sd", "sigma") for p in names], dtype=bool)
+    if core.any() and np.isnan(estimate[core]).all():
+        return failure_rows(task, ds, spec.name, "failed", "returned NaN for every fixed effect and SD")
+    extras = json.dumps(result.extras, default=float, sort_keys=True)
+    cols.update(_sbc(names, cols["true"], draws), extras=extras, **_base(task, ds, spec.name, "ok"))
+    return to_table(cols, len(names))
 
 
-def run_task(task: Task, on_start: Callable[[str], None] | None = None) -> pd.DataFrame:
-    """Simulate the task's dataset once and fit every engine on it."""
+def single_threaded_blas() -> None:
+    """One BLAS/OpenMP thread in a worker process: the pool already runs one worker per core, and a
+    worker's numpy calls spawning a thread per core would oversubscribe the machine. Called by every
+    executor's workers alike, so results do not depend on the executor."""
+    global _THREADS_LIMITED
+    if not _THREADS_LIMITED:
+        threadpool_limits(1)
+        _THREADS_LIMITED = True
+
+
+def run_task(task: Task, on_start: Callable[[str], None] | None = None) -> pa.Table:
+    """Simulate the task's dataset once and fit every engine on it (in a worker: one BLAS thread)."""
+    single_threaded_blas()
     ds = dataset(task)
     frames = []
     for spec in task.engines:
         if on_start:
             on_start(spec.name)
         frames.append(fit_one(task, ds, spec))
-    return pd.concat(frames, ignore_index=True)
+    return pa.concat_tables(frames)
