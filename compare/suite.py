@@ -6,7 +6,7 @@ Validated on load so a bad suite fails before anything is written.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +71,9 @@ def _engines(raw: list[Any]) -> tuple[EngineSpec, ...]:
         if name not in known:
             raise _fail(f"engine[{i}].name", f"unknown engine {name!r} (known: {', '.join(known)})")
         settings = _keys(e.get("settings", {}), set(e.get("settings", {}) or {}), f"engine[{i}].settings")
+        if "level" in settings:
+            raise _fail(f"engine[{i}].settings.level", "the interval level is set once, for every engine: "
+                        "put `level = ...` at the top of the suite")
         max_reps = _int(e["max_reps"], f"engine[{i}].max_reps", 1) if "max_reps" in e else None
         out.append(EngineSpec(name, dict(settings), tuple(e.get("only", ())), max_reps))
     if not out:
@@ -122,6 +125,8 @@ def parse_suite(raw: dict[str, Any], path: Path | None = None, *, reps: int | No
     if reps is not None:
         scenarios = tuple(ScenarioSpec(s.scenario, s.cells, n_reps) for s in scenarios)
     engines = _engines(raw.get("engine", []))
+    if level != 0.95:  # the engines' default; kept out of settings then, so 0.95 runs look as before
+        engines = tuple(replace(e, settings={**e.settings, "level": float(level)}) for e in engines)
     reference = raw.get("reference")
     if reference is not None and reference not in [e.name for e in engines]:
         raise _fail("reference", f"{reference!r} is not one of the suite's engines")

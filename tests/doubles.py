@@ -29,7 +29,7 @@ class OLSDouble(Estimator):
         dof = d.n - d.X.shape[1]
         s2 = resid @ resid / dof
         se = np.sqrt(np.diag(s2 * np.linalg.inv(d.X.T @ d.X)))
-        z = stats.norm.ppf(0.975)
+        z = stats.norm.ppf(0.5 + self.level / 2)
         beta = beta + self.settings.get("shift", 0.0)  # a deliberate behaviour change for regression tests
         rows = [{"parameter": name_b(n), "estimate": b, "se": s, "lower": b - z * s, "upper": b + z * s,
                  "interval": "wald-z"} for n, b, s in zip(d.x_names, beta, se)]

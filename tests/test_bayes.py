@@ -105,6 +105,15 @@ def test_constant_gaussian_response_is_refused_before_sampling(engine):
         get_estimator(engine).fit(ds)
 
 
+def test_interval_level_gives_central_quantiles():
+    """Posterior intervals at `level` are the (1 -/+ level)/2 quantiles of the pooled draws."""
+    draws = np.random.default_rng(1).normal(size=(4, 500, 1))
+    for level in (0.95, 0.5):
+        (row,) = _bayes.summary_rows(["a"], draws, level)
+        lo, hi = np.quantile(draws.ravel(), [0.5 - level / 2, 0.5 + level / 2])
+        assert (row["lower"], row["upper"]) == (pytest.approx(lo), pytest.approx(hi))
+
+
 def _point_draws(md, ds, chains=2, n=50):
     """Draws that sit exactly on the simulation truth: every summary must then reproduce the truth."""
     t = ds.truth

@@ -129,6 +129,28 @@ def test_fit_json_shape(capsys):
     assert records[1]["loglik"] != pytest.approx(json.loads((FIXTURES / "varying_intercept.json").read_text())["loglik"])
 
 
+@pytest.mark.parametrize("engine", ["mixedlm", "lme4"])
+def test_level_sets_every_interval(capsys, engine):
+    """--level 0.5 gives intervals exactly z(0.75)/z(0.975) as wide as the default 95% ones for the Wald
+    fixed effects (and the log-scale SD interval where the engine gives one), around the same estimates."""
+    if engine == "lme4" and not r_status():
+        pytest.skip(r_status().reason)
+    csv = str(FIXTURES / "varying_intercept.csv")
+    runs = {}
+    for level in ("0.95", "0.5"):
+        code, out, _ = _cli(capsys, csv, "--formula", "y ~ x + (1 | g)", "--engine", engine, "--level", level,
+                            "--format", "json")
+        assert code == 0
+        runs[level] = {p["parameter"]: p for p in json.loads(out)[0]["parameters"]}
+    ratio = 0.6744897501960817 / 1.959963984540054  # normal quantiles 0.75 and 0.975
+    for name in ("b[Intercept]", "b[x]"):
+        wide, narrow = runs["0.95"][name], runs["0.5"][name]
+        assert narrow["estimate"] == pytest.approx(wide["estimate"], rel=1e-9)
+        assert narrow["upper"] - narrow["lower"] == pytest.approx(ratio * (wide["upper"] - wide["lower"]), rel=1e-9)
+    sd95, sd50 = runs["0.95"]["sd[g][Intercept]"], runs["0.5"]["sd[g][Intercept]"]
+    assert sd95["lower"] < sd50["lower"] < sd50["estimate"] < sd50["upper"] < sd95["upper"]
+
+
 def test_fit_binomial_trials_table(capsys, tmp_path):
     rng = np.random.default_rng(3)
     g = np.repeat(np.arange(8), 5)
@@ -155,6 +177,7 @@ def test_fit_binomial_trials_table(capsys, tmp_path):
     (["{csv}", "--formula", "y ~ x + (1 | g)", "--engine", "pymc", "--prior", "b ~ wobbly(0, 1)"],
      "unknown distribution"),
     (["{csv}", "--formula", "y ~ x + (1 | g)", "--family", "poisson", "--ml"], "gaussian models only"),
+    (["{csv}", "--formula", "y ~ x + (1 | g)", "--level", "95"], "--level 95"),
 ])
 def test_fit_bad_input_exits_2(capsys, args, message):
     csv = str(FIXTURES / "varying_intercept.csv")

@@ -125,6 +125,8 @@ def test_failsafe_stops_the_run(tmp_path):
     (("reps = 3", "reps = 0"), "reps"),
     (("reps = 3", "reps = 3\nrepz = 1"), "repz"),
     (("cells = [0, 4]", "cells = [0, 99]"), "cells"),
+    (('name = "ols-double"', 'name = "ols-double"\nsettings = { level = 0.9 }'), "settings.level"),
+    (("reps = 3", "reps = 3\nlevel = 95.0"), "level"),
 ])
 def test_bad_suite_is_one_line_exit_2_and_writes_nothing(tmp_path, edit, message):
     suite = write_suite(tmp_path)
@@ -133,6 +135,17 @@ def test_bad_suite_is_one_line_exit_2_and_writes_nothing(tmp_path, edit, message
     assert res.returncode == 2
     assert len(res.stderr.strip().splitlines()) == 1 and message in res.stderr
     assert not (tmp_path / "results" / "bad").exists()
+
+
+def test_suite_level_reaches_every_engine(tmp_path):
+    """`level = 0.5` in a suite: stored intervals are estimate -/+ z(0.75) SE, and the manifest says 0.5."""
+    suite = write_suite(tmp_path, reps=1)
+    suite.write_text(suite.read_text().replace("reps = 1", "reps = 1\nlevel = 0.5"))
+    assert hbench(tmp_path, "run", str(suite), "--run-id", "lv", "--no-progress").returncode == 0
+    b = table(tmp_path, "lv").query("parameter.str.startswith('b[')")
+    assert len(b) > 0
+    assert ((b["upper"] - b["lower"]) / b["se"]).to_numpy() == pytest.approx(2 * 0.6744897501960817, rel=1e-9)
+    assert RunStore("lv", tmp_path / "results").manifest()["level"] == 0.5
 
 
 def test_reps_flag_must_be_positive(tmp_path):

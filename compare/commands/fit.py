@@ -43,6 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     reml.add_argument("--ml", dest="reml", action="store_false", help="maximum likelihood (gaussian)")
     p.add_argument("--prior", action="append", default=None, metavar="SPEC",
                    help='prior for Bayesian engines, e.g. "b ~ normal(0, 4)" (repeatable)')
+    p.add_argument("--level", type=float, default=0.95, help="level of the central intervals (default 0.95)")
     p.add_argument("--format", choices=("table", "json"), default="table")
     p.set_defaults(handler=run)
 
@@ -174,8 +175,13 @@ def _cell(p: dict[str, Any]) -> str:
 def run(args: argparse.Namespace) -> int:
     if args.reml is not None and args.family != "gaussian":
         raise InputError("--reml/--ml apply to gaussian models only")
+    if not 0 < args.level < 1:
+        raise InputError(f"--level {args.level:g}: must be between 0 and 1 (e.g. 0.9)")
     ds = load_dataset(args.data, args.formula, args.family, args.link)
     engines = choose_engines(ds, args.engine, args.reml, args.prior)
+    if args.level != 0.95:
+        for e in engines:
+            e.settings["level"] = args.level
     records = fit_all(ds, engines)
     if args.format == "json":
         json.dump(records, sys.stdout, indent=2)

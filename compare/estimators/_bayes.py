@@ -286,10 +286,11 @@ def _convergence(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray
     return np.atleast_1d(rhat), np.atleast_1d(bulk), np.atleast_1d(tail)
 
 
-def summary_rows(names: list[str], values: np.ndarray) -> list[dict[str, Any]]:
+def summary_rows(names: list[str], values: np.ndarray, level: float = 0.95) -> list[dict[str, Any]]:
+    """Posterior mean, SD, median and the central `level` quantile interval of each named quantity."""
     flat = values.reshape(-1, values.shape[2])
     rhat, bulk, tail = _convergence(values)
-    lo, med, hi = np.quantile(flat, [0.025, 0.5, 0.975], axis=0)
+    lo, med, hi = np.quantile(flat, [0.5 - level / 2, 0.5, 0.5 + level / 2], axis=0)
     mean, sd = flat.mean(axis=0), flat.std(axis=0, ddof=1)
     return [{"parameter": n, "estimate": float(mean[m]), "se": float(sd[m]), "median": float(med[m]),
              "lower": float(lo[m]), "upper": float(hi[m]), "rhat": float(rhat[m]), "ess_bulk": float(bulk[m]),
@@ -325,7 +326,8 @@ def fit_result(engine: str, md: ModelData, dataset, draws: Draws, sstats: Sample
     """Everything a Bayesian FitResult records, from draws that both engines produce the same way."""
     draws.b = draws.b[..., md.b_perm]
     names, values = _named_draws(md, draws)
-    rows = summary_rows(names, values)
+    level = float(settings.get("level", 0.95))
+    rows = summary_rows(names, values, level)
     weights = None
     if dataset.poststratify:
         weights = dataset.frame[dataset.poststratify].to_numpy(float)
@@ -338,7 +340,7 @@ def fit_result(engine: str, md: ModelData, dataset, draws: Draws, sstats: Sample
         extra_names.append(f"pred_new[{md.blocks[0].group}]")
         extra.append(pred_new(md, draws, dataset.seed))
     if extra:
-        rows += summary_rows(extra_names, np.stack(extra, axis=2))
+        rows += summary_rows(extra_names, np.stack(extra, axis=2), level)
     diag = _diagnostics(rows, sstats, len(names), timing.sampling_s)
     warn = _warnings(diag, settings)
     extras = _loo(ll)

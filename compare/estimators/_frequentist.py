@@ -19,7 +19,12 @@ from scipy import stats
 from compare.design import Design
 from compare.fitresult import name_b, name_cor, name_r, name_sd
 
-Z95 = float(stats.norm.ppf(0.975))
+LEVEL = 0.95  # interval level unless an engine is given another (suite `level`, `hbench fit --level`)
+
+
+def z_quantile(level: float) -> float:
+    """Normal quantile of a central `level` interval (1.96 for 0.95)."""
+    return float(stats.norm.ppf(0.5 + level / 2))
 NAN = math.nan
 
 
@@ -33,23 +38,24 @@ def t_df(design: Design) -> int:
     return max(min(b.n_levels for b in design.blocks) - 1, 1)
 
 
-def fixed_rows(names: list[str], est: np.ndarray, se: np.ndarray, df: int) -> list[dict[str, Any]]:
+def fixed_rows(names: list[str], est: np.ndarray, se: np.ndarray, df: int,
+               level: float = LEVEL) -> list[dict[str, Any]]:
     """b[...] rows with a Wald z interval (lower/upper) and a t(df) interval (lower_t/upper_t)."""
-    tq = float(stats.t.ppf(0.975, df))
+    z, tq = z_quantile(level), float(stats.t.ppf(0.5 + level / 2, df))
     rows = []
     for name, b, s in zip(names, np.asarray(est, float), np.asarray(se, float), strict=True):
-        rows.append({"parameter": name_b(name), "estimate": b, "se": s, "lower": b - Z95 * s,
-                     "upper": b + Z95 * s, "lower_t": b - tq * s, "upper_t": b + tq * s,
+        rows.append({"parameter": name_b(name), "estimate": b, "se": s, "lower": b - z * s,
+                     "upper": b + z * s, "lower_t": b - tq * s, "upper_t": b + tq * s,
                      "interval": "wald-z"})
     return rows
 
 
 def sd_row(group: str, term: str, sd: float, se_log: float, how: str = "wald-log-sd",
-           note: str | None = None) -> dict[str, Any]:
+           note: str | None = None, level: float = LEVEL) -> dict[str, Any]:
     """sd[g][term] with a Wald interval on the log-SD scale (SE of the SD is sd * se_log)."""
-    ok = np.isfinite(se_log) and sd > 0
+    ok, z = np.isfinite(se_log) and sd > 0, z_quantile(level)
     with np.errstate(over="ignore"):  # a huge log-scale SE gives an infinite upper bound, honestly
-        lo, hi = (sd * float(np.exp(-Z95 * se_log)), sd * float(np.exp(Z95 * se_log))) if ok else (NAN, NAN)
+        lo, hi = (sd * float(np.exp(-z * se_log)), sd * float(np.exp(z * se_log))) if ok else (NAN, NAN)
     row = {"parameter": name_sd(group, term), "estimate": sd, "se": sd * se_log if ok else NAN,
            "lower": lo, "upper": hi, "interval": how if ok else "none"}
     if not ok:
@@ -57,29 +63,31 @@ def sd_row(group: str, term: str, sd: float, se_log: float, how: str = "wald-log
     return row
 
 
-def cor_row(group: str, a: str, b: str, r: float, se_r: float, note: str | None = None) -> dict[str, Any]:
+def cor_row(group: str, a: str, b: str, r: float, se_r: float, note: str | None = None,
+            level: float = LEVEL) -> dict[str, Any]:
     """cor[g][a,b] with a Wald interval on Fisher's atanh scale (keeps it inside (-1, 1))."""
     ok = np.isfinite(se_r) and abs(r) < 1
     row = {"parameter": name_cor(group, a, b), "estimate": r, "se": se_r if ok else NAN,
            "lower": NAN, "upper": NAN, "interval": "wald-atanh" if ok else "none"}
     if ok:
-        z, sz = math.atanh(r), se_r / (1 - r * r)
-        row["lower"], row["upper"] = math.tanh(z - Z95 * sz), math.tanh(z + Z95 * sz)
+        q, z, sz = z_quantile(level), math.atanh(r), se_r / (1 - r * r)
+        row["lower"], row["upper"] = math.tanh(z - q * sz), math.tanh(z + q * sz)
     else:
         row["note"] = note or "no finite SE for this correlation (at the boundary?)"
     return row
 
 
 def group_effect_rows(group: str, levels: list[str], terms: list[str], values: np.ndarray,
-                      sds: np.ndarray | None, note: str | None = None) -> list[dict[str, Any]]:
+                      sds: np.ndarray | None, note: str | None = None,
+                      level: float = LEVEL) -> list[dict[str, Any]]:
     """r[g][level,term] rows: conditional mode/mean with a normal interval from the conditional SD."""
-    rows = []
+    rows, z = [], z_quantile(level)
     for i, level in enumerate(levels):
         for k, term in enumerate(terms):
             est = float(values[i, k])
             s = float(sds[i, k]) if sds is not None else NAN
             row = {"parameter": name_r(group, level, term), "estimate": est, "se": s,
-                   "lower": est - Z95 * s, "upper": est + Z95 * s,
+                   "lower": est - z * s, "upper": est + z * s,
                    "interval": "conditional-sd" if np.isfinite(s) else "none"}
             if not np.isfinite(s):
                 row["note"] = note or "no conditional SD from this engine"
@@ -88,7 +96,7 @@ def group_effect_rows(group: str, levels: list[str], terms: list[str], values: n
 
 
 def cov_blocks_to_rows(group: str, terms: list[str], cov: np.ndarray, cov_se: np.ndarray | None,
-                       how: str = "wald-log-sd") -> list[dict[str, Any]]:
+                       how: str = "wald-log-sd", level: float = LEVEL) -> list[dict[str, Any]]:
     """sd and cor rows of one block from its covariance matrix and, optionally, the covariance of the
     packed lower triangle (row-major tril order, variance units) for delta-method SEs."""
     q = len(terms)
@@ -100,7 +108,7 @@ def cov_blocks_to_rows(group: str, terms: list[str], cov: np.ndarray, cov_se: np
         var = cov[i, i]
         se_var = safe_sqrt(cov_se[pos[(i, i)], pos[(i, i)]]) if cov_se is not None else NAN
         se_log = se_var / (2 * var) if var > 0 else NAN
-        rows.append(sd_row(group, term, float(sds[i]), se_log, how))
+        rows.append(sd_row(group, term, float(sds[i]), se_log, how, level=level))
     for i in range(q):
         for j in range(i):
             r = cov[i, j] / (sds[i] * sds[j]) if sds[i] > 0 and sds[j] > 0 else NAN
@@ -111,7 +119,7 @@ def cov_blocks_to_rows(group: str, terms: list[str], cov: np.ndarray, cov_se: np
                 grad[pos[(i, i)]] = -0.5 * r / cov[i, i]
                 grad[pos[(j, j)]] = -0.5 * r / cov[j, j]
                 se_r = safe_sqrt(float(grad @ cov_se @ grad))
-            rows.append(cor_row(group, terms[j], terms[i], float(r), se_r))
+            rows.append(cor_row(group, terms[j], terms[i], float(r), se_r, level=level))
     return rows
 
 

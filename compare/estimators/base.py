@@ -47,6 +47,11 @@ class Estimator:
     def __init__(self, **settings: Any) -> None:
         self.settings = settings
 
+    @property
+    def level(self) -> float:
+        """Level of the central intervals this engine reports (setting `level`, default 0.95)."""
+        return float(self.settings.get("level", 0.95))
+
     def supports(self, model: ModelSpec) -> Support:
         raise NotImplementedError
 

@@ -117,19 +117,19 @@ class BayesMixedGLMEngine(Estimator):
     def _summarise(self, fitted, design: Design, texts: list[str], dataset: "Dataset") -> FitResult:
         result, comps = fitted
         how = "laplace" if self.method == "map" else "vb"
-        rows = fq.fixed_rows(design.x_names, result.fe_mean, result.fe_sd, fq.t_df(design))
+        rows = fq.fixed_rows(design.x_names, result.fe_mean, result.fe_sd, fq.t_df(design), self.level)
         for r in rows:
             r["interval"] = f"{how}-normal"
         sds = np.exp(result.vcp_mean)
         for (bi, k), sd, s_log in zip(comps, sds, result.vcp_sd, strict=True):
             b = design.blocks[bi]
-            rows.append(fq.sd_row(b.group, b.names[k], float(sd), float(s_log), f"{how}-log-sd"))
+            rows.append(fq.sd_row(b.group, b.names[k], float(sd), float(s_log), f"{how}-log-sd", level=self.level))
         start = 0
         for bi, k in comps:
             b = design.blocks[bi]
             m = result.vc_mean[start: start + b.n_levels, None]
             s = result.vc_sd[start: start + b.n_levels, None]
-            rows += fq.group_effect_rows(b.group, b.levels, [b.names[k]], m, s)
+            rows += fq.group_effect_rows(b.group, b.levels, [b.names[k]], m, s, level=self.level)
             start += b.n_levels
         if dataset.poststratify:
             rows.append(fq.mrp_row(dataset.frame[dataset.poststratify].to_numpy(float),

@@ -38,7 +38,7 @@ LINKS = {"gaussian": ("identity",), "binomial": ("logit", "probit", "cloglog"), 
 GLMER_OPTIMIZER = "nlminbwrap"
 
 R_CODE = r"""
-.hbench_fit <- function(formula, data, family, link, reml, optimizer, profile) {
+.hbench_fit <- function(formula, data, family, link, reml, optimizer, profile, level) {
   msgs <- character(0)
   keep_w <- function(w) { msgs <<- c(msgs, paste0("warning: ", conditionMessage(w))); invokeRestart("muffleWarning") }
   keep_m <- function(m) { msgs <<- c(msgs, paste0("message: ", trimws(conditionMessage(m)))); invokeRestart("muffleMessage") }
@@ -56,7 +56,7 @@ R_CODE = r"""
   prof_msgs <- character(0)
   if (profile) {
     prof <- tryCatch(withCallingHandlers(
-        confint(fit, parm = "theta_", method = "profile", oldNames = FALSE, quiet = TRUE),
+        confint(fit, parm = "theta_", level = level, method = "profile", oldNames = FALSE, quiet = TRUE),
         warning = function(w) { prof_msgs <<- c(prof_msgs, conditionMessage(w)); invokeRestart("muffleWarning") },
         message = function(m) { prof_msgs <<- c(prof_msgs, trimws(conditionMessage(m))); invokeRestart("muffleMessage") }),
       error = function(e) { prof_msgs <<- c(prof_msgs, paste("error:", conditionMessage(e))); NULL })
@@ -152,7 +152,7 @@ def r_frame(dataset: "Dataset") -> pd.DataFrame:
     return frame.reset_index(drop=True)
 
 
-def run_r_fit(dataset: "Dataset", reml: bool, profile: bool) -> dict[str, Any]:
+def run_r_fit(dataset: "Dataset", reml: bool, profile: bool, level: float = fq.LEVEL) -> dict[str, Any]:
     """Fit in R and bring the pieces back as Python objects."""
     import rpy2.robjects as ro
     from rpy2.robjects import default_converter, numpy2ri, pandas2ri
@@ -165,7 +165,7 @@ def run_r_fit(dataset: "Dataset", reml: bool, profile: bool) -> dict[str, Any]:
     with quiet_r() as console, localconverter(conv):
         rdf = ro.conversion.get_conversion().py2rpy(r_frame(dataset))
         res = ro.r[".hbench_fit"](r_formula(dataset.formula, dataset.family), rdf, dataset.family,
-                                  dataset.link, reml, GLMER_OPTIMIZER, profile)
+                                  dataset.link, reml, GLMER_OPTIMIZER, profile, level)
         out = dict(res.items())  # an R named list arrives as an OrdDict under these converters
     out["console"] = console
     return out
@@ -219,14 +219,14 @@ class Lme4Engine(Estimator):
         gaussian = dataset.family == "gaussian"
         reml = bool(self.settings.get("reml", True)) and gaussian
         profile = bool(self.settings.get("profile", gaussian))
-        r, wall = fq.timed(lambda: run_r_fit(dataset, reml, profile))
-        out = summarise(r, dataset, profile)
+        r, wall = fq.timed(lambda: run_r_fit(dataset, reml, profile, self.level))
+        out = summarise(r, dataset, profile, self.level)
         out.wall_s = wall
         out.extras.update({"reml": reml, "r_wall_s": float(np.atleast_1d(r["wall"])[0])})
         return out
 
 
-def summarise(r: dict[str, Any], dataset: "Dataset", profile: bool) -> FitResult:
+def summarise(r: dict[str, Any], dataset: "Dataset", profile: bool, level: float = fq.LEVEL) -> FitResult:
     design = dataset.design
     gaussian = dataset.family == "gaussian"
     notes: list[str] = []
@@ -235,7 +235,7 @@ def summarise(r: dict[str, Any], dataset: "Dataset", profile: bool) -> FitResult
         notes.append(f"lme4's fixed-effect names {names} differ from the design's {design.x_names}")
     est = np.atleast_1d(np.asarray(r["fixef"], float))
     se = np.sqrt(np.diag(np.atleast_2d(np.asarray(r["vcov"], float)))) if est.size else np.zeros(0)
-    rows = fq.fixed_rows(names, est, se, fq.t_df(design))
+    rows = fq.fixed_rows(names, est, se, fq.t_df(design), level)
     sigma = float(np.atleast_1d(r["sigma"])[0]) if gaussian else 1.0
     blocks = _varcorr_blocks(r)
     prof = _profile_table(r) if profile else None
@@ -246,7 +246,7 @@ def summarise(r: dict[str, Any], dataset: "Dataset", profile: bool) -> FitResult
     rows += _variance_rows(blocks, prof, gaussian)
     if gaussian:
         rows.append(_sigma_row(sigma, prof))
-    rows += _ranef_rows(r["ranef"])
+    rows += _ranef_rows(r["ranef"], level)
     if dataset.poststratify:
         w = dataset.frame[dataset.poststratify].to_numpy(float)
         rows.append(fq.mrp_row(w, np.asarray(r["fitted"], float)))
@@ -334,14 +334,15 @@ def _sigma_row(sigma: float, prof: np.ndarray | None) -> dict[str, Any]:
     return row
 
 
-def _ranef_rows(re: Any) -> list[dict[str, Any]]:
+def _ranef_rows(re: Any, level: float) -> list[dict[str, Any]]:
     """r[g][level,term] from as.data.frame(ranef(fit, condVar = TRUE)): conditional modes and SDs."""
     df = re if isinstance(re, pd.DataFrame) else pd.DataFrame(re)
     rows = []
     for rec in df.itertuples(index=False):
         mode, sd = float(rec.condval), float(rec.condsd)
         term = _term(str(rec.term))
-        rows += fq.group_effect_rows(str(rec.grpvar), [str(rec.grp)], [term], np.array([[mode]]), np.array([[sd]]))
+        rows += fq.group_effect_rows(str(rec.grpvar), [str(rec.grp)], [term], np.array([[mode]]), np.array([[sd]]),
+                                      level=level)
     return rows
 
 

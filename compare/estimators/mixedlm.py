@@ -165,7 +165,7 @@ class MixedLMEngine(Estimator):
         layout = build_layout(design)
         (result, texts, method, attempts), wall = fq.timed(lambda: self._best_fit(design, layout))
         with fq.captured_warnings() as later:  # numpy warnings while computing BLUPs and SEs
-            out = summarise(self.name, result, design, layout, texts)
+            out = summarise(self.name, result, design, layout, texts, self.level)
         out.warnings.extend(later)
         out.optimizer = method if method != "default" else "default (bfgs, lbfgs, cg)"
         out.wall_s = wall
@@ -230,19 +230,20 @@ class MixedLMRobustEngine(MixedLMEngine):
     methods: ClassVar[tuple[str, ...]] = ROBUST_METHODS
 
 
-def summarise(engine: str, result: Any, design: Design, layout: Layout, texts: list[str]) -> FitResult:
+def summarise(engine: str, result: Any, design: Design, layout: Layout, texts: list[str],
+              level: float = fq.LEVEL) -> FitResult:
     """Tidy FitResult of one MixedLM result."""
     res = getattr(result, "_results", result)  # bse_re & co. raise on the wrapper when vc are used
     scale = float(res.scale)
     sigma = math.sqrt(scale) if scale > 0 else math.nan
     llf = float(res.llf)
     notes: list[str] = []
-    rows = fq.fixed_rows(design.x_names, np.asarray(res.fe_params), _bse_fe(res), fq.t_df(design))
+    rows = fq.fixed_rows(design.x_names, np.asarray(res.fe_params), _bse_fe(res), fq.t_df(design), level)
     rows += _variance_rows(res, layout, scale)
     rows.append({"parameter": "sigma", "estimate": sigma, "se": math.nan, "lower": math.nan,
                  "upper": math.nan, "interval": "none",
                  "note": "MixedLM profiles the residual variance out: no SE or interval for sigma"})
-    rows += _group_rows(res, layout, notes)
+    rows += _group_rows(res, layout, notes, level)
     covs = _block_covariances(res, layout)
     singular, corr_bound, var_zero = boundary_flags(covs, sigma if np.isfinite(sigma) else 1.0)
     converged = bool(res.converged)
@@ -275,12 +276,12 @@ def _variance_rows(res: Any, layout: Layout, scale: float) -> list[dict[str, Any
         b = layout.re_block
         q = len(b.names)
         k_re2 = q * (q + 1) // 2
-        rows += fq.cov_blocks_to_rows(b.group, b.names, np.asarray(res.cov_re), vcov[:k_re2, :k_re2])
+        rows += fq.cov_blocks_to_rows(b.group, b.names, np.asarray(res.cov_re), vcov[:k_re2, :k_re2], level=level)
     vcomp = np.asarray(res.vcomp)
     for i, (b, k) in enumerate(layout.vc_terms):
         cov = np.array([[vcomp[i]]])
         se = vcov[k_re2 + i: k_re2 + i + 1, k_re2 + i: k_re2 + i + 1]
-        rows += fq.cov_blocks_to_rows(b.group, [b.names[k]], cov, se)
+        rows += fq.cov_blocks_to_rows(b.group, [b.names[k]], cov, se, level=level)
     return rows
 
 
@@ -290,7 +291,7 @@ def _block_covariances(res: Any, layout: Layout) -> list[np.ndarray]:
     return covs
 
 
-def _group_rows(res: Any, layout: Layout, notes: list[str]) -> list[dict[str, Any]]:
+def _group_rows(res: Any, layout: Layout, notes: list[str], level: float) -> list[dict[str, Any]]:
     """BLUPs with conditional SDs, mapped from statsmodels' per-group vectors (exog_re first, then
     each variance component's columns in order)."""
     try:
@@ -305,7 +306,7 @@ def _group_rows(res: Any, layout: Layout, notes: list[str]) -> list[dict[str, An
         b = layout.re_block
         vals = np.array([np.asarray(means[g])[:q] for g in labels])
         sds = np.array([np.sqrt(np.clip(np.diag(np.asarray(covs[g]))[:q], 0, None)) for g in labels])
-        rows += fq.group_effect_rows(b.group, [b.levels[int(g)] for g in labels], b.names, vals, sds)
+        rows += fq.group_effect_rows(b.group, [b.levels[int(g)] for g in labels], b.names, vals, sds, level=level)
     offset = {g: q for g in labels}
     for i, (b, k) in enumerate(layout.vc_terms):
         per_level: dict[int, tuple[float, float]] = {}
@@ -320,7 +321,7 @@ def _group_rows(res: Any, layout: Layout, notes: list[str]) -> list[dict[str, An
         order = sorted(per_level)
         vals = np.array([[per_level[c][0]] for c in order])
         sds = np.array([[per_level[c][1]] for c in order])
-        rows += fq.group_effect_rows(b.group, [b.levels[c] for c in order], [b.names[k]], vals, sds)
+        rows += fq.group_effect_rows(b.group, [b.levels[c] for c in order], [b.names[k]], vals, sds, level=level)
     return rows
 
 
