@@ -239,7 +239,7 @@ def summarise(engine: str, result: Any, design: Design, layout: Layout, texts: l
     llf = float(res.llf)
     notes: list[str] = []
     rows = fq.fixed_rows(design.x_names, np.asarray(res.fe_params), _bse_fe(res), fq.t_df(design), level)
-    rows += _variance_rows(res, layout, scale)
+    rows += _variance_rows(res, layout, scale, level)
     rows.append({"parameter": "sigma", "estimate": sigma, "se": math.nan, "lower": math.nan,
                  "upper": math.nan, "interval": "none",
                  "note": "MixedLM profiles the residual variance out: no SE or interval for sigma"})
@@ -268,7 +268,7 @@ def _variance_cov(res: Any) -> np.ndarray:
     return float(res.scale) ** 2 * np.asarray(res.cov_params())[p:, p:]
 
 
-def _variance_rows(res: Any, layout: Layout, scale: float) -> list[dict[str, Any]]:
+def _variance_rows(res: Any, layout: Layout, scale: float, level: float) -> list[dict[str, Any]]:
     vcov = _variance_cov(res)
     rows: list[dict[str, Any]] = []
     k_re2 = 0
