@@ -99,11 +99,13 @@ def _missing(value: Any) -> bool:
 def _arrow_scalar(value: Any, n: int, dtype: str, typ: pa.DataType) -> pa.Array:
     if _missing(value):
         return pa.nulls(n, typ)
-    if dtype in ("float64", "Int64"):
+    if dtype == "float64":
+        value = float(value)
+    elif dtype == "Int64":
         number = float(value)
-        value = round(number) if dtype == "Int64" and math.isfinite(number) else number
-        if dtype == "Int64" and not math.isfinite(number):
+        if not math.isfinite(number):
             return pa.nulls(n, typ)
+        value = round(number)
     elif dtype == "boolean":
         value = bool(value)
     elif dtype == "string":
