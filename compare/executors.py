@@ -132,11 +132,20 @@ class LocalExecutor:
         task = queues[shape].popleft()
         if not queues[shape]:
             del queues[shape]
+        try:
+            w.conn.send(task)
+        except (BrokenPipeError, OSError):
+            # The worker died since the last look (a task queued behind a crashing fit): the task goes back;
+            # `_collect` records the fit that was running. A worker that died idle is replaced here.
+            queues.setdefault(shape, deque()).appendleft(task)
+            if not w.tasks:
+                self._kill(w)
+                self.pool[self.pool.index(w)] = self._spawn()
+            return
         if not w.tasks:
             w.engine, w.started = None, time.perf_counter()
         w.tasks.append(task)
         w.last_shape = shape
-        w.conn.send(task)
 
     def _collect(self, pending: dict[str, _Pending], queues) -> Iterator[tuple[Task, pa.Table]]:
         busy = [w for w in self.pool if w.task is not None]
