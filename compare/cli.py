@@ -1,6 +1,7 @@
 """`hbench`: the command line. Each subcommand lives in its own module under compare/commands/
 and registers itself with `register(subparsers)`; this file only dispatches and turns bad input
-into one line on stderr with exit status 2."""
+into one line on stderr with exit status 2. Nothing else reaches the user as a traceback either: an
+unexpected error is one line naming a file that holds the traceback (exit 1), Ctrl-C is exit 130."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ import argparse
 import importlib
 import pkgutil
 import sys
+import tempfile
+import traceback
 
-from compare import commands
+from compare import catalogue, commands
 from compare.errors import InputError
 
 
@@ -17,6 +20,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hbench",
         description="Benchmark frequentist and Bayesian estimators of multilevel models on simulated data.")
+    parser.add_argument("--scenarios", metavar="DIR", action="append", default=[],
+                        help="a folder of your own scenario specs (NAME.toml) and suites (suites/NAME.toml), "
+                             f"searched before the shipped ones; repeatable (also: {catalogue.ENV})")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda i: i.name):
         module = importlib.import_module(f"{commands.__name__}.{info.name}")
@@ -31,10 +37,21 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
+        for folder in reversed(args.scenarios):
+            catalogue.add_folder(folder)
         return int(args.handler(args) or 0)
     except InputError as exc:
         print(f"hbench: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("hbench: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - a bug must still reach the user as one line, with its details kept
+        with tempfile.NamedTemporaryFile("w", prefix="hbench-error-", suffix=".txt", delete=False) as fh:
+            traceback.print_exc(file=fh)
+        print(f"hbench: internal error: {type(exc).__name__}: {exc} (traceback in {fh.name}; please report it)",
+              file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

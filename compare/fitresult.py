@@ -16,20 +16,25 @@ Parameter names:
 
 from __future__ import annotations
 
+import json
 import math
-from dataclasses import asdict, dataclass, field
+import types
+import typing
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-# Columns of FitResult.params. Only the first five are required; the rest are NaN/None where not given.
-PARAM_COLUMNS = ["parameter", "estimate", "se", "lower", "upper",
-                 "median", "lower_t", "upper_t", "rhat", "ess_bulk", "ess_tail", "interval", "note"]
-REQUIRED_COLUMNS = PARAM_COLUMNS[:5]
-# Fit-level diagnostics a sampler reports; frequentist engines leave them NaN.
-SAMPLER_DIAGNOSTICS = ["rhat_max", "ess_bulk_min", "ess_tail_min", "divergences", "treedepth_hits",
-                       "ebfmi_min", "ess_bulk_per_s"]
+# Columns of FitResult.params and their store dtypes. Only the first five are required; the rest are
+# NaN/None where an engine does not give them.
+PARAM_COLUMNS: dict[str, str] = {
+    "parameter": "string", "estimate": "float64", "se": "float64", "lower": "float64", "upper": "float64",
+    "median": "float64", "lower_t": "float64", "upper_t": "float64", "rhat": "float64", "ess_bulk": "float64",
+    "ess_tail": "float64", "interval": "string", "note": "string",
+}
+REQUIRED_COLUMNS = list(PARAM_COLUMNS)[:5]
+_TEXT_COLUMNS = ("parameter", "interval", "note")
 
 
 def name_b(term: str) -> str:
@@ -53,8 +58,36 @@ def parameter_class(name: str) -> str:
     return name.split("[", 1)[0]
 
 
+@dataclass(frozen=True)
+class SamplerDiagnostics:
+    """What a sampler's fit says about itself (frequentist engines have none). LOO is PSIS-LOO (ArviZ)."""
+
+    rhat_max: float  # over every parameter, group effects included
+    rhat_max_hyper: float  # over b, sd, cor, sigma: what `converged` reads
+    ess_bulk_min: float
+    ess_tail_min: float
+    ess_bulk_per_s: float  # min bulk ESS per second of sampling
+    divergences: int
+    treedepth_hits: int
+    ebfmi_min: float
+    loo_elpd: float
+    loo_se: float
+    p_loo: float
+    pareto_k_max: float
+    pareto_k_gt_07: int
+
+
 @dataclass
 class FitResult:
+    """One engine's fit of one dataset: the estimands (`params`, one row each) and fit-level fields.
+
+    Every field but `params`, `sampler` and `draws` becomes a store column of the same name (compare.store
+    derives its schema from this class); `sampler`'s fields become columns too. `draws` are thinned posterior
+    draws per parameter for simulation-based calibration: the harness ranks the truth among them, so no
+    engine ever sees the truth. `details` is engine-specific information kept as JSON for a reader's eyes
+    (optimiser codes, attempts); nothing in hbench reads it.
+    """
+
     engine: str
     params: pd.DataFrame
     converged: bool = True
@@ -62,8 +95,8 @@ class FitResult:
     corr_at_bound: bool | None = None
     var_at_zero: bool | None = None
     loglik: float = math.nan
+    criterion: str | None = None  # "REML" or "ML": which likelihood `loglik` is (compared across engines)
     optimizer: str | None = None
-    reached_reference_optimum: bool | None = None
     warnings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     wall_s: float = math.nan
@@ -71,8 +104,9 @@ class FitResult:
     warmup_s: float = math.nan
     sampling_s: float = math.nan
     compile_count: int = 0
-    diagnostics: dict[str, float] = field(default_factory=dict)
-    extras: dict[str, Any] = field(default_factory=dict)
+    sampler: SamplerDiagnostics | None = None
+    draws: dict[str, np.ndarray] | None = field(default=None, repr=False)
+    details: dict[str, Any] = field(default_factory=dict)
 
     @property
     def loglik_finite(self) -> bool:
@@ -85,22 +119,30 @@ class FitResult:
         return hit.iloc[0]
 
     def fit_fields(self) -> dict[str, Any]:
-        """Fit-level fields as a flat dict (repeated on every long row)."""
-        out = {k: v for k, v in asdict(self).items() if k not in ("params", "diagnostics", "extras")}
-        out["warnings"] = "\n".join(self.warnings)
-        out["notes"] = "\n".join(self.notes)
+        """Fit-level fields as a flat dict of scalars (repeated on every long row)."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            if f.name in _NOT_COLUMNS:
+                continue
+            value = getattr(self, f.name)
+            if isinstance(value, list):
+                value = "\n".join(value)
+            elif isinstance(value, dict):
+                value = json.dumps(value, default=_json_default, sort_keys=True)
+            out[f.name] = value
         out["loglik_finite"] = self.loglik_finite
-        for key in SAMPLER_DIAGNOSTICS:
-            out[key] = float(self.diagnostics.get(key, math.nan))
+        for f in fields(SamplerDiagnostics):
+            out[f.name] = getattr(self.sampler, f.name) if self.sampler is not None else None
         return out
 
     def columns(self, truth: dict[str, float] | None = None) -> dict[str, Any]:
         """The long rows as columns: one value a parameter, or a fit-level scalar shared by every row.
         What the harness turns into Arrow; `rows` is the same as a DataFrame."""
-        params = self.params.reindex(columns=PARAM_COLUMNS)
+        params = self.params.reindex(columns=list(PARAM_COLUMNS))
         cols: dict[str, Any] = {c: params[c].to_numpy() for c in PARAM_COLUMNS}
-        for col in ("estimate", "se", "lower", "upper"):
-            cols[col] = pd.to_numeric(params[col], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+        for col, dtype in PARAM_COLUMNS.items():
+            if dtype == "float64":
+                cols[col] = pd.to_numeric(params[col], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
         true = params["parameter"].map(truth or {}).to_numpy(dtype=float, na_value=np.nan)
         lower, upper = cols["lower"], cols["upper"]
         known = ~(np.isnan(true) | np.isnan(lower) | np.isnan(upper))
@@ -112,13 +154,50 @@ class FitResult:
         return pd.DataFrame(self.columns(truth), index=pd.RangeIndex(len(self.params)))
 
 
+_NOT_COLUMNS = ("engine", "params", "sampler", "draws")  # engine is a task column; the rest are not scalars
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"details value {value!r} is not JSON")
+
+
+def fit_columns() -> dict[str, str]:
+    """Store dtypes of the fit-level columns, derived from FitResult's and SamplerDiagnostics' annotations."""
+    out = {}
+    for cls in (FitResult, SamplerDiagnostics):
+        hints = typing.get_type_hints(cls)
+        for f in fields(cls):
+            if f.name not in _NOT_COLUMNS:
+                out[f.name] = _dtype(hints[f.name])
+        if cls is FitResult:
+            out["loglik_finite"] = "boolean"
+    return out
+
+
+def _dtype(hint: Any) -> str:
+    """Store dtype of an annotation: bool -> boolean, int -> Int64 (nullable), float, text for the rest."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        hint = next(a for a in typing.get_args(hint) if a is not type(None))
+    if hint is bool:
+        return "boolean"
+    if hint is int:
+        return "Int64"
+    if hint is float:
+        return "float64"
+    return "string"  # str, list[str] (newline-joined), dict (JSON)
+
+
 def make_params(rows: list[dict[str, Any]]) -> pd.DataFrame:
     """Params frame from a list of dicts; missing optional columns become NaN/None."""
     df = pd.DataFrame(rows)
     for col in PARAM_COLUMNS:
         if col not in df.columns:
-            df[col] = None if col in ("interval", "note") else math.nan
-    return df[PARAM_COLUMNS]
+            df[col] = None if col in _TEXT_COLUMNS else math.nan
+    return df[list(PARAM_COLUMNS)]
 
 
 def boundary_flags(covariances: list[np.ndarray], sigma: float = 1.0,

@@ -108,7 +108,7 @@ def _now() -> str:
 def new_manifest(suite: Suite, tasks: list[Task], executor: str, workers: int) -> dict[str, Any]:
     return {"suite": suite.name, "suite_path": str(suite.path) if suite.path else None, "suite_raw": suite.raw,
             "run_seed": suite.seed, "reps": suite.reps, "level": suite.level, "timeout": suite.timeout,
-            "engines": [{"name": e.name, "settings": e.settings, "only": list(e.only), "max_reps": e.max_reps}
+            "engines": [{"name": e.name, "settings": e.settings.public(), "only": list(e.only), "max_reps": e.max_reps}
                         for e in suite.engines],
             "reference": suite.reference, "n_tasks": len(tasks), "executor": executor, "workers": workers,
             "git_commit": git_commit(), "versions": versions([e.name for e in suite.engines]),

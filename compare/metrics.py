@@ -211,11 +211,34 @@ def _rate(put, name: str, flags: pd.Series) -> None:
     put(name, proportion(flags.dropna().astype(bool).to_numpy()) if flags.notna().any() else NAN)
 
 
-def fit_summary(table: pd.DataFrame) -> pd.DataFrame:
+REFERENCE_TOL = 1e-3  # log-likelihood units: within this of the reference's optimum counts as reaching it
+
+
+def reached_reference(fits: pd.DataFrame, reference: str | None) -> pd.Series:
+    """Per fit (one row each): did it reach the reference engine's optimum on the same dataset?
+
+    Compared only where both fits maximised the same likelihood (`criterion`: REML or ML) and the reference's
+    log-likelihood is finite; NA elsewhere (and for the reference itself). An engine never refits another to
+    know this: it is read from the two fits' stored results."""
+    out = pd.Series(pd.NA, index=fits.index, dtype="boolean")
+    if reference is None or "criterion" not in fits or fits["criterion"].isna().all():
+        return out
+    keys = ["scenario", "cell", "rep", "criterion"]
+    ref = fits[(fits["engine"] == reference) & (fits["status"] == "ok") & np.isfinite(fits["loglik"])]
+    ref = ref[keys + ["loglik"]].rename(columns={"loglik": "ref_loglik"})
+    others = fits[(fits["engine"] != reference) & (fits["status"] == "ok") & fits["criterion"].notna()]
+    joined = others[keys + ["loglik"]].reset_index().merge(ref, on=keys).set_index("index")
+    finite = np.isfinite(joined["loglik"])
+    out.loc[joined.index] = finite & (joined["loglik"].where(finite, -np.inf) >= joined["ref_loglik"] - REFERENCE_TOL)
+    return out
+
+
+def fit_summary(table: pd.DataFrame, reference: str | None = None) -> pd.DataFrame:
     """Per (scenario, cell, engine): failure, singular, boundary, convergence, reference-optimum and sampler
     rates with binomial MCSE, and runtime quantiles. Skipped fits (engine cannot express the model) are
     counted apart, not as failures."""
-    fits = table.drop_duplicates(["scenario", "cell", "rep", "engine"])
+    fits = table.drop_duplicates(["scenario", "cell", "rep", "engine"]).copy()
+    fits["reached_reference_optimum"] = reached_reference(fits, reference)
     rows = []
     for key, g in fits.groupby(FIT_KEYS, sort=True):
         out: dict[str, float] = dict(zip(FIT_KEYS, key))
@@ -254,4 +277,32 @@ def sbc_summary(table: pd.DataFrame) -> pd.DataFrame:
         stat, p, bins = sbc_uniformity(g["sbc_rank"].to_numpy(float), n_draws)
         rows.append({**dict(zip(PARAM_KEYS, key)), "n": len(g), "draws": n_draws, "bins": bins,
                      "chi2": stat, "p_value": p})
+    return pd.DataFrame(rows)
+
+
+AGREEMENT_CLASSES = ("b", "sd", "cor", "sigma", "mrp", "pred_new")
+
+
+def agreement(table: pd.DataFrame) -> pd.DataFrame:
+    """Every pair of engines fitted on the same datasets: per parameter, the standardised difference of their
+    estimates d = (est_a - est_b) / sqrt((se_a^2 + se_b^2) / 2) (SE or posterior-SD units), its mean with MCSE
+    sd(d)/sqrt(n), and mean |d|. Two engines that agree have mean d near 0 and mean |d| well below 1."""
+    ok = table[(table["status"] == "ok") & table["estimate"].notna() & table["se"].notna()]
+    ok = ok[ok["parameter"].str.split("[").str[0].isin(AGREEMENT_CLASSES)]
+    if ok.empty:
+        return pd.DataFrame(columns=["scenario", "cell", "parameter", "engine_a", "engine_b", "n"])
+    est = ok.pivot_table(index=["scenario", "cell", "parameter", "rep"], columns="engine", values="estimate")
+    se = ok.pivot_table(index=["scenario", "cell", "parameter", "rep"], columns="engine", values="se")
+    engines = sorted(est.columns)
+    rows = []
+    for i, a in enumerate(engines):
+        for b in engines[i + 1:]:
+            scale = np.sqrt((se[a] ** 2 + se[b] ** 2) / 2)
+            d = ((est[a] - est[b]) / scale.where(scale > 0)).dropna()
+            for key, g in d.groupby(level=[0, 1, 2]):
+                n = len(g)
+                rows.append({"scenario": key[0], "cell": key[1], "parameter": key[2], "engine_a": a, "engine_b": b,
+                             "n": n, "mean_d": float(g.mean()),
+                             "mean_d_mcse": float(g.std(ddof=1) / math.sqrt(n)) if n > 1 else math.nan,
+                             "mean_abs_d": float(g.abs().mean())})
     return pd.DataFrame(rows)

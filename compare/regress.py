@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from compare import metrics
+from compare import summary
 from compare.errors import InputError
 from compare.store import RunStore
 
@@ -65,12 +65,12 @@ def _judge(old: pd.DataFrame, new: pd.DataFrame, keys: list[str], z: float) -> p
 
 def compare_runs(base: RunStore, run: RunStore, thresholds: Thresholds = Thresholds()) -> dict[str, pd.DataFrame]:
     """Differences per measure (with z) and runtime ratios between two runs; `flagged` marks changes."""
-    tb, tr = base.load(), run.load()
+    sb, sr = summary.of_run(base), summary.of_run(run)
     pkeys = ["scenario", "cell", "engine", "parameter"]
     fkeys = ["scenario", "cell", "engine"]
-    params = _judge(_long(metrics.performance(tb), pkeys, PARAM_MEASURES),
-                    _long(metrics.performance(tr), pkeys, PARAM_MEASURES), pkeys, thresholds.z)
-    fb, fr = metrics.fit_summary(tb), metrics.fit_summary(tr)
+    params = _judge(_long(sb.performance, pkeys, PARAM_MEASURES),
+                    _long(sr.performance, pkeys, PARAM_MEASURES), pkeys, thresholds.z)
+    fb, fr = sb.fits, sr.fits
     fits = _judge(_long(fb, fkeys, FIT_MEASURES), _long(fr, fkeys, FIT_MEASURES), fkeys, thresholds.z)
     rt = fb[fkeys + [RUNTIME]].merge(fr[fkeys + [RUNTIME]], on=fkeys, suffixes=("_base", "_run")).dropna()
     rt["ratio"] = rt[f"{RUNTIME}_run"] / rt[f"{RUNTIME}_base"]

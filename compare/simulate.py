@@ -9,19 +9,16 @@ groups' covariates and effects).  Under a cluster design both are `rng`.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
-from dataclasses import dataclass, field
-from functools import cached_property
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy.special import expit
-from scipy.stats import norm
 
-from compare.design import BlockDesign, Design, build_design
+from compare.data import Dataset, FitData
+from compare.design import BlockDesign, Design, build_design, group_index
 from compare.errors import InputError
-from compare.formula import Formula, ModelSpec
+from compare.families import inverse_link
 from compare.seeds import cell_seq, engine_seed, replication_seq
 from compare.spec import CellSpec, Scenario, correlation_matrix
 
@@ -36,51 +33,8 @@ class Params:
     sigma: float | None
 
 
-@dataclass
-class Dataset:
-    frame: pd.DataFrame
-    truth: dict[str, float]
-    formula: Formula
-    family: str
-    link: str
-    scenario: str = ""
-    cell: int = 0
-    rep: int = 0
-    seed: int = 0  # for engines' samplers
-    poststratify: str | None = None
-    meta: dict = field(default_factory=dict)
-
-    @cached_property
-    def hash(self) -> str:
-        """Content hash of the data frame: equal hashes mean byte-identical data."""
-        text = self.frame.to_csv(index=False, float_format="%.17g", lineterminator="\n")
-        return hashlib.sha256(text.encode()).hexdigest()
-
-    @property
-    def model(self) -> ModelSpec:
-        return ModelSpec(self.formula, self.family, self.link)
-
-    @cached_property
-    def design(self) -> Design:
-        return build_design(self.formula, self.family, self.frame)
-
-
 def block_key(block: BlockDesign) -> str:
     return f"{block.group}|{block.block.expr}"
-
-
-def inverse_link(link: str, eta: np.ndarray) -> np.ndarray:
-    if link == "identity":
-        return eta
-    if link == "log":
-        return np.exp(eta)
-    if link == "logit":
-        return expit(eta)
-    if link == "probit":
-        return norm.cdf(eta)
-    if link == "cloglog":
-        return -np.expm1(-np.exp(eta))
-    raise InputError(f"unknown link {link!r}")
 
 
 def _layout_frame(cell: CellSpec, rng: np.random.Generator) -> pd.DataFrame:
@@ -104,8 +58,6 @@ def _draw_covariate(cell: CellSpec, name: str, frame: pd.DataFrame, rng, cell_rn
     use = cell_rng if name in cell.fixed_covariates or (per and cell.design == "stratified") else rng
     if per is None:
         return dist.draw(use, len(frame))
-    from compare.design import group_index
-
     index, levels = group_index(frame, per)
     return dist.draw(use, len(levels))[index]
 
@@ -282,8 +234,8 @@ def simulate(cell: CellSpec, rng: np.random.Generator, cell_rng: np.random.Gener
     truth = _truth(cell, design, params, effects, mu, frame)
     if design.blocks:
         truth.update(_new_group_truth(cell, design, params, rng))
-    return Dataset(frame, truth, cell.formula, cell.family, cell.link, cell.scenario, cell.index,
-                   poststratify=cell.poststratify)
+    data = FitData(frame, cell.formula, cell.family, cell.link, cell.poststratify)
+    return Dataset(data, truth, cell.scenario, cell.index)
 
 
 def dataset_for(scenario: Scenario, cell: int, rep: int, run_seed: int) -> Dataset:

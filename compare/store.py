@@ -23,24 +23,18 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from compare.errors import InputError
+from compare.fitresult import PARAM_COLUMNS, fit_columns
 
 RESULTS_DIR = Path("results")
 
-# Column order and dtypes of the long results table; parts are cast to this on write and read.
-SCHEMA: dict[str, str] = {
+# What the harness adds around each fit: where it came from, and what only the harness may know (the truth).
+TASK_COLUMNS: dict[str, str] = {
     "scenario": "string", "cell": "int64", "rep": "int64", "run_seed": "int64", "engine_seed": "int64",
     "dataset_hash": "string", "engine": "string", "status": "string", "error": "string",
-    "parameter": "string", "estimate": "float64", "se": "float64", "lower": "float64", "upper": "float64",
-    "median": "float64", "lower_t": "float64", "upper_t": "float64", "rhat": "float64", "ess_bulk": "float64",
-    "ess_tail": "float64", "interval": "string", "note": "string", "true": "float64", "covered": "boolean",
-    "sbc_rank": "float64", "sbc_draws": "float64",
-    "converged": "boolean", "singular": "boolean", "corr_at_bound": "boolean", "var_at_zero": "boolean",
-    "loglik": "float64", "loglik_finite": "boolean", "optimizer": "string", "reached_reference_optimum": "boolean",
-    "warnings": "string", "notes": "string", "wall_s": "float64", "compile_s": "float64", "warmup_s": "float64",
-    "sampling_s": "float64", "compile_count": "Int64", "rhat_max": "float64", "ess_bulk_min": "float64",
-    "ess_tail_min": "float64", "divergences": "float64", "treedepth_hits": "float64", "ebfmi_min": "float64",
-    "ess_bulk_per_s": "float64", "extras": "string",
 }
+TRUTH_COLUMNS: dict[str, str] = {"true": "float64", "covered": "boolean", "sbc_rank": "float64", "sbc_draws": "float64"}
+# Column order and dtypes of the long results table, derived from FitResult (never written out by hand).
+SCHEMA: dict[str, str] = {**TASK_COLUMNS, **PARAM_COLUMNS, **TRUTH_COLUMNS, **fit_columns()}
 _ARROW_TYPES = {"string": pa.string(), "int64": pa.int64(), "Int64": pa.int64(), "float64": pa.float64(),
                 "boolean": pa.bool_()}
 ARROW_SCHEMA = pa.schema([(col, _ARROW_TYPES[dtype]) for col, dtype in SCHEMA.items()])
@@ -79,6 +73,9 @@ def to_table(rows: pd.DataFrame | Mapping[str, Any], n: int | None = None) -> pa
         n, rows = len(rows), {c: rows[c] for c in rows.columns}
     if n is None:
         raise ValueError("to_table: give n, the number of rows, with a mapping")
+    unknown = sorted(set(rows) - set(SCHEMA))
+    if unknown:  # a new FitResult field the schema does not derive, or a typo: never drop it silently
+        raise ValueError(f"to_table: columns not in the store schema: {', '.join(unknown)}")
     arrays = []
     for col, dtype in SCHEMA.items():
         typ = ARROW_SCHEMA.field(col).type
@@ -202,9 +199,15 @@ class RunStore:
 
 
 def _read_part(path: Path) -> pa.Table:
-    """One part in ARROW_SCHEMA (parts written by pandas carry their own metadata and string type)."""
+    """One part in ARROW_SCHEMA (parts written by pandas carry their own metadata and string type; parts
+    written before a column existed get it as nulls, and columns since removed are dropped)."""
     table = pq.read_table(path).replace_schema_metadata(None)
-    return table if table.schema == ARROW_SCHEMA else table.select(ARROW_SCHEMA.names).cast(ARROW_SCHEMA)
+    if table.schema == ARROW_SCHEMA:
+        return table
+    for name in ARROW_SCHEMA.names:  # a column added to FitResult since the part was written: null there
+        if name not in table.column_names:
+            table = table.append_column(ARROW_SCHEMA.field(name), pa.nulls(len(table), ARROW_SCHEMA.field(name).type))
+    return table.select(ARROW_SCHEMA.names).cast(ARROW_SCHEMA)
 
 
 def _alive(pid: int) -> bool:

@@ -6,24 +6,25 @@ Validated on load so a bad suite fails before anything is written.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from compare.catalogue import load_scenario, suite_path
 from compare.errors import InputError
-from compare.spec import SCENARIO_DIR, Scenario, load_scenario
+from compare.settings import Settings
+from compare.spec import Scenario
 from compare.validate import check_keys as _keys
 from compare.validate import fail as _fail
 from compare.validate import read_toml
 
-SUITE_DIR = SCENARIO_DIR / "suites"
 _TOP = {"name", "description", "seed", "reps", "level", "timeout", "failsafe", "scenario", "engine", "reference"}
 
 
 @dataclass(frozen=True)
 class EngineSpec:
     name: str
-    settings: dict[str, Any] = field(default_factory=dict)
+    settings: Settings  # the engine's own typed, frozen settings class (level included)
     only: tuple[str, ...] = ()  # scenario names this engine runs on; empty = all
     max_reps: int | None = None  # run only on replications 0..max_reps-1 (costly engines in big suites)
 
@@ -60,8 +61,8 @@ def _int(value: Any, where: str, lo: int) -> int:
     return value
 
 
-def _engines(raw: list[Any]) -> tuple[EngineSpec, ...]:
-    from compare.estimators import engine_names
+def _engines(raw: list[Any], level: float) -> tuple[EngineSpec, ...]:
+    from compare.estimators import engine_class, engine_names
 
     known = engine_names()
     out = []
@@ -70,12 +71,10 @@ def _engines(raw: list[Any]) -> tuple[EngineSpec, ...]:
         name = e.get("name")
         if name not in known:
             raise _fail(f"engine[{i}].name", f"unknown engine {name!r} (known: {', '.join(known)})")
-        settings = _keys(e.get("settings", {}), set(e.get("settings", {}) or {}), f"engine[{i}].settings")
-        if "level" in settings:
-            raise _fail(f"engine[{i}].settings.level", "the interval level is set once, for every engine: "
-                        "put `level = ...` at the top of the suite")
+        table = _keys(e.get("settings", {}), set(e.get("settings", {}) or {}), f"engine[{i}].settings")
+        settings = engine_class(name).configured(table, f"engine[{i}].settings", level=level).settings
         max_reps = _int(e["max_reps"], f"engine[{i}].max_reps", 1) if "max_reps" in e else None
-        out.append(EngineSpec(name, dict(settings), tuple(e.get("only", ())), max_reps))
+        out.append(EngineSpec(name, settings, tuple(e.get("only", ())), max_reps))
     if not out:
         raise _fail("engine", "a suite needs at least one [[engine]]")
     names = [e.name for e in out]
@@ -124,9 +123,7 @@ def parse_suite(raw: dict[str, Any], path: Path | None = None, *, reps: int | No
     scenarios = _scenarios(raw.get("scenario", []), n_reps)
     if reps is not None:
         scenarios = tuple(ScenarioSpec(s.scenario, s.cells, n_reps) for s in scenarios)
-    engines = _engines(raw.get("engine", []))
-    if level != 0.95:  # the engines' default; kept out of settings then, so 0.95 runs look as before
-        engines = tuple(replace(e, settings={**e.settings, "level": float(level)}) for e in engines)
+    engines = _engines(raw.get("engine", []), float(level))
     reference = raw.get("reference")
     if reference is not None and reference not in [e.name for e in engines]:
         raise _fail("reference", f"{reference!r} is not one of the suite's engines")
@@ -136,12 +133,8 @@ def parse_suite(raw: dict[str, Any], path: Path | None = None, *, reps: int | No
 
 
 def load_suite(source: str | Path, *, reps: int | None = None, seed: int | None = None) -> Suite:
-    """Load a suite by path, or by name from scenarios/suites/. InputError names file and field."""
-    path = Path(source)
-    if not path.exists() and not path.suffix:
-        path = SUITE_DIR / f"{source}.toml"
-    if not path.exists():
-        raise InputError(f"{source}: no such suite file")
+    """Load a suite by path, or by name from the scenario folders' suites/. InputError names file and field."""
+    path = suite_path(source)
     raw = read_toml(path)
     if reps is not None and reps <= 0:
         raise InputError(f"--reps {reps}: must be at least 1")

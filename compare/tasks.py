@@ -8,7 +8,6 @@ Nothing here knows about pools, stores or progress bars.
 
 from __future__ import annotations
 
-import json
 import math
 import time
 import traceback
@@ -19,16 +18,18 @@ import numpy as np
 import pyarrow as pa
 from threadpoolctl import threadpool_limits
 
-from compare.estimators import get_estimator
+from compare.catalogue import load_scenario
+from compare.data import Dataset
+from compare.estimators import engine_class
 from compare.estimators.base import Estimator
 from compare.fitresult import parameter_class
-from compare.simulate import Dataset, dataset_for
-from compare.spec import Scenario, load_scenario
+from compare.simulate import dataset_for
+from compare.spec import Scenario
 from compare.store import to_table
 from compare.suite import EngineSpec, Suite
 
 _SCENARIOS: dict[str, Scenario] = {}
-_ESTIMATORS: dict[str, Estimator] = {}
+_ESTIMATORS: dict[tuple, Estimator] = {}
 _THREADS_LIMITED = False
 
 
@@ -70,10 +71,10 @@ def _scenario(task: Task) -> Scenario:
 
 
 def estimator(spec: EngineSpec) -> Estimator:
-    """The worker's cached instance for an engine and its settings."""
-    key = f"{spec.name}:{json.dumps(spec.settings, sort_keys=True)}"
+    """The worker's cached instance for an engine and its (frozen, hashable) settings."""
+    key = (spec.name, spec.settings)
     if key not in _ESTIMATORS:
-        _ESTIMATORS[key] = get_estimator(spec.name, **spec.settings)
+        _ESTIMATORS[key] = engine_class(spec.name)(spec.settings)
     return _ESTIMATORS[key]
 
 
@@ -109,7 +110,7 @@ def fit_one(task: Task, ds: Dataset, spec: EngineSpec) -> pa.Table:
     schema), never an exception."""
     try:
         est = estimator(spec)
-        for check in (est.available(), est.supports(ds.model)):
+        for check in (est.available(), est.supports(ds.data.model)):
             if not check:
                 return failure_rows(task, ds, spec.name, "skipped", check.reason)
         return _fit_rows(task, ds, spec, est)
@@ -126,18 +127,16 @@ def _describe(exc: BaseException, frames: int = 4) -> str:
 
 def _fit_rows(task: Task, ds: Dataset, spec: EngineSpec, est: Estimator) -> pa.Table:
     start = time.perf_counter()
-    result = est.fit(ds)
+    result = est.fit(ds.data, seed=ds.seed)
     elapsed = time.perf_counter() - start
     if not math.isfinite(result.wall_s):
         result.wall_s = elapsed
-    draws = result.extras.pop("posterior_draws", None)
     cols = result.columns(ds.truth)
     names, estimate = cols["parameter"], cols["estimate"]
     core = np.array([parameter_class(str(p)) in ("b", "sd", "sigma") for p in names], dtype=bool)
     if core.any() and np.isnan(estimate[core]).all():
         return failure_rows(task, ds, spec.name, "failed", "returned NaN for every fixed effect and SD")
-    extras = json.dumps(result.extras, default=float, sort_keys=True)
-    cols.update(_sbc(names, cols["true"], draws), extras=extras, **_base(task, ds, spec.name, "ok"))
+    cols.update(_sbc(names, cols["true"], result.draws), **_base(task, ds, spec.name, "ok"))
     return to_table(cols, len(names))
 
 

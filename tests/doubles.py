@@ -1,85 +1,157 @@
 """Test doubles registered only in tests (via HBENCH_ENGINES=tests.doubles): a cheap real estimator
-(OLS on the fixed effects, ignoring groups), and engines that fail, crash their process, or hang."""
+(OLS on the fixed effects, ignoring groups), and engines that fail, crash their process, or hang.
+
+Engines never see the replication, so the doubles pick their victims by the seed the harness hands them;
+tests name those seeds with `seeds_of` (compare.seeds.engine_seed, the harness's own derivation)."""
 
 from __future__ import annotations
 
 import os
 import time
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats
 
 from compare.estimators.base import YES, Estimator, no
 from compare.fitresult import FitResult, make_params, name_b
+from compare.seeds import engine_seed
+from compare.settings import Settings, setting
+
+
+def seeds_of(run_seed: int, cells: list[tuple[str, int]], reps: list[int]) -> list[int]:
+    """The engine seeds of replications `reps` of each (scenario, cell)."""
+    return [engine_seed(run_seed, s, c, r) for s, c in cells for r in reps]
+
+
+@dataclass(frozen=True)
+class OLSSettings(Settings):
+    shift: float = setting(0.0, "added to every coefficient: a deliberate behaviour change for regression tests")
 
 
 class OLSDouble(Estimator):
     """Ordinary least squares on the fixed effects: wrong model, right contract, milliseconds."""
 
     name = "ols-double"
+    Settings = OLSSettings
 
     def supports(self, model):
         return YES if model.family == "gaussian" and model.formula.fixed else no("needs gaussian with fixed effects")
 
-    def fit(self, dataset):
-        d = dataset.design
+    def fit(self, data, *, seed):
+        self.require(data.model)
+        d = data.design
         y = d.y - d.offset
+        if np.ptp(y) == 0:
+            raise ValueError("the response is constant: no residual variance")
         beta, *_ = np.linalg.lstsq(d.X, y, rcond=None)
         resid = y - d.X @ beta
         dof = d.n - d.X.shape[1]
         s2 = resid @ resid / dof
         se = np.sqrt(np.diag(s2 * np.linalg.inv(d.X.T @ d.X)))
         z = stats.norm.ppf(0.5 + self.level / 2)
-        beta = beta + self.settings.get("shift", 0.0)  # a deliberate behaviour change for regression tests
+        beta = beta + self.settings.shift
         rows = [{"parameter": name_b(n), "estimate": b, "se": s, "lower": b - z * s, "upper": b + z * s,
                  "interval": "wald-z"} for n, b, s in zip(d.x_names, beta, se)]
         rows.append({"parameter": "sigma", "estimate": np.sqrt(s2), "se": np.nan, "lower": np.nan, "upper": np.nan,
                      "interval": "none", "note": "no interval"})
-        return FitResult(self.name, make_params(rows), converged=True, loglik=float(-0.5 * d.n * np.log(s2)))
+        for bd in d.blocks:  # OLS ignores groups; it says so rather than leaving estimands out
+            rows += [{"parameter": f"sd[{bd.group}][{t}]", "estimate": 0.0, "se": np.nan, "lower": np.nan,
+                      "upper": np.nan, "interval": "none", "note": "OLS has no group effects"} for t in bd.names]
+            rows += [{"parameter": f"r[{bd.group}][{lv},{t}]", "estimate": 0.0, "se": np.nan, "lower": np.nan,
+                      "upper": np.nan, "interval": "none", "note": "OLS has no group effects"}
+                     for lv in bd.levels for t in bd.names]
+        return FitResult(self.name, make_params(rows), converged=True, loglik=float(-0.5 * d.n * np.log(s2)),
+                         wall_s=1e-3)
+
+
+@dataclass(frozen=True)
+class FailingSettings(OLSSettings):
+    fail_seeds: tuple[int, ...] = setting((), "engine seeds (replications) to fail on; empty: every one")
 
 
 class FailingDouble(OLSDouble):
-    """Raises on every replication whose number is in `fail_reps` (all when empty)."""
+    """Raises on every replication whose seed is in `fail_seeds` (all when empty)."""
 
     name = "failing-double"
+    Settings = FailingSettings
 
-    def fit(self, dataset):
-        fail = self.settings.get("fail_reps")
-        if not fail or dataset.rep in fail:
-            raise RuntimeError(f"deliberate failure on rep {dataset.rep}")
-        return super().fit(dataset)
+    def fit(self, data, *, seed):
+        if not self.settings.fail_seeds or seed in self.settings.fail_seeds:
+            raise RuntimeError(f"deliberate failure on seed {seed}")
+        return OLSDouble.fit(self, data, seed=seed)
+
+
+@dataclass(frozen=True)
+class CrashingSettings(OLSSettings):
+    crash_seeds: tuple[int, ...] = setting((), "engine seeds (replications) on which to kill the process")
 
 
 class CrashingDouble(OLSDouble):
-    """Kills its own process (like a native abort in nutpie) on the replications in `crash_reps`."""
+    """Kills its own process (like a native abort in nutpie) on the replications in `crash_seeds`."""
 
     name = "crashing-double"
+    Settings = CrashingSettings
 
-    def fit(self, dataset):
-        if dataset.rep in self.settings.get("crash_reps", []):
+    def fit(self, data, *, seed):
+        if seed in self.settings.crash_seeds:
             os.abort()
-        return super().fit(dataset)
+        return OLSDouble.fit(self, data, seed=seed)
+
+
+@dataclass(frozen=True)
+class SleepySettings(OLSSettings):
+    slow_seeds: tuple[int, ...] = setting((), "engine seeds (replications) on which to sleep")
+    sleep: float = setting(60.0, "seconds to sleep on those", lo=0)
 
 
 class SleepyDouble(OLSDouble):
-    """Sleeps `sleep` seconds on the replications in `slow_reps`, to trip the timeout."""
+    """Sleeps `sleep` seconds on the replications in `slow_seeds`, to trip the timeout."""
 
     name = "sleepy-double"
+    Settings = SleepySettings
 
-    def fit(self, dataset):
-        if dataset.rep in self.settings.get("slow_reps", []):
-            time.sleep(self.settings.get("sleep", 60))
-        return super().fit(dataset)
+    def fit(self, data, *, seed):
+        if seed in self.settings.slow_seeds:
+            time.sleep(self.settings.sleep)
+        return OLSDouble.fit(self, data, seed=seed)
+
+
+@dataclass(frozen=True)
+class SlowSettings(OLSSettings):
+    sleep: float = setting(0.2, "seconds to pause before each fit", lo=0)
 
 
 class SlowDouble(OLSDouble):
     """OLS after a fixed pause: a stand-in for an engine whose fit costs real time (throughput tests)."""
 
     name = "slow-double"
+    Settings = SlowSettings
 
-    def fit(self, dataset):
-        time.sleep(self.settings.get("sleep", 0.2))
-        return super().fit(dataset)
+    def fit(self, data, *, seed):
+        time.sleep(self.settings.sleep)
+        return OLSDouble.fit(self, data, seed=seed)
+
+
+class MutatingDouble(OLSDouble):
+    """Breaks the contract: scales the response in place (the next engine on the task would see it)."""
+
+    name = "mutating-double"
+
+    def fit(self, data, *, seed):
+        data.frame["y"] *= 2.0
+        return OLSDouble.fit(self, data, seed=seed)
+
+
+class SeedlessDouble(OLSDouble):
+    """Breaks the contract: jitters its estimates from global, unseeded randomness."""
+
+    name = "seedless-double"
+
+    def fit(self, data, *, seed):
+        out = OLSDouble.fit(self, data, seed=seed)
+        out.params["estimate"] += np.random.default_rng().normal(0, 1e-6, len(out.params))
+        return out
 
 
 ESTIMATORS = [OLSDouble, FailingDouble, CrashingDouble, SleepyDouble, SlowDouble]

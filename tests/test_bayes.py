@@ -14,13 +14,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from compare.catalogue import load_scenario
+from compare.data import Dataset, FitData
 from compare.errors import InputError
 from compare.estimators import _bayes, get_estimator
 from compare.estimators.stan import cmdstan_path
 from compare.formula import parse_formula
 from compare.priors import parse_prior, parse_priors, resolve
-from compare.simulate import Dataset, dataset_for
-from compare.spec import load_scenario
+from compare.simulate import dataset_for
 
 VALENCE_PRIORS = ["b ~ normal(0, 1)", "Intercept ~ normal(50, 20)", "sigma ~ exponential(0.1)"]
 FUNDING_PRIORS = ["Intercept ~ normal(0, 4)", "b ~ normal(0, 4)", "sd ~ cauchy(0, 1)", "cor ~ lkj(4)"]
@@ -102,7 +103,7 @@ def test_constant_gaussian_response_is_refused_before_sampling(engine):
     ds = _seed_slopes(0)
     ds.frame["y"] = 3.0
     with pytest.raises(ValueError, match="constant"):
-        get_estimator(engine).fit(ds)
+        get_estimator(engine).fit(ds.data, seed=ds.seed)
 
 
 def test_interval_level_gives_central_quantiles():
@@ -128,9 +129,9 @@ def _point_draws(md, ds, chains=2, n=50):
 
 def test_mrp_and_loglik_from_draws_match_truth():
     ds = dataset_for(load_scenario("mrp"), 0, 0, 11)
-    md = _bayes.prepare(ds, None)
+    md = _bayes.prepare(ds.data, ())
     draws = _point_draws(md, ds)
-    w = ds.frame[ds.poststratify].to_numpy(float)
+    w = ds.frame[ds.data.poststratify].to_numpy(float)
     ll, mrp = _bayes.pointwise(md, draws, w)
     assert np.allclose(mrp, ds.truth["mrp"], rtol=1e-10)
     assert ll.shape == (2, 50, md.N) and np.all(np.isfinite(ll))
@@ -140,7 +141,7 @@ def test_pred_new_draws_new_group_effects():
     """Gaussian pred_new = mean covariate row's prediction + new-group effect + noise: its spread is the
     model's sd(Intercept + x_bar * slope + eps); checked against the analytic value within 5 MC SEs."""
     ds = dataset_for(load_scenario("seed_slopes"), 0, 0, 3)
-    md = _bayes.prepare(ds, None)
+    md = _bayes.prepare(ds.data, ())
     draws = _point_draws(md, ds, chains=4, n=5000)
     pred = _bayes.pred_new(md, draws, seed=5).ravel()
     t = ds.truth
@@ -154,8 +155,8 @@ def test_pred_new_draws_new_group_effects():
 
 # ---------------------------------------------------------------- engines
 
-ENGINES = {"stan": get_estimator("stan", **SHORT, priors=VALENCE_PRIORS),
-           "pymc": get_estimator("pymc", **SHORT, priors=VALENCE_PRIORS)}
+ENGINES = {"stan": get_estimator("stan", {**SHORT, "priors": VALENCE_PRIORS}),
+           "pymc": get_estimator("pymc", {**SHORT, "priors": VALENCE_PRIORS})}
 
 
 def _seed_slopes(rep: int) -> Dataset:
@@ -172,7 +173,7 @@ def test_compile_once_per_shape(engine, tmp_path, monkeypatch):
     """3 replications of one shape: one compile, three real fits on three different datasets."""
     monkeypatch.chdir(tmp_path)  # any build/ folder would appear here
     est = ENGINES[engine]
-    fits = [est.fit(_seed_slopes(rep)) for rep in range(3)]
+    fits = [est.fit(ds.data, seed=ds.seed) for ds in map(_seed_slopes, range(3))]
     counts = [f.compile_count for f in fits]
     assert sum(counts) <= 1 and counts[1:] == [0, 0]  # 0 on the first if an earlier test compiled
     assert all(f.compile_s == 0 for f in fits[1:]) and all(f.sampling_s > 0 for f in fits)
@@ -180,7 +181,7 @@ def test_compile_once_per_shape(engine, tmp_path, monkeypatch):
     assert len(set(means)) == 3
     for f in fits:
         assert f.engine == engine and f.singular is None
-        assert {"loo_elpd", "p_loo", "pareto_k_gt_07"} <= set(f.extras)
+        assert math.isfinite(f.sampler.loo_elpd) and math.isfinite(f.sampler.p_loo) and f.sampler.pareto_k_gt_07 >= 0
         assert f.param("pred_new[g]")["interval"] == "quantile"
         assert not f.params["estimate"].isna().any()
     assert list(tmp_path.iterdir()) == []  # no build/ folder or other droppings in the working directory
@@ -191,7 +192,7 @@ def test_stan_same_seed_same_data_is_reproducible_and_not_a_cached_fit():
     """httpstan would return its cached fit for an identical request; the nonce makes each a new run,
     and a fixed seed makes the run reproducible."""
     ds = _seed_slopes(0)
-    a, b = ENGINES["stan"].fit(ds), ENGINES["stan"].fit(ds)
+    a, b = ENGINES["stan"].fit(ds.data, seed=ds.seed), ENGINES["stan"].fit(ds.data, seed=ds.seed)
     pd.testing.assert_frame_equal(a.params, b.params)
     assert _deleted_our_fits(a) and _deleted_our_fits(b)
 
@@ -200,8 +201,8 @@ def test_stan_same_seed_same_data_is_reproducible_and_not_a_cached_fit():
                     "it cannot be installed offline, so the cmdstanpy path is untested here")
 def test_cmdstanpy_backend_matches_pystan():
     ds = _seed_slopes(0)
-    fit = get_estimator("stan", backend="cmdstanpy", **SHORT, priors=VALENCE_PRIORS).fit(ds)
-    ref = ENGINES["stan"].fit(ds)
+    fit = get_estimator("stan", {"backend": "cmdstanpy", **SHORT, "priors": VALENCE_PRIORS}).fit(ds.data, seed=ds.seed)
+    ref = ENGINES["stan"].fit(ds.data, seed=ds.seed)
     for name in ("b[Intercept]", "b[x]", "sigma"):
         a, b = fit.param(name), ref.param(name)
         assert abs(a["estimate"] - b["estimate"]) < 4 * math.hypot(a["se"] / math.sqrt(a["ess_bulk"]),
@@ -219,9 +220,9 @@ def test_valence_shape_engines_agree():
     within 3.5 combined MCSEs (7 comparisons), the 40 group effects within 4 (a mislabelled level or
     term would be off by many), and both fits have R-hat <= 1.01 on b, sd, cor, sigma."""
     ds = _seed_slopes(0)
-    fits = {e: get_estimator(e, priors=VALENCE_PRIORS).fit(ds) for e in ("stan", "pymc")}
+    fits = {e: get_estimator(e, {"priors": VALENCE_PRIORS}).fit(ds.data, seed=ds.seed) for e in ("stan", "pymc")}
     for f in fits.values():
-        assert f.extras["rhat_max_hyper"] <= 1.01 and f.diagnostics["divergences"] <= 10
+        assert f.sampler.rhat_max_hyper <= 1.01 and f.sampler.divergences <= 10
     names = ["b[Intercept]", "b[x]", "sd[g][Intercept]", "sd[g][x]", "cor[g][Intercept,x]", "sigma", "pred_new[g]"]
     effects = [n for n in fits["stan"].params["parameter"] if n.startswith("r[")]
     assert len(effects) == 40
@@ -237,7 +238,7 @@ FUNDING_SEED = {"b[Intercept]": (-1.62, 0.14, 1927), "b[male]": (0.15, 0.17, 218
                 "cor[discipline][Intercept,male]": (-0.18, 0.31, 2078)}
 
 
-def funding_dataset(seed: int = 20240502) -> Dataset:
+def funding_data() -> FitData:
     """The seed's funding table with the original NWO Medical-sciences counts (shared FINDINGS)."""
     disc = ["Chemical sciences", "Physical sciences", "Physics", "Humanities", "Technical sciences",
             "Interdisciplinary", "Earth/life sciences", "Social sciences", "Medical sciences"]
@@ -246,7 +247,7 @@ def funding_dataset(seed: int = 20240502) -> Dataset:
         "applications": [83, 39, 135, 39, 67, 9, 230, 166, 189, 62, 105, 78, 156, 126, 425, 409, 245, 260],
         "awards": [22, 10, 26, 9, 18, 2, 33, 32, 30, 13, 12, 17, 38, 18, 65, 47, 46, 29]})
     formula = parse_formula("awards | trials(applications) ~ 1 + male + (1 + male | discipline)")
-    return Dataset(frame, {}, formula, "binomial", "logit", seed=seed)
+    return FitData(frame, formula, "binomial", "logit", label="NWO funding")
 
 
 @pytest.mark.slow
@@ -255,9 +256,9 @@ def test_funding_case_study_reproduces_brms(engine):
     """Each printed number within 3 MCSEs (ours and brms's, combined) plus 0.005 rounding.  Posterior
     SDs: the MCSE of an SD is taken as se / sqrt(ess) (sqrt(2) above the normal-theory value, for
     the skewed SD posteriors)."""
-    fit = get_estimator(engine, priors=FUNDING_PRIORS, adapt_delta=0.92).fit(funding_dataset())
+    fit = get_estimator(engine, {"priors": FUNDING_PRIORS, "adapt_delta": 0.92}).fit(funding_data(), seed=20240502)
     # a funnel: brms needed adapt_delta 0.92 too; more than 1% divergent draws would void the comparison
-    assert fit.diagnostics["divergences"] <= 40
+    assert fit.sampler.divergences <= 40
     for name, (est, err, ess) in FUNDING_SEED.items():
         row = fit.param(name)
         assert row["rhat"] <= 1.01, (name, row["rhat"])

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from compare.spec import shipped_scenarios
+from compare.catalogue import scenario_names as shipped_scenarios
 
 ROOT = Path(__file__).resolve().parent.parent
 

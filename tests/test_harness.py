@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 
 from compare.store import TIMING_COLUMNS, RunStore
+from tests.doubles import seeds_of
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV = {**os.environ, "HBENCH_ENGINES": "tests.doubles", "PYTHONPATH": str(ROOT)}
@@ -34,6 +35,13 @@ cells = [0]
 {engines}
 """
 OLS = '[[engine]]\nname = "ols-double"\n'
+CELLS = [("varying_intercept", 0), ("varying_intercept", 4), ("seed_slopes", 0)]  # the suite's cells, seed 5
+
+
+def on_reps(*reps: int) -> str:
+    """A TOML list of the engine seeds of these replications in every cell of the suite: engines never see
+    the replication, so the test doubles pick their victims by seed."""
+    return str(seeds_of(5, CELLS, list(reps)))
 
 
 def write_suite(tmp: Path, reps=3, timeout=30, engines=OLS, name="s.toml") -> Path:
@@ -52,7 +60,7 @@ def table(tmp: Path, run_id: str) -> pd.DataFrame:
 
 
 def test_same_results_whatever_the_executor_and_worker_count(tmp_path):
-    suite = write_suite(tmp_path, engines=OLS + '[[engine]]\nname = "failing-double"\nsettings = { fail_reps = [1] }\n')
+    suite = write_suite(tmp_path, engines=OLS + f'[[engine]]\nname = "failing-double"\nsettings = {{ fail_seeds = {on_reps(1)} }}\n')
     for run_id, extra in (("one", ["--workers", "1"]), ("two", ["--workers", "2"]),
                           ("dask", ["--workers", "2", "--executor", "dask"])):
         res = hbench(tmp_path, "run", str(suite), "--run-id", run_id, "--no-progress", *extra)
@@ -64,8 +72,8 @@ def test_same_results_whatever_the_executor_and_worker_count(tmp_path):
 
 
 def test_failures_crashes_and_timeouts_become_rows_and_the_run_completes(tmp_path):
-    engines = (OLS + '[[engine]]\nname = "crashing-double"\nsettings = { crash_reps = [1] }\n'
-               '[[engine]]\nname = "sleepy-double"\nsettings = { slow_reps = [2], sleep = 60 }\n')
+    engines = (OLS + f'[[engine]]\nname = "crashing-double"\nsettings = {{ crash_seeds = {on_reps(1)} }}\n'
+               f'[[engine]]\nname = "sleepy-double"\nsettings = {{ slow_seeds = {on_reps(2)}, sleep = 60 }}\n')
     suite = write_suite(tmp_path, reps=3, timeout=4, engines=engines)
     res = hbench(tmp_path, "run", str(suite), "--run-id", "r", "--no-progress", "--workers", "2")
     assert res.returncode == 0, res.stderr[-2000:]
@@ -126,6 +134,8 @@ def test_failsafe_stops_the_run(tmp_path):
     (("reps = 3", "reps = 3\nrepz = 1"), "repz"),
     (("cells = [0, 4]", "cells = [0, 99]"), "cells"),
     (('name = "ols-double"', 'name = "ols-double"\nsettings = { level = 0.9 }'), "settings.level"),
+    (('name = "ols-double"', 'name = "ols-double"\nsettings = { shfit = 1.0 }'), "settings.shfit: unknown setting"),
+    (('name = "ols-double"', 'name = "ols-double"\nsettings = { shift = "1" }'), "settings.shift: '1' must be a number"),
     (("reps = 3", "reps = 3\nlevel = 95.0"), "level"),
 ])
 def test_bad_suite_is_one_line_exit_2_and_writes_nothing(tmp_path, edit, message):

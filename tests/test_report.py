@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.doubles import seeds_of
+
 ROOT = Path(__file__).resolve().parent.parent
 ENV = {**os.environ, "HBENCH_ENGINES": "tests.doubles", "PYTHONPATH": str(ROOT)}
 SUITE = """
@@ -26,8 +28,8 @@ cells = [0]
 name = "ols-double"
 [[engine]]
 name = "failing-double"
-settings = { fail_reps = [3] }
-"""
+settings = { fail_seeds = %s }
+""" % seeds_of(3, [("varying_intercept", 0), ("varying_intercept", 1), ("seed_slopes", 0)], [3])
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
@@ -47,7 +49,7 @@ def report(tmp_path_factory):
 def test_report_files_and_tables(report):
     html = (report / "index.html").read_text()
     assert html.count("<img") >= 5 and "data:image/png;base64," in html
-    for needle in ("Do intervals cover?", "Failures", "deliberate failure on rep 3", "hbench simulate varying_intercept",
+    for needle in ("Do intervals cover?", "Failures", "deliberate failure on seed", "hbench simulate varying_intercept",
                    "Run manifest", "zip plot"):
         assert needle in html, needle
     for name in ("performance", "fits", "headline_coverage", "headline_runtime"):

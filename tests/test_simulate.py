@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from compare.simulate import block_key, dataset_for, simulate
-from compare.spec import load_scenario, shipped_scenarios
+from compare.catalogue import load_scenario, scenario_names as shipped_scenarios
 
 REPS = 200
 Z = 4.0
@@ -19,13 +19,13 @@ Z = 4.0
 def _effects(ds):
     """Realised group effects of each block as an (J, q) array, from the truth."""
     out = {}
-    for bd in ds.design.blocks:
+    for bd in ds.data.design.blocks:
         out[block_key(bd)] = np.array([[ds.truth[f"r[{bd.group}][{lv},{t}]"] for t in bd.names] for lv in bd.levels])
     return out
 
 
 def _eta(ds):
-    d = ds.design
+    d = ds.data.design
     beta = np.array([ds.truth[f"b[{n}]"] for n in d.x_names])
     eta = d.X @ beta + d.offset if beta.size else d.offset.copy()
     for bd in d.blocks:
@@ -46,7 +46,7 @@ def test_realised_group_effects_match_true_sds_and_correlations(replications):
     if cell.design == "stratified":
         pytest.skip("stratified: one draw of group effects by design")
     first = datasets[0]
-    for bd in first.design.blocks:
+    for bd in first.data.design.blocks:
         pooled = np.vstack([_effects(ds)[block_key(bd)] for ds in datasets])
         n = pooled.shape[0]
         for k, term in enumerate(bd.names):
@@ -65,15 +65,15 @@ def test_response_is_generated_from_the_reported_truth(replications):
     sc, datasets = replications
     cell = sc.cell(0)
     if cell.family == "gaussian":
-        resid = np.concatenate([ds.design.y - _eta(ds) for ds in datasets])
+        resid = np.concatenate([ds.data.design.y - _eta(ds) for ds in datasets])
         sigma = cell.truth.sigma
         assert abs(resid.mean()) <= Z * sigma / np.sqrt(resid.size)
         assert abs(resid.std(ddof=1) - sigma) <= Z * sigma / np.sqrt(2 * (resid.size - 1))
     else:  # successes against trials * p: a standardised total
         from scipy.special import expit
-        obs = np.concatenate([ds.design.y for ds in datasets])
+        obs = np.concatenate([ds.data.design.y for ds in datasets])
         p = np.concatenate([expit(_eta(ds)) for ds in datasets])
-        n = np.concatenate([ds.design.trials for ds in datasets])
+        n = np.concatenate([ds.data.design.trials for ds in datasets])
         z = (obs.sum() - (n * p).sum()) / np.sqrt((n * p * (1 - p)).sum())
         assert abs(z) <= Z
 
@@ -151,5 +151,5 @@ def test_every_scenario_cell_simulates():
         for cell in sc.cells:
             ds = simulate(cell, np.random.default_rng(cell.index))
             assert isinstance(ds.frame, pd.DataFrame) and len(ds.frame) > 0
-            assert set(ds.formula.variables) <= set(ds.frame.columns)
+            assert set(ds.data.formula.variables) <= set(ds.frame.columns)
             assert all(np.isfinite(v) for v in ds.truth.values())

@@ -17,13 +17,13 @@ from typing import Any
 
 import pandas as pd
 
+from compare.data import FitData
 from compare.errors import InputError
-from compare.estimators import engine_names, get_estimator
+from compare.estimators import engine_class, engine_names
 from compare.estimators.base import Estimator
+from compare.families import resolve_link
 from compare.fitresult import FitResult, parameter_class
 from compare.formula import parse_formula
-from compare.simulate import Dataset
-from compare.spec import FAMILIES
 
 BAYES_FIELDS = ("rhat_max", "ess_bulk_min", "ess_tail_min", "divergences")
 PARAM_FIELDS = ("parameter", "estimate", "se", "lower", "upper")
@@ -44,17 +44,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--prior", action="append", default=None, metavar="SPEC",
                    help='prior for Bayesian engines, e.g. "b ~ normal(0, 4)" (repeatable)')
     p.add_argument("--level", type=float, default=0.95, help="level of the central intervals (default 0.95)")
+    p.add_argument("--seed", type=int, default=1, help="seed for the engines' samplers (default 1)")
     p.add_argument("--format", choices=("table", "json"), default="table")
     p.set_defaults(handler=run)
 
 
-def load_dataset(path: str, formula_text: str, family: str, link: str | None) -> Dataset:
-    """The user's CSV as a Dataset; every input problem is one InputError line."""
-    if family not in FAMILIES:
-        raise InputError(f"unknown family {family!r} (known: {', '.join(FAMILIES)})")
-    link = link or FAMILIES[family][0]
-    if link not in FAMILIES[family]:
-        raise InputError(f"link {link!r} is not available for {family} (known: {', '.join(FAMILIES[family])})")
+def load_data(path: str, formula_text: str, family: str, link: str | None) -> FitData:
+    """The user's CSV as FitData; every input problem is one InputError line."""
+    link = resolve_link(family, link)
     file = Path(path)
     if not file.is_file():
         raise InputError(f"data file {path} does not exist")
@@ -62,49 +59,49 @@ def load_dataset(path: str, formula_text: str, family: str, link: str | None) ->
         frame = pd.read_csv(file)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise InputError(f"cannot read {path} as CSV: {str(exc).splitlines()[0]}") from None
-    ds = Dataset(frame, {}, parse_formula(formula_text), family, link)
-    ds.design  # builds the design now: missing columns, non-numeric responses fail here  # noqa: B018
-    return ds
+    data = FitData(frame, parse_formula(formula_text), family, link, label=str(path))
+    data.design  # builds the design now: missing columns, non-numeric responses fail here  # noqa: B018
+    return data
 
 
-def choose_engines(ds: Dataset, names: list[str] | None, reml: bool | None,
-                   priors: list[str] | None) -> list[Estimator]:
-    if reml is not None and ds.family != "gaussian":
+def engine_settings(cls: type[Estimator], reml: bool | None, priors: list[str] | None) -> dict[str, Any]:
+    """The settings a user's options give one engine: --prior for samplers, --reml/--ml where it applies."""
+    fields = {f for f in cls.Settings.__dataclass_fields__}
+    raw: dict[str, Any] = {}
+    if priors and "priors" in fields:
+        raw["priors"] = list(priors)
+    if reml is not None and "reml" in fields:
+        raw["reml"] = reml
+    return raw
+
+
+def choose_engines(data: FitData, names: list[str] | None, reml: bool | None,
+                   priors: list[str] | None, level: float = 0.95) -> list[Estimator]:
+    """The engines to fit, built with checked settings; the named ones must be able to fit the model."""
+    if reml is not None and data.family != "gaussian":
         raise InputError("--reml/--ml apply to gaussian models only")
-    if names:
-        engines = [_named(name, ds) for name in dict.fromkeys(names)]
-    else:
-        engines = [e for e in (get_estimator(n) for n in engine_names())
-                   if e.kind != "bayesian" and e.available() and e.supports(ds.model)]
-        if not engines:
-            raise InputError("no available engine supports this model")
-    if priors and not any(e.kind == "bayesian" for e in engines):
+    classes = [engine_class(n) for n in dict.fromkeys(names)] if names else \
+        [engine_class(n) for n in engine_names() if engine_class(n).kind != "bayesian"]
+    if priors and not any(c.kind == "bayesian" for c in classes):
         raise InputError("--prior needs a Bayesian engine: name one with --engine (e.g. --engine pymc)")
-    if priors:
-        from compare.priors import parse_priors
-
-        parse_priors(priors)  # an unknown class or distribution is bad input (exit 2), before any fit
-    for e in engines:
-        if priors and e.kind == "bayesian":
-            e.settings["priors"] = list(priors)
-        if reml is not None and getattr(e, "uses_reml", False):
-            e.settings["reml"] = reml
+    engines = [c.configured(engine_settings(c, reml, priors), f"engine {c.name!r}", level=level) for c in classes]
+    if names:
+        for engine in engines:
+            for check in (engine.available(), engine.supports(data.model)):
+                if not check:
+                    raise InputError(f"engine {engine.name!r} cannot fit this: {check.reason}")
+        return engines
+    engines = [e for e in engines if e.available() and e.supports(data.model)]
+    if not engines:
+        raise InputError("no available engine supports this model")
     return engines
 
 
-def _named(name: str, ds: Dataset) -> Estimator:
-    engine = get_estimator(name)  # unknown name -> InputError
-    for check in (engine.available(), engine.supports(ds.model)):
-        if not check:
-            raise InputError(f"engine {name!r} cannot fit this: {check.reason}")
-    return engine
-
-
-def fit_all(ds: Dataset, engines: list[Estimator]) -> list[dict[str, Any]]:
+def fit_all(data: FitData, engines: list[Estimator], seed: int) -> list[dict[str, Any]]:
     out = []
     for engine in engines:
         try:
-            result = engine.fit(ds)
+            result = engine.fit(data, seed=seed)
         except Exception as exc:  # noqa: BLE001 - one engine's failure is a row, not a crash
             out.append(failure_record(engine, exc))
             continue
@@ -130,7 +127,7 @@ def record(result: FitResult, kind: str) -> dict[str, Any]:
            "loglik": _num(result.loglik), "warnings": list(result.warnings), "notes": list(result.notes),
            "wall_s": _num(result.wall_s), "error": None, "parameters": params}
     if kind == "bayesian":
-        rec.update({k: _num(result.diagnostics.get(k)) for k in BAYES_FIELDS})
+        rec.update({k: _num(getattr(result.sampler, k, None)) for k in BAYES_FIELDS})
     return rec
 
 
@@ -177,12 +174,11 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("--reml/--ml apply to gaussian models only")
     if not 0 < args.level < 1:
         raise InputError(f"--level {args.level:g}: must be between 0 and 1 (e.g. 0.9)")
-    ds = load_dataset(args.data, args.formula, args.family, args.link)
-    engines = choose_engines(ds, args.engine, args.reml, args.prior)
-    if args.level != 0.95:
-        for e in engines:
-            e.settings["level"] = args.level
-    records = fit_all(ds, engines)
+    if not 0 <= args.seed < 2**63:
+        raise InputError(f"--seed {args.seed}: must be between 0 and 2^63 - 1")
+    data = load_data(args.data, args.formula, args.family, args.link)
+    engines = choose_engines(data, args.engine, args.reml, args.prior, args.level)
+    records = fit_all(data, engines, args.seed)
     if args.format == "json":
         json.dump(records, sys.stdout, indent=2)
         sys.stdout.write("\n")

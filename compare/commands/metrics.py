@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from compare import metrics
+from compare import summary
 from compare.store import RunStore
+from compare.summary import RunSummary
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -21,34 +22,26 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=handle)
 
 
-def compute(store: RunStore, reference: str | None = None) -> dict[str, pd.DataFrame]:
-    """Every metrics table of a run, also written to results/<run_id>/metrics/*.csv."""
-    table = store.load()
-    reference = reference or store.manifest().get("reference")
-    out = {"performance": metrics.performance(table), "fits": metrics.fit_summary(table),
-           "sbc": metrics.sbc_summary(table)}
-    if reference:
-        out["precision"] = metrics.precision_vs(table, reference)
-    folder = store.dir / "metrics"
-    folder.mkdir(exist_ok=True)
-    for name, df in out.items():
-        df.to_csv(folder / f"{name}.csv", index=False)
-    return out
+def compute(store: RunStore, reference: str | None = None) -> RunSummary:
+    """The run's summary, also written to results/<run_id>/metrics/*.csv."""
+    result = summary.of_run(store, reference)
+    result.write_csv(store.dir / "metrics")
+    return result
 
 
 def handle(args: argparse.Namespace) -> int:
     store = RunStore(args.run_id, Path(args.results))
     store.manifest()  # a clear error when the run does not exist
-    tables = compute(store, args.reference)
+    result = compute(store, args.reference)
     classes = set(args.parameters.split(","))
-    perf = tables["performance"]
+    perf = result.performance
     if len(perf):
         keep = perf[perf["parameter"].str.split("[").str[0].isin(classes)]
         cols = ["scenario", "cell", "engine", "parameter", "n", "bias", "bias_mcse", "coverage", "coverage_mcse",
                 "empse", "modse", "rmse"]
         with pd.option_context("display.width", 200, "display.max_rows", 500):
             print(keep[cols].round(4).to_string(index=False))
-    fits = tables["fits"]
+    fits = result.fits
     if len(fits):
         cols = [c for c in ["scenario", "cell", "engine", "fits", "failure_rate", "singular_rate",
                             "nonconvergence_rate", "reached_reference_rate", "wall_s_median"] if c in fits]

@@ -1,10 +1,10 @@
-"""`hbench scenarios`: list the shipped scenarios with their grid sizes."""
+"""`hbench scenarios`: list the scenarios (shipped, and the user's --scenarios folders) with their grid sizes."""
 
 from __future__ import annotations
 
 import argparse
 
-from compare.spec import load_scenario, shipped_scenarios
+from compare.catalogue import load_scenario, scenario_names
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -15,7 +15,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     print(f"{'scenario':<22}{'cells':>6}  {'family':<9}{'dgp':<13}{'design':<20}formula")
-    for name in shipped_scenarios():
+    for name in scenario_names():
         sc = load_scenario(name)
         c0 = sc.cell(0)
         dgps = sorted({c.dgp for c in sc.cells})

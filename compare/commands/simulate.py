@@ -8,7 +8,7 @@ from pathlib import Path
 
 from compare.errors import InputError
 from compare.simulate import dataset_for
-from compare.spec import load_scenario
+from compare.catalogue import load_scenario
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -31,8 +31,8 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--out: folder {out.parent} does not exist")
     ds.frame.to_csv(out, index=False, float_format="%.17g")
     meta = {"scenario": scenario.name, "cell": args.cell, "grid": scenario.cell(args.cell).factors,
-            "rep": args.rep, "seed": args.seed, "formula": ds.formula.text, "family": ds.family,
-            "link": ds.link, "hash": ds.hash, "truth": ds.truth}
+            "rep": args.rep, "seed": args.seed, "formula": ds.data.formula.text, "family": ds.data.family,
+            "link": ds.data.link, "hash": ds.hash, "truth": ds.truth}
     truth_path = out.with_suffix(".json")
     truth_path.write_text(json.dumps(meta, indent=2) + "\n")
     print(f"wrote {out} ({len(ds.frame)} rows) and {truth_path}")

@@ -10,12 +10,14 @@ from __future__ import annotations
 import importlib
 import os
 import pkgutil
+from collections.abc import Mapping
 from typing import Any
 
 from compare.errors import InputError
 from compare.estimators.base import Estimator
 
 _REGISTRY: dict[str, type[Estimator]] = {}
+_DISCOVERED: list[bool] = []  # non-empty once the package and HBENCH_ENGINES have been imported
 
 
 def register(cls: type[Estimator]) -> type[Estimator]:
@@ -25,7 +27,7 @@ def register(cls: type[Estimator]) -> type[Estimator]:
 
 
 def _discover() -> None:
-    if _REGISTRY.get("__discovered__"):
+    if _DISCOVERED:
         return
     names = [f"{__name__}.{i.name}" for i in pkgutil.iter_modules(__path__)
              if not i.name.startswith("_") and i.name != "base"]
@@ -34,17 +36,23 @@ def _discover() -> None:
         module = importlib.import_module(name)
         for cls in getattr(module, "ESTIMATORS", []):
             _REGISTRY.setdefault(cls.name, cls)
-    _REGISTRY["__discovered__"] = Estimator  # marker
+    _DISCOVERED.append(True)
 
 
 def engine_names() -> list[str]:
     _discover()
-    return sorted(k for k in _REGISTRY if k != "__discovered__")
+    return sorted(_REGISTRY)
 
 
-def get_estimator(name: str, **settings: Any) -> Estimator:
-    """An estimator instance by registered name; InputError naming the known ones otherwise."""
+def engine_class(name: str) -> type[Estimator]:
+    """The registered class by name; InputError naming the known ones otherwise."""
     _discover()
-    if name not in _REGISTRY or name == "__discovered__":
+    if name not in _REGISTRY:
         raise InputError(f"unknown engine {name!r} (known: {', '.join(engine_names())})")
-    return _REGISTRY[name](**settings)
+    return _REGISTRY[name]
+
+
+def get_estimator(name: str, settings: Mapping[str, Any] | None = None, where: str | None = None,
+                  **internal: Any) -> Estimator:
+    """An estimator by registered name with user settings checked (InputError on an unknown key or type)."""
+    return engine_class(name).configured(settings, where or f"engine {name!r} settings", **internal)

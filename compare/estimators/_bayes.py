@@ -17,33 +17,46 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from scipy import stats
-from scipy.special import expit
 
+from compare.data import FitData
+from compare.errors import InputError
 from compare.estimators.base import YES, Support, no
-from compare.fitresult import FitResult, make_params, name_b, name_cor, name_r, name_sd
+from compare.families import FAMILIES, inverse_link
+from compare.fitresult import FitResult, SamplerDiagnostics, make_params, name_b, name_cor, name_r, name_sd
 from compare.formula import ModelSpec
 from compare.priors import ResolvedPriors, parse_priors, resolve
+from compare.settings import Settings, setting
 
-FAMILIES = {"gaussian": 1, "binomial": 2, "poisson": 3}
-LINKS = {"identity": 1, "logit": 2, "probit": 3, "cloglog": 4, "log": 5}
-ALLOWED = {"gaussian": ("identity",), "binomial": ("logit", "probit", "cloglog"), "poisson": ("log",)}
-DEFAULTS = {"chains": 4, "warmup": 1000, "draws": 1000, "adapt_delta": 0.8, "max_treedepth": 10}
 RHAT_OK = 1.01
 
 
+@dataclass(frozen=True)
+class SamplerSettings(Settings):
+    """NUTS controls and priors shared by both samplers (defaults: Stan's)."""
+
+    chains: int = setting(4, "Markov chains", lo=1)
+    warmup: int = setting(1000, "warm-up (adaptation) iterations per chain", lo=1)
+    draws: int = setting(1000, "post-warm-up draws per chain", lo=1)
+    adapt_delta: float = setting(0.8, "target acceptance rate of step-size adaptation", lo=0.5, hi=0.9999)
+    max_treedepth: int = setting(10, "maximum NUTS tree depth", lo=1, hi=30)
+    priors: tuple[str, ...] = setting((), 'brms-style prior strings, e.g. "b ~ normal(0, 4)" (default: rstanarm\'s)')
+
+    def problems(self) -> list[str]:
+        out = super().problems()
+        try:
+            parse_priors(self.priors)
+        except InputError as exc:
+            out.append(str(exc))
+        return out
+
+
 def supports(model: ModelSpec) -> Support:
-    links = ALLOWED.get(model.family)
-    if links is None:
-        return no(f"family {model.family!r} is not one of {', '.join(ALLOWED)}")
-    if model.link not in links:
-        return no(f"{model.family} with link {model.link!r} (supported: {', '.join(links)})")
+    fam = FAMILIES.get(model.family)
+    if fam is None:
+        return no(f"family {model.family!r} is not one of {', '.join(FAMILIES)}")
+    if model.link not in fam.links:
+        return no(f"{model.family} with link {model.link!r} (supported: {', '.join(fam.links)})")
     return YES
-
-
-def settings_with_defaults(settings: dict[str, Any]) -> dict[str, Any]:
-    out = dict(DEFAULTS)
-    out.update({k: v for k, v in settings.items() if v is not None})
-    return out
 
 
 @dataclass
@@ -112,9 +125,9 @@ class ModelData:
         return (self.family, self.link, self.N, self.Xc.shape[1], self.has_intercept, blocks, self.prior_key)
 
 
-def prepare(dataset, priors: list[str] | tuple[str, ...] | None) -> ModelData:
+def prepare(data: FitData, priors: tuple[str, ...]) -> ModelData:
     """ModelData for one dataset with the priors resolved (rstanarm defaults where none were given)."""
-    d = dataset.design
+    d = data.design
     names = list(d.x_names)
     has_int = "Intercept" in names
     free = [k for k, n in enumerate(names) if n != "Intercept"]
@@ -132,13 +145,13 @@ def prepare(dataset, priors: list[str] | tuple[str, ...] | None) -> ModelData:
     gidx = np.stack([bd.index for bd in d.blocks], axis=1) if d.blocks else np.zeros((N, 0), dtype=np.int64)
     spec = parse_priors(priors)
     y = np.asarray(d.y, dtype=float)
-    if dataset.family == "gaussian" and not np.ptp(y) > 0:
+    if data.family == "gaussian" and not np.ptp(y) > 0:
         raise ValueError("gaussian response is constant: sigma's posterior piles up at 0 (no regular fit)")
     trials = np.asarray(d.trials if d.trials is not None else np.zeros(N), dtype=float)
-    resolved = resolve(spec, dataset.family, y, Xf, Z.shape[1])
+    resolved = resolve(spec, data.family, y, Xf, Z.shape[1])
     key = (resolved.b_code, resolved.int_code, resolved.sigma_code, resolved.separate, resolved.sd_code,
            resolved.lkj_eta, resolved.decov)  # what the graph's structure depends on; scales are data
-    return ModelData(dataset.family, dataset.link, names, has_int, d.X, Xf - xbar, xbar, np.asarray(d.offset, float),
+    return ModelData(data.family, data.link, names, has_int, d.X, Xf - xbar, xbar, np.asarray(d.offset, float),
                      y, trials, blocks, Z, gidx.astype(np.int64), resolved, key)
 
 
@@ -165,18 +178,6 @@ class SamplerStats:
     energy: np.ndarray  # (chains, draws)
 
 
-def _inverse_link(link: str, eta: np.ndarray) -> np.ndarray:
-    if link == "identity":
-        return eta
-    if link == "logit":
-        return expit(eta)
-    if link == "probit":
-        return stats.norm.cdf(eta)
-    if link == "cloglog":
-        return -np.expm1(-np.exp(eta))
-    return np.exp(eta)
-
-
 def _eta(md: ModelData, b: np.ndarray, r: np.ndarray) -> np.ndarray:
     """Linear predictor (S, N) for flat draws b (S, P) and r (S, R)."""
     eta = b @ md.X.T + md.offset
@@ -195,7 +196,7 @@ def _chunks(total: int, size: int = 500):
 def _loglik(md: ModelData, eta: np.ndarray, sigma: np.ndarray | None) -> np.ndarray:
     if md.family == "gaussian":
         return stats.norm.logpdf(md.y, eta, sigma[:, None])
-    mu = _inverse_link(md.link, eta)
+    mu = inverse_link(md.link, eta)
     if md.family == "binomial":
         return stats.binom.logpmf(md.y, md.trials, np.clip(mu, 1e-300, 1 - 1e-16))
     return stats.poisson.logpmf(md.y, mu)
@@ -212,7 +213,7 @@ def pointwise(md: ModelData, draws: Draws, weights: np.ndarray | None) -> tuple[
         eta = _eta(md, b[sl], r[sl])
         ll[sl] = _loglik(md, eta, None if sigma is None else sigma[sl])
         if weights is not None:
-            mrp[sl] = _inverse_link(md.link, eta) @ weights / weights.sum()
+            mrp[sl] = inverse_link(md.link, eta) @ weights / weights.sum()
     return ll.reshape(C, S, md.N), None if mrp is None else mrp.reshape(C, S)
 
 
@@ -238,7 +239,7 @@ def pred_new(md: ModelData, draws: Draws, seed: int) -> np.ndarray:
     if md.family == "gaussian":
         value = eta + draws.flat(draws.sigma) * rng.standard_normal(C * S)
     else:
-        value = _inverse_link(md.link, eta)
+        value = inverse_link(md.link, eta)
     return value.reshape(C, S)
 
 
@@ -321,16 +322,13 @@ class Timing:
     compile_count: int
 
 
-def fit_result(engine: str, md: ModelData, dataset, draws: Draws, sstats: SamplerStats, timing: Timing,
-               settings: dict[str, Any], notes: list[str]) -> FitResult:
+def fit_result(engine: str, md: ModelData, data: FitData, draws: Draws, sstats: SamplerStats, timing: Timing,
+               settings: SamplerSettings, notes: list[str], seed: int) -> FitResult:
     """Everything a Bayesian FitResult records, from draws that both engines produce the same way."""
     draws.b = draws.b[..., md.b_perm]
     names, values = _named_draws(md, draws)
-    level = float(settings.get("level", 0.95))
-    rows = summary_rows(names, values, level)
-    weights = None
-    if dataset.poststratify:
-        weights = dataset.frame[dataset.poststratify].to_numpy(float)
+    rows = summary_rows(names, values, settings.level)
+    weights = data.frame[data.poststratify].to_numpy(float) if data.poststratify else None
     ll, mrp = pointwise(md, draws, weights)
     extra_names, extra = [], []
     if mrp is not None:
@@ -338,51 +336,50 @@ def fit_result(engine: str, md: ModelData, dataset, draws: Draws, sstats: Sample
         extra.append(mrp)
     if md.blocks:
         extra_names.append(f"pred_new[{md.blocks[0].group}]")
-        extra.append(pred_new(md, draws, dataset.seed))
+        extra.append(pred_new(md, draws, seed))
     if extra:
-        rows += summary_rows(extra_names, np.stack(extra, axis=2), level)
-    diag = _diagnostics(rows, sstats, len(names), timing.sampling_s)
+        rows += summary_rows(extra_names, np.stack(extra, axis=2), settings.level)
+    diag = _diagnostics(rows, len(names), sstats, timing.sampling_s, _loo(ll))
     warn = _warnings(diag, settings)
-    extras = _loo(ll)
-    if extras["pareto_k_gt_07"]:
-        warn.append(f"PSIS-LOO: {extras['pareto_k_gt_07']} Pareto k > 0.7")
-    extras.update({k: settings[k] for k in DEFAULTS})
-    extras["posterior_draws"] = thinned_draws(names + extra_names,
-                                              np.concatenate([values] + [e[..., None] for e in extra], axis=2))
-    hyper = [r["rhat"] for r in rows[:len(names)] if not r["parameter"].startswith("r[")]
-    extras["rhat_max_hyper"] = float(np.nanmax(hyper)) if hyper else math.nan
-    converged = bool(not extras["rhat_max_hyper"] > RHAT_OK and diag["divergences"] == 0)
+    thinned = thinned_draws(names + extra_names, np.concatenate([values] + [e[..., None] for e in extra], axis=2))
+    converged = bool(not diag.rhat_max_hyper > RHAT_OK and diag.divergences == 0)
     notes = notes + ["sampling_s is warmup + draws (not separated); warmup_s is NaN",
                      f"converged = R-hat <= {RHAT_OK} for every b, sd, cor, sigma and no divergent transitions "
                      "(group effects r count in rhat_max, not in converged)"] + md.priors.text
     return FitResult(engine, make_params(rows), converged=converged, singular=None, warnings=warn, notes=notes,
                      wall_s=timing.wall_s, compile_s=timing.compile_s, warmup_s=math.nan,
-                     sampling_s=timing.sampling_s, compile_count=timing.compile_count, diagnostics=diag,
-                     extras=extras)
+                     sampling_s=timing.sampling_s, compile_count=timing.compile_count, sampler=diag, draws=thinned)
 
 
-def _diagnostics(rows: list[dict[str, Any]], sstats: SamplerStats, n_model: int, sampling_s: float) -> dict:
-    frame = pd.DataFrame(rows[:n_model])  # model parameters only, not derived predictions
+def _diagnostics(rows: list[dict[str, Any]], n_model: int, sstats: SamplerStats, sampling_s: float,
+                 loo: dict[str, float]) -> SamplerDiagnostics:
+    """Model parameters only (not derived predictions); hyper-parameters apart from group effects."""
+    frame = pd.DataFrame(rows[:n_model])
+    hyper = frame[~frame["parameter"].str.startswith("r[")] if len(frame) else frame
     ess_min = float(np.nanmin(frame["ess_bulk"])) if len(frame) else math.nan
-    return {"rhat_max": float(np.nanmax(frame["rhat"])) if len(frame) else math.nan,
-            "ess_bulk_min": ess_min,
-            "ess_tail_min": float(np.nanmin(frame["ess_tail"])) if len(frame) else math.nan,
-            "divergences": int(np.sum(sstats.diverging)),
-            "treedepth_hits": int(np.sum(sstats.treedepth_hit)),
-            "ebfmi_min": _ebfmi(sstats.energy),
-            "ess_bulk_per_s": ess_min / sampling_s if sampling_s > 0 else math.nan}
+    return SamplerDiagnostics(
+        rhat_max=float(np.nanmax(frame["rhat"])) if len(frame) else math.nan,
+        rhat_max_hyper=float(np.nanmax(hyper["rhat"])) if len(hyper) else math.nan,
+        ess_bulk_min=ess_min,
+        ess_tail_min=float(np.nanmin(frame["ess_tail"])) if len(frame) else math.nan,
+        ess_bulk_per_s=ess_min / sampling_s if sampling_s > 0 else math.nan,
+        divergences=int(np.sum(sstats.diverging)),
+        treedepth_hits=int(np.sum(sstats.treedepth_hit)),
+        ebfmi_min=_ebfmi(sstats.energy), **loo)
 
 
-def _warnings(diag: dict, settings: dict) -> list[str]:
+def _warnings(diag: SamplerDiagnostics, settings: SamplerSettings) -> list[str]:
     out = []
-    if diag["divergences"]:
-        out.append(f"{diag['divergences']} divergent transitions after warmup (adapt_delta={settings['adapt_delta']})")
-    if diag["rhat_max"] > RHAT_OK:
-        out.append(f"max R-hat {diag['rhat_max']:.3f} > {RHAT_OK}")
-    if diag["treedepth_hits"]:
-        out.append(f"{diag['treedepth_hits']} transitions hit the maximum tree depth {settings['max_treedepth']}")
-    if diag["ebfmi_min"] < 0.3:
-        out.append(f"E-BFMI {diag['ebfmi_min']:.2f} < 0.3")
-    if diag["ess_bulk_min"] < 100 * settings["chains"]:
-        out.append(f"min bulk ESS {diag['ess_bulk_min']:.0f} < {100 * settings['chains']}")
+    if diag.divergences:
+        out.append(f"{diag.divergences} divergent transitions after warmup (adapt_delta={settings.adapt_delta})")
+    if diag.rhat_max > RHAT_OK:
+        out.append(f"max R-hat {diag.rhat_max:.3f} > {RHAT_OK}")
+    if diag.treedepth_hits:
+        out.append(f"{diag.treedepth_hits} transitions hit the maximum tree depth {settings.max_treedepth}")
+    if diag.ebfmi_min < 0.3:
+        out.append(f"E-BFMI {diag.ebfmi_min:.2f} < 0.3")
+    if diag.ess_bulk_min < 100 * settings.chains:
+        out.append(f"min bulk ESS {diag.ess_bulk_min:.0f} < {100 * settings.chains}")
+    if diag.pareto_k_gt_07:
+        out.append(f"PSIS-LOO: {diag.pareto_k_gt_07} Pareto k > 0.7")
     return out

@@ -1,23 +1,27 @@
-"""The Estimator contract: a name, `supports(model)`, `fit(dataset) -> FitResult`.
+"""The Estimator contract: `name`, `kind`, a typed `Settings` class, `supports(model)`, `available()` and
+`fit(data: FitData, *, seed) -> FitResult`.
 
-Estimators know nothing of replications or runs (SimDesign's separation):
-they get one Dataset and return one FitResult, or raise.  Heavy one-time work
-(compiling a Stan program or a PyMC graph) is cached inside the estimator
-object, keyed by model structure and data shapes, so a worker process that
-keeps the object pays it once; `FitResult.compile_count` says whether this fit
-paid it.
+Estimators know nothing of replications or runs (SimDesign's separation): they get one FitData, which
+holds no truth, replication or scenario, and an explicit seed (blackjax's `kernel(rng_key, ...)`), and
+return one FitResult or raise. No engine calls another: comparisons between engines are computed from
+their results (compare.summary). Heavy one-time work (compiling a Stan program or a PyMC graph) is cached
+inside the estimator, keyed by model structure and data shapes, so a worker process that keeps the object
+pays it once; `FitResult.compile_count` says whether this fit paid it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from compare import settings as _settings
 from compare.formula import ModelSpec
+from compare.settings import Settings
 
 if TYPE_CHECKING:
+    from compare.data import FitData
     from compare.fitresult import FitResult
-    from compare.simulate import Dataset
 
 
 @dataclass(frozen=True)
@@ -39,25 +43,39 @@ def no(reason: str) -> Support:
 
 
 class Estimator:
-    """Base class for engines. Subclasses set `name` and `kind` and implement `supports` and `fit`."""
+    """Base class for engines. Subclasses set `name`, `kind` and `Settings`, and implement `supports` and `fit`."""
 
     name: ClassVar[str] = ""
-    kind: ClassVar[str] = "frequentist"  # or "bayesian"
+    kind: ClassVar[str] = "frequentist"  # or "bayesian": a sampler, reported with R-hat/ESS/divergences
+    Settings: ClassVar[type[Settings]] = Settings
 
-    def __init__(self, **settings: Any) -> None:
+    def __init__(self, settings: Settings | None = None) -> None:
+        settings = self.Settings() if settings is None else settings
+        if type(settings) is not self.Settings:
+            raise TypeError(f"{self.name}: settings must be {self.Settings.__name__}, not {type(settings).__name__}")
         self.settings = settings
+
+    @classmethod
+    def configured(cls, raw: Mapping[str, Any] | None = None, where: str = "settings", **internal: Any) -> "Estimator":
+        """An instance from user settings (a suite's table, CLI options), checked: InputError on a bad key."""
+        return cls(_settings.parse(cls.Settings, raw, where, **internal))
 
     @property
     def level(self) -> float:
-        """Level of the central intervals this engine reports (setting `level`, default 0.95)."""
-        return float(self.settings.get("level", 0.95))
-
-    def supports(self, model: ModelSpec) -> Support:
-        raise NotImplementedError
-
-    def fit(self, dataset: "Dataset") -> "FitResult":
-        raise NotImplementedError
+        return self.settings.level
 
     def available(self) -> Support:
         """Whether the engine can run on this machine at all (R installed, ...)."""
         return YES
+
+    def supports(self, model: ModelSpec) -> Support:
+        raise NotImplementedError
+
+    def require(self, model: ModelSpec) -> None:
+        """Raise with the reason when the model is not supported (fit's first line in every engine)."""
+        verdict = self.supports(model)
+        if not verdict:
+            raise ValueError(verdict.reason)
+
+    def fit(self, data: "FitData", *, seed: int) -> "FitResult":
+        raise NotImplementedError

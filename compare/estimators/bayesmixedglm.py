@@ -19,21 +19,21 @@ What the model cannot do, and what we do about it (each is stated in the FitResu
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any, ClassVar
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import numpy as np
 from scipy import sparse
 from scipy.special import expit
 from statsmodels.genmod.bayes_mixed_glm import BinomialBayesMixedGLM, PoissonBayesMixedGLM
 
+from compare.data import FitData
 from compare.design import Design
 from compare.estimators import _frequentist as fq
 from compare.estimators.base import YES, Estimator, Support, no
 from compare.fitresult import FitResult, boundary_flags, make_params, name_sd
 from compare.formula import ModelSpec
-
-if TYPE_CHECKING:
-    from compare.simulate import Dataset
+from compare.settings import Settings, setting
 
 APPROX_NOTE = "approximate Bayes (statsmodels BayesMixedGLM, {method}); priors vcp_p={vcp_p}, fe_p={fe_p}"
 CANONICAL = {"binomial": "logit", "poisson": "log"}
@@ -62,11 +62,18 @@ def vc_matrix(design: Design) -> tuple[sparse.csr_matrix, np.ndarray, list[tuple
     return sparse.hstack(cols).tocsr(), np.asarray(ident, dtype=np.int64), comps
 
 
+@dataclass(frozen=True)
+class BayesMixedGLMSettings(Settings):
+    vcp_p: float = setting(1.0, "prior SD of the log SDs (statsmodels' vcp_p)", lo=1e-12)
+    fe_p: float = setting(2.0, "prior SD of the fixed effects (statsmodels' fe_p)", lo=1e-12)
+
+
 class BayesMixedGLMEngine(Estimator):
-    """Settings: vcp_p (prior SD of log SDs, default 1), fe_p (prior SD of fixed effects, default 2)."""
+    """statsmodels Binomial/PoissonBayesMixedGLM, Laplace posterior mode (`fit_map`)."""
 
     name: ClassVar[str] = "bayesmixedglm-map"
     kind: ClassVar[str] = "frequentist"
+    Settings: ClassVar[type[Settings]] = BayesMixedGLMSettings
     method: ClassVar[str] = "map"
 
     def supports(self, model: ModelSpec) -> Support:
@@ -82,19 +89,16 @@ class BayesMixedGLMEngine(Estimator):
             return no("BayesMixedGLM needs at least one fixed-effect column")
         return YES
 
-    def fit(self, dataset: "Dataset") -> FitResult:
-        ok = self.supports(dataset.model)
-        if not ok:
-            raise ValueError(ok.reason)
-        design = dataset.design
-        vcp_p = float(self.settings.get("vcp_p", 1.0))
-        fe_p = float(self.settings.get("fe_p", 2.0))
-        (result, texts, n_rows), wall = fq.timed(lambda: self._run(design, vcp_p, fe_p, dataset.seed))
-        out = self._summarise(result, design, texts, dataset)
+    def fit(self, data: FitData, *, seed: int) -> FitResult:
+        self.require(data.model)
+        design = data.design
+        vcp_p, fe_p = self.settings.vcp_p, self.settings.fe_p
+        (result, texts, n_rows), wall = fq.timed(lambda: self._run(design, vcp_p, fe_p, seed))
+        out = self._summarise(result, design, texts, data)
         out.wall_s = wall
         out.notes.insert(0, APPROX_NOTE.format(method="Laplace fit_map" if self.method == "map" else "mean-field fit_vb",
                                                vcp_p=vcp_p, fe_p=fe_p))
-        if dataset.family == "binomial" and n_rows != design.n:
+        if data.family == "binomial" and n_rows != design.n:
             out.notes.append(f"binomial counts expanded to {n_rows} Bernoulli rows")
         if any(b.block.correlated and len(b.names) > 1 for b in design.blocks):
             out.notes.append("correlated random-effect blocks fitted as independent variance components "
@@ -114,7 +118,7 @@ class BayesMixedGLMEngine(Estimator):
             result = model.fit_map(rng=rng) if self.method == "map" else model.fit_vb(rng=rng)
         return (result, comps), texts, len(y)
 
-    def _summarise(self, fitted, design: Design, texts: list[str], dataset: "Dataset") -> FitResult:
+    def _summarise(self, fitted, design: Design, texts: list[str], data: FitData) -> FitResult:
         result, comps = fitted
         how = "laplace" if self.method == "map" else "vb"
         rows = fq.fixed_rows(design.x_names, result.fe_mean, result.fe_sd, fq.t_df(design), self.level)
@@ -131,8 +135,8 @@ class BayesMixedGLMEngine(Estimator):
             s = result.vc_sd[start: start + b.n_levels, None]
             rows += fq.group_effect_rows(b.group, b.levels, [b.names[k]], m, s, level=self.level)
             start += b.n_levels
-        if dataset.poststratify:
-            rows.append(fq.mrp_row(dataset.frame[dataset.poststratify].to_numpy(float),
+        if data.poststratify:
+            rows.append(fq.mrp_row(data.frame[data.poststratify].to_numpy(float),
                                    self._expected(result, design)))
         singular, corr_bound, var_zero = boundary_flags([np.array([[v * v]]) for v in sds], 1.0)
         retvals = getattr(result, "optim_retvals", None)
@@ -143,7 +147,7 @@ class BayesMixedGLMEngine(Estimator):
                          corr_at_bound=corr_bound, var_at_zero=var_zero, loglik=math.nan,
                          optimizer=f"scipy BFGS ({'posterior mode' if self.method == 'map' else 'ELBO'})",
                          warnings=texts, notes=notes,
-                         extras={"approximate_bayes": how, "sd_names": [name_sd(design.blocks[bi].group,
+                         details={"approximate_bayes": how, "sd_names": [name_sd(design.blocks[bi].group,
                                                                                  design.blocks[bi].names[k])
                                                                          for bi, k in comps]})
 
@@ -156,6 +160,8 @@ class BayesMixedGLMEngine(Estimator):
 
 
 class BayesMixedGLMVBEngine(BayesMixedGLMEngine):
+    """statsmodels Binomial/PoissonBayesMixedGLM, mean-field variational Bayes (`fit_vb`)."""
+
     name: ClassVar[str] = "bayesmixedglm-vb"
     method: ClassVar[str] = "vb"
 

@@ -7,11 +7,11 @@ messages are collected with `withCallingHandlers` so they land in FitResult.warn
 - glmer uses `nlminbwrap` (FINDINGS: the default optimiser stopped at a worse, singular optimum on 2 of
   7 binomial datasets; nlminbwrap did not); lmer keeps its default (within 2.5e-5 of the best of 7).
 - `singular` comes from `boundary_flags` on VarCorr, like every other engine; lme4's own
-  `isSingular()` is kept in extras["lme4_isSingular"].
+  `isSingular()` is kept in details["lme4_isSingular"].
 - SD/correlation intervals: profile likelihood for lmer (affordable), nothing for glmer by default
   (profiling glmer costs many refits; lme4 has no SEs for variance parameters), with a note.
-- `reference_loglik(dataset, reml)` gives lme4's log-likelihood on the same data, REML or ML to
-  match the engine being checked (lme4's and statsmodels' definitions agree, constants included).
+- `criterion` says whether `loglik` is REML or ML, so that the summary can check whether another engine
+  on the same data reached lme4's optimum (lme4's and statsmodels' definitions agree, constants included).
 """
 
 from __future__ import annotations
@@ -21,20 +21,20 @@ import math
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, ClassVar
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
+from compare.data import FitData
 from compare.estimators import _frequentist as fq
 from compare.estimators.base import YES, Estimator, Support, no
+from compare.families import FAMILIES
+from compare.settings import Settings, setting
 from compare.fitresult import FitResult, boundary_flags, make_params
 from compare.formula import Formula, ModelSpec
 
-if TYPE_CHECKING:
-    from compare.simulate import Dataset
-
-LINKS = {"gaussian": ("identity",), "binomial": ("logit", "probit", "cloglog"), "poisson": ("log",)}
 GLMER_OPTIMIZER = "nlminbwrap"
 
 R_CODE = r"""
@@ -133,18 +133,18 @@ def r_formula(formula: Formula, family: str) -> str:
     return f"{lhs} ~ {' + '.join(terms)}"
 
 
-def r_frame(dataset: "Dataset") -> pd.DataFrame:
+def r_frame(data: FitData) -> pd.DataFrame:
     """Only the columns the formula reads; groups as strings; binomial successes/failures added."""
-    f = dataset.formula
-    design = dataset.design
+    f = data.formula
+    design = data.design
     cols = sorted(f.variables - set(f.response.columns))
-    frame = dataset.frame[cols].copy()
+    frame = data.frame[cols].copy()
     for g in {c for b in f.blocks for c in b.group_columns}:
         frame[g] = frame[g].astype(str)
     for c in frame.columns:
         if frame[c].dtype == object:  # same reference level as formulae (sorted), not R's locale order
             frame[c] = pd.Categorical(frame[c], categories=sorted(frame[c].unique()))
-    if dataset.family == "binomial":
+    if data.family == "binomial":
         frame["hb_s"] = design.y
         frame["hb_f"] = design.trials - design.y
     else:
@@ -152,7 +152,7 @@ def r_frame(dataset: "Dataset") -> pd.DataFrame:
     return frame.reset_index(drop=True)
 
 
-def run_r_fit(dataset: "Dataset", reml: bool, profile: bool, level: float = fq.LEVEL) -> dict[str, Any]:
+def run_r_fit(data: FitData, reml: bool, profile: bool, level: float = fq.LEVEL) -> dict[str, Any]:
     """Fit in R and bring the pieces back as Python objects."""
     import rpy2.robjects as ro
     from rpy2.robjects import default_converter, numpy2ri, pandas2ri
@@ -163,9 +163,9 @@ def run_r_fit(dataset: "Dataset", reml: bool, profile: bool, level: float = fq.L
         raise RuntimeError(status.reason)
     conv = default_converter + numpy2ri.converter + pandas2ri.converter
     with quiet_r() as console, localconverter(conv):
-        rdf = ro.conversion.get_conversion().py2rpy(r_frame(dataset))
-        res = ro.r[".hbench_fit"](r_formula(dataset.formula, dataset.family), rdf, dataset.family,
-                                  dataset.link, reml, GLMER_OPTIMIZER, profile, level)
+        rdf = ro.conversion.get_conversion().py2rpy(r_frame(data))
+        res = ro.r[".hbench_fit"](r_formula(data.formula, data.family), rdf, data.family,
+                                  data.link, reml, GLMER_OPTIMIZER, profile, level)
         out = dict(res.items())  # an R named list arrives as an OrdDict under these converters
     out["console"] = console
     return out
@@ -192,43 +192,48 @@ def _term(name: str) -> str:
     return "Intercept" if name == "(Intercept)" else name
 
 
+@dataclass(frozen=True)
+class Lme4Settings(Settings):
+    reml: bool = setting(True, "REML (true) or maximum likelihood (false); gaussian models only (glmer is ML)")
+    profile: bool | None = setting(None, "profile-likelihood intervals for sd, cor and sigma "
+                                         "(default: true for lmer, false for glmer, where it costs many refits)")
+
+
 class Lme4Engine(Estimator):
-    """lme4::lmer / glmer. Settings: reml (default True; gaussian only), profile (default: True for lmer,
-    False for glmer)."""
+    """lme4::lmer / glmer."""
 
     name: ClassVar[str] = "lme4"
     kind: ClassVar[str] = "frequentist"
-    uses_reml: ClassVar[bool] = True
+    Settings: ClassVar[type[Settings]] = Lme4Settings
 
     def available(self) -> Support:
         return r_status()
 
     def supports(self, model: ModelSpec) -> Support:
-        if model.family not in LINKS:
+        if model.family not in FAMILIES:
             return no(f"lme4 engine: family {model.family!r} is not wired up")
-        if model.link not in LINKS[model.family]:
+        if model.link not in FAMILIES[model.family].links:
             return no(f"lme4 engine: link {model.link!r} is not available for {model.family}")
         if not model.formula.blocks:
             return no("lme4 needs at least one random-effect term (use lm/glm otherwise)")
         return YES
 
-    def fit(self, dataset: "Dataset") -> FitResult:
-        ok = self.supports(dataset.model)
-        if not ok:
-            raise ValueError(ok.reason)
-        gaussian = dataset.family == "gaussian"
-        reml = bool(self.settings.get("reml", True)) and gaussian
-        profile = bool(self.settings.get("profile", gaussian))
-        r, wall = fq.timed(lambda: run_r_fit(dataset, reml, profile, self.level))
-        out = summarise(r, dataset, profile, self.level)
+    def fit(self, data: FitData, *, seed: int) -> FitResult:
+        self.require(data.model)
+        gaussian = data.family == "gaussian"
+        reml = self.settings.reml and gaussian
+        profile = gaussian if self.settings.profile is None else self.settings.profile
+        r, wall = fq.timed(lambda: run_r_fit(data, reml, profile, self.level))
+        out = summarise(r, data, profile, self.level)
         out.wall_s = wall
-        out.extras.update({"reml": reml, "r_wall_s": float(np.atleast_1d(r["wall"])[0])})
+        out.criterion = "REML" if reml else "ML"
+        out.details["r_wall_s"] = float(np.atleast_1d(r["wall"])[0])
         return out
 
 
-def summarise(r: dict[str, Any], dataset: "Dataset", profile: bool, level: float = fq.LEVEL) -> FitResult:
-    design = dataset.design
-    gaussian = dataset.family == "gaussian"
+def summarise(r: dict[str, Any], data: FitData, profile: bool, level: float = fq.LEVEL) -> FitResult:
+    design = data.design
+    gaussian = data.family == "gaussian"
     notes: list[str] = []
     names = [_term(n) for n in _strs(r["fixef_names"])]
     if names != design.x_names:
@@ -247,8 +252,8 @@ def summarise(r: dict[str, Any], dataset: "Dataset", profile: bool, level: float
     if gaussian:
         rows.append(_sigma_row(sigma, prof))
     rows += _ranef_rows(r["ranef"], level)
-    if dataset.poststratify:
-        w = dataset.frame[dataset.poststratify].to_numpy(float)
+    if data.poststratify:
+        w = data.frame[data.poststratify].to_numpy(float)
         rows.append(fq.mrp_row(w, np.asarray(r["fitted"], float)))
     singular, corr_bound, var_zero = boundary_flags([c for _, _, c in blocks], sigma)
     lme4_msgs = _strs(r["lme4_msgs"])
@@ -263,7 +268,7 @@ def summarise(r: dict[str, Any], dataset: "Dataset", profile: bool, level: float
     return FitResult(engine="lme4", params=make_params(rows), converged=converged, singular=singular,
                      corr_at_bound=corr_bound, var_at_zero=var_zero, loglik=loglik, optimizer=optimizer,
                      warnings=warnings, notes=notes,
-                     extras={"lme4_isSingular": bool(np.atleast_1d(r["singular"])[0]), "opt_code": opt_code})
+                     details={"lme4_isSingular": bool(np.atleast_1d(r["singular"])[0]), "opt_code": opt_code})
 
 
 def _varcorr_blocks(r: dict[str, Any]) -> list[tuple[str, list[str], np.ndarray]]:
@@ -344,15 +349,6 @@ def _ranef_rows(re: Any, level: float) -> list[dict[str, Any]]:
         rows += fq.group_effect_rows(str(rec.grpvar), [str(rec.grp)], [term], np.array([[mode]]), np.array([[sd]]),
                                       level=level)
     return rows
-
-
-def reference_loglik(dataset: "Dataset", reml: bool = True) -> float | None:
-    """lme4's log-likelihood on this dataset (REML or ML, matching the engine being checked);
-    None when R/lme4 is unavailable or lme4 cannot fit the model."""
-    if not r_status() or not Lme4Engine().supports(dataset.model):
-        return None
-    r = run_r_fit(dataset, reml and dataset.family == "gaussian", profile=False)
-    return float(np.atleast_1d(r["loglik"])[0])
 
 
 ESTIMATORS = [Lme4Engine]

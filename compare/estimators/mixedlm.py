@@ -22,19 +22,18 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 from statsmodels.regression.mixed_linear_model import MixedLM, VCSpec
 
+from compare.data import FitData
 from compare.design import BlockDesign, Design
 from compare.estimators import _frequentist as fq
 from compare.estimators.base import YES, Estimator, Support, no
 from compare.fitresult import FitResult, boundary_flags, make_params
 from compare.formula import Formula, ModelSpec
-
-if TYPE_CHECKING:
-    from compare.simulate import Dataset
+from compare.settings import Settings, setting
 
 ROBUST_METHODS = ("default", "lbfgs", "powell", "nm")
 # Nelder-Mead polishes: it starts from the best finite fit of the methods before it, and maximising it can
@@ -43,7 +42,6 @@ ROBUST_METHODS = ("default", "lbfgs", "powell", "nm")
 # optimum (|dlogLik| < 1e-5) in 0.1-0.2 s on 80 of 80 seed_slopes fits (J=8 and 20) with 1,000
 # iterations as with 20,000. The cap bounds the rare walk to +inf from a poor start: 11 s, not 283 s.
 METHOD_KWARGS: dict[str, dict[str, Any]] = {"nm": {"maxiter": 1000}}
-REFERENCE_TOL = 1e-3
 
 
 @dataclass
@@ -142,30 +140,32 @@ def fit_once(model: MixedLM, reml: bool, method: str, start: Any = None) -> tupl
     return result, texts
 
 
+@dataclass(frozen=True)
+class MixedLMSettings(Settings):
+    reml: bool = setting(True, "REML (true) or maximum likelihood (false)")
+
+
+@dataclass(frozen=True)
+class MixedLMMLSettings(Settings):
+    reml: bool = setting(False, "REML (true) or maximum likelihood (false)")
+
+
 class MixedLMEngine(Estimator):
-    """statsmodels MixedLM with defaults. Settings: reml (bool, default True), reference (bool, default
-    False: also fit lme4 on the same data and record whether this fit reached its optimum)."""
+    """statsmodels MixedLM exactly as a user calls it (REML by default)."""
 
     name: ClassVar[str] = "mixedlm"
     kind: ClassVar[str] = "frequentist"
-    uses_reml: ClassVar[bool] = True
-    default_reml: ClassVar[bool] = True
+    Settings: ClassVar[type[Settings]] = MixedLMSettings
     methods: ClassVar[tuple[str, ...]] = ("default",)
-
-    @property
-    def reml(self) -> bool:
-        return bool(self.settings.get("reml", self.default_reml))
 
     def supports(self, model: ModelSpec) -> Support:
         if model.family != "gaussian" or model.link != "identity":
             return no(f"MixedLM fits gaussian identity-link models only, not {model.family}/{model.link}")
         return supports_formula(model.formula)
 
-    def fit(self, dataset: "Dataset") -> FitResult:
-        ok = self.supports(dataset.model)
-        if not ok:
-            raise ValueError(ok.reason)
-        design = dataset.design
+    def fit(self, data: FitData, *, seed: int) -> FitResult:
+        self.require(data.model)
+        design = data.design
         if np.ptp(design.y - design.offset) == 0:
             raise ValueError("the response is constant: there is no variance to decompose")
         layout = build_layout(design)
@@ -175,15 +175,13 @@ class MixedLMEngine(Estimator):
         out.warnings.extend(later)
         out.optimizer = method if method != "default" else "default (bfgs, lbfgs, cg)"
         out.wall_s = wall
-        out.extras["reml"] = self.reml
+        out.criterion = "REML" if self.settings.reml else "ML"
         split = [b for b, _ in layout.vc_terms if b.block.correlated and len(b.names) > 1]
         if split:
             out.notes.append(f"block ({split[0].block.expr} | {split[0].group}) expands to several columns; "
                              "MixedLM fits them as independent variance components (no correlations)")
         if len(attempts) > 1:
-            out.extras["attempts"] = attempts
-        if self.settings.get("reference"):
-            add_reference(out, dataset, self.reml)
+            out.details["attempts"] = attempts
         return out
 
     def _best_fit(self, design: Design, layout: Layout):
@@ -194,7 +192,7 @@ class MixedLMEngine(Estimator):
             model = make_model(design, layout)
             try:
                 start = best[0].params_object if method == "nm" and best is not None else None
-                result, texts = fit_once(model, self.reml, method, start)
+                result, texts = fit_once(model, self.settings.reml, method, start)
             except (np.linalg.LinAlgError, ValueError) as exc:
                 attempts[method] = {"loglik": math.nan, "converged": False, "error": str(exc)}
                 continue
@@ -227,13 +225,15 @@ class MixedLMMLEngine(MixedLMEngine):
     """`mixedlm` fitted by maximum likelihood (statsmodels' reml=False)."""
 
     name: ClassVar[str] = "mixedlm-ml"
-    default_reml: ClassVar[bool] = False
+    Settings: ClassVar[type[Settings]] = MixedLMMLSettings
 
 
 class MixedLMRobustEngine(MixedLMEngine):
-    """MixedLM from default, lbfgs, powell and Nelder-Mead; the best finite log-likelihood wins (FINDINGS:
-    best-of default/lbfgs/powell reaches lme4's optimum in 89-92% vs 12-26% for the default; Nelder-Mead,
-    started from the best of those, polishes it to lme4's optimum). `optimizer` names the winner."""
+    """MixedLM fitted carefully: default, lbfgs, powell and Nelder-Mead; the best finite log-likelihood wins.
+
+    FINDINGS: best-of default/lbfgs/powell reaches lme4's optimum in 89-92% of random-slope fits, against
+    12-26% for the default; Nelder-Mead, started from the best of those, polishes it to lme4's optimum.
+    `optimizer` names the winner."""
 
     name: ClassVar[str] = "mixedlm-robust"
     methods: ClassVar[tuple[str, ...]] = ROBUST_METHODS
@@ -261,7 +261,7 @@ def summarise(engine: str, result: Any, design: Design, layout: Layout, texts: l
         notes.append(f"log-likelihood is not finite ({llf}): estimates are not a valid optimum")
     return FitResult(engine=engine, params=make_params(rows), converged=converged, singular=singular,
                      corr_at_bound=corr_bound, var_at_zero=var_zero, loglik=llf, warnings=texts, notes=notes,
-                     extras={"statsmodels_converged": bool(res.converged)})
+                     details={"statsmodels_converged": bool(res.converged)})
 
 
 def _bse_fe(res: Any) -> np.ndarray:
@@ -332,19 +332,6 @@ def _group_rows(res: Any, layout: Layout, notes: list[str], level: float) -> lis
         sds = np.array([[per_level[c][1]] for c in order])
         rows += fq.group_effect_rows(b.group, [b.levels[c] for c in order], [b.names[k]], vals, sds, level=level)
     return rows
-
-
-def add_reference(out: FitResult, dataset: "Dataset", reml: bool) -> None:
-    """Record lme4's log-likelihood on the same data and whether this fit reached it (|d| < 1e-3, or better)."""
-    from compare.estimators.lme4 import reference_loglik
-
-    ref = reference_loglik(dataset, reml=reml)
-    out.extras["reference_loglik"] = ref
-    if ref is None or not np.isfinite(ref):
-        out.notes.append("reference (lme4) log-likelihood unavailable")
-        return
-    out.extras["d_loglik"] = out.loglik - ref
-    out.reached_reference_optimum = bool(np.isfinite(out.loglik) and out.loglik >= ref - REFERENCE_TOL)
 
 
 ESTIMATORS = [MixedLMEngine, MixedLMMLEngine, MixedLMRobustEngine]

@@ -12,14 +12,17 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 
+from compare.data import FitData
 from compare.estimators import _bayes
 from compare.estimators.base import YES, Estimator, Support, no
 from compare.fitresult import FitResult
 from compare.formula import ModelSpec
+from compare.settings import Settings, setting
 
 
 def _positive_args(pm, code: int, par):
@@ -176,11 +179,17 @@ def _deterministics(pm, pt, md, alpha, beta, sds, cors, rs, sigma) -> None:
     pm.Deterministic("r", pt.concatenate(rs) if rs else pt.zeros(0))
 
 
+@dataclass(frozen=True)
+class PyMCSettings(_bayes.SamplerSettings):
+    cores: int | None = setting(None, "chains sampled in parallel (default: min(chains, CPU count))", lo=1)
+
+
 class PyMCNutpieEstimator(Estimator):
-    """PyMC + nutpie (numba); settings: chains, warmup, draws, adapt_delta, max_treedepth, priors, cores."""
+    """PyMC + nutpie (numba)."""
 
     name: ClassVar[str] = "pymc"
     kind: ClassVar[str] = "bayesian"
+    Settings: ClassVar[type[Settings]] = PyMCSettings
     _compiled: ClassVar[dict[tuple, Any]] = {}  # per process: shape key -> compiled nutpie model
 
     def available(self) -> Support:
@@ -194,23 +203,24 @@ class PyMCNutpieEstimator(Estimator):
     def supports(self, model: ModelSpec) -> Support:
         return _bayes.supports(model)
 
-    def fit(self, dataset) -> FitResult:
+    def fit(self, data: FitData, *, seed: int) -> FitResult:
         import nutpie
 
+        self.require(data.model)
         start = time.perf_counter()
-        s = _bayes.settings_with_defaults(self.settings)
-        md = _bayes.prepare(dataset, s.get("priors"))
+        s = self.settings
+        md = _bayes.prepare(data, s.priors)
         compiled, compile_s, count = self._compiled_for(md)
         t0 = time.perf_counter()
-        trace = nutpie.sample(compiled, chains=s["chains"], tune=s["warmup"], draws=s["draws"],
-                              seed=int(dataset.seed), target_accept=s["adapt_delta"], maxdepth=s["max_treedepth"],
-                              cores=s.get("cores") or min(s["chains"], os.cpu_count() or 1),
+        trace = nutpie.sample(compiled, chains=s.chains, tune=s.warmup, draws=s.draws,
+                              seed=int(seed), target_accept=s.adapt_delta, maxdepth=s.max_treedepth,
+                              cores=s.cores or min(s.chains, os.cpu_count() or 1),
                               progress_bar=False, save_warmup=False)
         sampling_s = time.perf_counter() - t0
         draws, sstats = _trace_draws(trace, md, s)
         timing = _bayes.Timing(time.perf_counter() - start, compile_s, sampling_s, count)
         notes = ["backend: PyMC + nutpie (numba)"]
-        return _bayes.fit_result(self.name, md, dataset, draws, sstats, timing, s, notes)
+        return _bayes.fit_result(self.name, md, data, draws, sstats, timing, s, notes, seed)
 
     def _compiled_for(self, md: _bayes.ModelData):
         import nutpie
@@ -226,7 +236,7 @@ class PyMCNutpieEstimator(Estimator):
         return compiled, time.perf_counter() - t0, 1
 
 
-def _trace_draws(trace, md: _bayes.ModelData, s: dict):
+def _trace_draws(trace, md: _bayes.ModelData, s: PyMCSettings):
     post = trace.posterior
 
     def get(name: str) -> np.ndarray:
@@ -237,7 +247,7 @@ def _trace_draws(trace, md: _bayes.ModelData, s: dict):
     draws = _bayes.Draws(get("b"), get("sds"), get("cors"), get("r"), sigma)
     st = trace.sample_stats
     depth = np.asarray(st["depth"].values) if "depth" in st else np.zeros(draws.b.shape[:2])
-    hit = (np.asarray(st["maxdepth_reached"].values) if "maxdepth_reached" in st else depth >= s["max_treedepth"])
+    hit = (np.asarray(st["maxdepth_reached"].values) if "maxdepth_reached" in st else depth >= s.max_treedepth)
     sstats = _bayes.SamplerStats(np.asarray(st["diverging"].values).astype(bool), hit.astype(bool),
                                  np.asarray(st["energy"].values))
     return draws, sstats

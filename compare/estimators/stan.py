@@ -23,14 +23,18 @@ import tempfile
 import time
 from importlib import resources
 from pathlib import Path
-from typing import Any, ClassVar
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 
+from compare.data import FitData
+from compare.families import FAMILIES, LINKS
 from compare.estimators import _bayes
 from compare.estimators.base import YES, Estimator, Support, no
 from compare.fitresult import FitResult
 from compare.formula import ModelSpec
+from compare.settings import Settings, setting
 
 PROGRAM = "glmm.stan"
 _FUNCTION = "stan::services::sample::hmc_nuts_diag_e_adapt"
@@ -51,7 +55,7 @@ def stan_data(md: _bayes.ModelData, nonce: int) -> dict[str, Any]:
     p = md.priors
     integer = md.family != "gaussian"
     return {
-        "family": _bayes.FAMILIES[md.family], "link": _bayes.LINKS[md.link], "N": md.N, "P": md.Xc.shape[1],
+        "family": FAMILIES[md.family].code, "link": LINKS[md.link].code, "N": md.N, "P": md.Xc.shape[1],
         "has_intercept": int(md.has_intercept), "Xc": md.Xc, "xbar": md.xbar, "off": md.offset,
         "y_real": md.y if not integer else np.zeros(0),
         "y_int": np.rint(md.y).astype(int) if integer else np.zeros(0, dtype=int),
@@ -144,12 +148,18 @@ def cmdstan_path() -> str | None:
         return None
 
 
+@dataclass(frozen=True)
+class StanSettings(_bayes.SamplerSettings):
+    backend: Literal["auto", "pystan", "cmdstanpy"] = setting(
+        "auto", "auto: cmdstanpy when a CmdStan installation exists, else PyStan 3")
+
+
 class StanEstimator(Estimator):
-    """Stan NUTS (diag_e), 4 chains; settings: chains, warmup, draws, adapt_delta, max_treedepth, priors,
-    backend ("auto" | "pystan" | "cmdstanpy")."""
+    """Stan NUTS (diag_e) with the package's generic GLMM program."""
 
     name: ClassVar[str] = "stan"
     kind: ClassVar[str] = "bayesian"
+    Settings: ClassVar[type[Settings]] = StanSettings
     _compiled: ClassVar[dict[str, Any]] = {}  # per process: backend -> compiled handle
 
     def available(self) -> Support:
@@ -157,29 +167,31 @@ class StanEstimator(Estimator):
             import stan  # noqa: F401
         except ImportError as exc:
             return no(f"PyStan is not installed ({exc})")
+        if self.settings.backend == "cmdstanpy" and not cmdstan_path():
+            return no("backend cmdstanpy: no CmdStan installation found (CMDSTAN or cmdstanpy's default place)")
         return YES
 
     def supports(self, model: ModelSpec) -> Support:
         return _bayes.supports(model)
 
     def backend(self) -> str:
-        wanted = self.settings.get("backend", "auto")
-        if wanted == "auto":
+        if self.settings.backend == "auto":
             return "cmdstanpy" if cmdstan_path() else "pystan"
-        return wanted
+        return self.settings.backend
 
-    def fit(self, dataset) -> FitResult:
+    def fit(self, data: FitData, *, seed: int) -> FitResult:
+        self.require(data.model)
         start = time.perf_counter()
-        s = _bayes.settings_with_defaults(self.settings)
-        md = _bayes.prepare(dataset, s.get("priors"))
-        seed = int(dataset.seed) % (2**31 - 1) or 1
+        s = self.settings
+        md = _bayes.prepare(data, s.priors)
         runner = _run_cmdstanpy if self.backend() == "cmdstanpy" else _run_pystan
-        draws, sstats, compile_s, count, sampling_s, notes = runner(self._compiled, md, s, seed)
+        stan_seed = int(seed) % (2**31 - 1) or 1  # Stan takes seeds below 2^31
+        draws, sstats, compile_s, count, sampling_s, notes = runner(self._compiled, md, s, stan_seed)
         timing = _bayes.Timing(time.perf_counter() - start, compile_s, sampling_s, count)
-        return _bayes.fit_result(self.name, md, dataset, draws, sstats, timing, s, notes)
+        return _bayes.fit_result(self.name, md, data, draws, sstats, timing, s, notes, seed)
 
 
-def _run_pystan(cache: dict, md: _bayes.ModelData, s: dict, seed: int):
+def _run_pystan(cache: dict, md: _bayes.ModelData, s: StanSettings, seed: int):
     import stan
     import httpstan.models
 
@@ -193,19 +205,19 @@ def _run_pystan(cache: dict, md: _bayes.ModelData, s: dict, seed: int):
         if not built:
             notes.append("compile_s: extension module found in httpstan's disk cache (loaded, not compiled)")
     model_name = cache["pystan"]
-    kwargs = {"num_warmup": s["warmup"], "num_samples": s["draws"], "delta": s["adapt_delta"],
-              "max_depth": s["max_treedepth"]}
+    kwargs = {"num_warmup": s.warmup, "num_samples": s.draws, "delta": s.adapt_delta,
+              "max_depth": s.max_treedepth}
     messages = io.StringIO()
     with _scratch_cwd(), contextlib.redirect_stderr(messages), contextlib.redirect_stdout(messages):
         posterior = stan.build(code, data=stan_data(md, _nonce()), random_seed=seed)
-        names = _fit_names(model_name, posterior.data, kwargs, seed, s["chains"])
+        names = _fit_names(model_name, posterior.data, kwargs, seed, s.chains)
         t0 = time.perf_counter()
         try:
-            fit = posterior.sample(num_chains=s["chains"], **kwargs)
+            fit = posterior.sample(num_chains=s.chains, **kwargs)
         finally:
             found = _drop_fits(names)
         sampling_s = time.perf_counter() - t0
-    if found != s["chains"]:
+    if found != s.chains:
         notes.append(f"httpstan fit cache: found {found} of {s['chains']} fit files to delete")
     return _pystan_draws(fit, md, s) + (compile_s, count, sampling_s, notes)
 
@@ -219,21 +231,21 @@ def level_major(md: _bayes.ModelData, r: np.ndarray) -> np.ndarray:
     return out
 
 
-def _pystan_draws(fit, md: _bayes.ModelData, s: dict):
+def _pystan_draws(fit, md: _bayes.ModelData, s: StanSettings):
     def get(name: str) -> np.ndarray:
         idx = fit._parameter_indexes(name)
         if not len(idx):
-            return np.zeros((fit.num_chains, s["draws"], 0))
+            return np.zeros((fit.num_chains, s.draws, 0))
         return np.transpose(fit._draws[list(idx), :, :], (2, 1, 0))
 
     sigma = get("sigma")[..., 0] if md.family == "gaussian" else None
     draws = _bayes.Draws(get("b"), get("sds"), get("cors"), level_major(md, get("r")), sigma)
     sstats = _bayes.SamplerStats(get("divergent__")[..., 0] > 0,
-                                 get("treedepth__")[..., 0] >= s["max_treedepth"], get("energy__")[..., 0])
+                                 get("treedepth__")[..., 0] >= s.max_treedepth, get("energy__")[..., 0])
     return draws, sstats
 
 
-def _run_cmdstanpy(cache: dict, md: _bayes.ModelData, s: dict, seed: int):
+def _run_cmdstanpy(cache: dict, md: _bayes.ModelData, s: StanSettings, seed: int):
     import cmdstanpy
 
     compile_s, count = 0.0, 0
@@ -246,21 +258,21 @@ def _run_cmdstanpy(cache: dict, md: _bayes.ModelData, s: dict, seed: int):
         compile_s, count = time.perf_counter() - t0, 1
     model = cache["cmdstanpy"]
     t0 = time.perf_counter()
-    fit = model.sample(data=stan_data(md, 0), chains=s["chains"], iter_warmup=s["warmup"],
-                       iter_sampling=s["draws"], adapt_delta=s["adapt_delta"], max_treedepth=s["max_treedepth"],
+    fit = model.sample(data=stan_data(md, 0), chains=s.chains, iter_warmup=s.warmup,
+                       iter_sampling=s.draws, adapt_delta=s.adapt_delta, max_treedepth=s.max_treedepth,
                        seed=seed, show_progress=False, show_console=False)
     sampling_s = time.perf_counter() - t0
 
     def get(name: str) -> np.ndarray:
         a = np.asarray(fit.stan_variable(name, inc_warmup=False))
-        return a.reshape(s["chains"], s["draws"], int(np.prod(a.shape[1:])))
+        return a.reshape(s.chains, s.draws, int(np.prod(a.shape[1:])))
 
     sigma = get("sigma")[..., 0] if md.family == "gaussian" else None
     draws = _bayes.Draws(get("b"), get("sds"), get("cors"), level_major(md, get("r")), sigma)
     raw = fit.draws(concat_chains=False)  # (draws, chains, columns)
     col = {c: i for i, c in enumerate(fit.column_names)}
     stat = lambda c: raw[:, :, col[c]].T  # noqa: E731
-    sstats = _bayes.SamplerStats(stat("divergent__") > 0, stat("treedepth__") >= s["max_treedepth"], stat("energy__"))
+    sstats = _bayes.SamplerStats(stat("divergent__") > 0, stat("treedepth__") >= s.max_treedepth, stat("energy__"))
     return draws, sstats, compile_s, count, sampling_s, ["backend: cmdstanpy"]
 
 

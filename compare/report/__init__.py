@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from compare import metrics
 from compare.report.plots import accuracy, boundary, coverage, ppc, runtime, sbc, zipplot
 from compare.report.tables import headline_tables, write_tables
 from compare.store import RunStore
+from compare.summary import RunSummary, summarise
 
 REPORTS_DIR = Path("reports")
 
@@ -52,7 +52,7 @@ class Section:
 
 
 def _cell_labels(store: RunStore, scenario: str) -> dict[int, str]:
-    from compare.spec import load_scenario
+    from compare.catalogue import load_scenario
 
     try:
         sc = load_scenario(scenario)
@@ -93,8 +93,8 @@ def _scenario_section(store, table, perf, fits, scenario: str, level: float) -> 
 
 
 def _ppc(store: RunStore, table: pd.DataFrame, scenario: str, cells: list[int]):
+    from compare.catalogue import load_scenario
     from compare.simulate import dataset_for
-    from compare.spec import load_scenario
 
     ok = table[(table["scenario"] == scenario) & (table["status"] == "ok")]
     if ok.empty or not cells:
@@ -104,7 +104,7 @@ def _ppc(store: RunStore, table: pd.DataFrame, scenario: str, cells: list[int]):
         ds = dataset_for(load_scenario(scenario), int(first["cell"]), int(first["rep"]), int(first["run_seed"]))
     except Exception:  # the scenario changed since the run; the check is optional
         return None
-    return ppc.plot(table, ds, scenario, int(first["cell"]), int(first["rep"]))
+    return ppc.plot(table, ds.data, scenario, int(first["cell"]), int(first["rep"]))
 
 
 def _failures(table: pd.DataFrame) -> pd.DataFrame:
@@ -122,14 +122,13 @@ def build(store: RunStore, out_root: Path | str = REPORTS_DIR) -> Path:
     """Write the report for a run; returns the path of index.html."""
     manifest = store.manifest()
     table = store.load()
-    perf = metrics.performance(table)
-    fits = metrics.fit_summary(table)
-    level = float(manifest.get("level", 0.95))
+    result = summarise(table, manifest.get("reference"), float(manifest.get("level", 0.95)))
+    perf, fits, level = result.performance, result.fits, result.level
     out = Path(out_root) / store.run_id
     out.mkdir(parents=True, exist_ok=True)
     heads = headline_tables(perf, fits)
-    write_tables(out / "tables", {"performance": perf, "fits": fits, "sbc": metrics.sbc_summary(table), **heads})
-    sections = [_overview(manifest, table, heads)]
+    write_tables(out / "tables", {**result.tables(), **heads})
+    sections = [_overview(manifest, table, heads), _between_engines(result)]
     runtime_sec = Section("Runtime")
     runtime_sec.figure(runtime.plot(table), "runtime per fit and compile cost by engine")
     sections.append(runtime_sec)
@@ -147,6 +146,22 @@ def build(store: RunStore, out_root: Path | str = REPORTS_DIR) -> Path:
     (out / "index.html").write_text(_page(store.run_id, sections))
     (out / "summary.md").write_text(_markdown(store.run_id, manifest, heads, failures))
     return out / "index.html"
+
+
+def _between_engines(result: RunSummary) -> Section:
+    """Comparisons made from the engines' stored results on the same datasets (no engine refits another)."""
+    sec = Section("Between engines")
+    prec = result.precision
+    if len(prec):
+        keep = prec[prec["parameter"].str.match(r"^(b|sd|cor|sigma)\b")]
+        sec.table(keep, f"relative precision against {result.reference} (%, MCSE; paired replications)")
+    agree = result.agreement
+    if len(agree):
+        keep = agree[agree["parameter"].str.match(r"^(b|sd|cor|sigma|mrp)\b")]
+        sec.table(keep, "agreement: standardised differences of estimates, d = (a - b) / sqrt((se_a^2 + se_b^2) / 2)")
+    if not sec.blocks:
+        sec.text("One engine per dataset, or no reference engine: nothing to compare.")
+    return sec
 
 
 def _overview(manifest: dict, table: pd.DataFrame, heads: dict[str, pd.DataFrame]) -> Section:

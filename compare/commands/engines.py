@@ -1,0 +1,46 @@
+"""`hbench engines`: every registered engine, whether it can run here (and why not), and its settings."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from compare.estimators import engine_class, engine_names
+from compare.settings import describe
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("engines", help="list the engines, whether each is available here, and their settings")
+    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.set_defaults(handler=handle)
+
+
+def catalogue() -> list[dict]:
+    """One record per engine: name, kind, available (with the reason when not), settings with defaults."""
+    out = []
+    for name in engine_names():
+        cls = engine_class(name)
+        status = cls().available()
+        out.append({"engine": name, "kind": cls.kind, "available": status.ok, "why_not": status.reason or None,
+                    "description": (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else "",
+                    "settings": describe(cls.Settings)})
+    return out
+
+
+def handle(args: argparse.Namespace) -> int:
+    records = catalogue()
+    if args.format == "json":
+        json.dump(records, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    for rec in records:
+        state = "available" if rec["available"] else f"unavailable: {rec['why_not']}"
+        print(f"{rec['engine']} ({rec['kind']}; {state})")
+        if rec["description"]:
+            print(f"    {rec['description']}")
+        for s in rec["settings"]:
+            print(f"    {s['name']} = {s['default']}  [{s['type']}]  {s['doc']}")
+        print()
+    print("Settings go in a suite's [[engine]] `settings = { ... }`; the interval level is the suite's `level`.")
+    return 0
