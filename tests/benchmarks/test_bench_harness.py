@@ -17,8 +17,8 @@ from threadpoolctl import threadpool_limits
 
 from compare import harness
 from compare.estimators import get_estimator
+from compare.catalogue import load_scenario
 from compare.simulate import dataset_for
-from compare.spec import load_scenario
 
 pytestmark = pytest.mark.bench
 SUITE = """
@@ -45,7 +45,7 @@ def _bare(reps: int) -> tuple[float, float]:
         simulate = time.perf_counter() - start
         start = time.perf_counter()
         for ds in datasets:
-            est.fit(ds)
+            est.fit(ds.data, seed=ds.seed)
         return time.perf_counter() - start, simulate
 
 

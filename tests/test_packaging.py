@@ -1,0 +1,102 @@
+"""Scenarios and suites ship inside the package: a normal (non-editable) install runs from any folder, and a
+user's own folder of scenarios and suites is searched first (--scenarios DIR / HBENCH_SCENARIOS)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+MY_SCENARIO = """
+name = "my_intercepts"
+formula = "y ~ x + (1 | school)"
+family = "gaussian"
+layout = { factors = { school = 6 }, size = 5 }
+covariates = { x = { dist = "normal", mean = 0, sd = 1 } }
+truth = { b = { Intercept = 1.0, x = 0.5 }, sd = { school = { Intercept = 0.7 } }, sigma = 1.0 }
+"""
+MY_SUITE = """
+name = "mine"
+seed = 4
+reps = 2
+[[scenario]]
+name = "my_intercepts"
+[[scenario]]
+name = "varying_intercept"
+cells = [0]
+[[engine]]
+name = "mixedlm"
+"""
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory) -> Path:
+    """The package built as a wheel and installed (not editable) into a folder of its own."""
+    tmp = tmp_path_factory.mktemp("wheel")
+    build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp / "dist"), str(ROOT)],
+                           capture_output=True, text=True)
+    assert build.returncode == 0, build.stderr[-2000:]
+    wheel = next((tmp / "dist").glob("hbench-*.whl"))
+    target = tmp / "site"
+    inst = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
+                          capture_output=True, text=True)
+    assert inst.returncode == 0, inst.stderr[-2000:]
+    return target
+
+
+def _hbench(site: Path, cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
+    environ = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "HBENCH_SCENARIOS", "HBENCH_ENGINES")}
+    return subprocess.run([sys.executable, "-m", "compare", *args], capture_output=True, text=True, cwd=cwd,
+                          env={**environ, "PYTHONPATH": str(site), **env})
+
+
+def test_installed_package_carries_its_scenarios_and_suites(installed, tmp_path):
+    where = _hbench(installed, tmp_path, "--help")
+    assert where.returncode == 0
+    probe = subprocess.run([sys.executable, "-c", "import compare.catalogue as c; print(c.SHIPPED)"],
+                           capture_output=True, text=True, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(installed)})
+    assert probe.stdout.strip().startswith(str(installed)), "the installed copy, not the checkout, is under test"
+    listed = _hbench(installed, tmp_path, "scenarios")
+    assert listed.returncode == 0 and "seed_slopes" in listed.stdout and "funding_like" in listed.stdout
+    assert list(tmp_path.iterdir()) == []  # listing wrote nothing into the user's folder
+
+
+def test_a_users_folder_of_scenarios_and_suites_runs_from_an_empty_directory(installed, tmp_path):
+    mine = tmp_path / "mine"
+    (mine / "suites").mkdir(parents=True)
+    (mine / "my_intercepts.toml").write_text(MY_SCENARIO)
+    (mine / "suites" / "mine.toml").write_text(MY_SUITE)
+    work = tmp_path / "work"
+    work.mkdir()
+    res = _hbench(installed, work, "--scenarios", str(mine), "run", "mine", "--run-id", "m", "--no-progress",
+                  "--workers", "1")
+    assert res.returncode == 0, res.stderr[-2000:]
+    listed = _hbench(installed, work, "scenarios", HBENCH_SCENARIOS=str(mine))
+    assert "my_intercepts" in listed.stdout and "seed_slopes" in listed.stdout
+    status = _hbench(installed, work, "status", "m")
+    assert "complete, 4/4" in status.stdout, status.stdout + status.stderr
+    missing = _hbench(installed, work, "--scenarios", str(tmp_path / "nope"), "scenarios")
+    assert missing.returncode == 2 and "not a directory" in missing.stderr
+
+
+@pytest.mark.slow
+def test_fresh_venv_runs_the_quick_suite_from_an_empty_directory(installed, tmp_path):
+    """The issue's acceptance check: a fresh virtualenv, the wheel with its dependencies, `hbench run quick
+    --reps 1` from an empty folder (minutes: it installs PyMC/Stan and compiles their models)."""
+    env_dir = tmp_path / "venv"
+    venv.create(env_dir, with_pip=True)
+    py = env_dir / "bin" / "python"
+    wheel = next(installed.parent.glob("dist/hbench-*.whl"))
+    inst = subprocess.run([str(py), "-m", "pip", "install", "-q", str(wheel)], capture_output=True, text=True)
+    assert inst.returncode == 0, inst.stderr[-2000:]
+    work = tmp_path / "empty"
+    work.mkdir()
+    res = subprocess.run([str(env_dir / "bin" / "hbench"), "run", "quick", "--reps", "1", "--run-id", "q",
+                          "--no-progress"], capture_output=True, text=True, cwd=work)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert (work / "results" / "q" / "manifest.json").exists()
