@@ -150,8 +150,8 @@ def run(suite_path: str | None, *, run_id: str | None = None, reps: int | None =
         manifest = None
     tasks = expand(suite)
     if manifest is None:
-        store.create()
         manifest = new_manifest(suite, tasks, executor, workers)
+        store.create(manifest)  # appears whole, with its manifest
     store.acquire()
     try:
         manifest["status"] = "running"

@@ -1,5 +1,7 @@
 """The results store: `results/<run_id>/` with a manifest and one Parquet part per finished task.
 
+A run folder appears whole: it is prepared (manifest.json, parts/) in `<root>/.starting/` and
+renamed into place, so `results/<run_id>/` always has its manifest.
 Parts are written atomically (temporary file, then rename), so a killed run
 leaves only whole parts; the set of part names is the set of finished tasks,
 which is all `--resume` needs.  A lock file holding the writer's pid keeps two
@@ -12,6 +14,8 @@ from __future__ import annotations
 import json
 import math
 import os
+import secrets
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Mapping
@@ -122,6 +126,13 @@ def _arrow_column(values: Any, dtype: str, typ: pa.DataType) -> pa.Array:
     return pa.array(values, type=typ, from_pandas=True)
 
 
+STAGING = ".starting"  # under the results root: run folders being prepared, renamed into place when whole
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+
+
 class RunStore:
     def __init__(self, run_id: str, root: Path | str = RESULTS_DIR) -> None:
         if not run_id or "/" in run_id or run_id.startswith("."):
@@ -137,15 +148,36 @@ class RunStore:
     def exists(self) -> bool:
         return self.manifest_path.exists()
 
-    def create(self) -> None:
-        """Make the run directory; refuse if it exists (two runs never share one)."""
-        self.dir.parent.mkdir(parents=True, exist_ok=True)
+    def create(self, manifest: dict[str, Any]) -> None:
+        """Make the run folder with its manifest.
+
+        Prepared in `<root>/.starting/` and renamed into place, so an interrupted start-up leaves
+        no `results/<run_id>/` without a manifest. Refuses an existing folder: two runs never share one."""
+        self._refuse_existing()
+        staging = self.dir.parent / STAGING / f"{self.run_id}.{os.getpid()}.{secrets.token_hex(4)}"
+        staging.mkdir(parents=True)  # not mkdtemp: its 0700 would stay on the run folder
         try:
-            self.dir.mkdir()
-        except FileExistsError:
+            (staging / "parts").mkdir()
+            _atomic_write(staging / "manifest.json", _manifest_bytes(manifest))
+            os.rename(staging, self.dir)
+        except BaseException as exc:
+            shutil.rmtree(staging, ignore_errors=True)
+            if isinstance(exc, OSError) and self.dir.exists():
+                self._refuse_existing()  # another process created it first
+            raise
+
+    def _refuse_existing(self) -> None:
+        if self.exists():
             raise InputError(f"run {self.run_id!r} already exists in {self.dir.parent}/: "
-                             "choose another --run-id or --resume it") from None
-        self.parts.mkdir()
+                             "choose another --run-id or --resume it")
+        if self.dir.exists():
+            raise InputError(self._no_manifest())
+
+    def _no_manifest(self) -> str:
+        n = len(list(self.parts.glob("*.parquet"))) if self.parts.is_dir() else 0
+        held = f"it holds {n} parts that cannot be resumed without it" if n else "it holds no results"
+        return (f"{self.dir}/ has no manifest.json (left by an interrupted start-up of an older hbench); "
+                f"{held}: remove it (rm -r {self.dir}) and start the run again")
 
     def acquire(self) -> None:
         """Take the writer lock; a live holder means another process is writing this run."""
@@ -166,12 +198,16 @@ class RunStore:
         (self.dir / "lock").unlink(missing_ok=True)
 
     def write_manifest(self, manifest: dict[str, Any]) -> None:
-        _atomic_write(self.manifest_path, (json.dumps(manifest, indent=2, default=str) + "\n").encode())
+        _atomic_write(self.manifest_path, _manifest_bytes(manifest))
 
     def manifest(self) -> dict[str, Any]:
         if not self.exists():
-            raise InputError(f"no run {self.run_id!r} under {self.dir.parent}/")
-        return json.loads(self.manifest_path.read_text())
+            raise InputError(self._no_manifest() if self.dir.is_dir() else
+                             f"no run {self.run_id!r} under {self.dir.parent}/")
+        try:
+            return json.loads(self.manifest_path.read_text())
+        except (OSError, ValueError) as exc:
+            raise InputError(f"{self.manifest_path} is unreadable ({_first_line(exc)})") from None
 
     def done_keys(self) -> set[str]:
         return {p.stem for p in self.parts.glob("*.parquet")} if self.parts.exists() else set()
@@ -199,6 +235,10 @@ class RunStore:
         df = conform(pa.concat_tables([_read_part(f) for f in files]).to_pandas())
         return df.sort_values(["scenario", "cell", "rep", "engine", "parameter"], na_position="first",
                               kind="stable").reset_index(drop=True)
+
+
+def _manifest_bytes(manifest: dict[str, Any]) -> bytes:
+    return (json.dumps(manifest, indent=2, default=str) + "\n").encode()
 
 
 def _read_part(path: Path) -> pa.Table:
