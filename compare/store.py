@@ -1,22 +1,27 @@
 """The results store: `results/<run_id>/` with a manifest and one Parquet part per finished task.
 
-A run folder appears whole: it is prepared (manifest.json, parts/) in `<root>/.starting/` and
-renamed into place, so `results/<run_id>/` always has its manifest.
-Parts are written atomically (temporary file, then rename), so a killed run
-leaves only whole parts; the set of part names is the set of finished tasks,
-which is all `--resume` needs.  A lock file holding the writer's pid keeps two
-runs out of one directory; a lock whose pid is dead (SIGKILL) is stale and a
-resume may take it over.
+Trust nothing a killed or interrupted process could leave behind:
+- a run folder appears whole: it is prepared (manifest.json, parts/, the writer lock) in
+  `<root>/.starting/` and renamed into place, so `results/<run_id>/` always has its manifest;
+- parts are written atomically (temporary file, then rename), so a killed run leaves only whole
+  parts; the set of part names is the set of finished tasks, which is all `--resume` needs;
+- one writer per run: the writer holds an exclusive `flock` on `lock` for its lifetime. The OS
+  drops it when the process dies (even by SIGKILL), so a stale lock is simply a free one and a
+  takeover race has one winner; the file records host and pid for the error message only.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import fcntl
 import json
 import math
 import os
 import secrets
 import shutil
+import socket
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -126,7 +131,10 @@ def _arrow_column(values: Any, dtype: str, typ: pa.DataType) -> pa.Array:
     return pa.array(values, type=typ, from_pandas=True)
 
 
+LOCK = "lock"
 STAGING = ".starting"  # under the results root: run folders being prepared, renamed into place when whole
+_LOCK_TRIES = 4  # a status probe holds the lock for microseconds, a writer for its whole run
+_LOCK_WAIT_S = 0.05
 
 
 def _first_line(exc: BaseException) -> str:
@@ -140,31 +148,45 @@ class RunStore:
         self.run_id = run_id
         self.dir = Path(root) / run_id
         self.parts = self.dir / "parts"
+        self._lock_fd: int | None = None  # set while this store is the run's writer
+        self._owner: dict[str, Any] | None = None  # what it wrote into the lock file
 
     @property
     def manifest_path(self) -> Path:
         return self.dir / "manifest.json"
 
+    @property
+    def lock_path(self) -> Path:
+        return self.dir / LOCK
+
     def exists(self) -> bool:
         return self.manifest_path.exists()
 
+    # -- creating a run -------------------------------------------------------------------------
+
     def create(self, manifest: dict[str, Any]) -> None:
-        """Make the run folder with its manifest.
+        """Make the run folder with its manifest, owned by this store (as after `acquire`).
 
         Prepared in `<root>/.starting/` and renamed into place, so an interrupted start-up leaves
         no `results/<run_id>/` without a manifest. Refuses an existing folder: two runs never share one."""
         self._refuse_existing()
         staging = self.dir.parent / STAGING / f"{self.run_id}.{os.getpid()}.{secrets.token_hex(4)}"
         staging.mkdir(parents=True)  # not mkdtemp: its 0700 would stay on the run folder
+        fd = None
         try:
             (staging / "parts").mkdir()
+            fd = _try_lock(staging / LOCK)
+            owner = _write_owner(fd)
             _atomic_write(staging / "manifest.json", _manifest_bytes(manifest))
             os.rename(staging, self.dir)
         except BaseException as exc:
+            if fd is not None:
+                os.close(fd)
             shutil.rmtree(staging, ignore_errors=True)
             if isinstance(exc, OSError) and self.dir.exists():
                 self._refuse_existing()  # another process created it first
             raise
+        self._lock_fd, self._owner = fd, owner
 
     def _refuse_existing(self) -> None:
         if self.exists():
@@ -179,23 +201,68 @@ class RunStore:
         return (f"{self.dir}/ has no manifest.json (left by an interrupted start-up of an older hbench); "
                 f"{held}: remove it (rm -r {self.dir}) and start the run again")
 
+    # -- the writer lock --------------------------------------------------------------------------
+
     def acquire(self) -> None:
-        """Take the writer lock; a live holder means another process is writing this run."""
-        lock = self.dir / "lock"
-        if lock.exists():
-            try:
-                pid = int(lock.read_text().strip() or 0)
-            except ValueError:
-                pid = 0
-            if pid and pid != os.getpid() and _alive(pid):
-                raise InputError(f"run {self.run_id!r} is being written by process {pid}")
-            lock.unlink(missing_ok=True)
-        fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-        os.write(fd, str(os.getpid()).encode())
-        os.close(fd)
+        """Become the run's only writer, or InputError naming the process that is.
+
+        Holds an exclusive flock on `lock` until `release` or the process ends (the OS drops it
+        then, even on SIGKILL, so a dead writer's lock is free). Calling it again is a no-op."""
+        if self._lock_fd is not None:
+            return
+        if not self.dir.is_dir():
+            raise InputError(f"no run {self.run_id!r} under {self.dir.parent}/")
+        for _ in range(_LOCK_TRIES):
+            fd = _try_lock(self.lock_path)
+            if fd is not None:
+                self._lock_fd, self._owner = fd, _write_owner(fd)
+                return
+            time.sleep(_LOCK_WAIT_S)
+        raise InputError(self._busy())
+
+    def _busy(self) -> str:
+        owner = self.writer() or _read_owner(self.lock_path)
+        who = (f"process {owner['pid']} on {owner['host']} (since {owner['since']})" if owner.get("pid")
+               else "another process")
+        return (f"run {self.run_id!r} is being written by {who}: "
+                f"wait for it, or stop it and `hbench run --resume {self.run_id}`")
 
     def release(self) -> None:
-        (self.dir / "lock").unlink(missing_ok=True)
+        """Stop being the writer. A store that does not hold the lock changes nothing: it never
+        removes another process's lock."""
+        fd, self._lock_fd, self._owner = self._lock_fd, None, None
+        if fd is None:
+            return
+        try:
+            if _is_current(fd, self.lock_path):
+                self.lock_path.unlink()  # while still locked: a waiter that opened it retries on a new file
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+
+    def writer(self) -> dict[str, Any] | None:
+        """The live writer's host, pid and start time, or None when no process holds the lock
+        (a manifest saying "running" then means the writer was killed)."""
+        if self._lock_fd is not None:
+            return self._owner
+        for _ in range(3):
+            try:
+                fd = os.open(self.lock_path, os.O_RDONLY)
+            except FileNotFoundError:
+                return None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return _read_owner(self.lock_path)
+            else:
+                if _is_current(fd, self.lock_path):
+                    return None
+            finally:
+                os.close(fd)  # drops our shared lock at once
+        return None
+
+    # -- manifest ---------------------------------------------------------------------------------
 
     def write_manifest(self, manifest: dict[str, Any]) -> None:
         _atomic_write(self.manifest_path, _manifest_bytes(manifest))
@@ -208,6 +275,8 @@ class RunStore:
             return json.loads(self.manifest_path.read_text())
         except (OSError, ValueError) as exc:
             raise InputError(f"{self.manifest_path} is unreadable ({_first_line(exc)})") from None
+
+    # -- parts ------------------------------------------------------------------------------------
 
     def done_keys(self) -> set[str]:
         return {p.stem for p in self.parts.glob("*.parquet")} if self.parts.exists() else set()
@@ -237,6 +306,53 @@ class RunStore:
                               kind="stable").reset_index(drop=True)
 
 
+def _try_lock(path: Path) -> int | None:
+    """An fd holding an exclusive flock on the file now at `path`, or None if a live process holds it.
+    A lock file is only removed by its owner while locked, so a file we locked after it was removed
+    is not the lock any more: try again on the current one."""
+    for _ in range(100):
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        except BaseException:
+            os.close(fd)
+            raise
+        if _is_current(fd, path):
+            return fd
+        os.close(fd)
+    return None
+
+
+def _is_current(fd: int, path: Path) -> bool:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return False
+    own = os.fstat(fd)
+    return (st.st_dev, st.st_ino) == (own.st_dev, own.st_ino)
+
+
+def _write_owner(fd: int) -> dict[str, Any]:
+    """Record who writes (for other processes' error messages; the flock itself is the lock)."""
+    owner = {"host": socket.gethostname(), "pid": os.getpid(),
+             "since": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, (json.dumps(owner) + "\n").encode(), 0)
+    return owner
+
+
+def _read_owner(path: Path) -> dict[str, Any]:
+    """What the live writer recorded; without `pid` when it has not written it yet."""
+    unknown = {"host": "an unknown host", "since": "an unknown time"}
+    try:
+        return {**unknown, **json.loads(path.read_text())}
+    except (OSError, ValueError, TypeError):
+        return unknown
+
+
 def _manifest_bytes(manifest: dict[str, Any]) -> bytes:
     return (json.dumps(manifest, indent=2, default=str) + "\n").encode()
 
@@ -245,16 +361,6 @@ def _read_part(path: Path) -> pa.Table:
     """One part in ARROW_SCHEMA (parts written by pandas carry their own metadata and string type)."""
     table = pq.read_table(path).replace_schema_metadata(None)
     return table if table.schema == ARROW_SCHEMA else table.select(ARROW_SCHEMA.names).cast(ARROW_SCHEMA)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _atomic_write(path: Path, data: bytes) -> None:

@@ -1,9 +1,17 @@
 """The results store can be trusted after crashes, kills and races (issue 13).
 
 Checks: an interrupted start-up leaves no run folder without its manifest; an existing folder, or
-one an older version left without a manifest, is one line telling the user what to do."""
+one an older version left without a manifest, is one line telling the user what to do; one writer
+per run, even when several processes take over a dead writer's lock at once; only the owner
+removes its lock; `status` tells a killed run from a running one."""
 
+import json
+import multiprocessing as mp
 import os
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -46,7 +54,7 @@ def test_an_interrupted_start_up_leaves_no_run_folder(tmp_path, monkeypatch):
     monkeypatch.undo()
     store = RunStore("r", tmp_path)
     store.create({"status": "running", "n_tasks": 1})
-    assert store.manifest()["n_tasks"] == 1
+    assert store.manifest()["n_tasks"] == 1 and store.writer()["pid"] == os.getpid()
 
 
 def test_an_existing_run_folder_is_one_line(tmp_path, capsys):
@@ -60,3 +68,83 @@ def test_an_existing_run_folder_is_one_line(tmp_path, capsys):
     for args in (["status", "old"], ["run", "--resume", "old"]):
         rc, out, err = cli(capsys, *args, "--results", str(tmp_path))
         assert rc == 2 and out == "" and len(err.strip().splitlines()) == 1 and remove in err, (args, err)
+
+
+# -- the writer lock -------------------------------------------------------------------------------
+
+def _contend(root: str, rounds: int, start, go, end, results) -> None:
+    for r in range(rounds):
+        store = RunStore(f"run{r}", root)
+        start.wait(timeout=60)
+        while go.value != r + 1:  # spin, so that all take over within microseconds (a barrier wakes them in turn)
+            pass
+        try:
+            store.acquire()
+            won = True
+        except (InputError, OSError):
+            won = False
+        results.put(won)
+        end.wait(timeout=60)  # everyone has tried while the winner still holds the lock
+        store.release()
+
+
+def test_racing_takeovers_of_a_stale_lock_have_exactly_one_winner(tmp_path, monkeypatch):
+    n, rounds = 8, 50
+    monkeypatch.setattr(store_module, "_LOCK_WAIT_S", 0.001)  # losers give up sooner; the winner holds on anyway
+    dead = subprocess.Popen([sys.executable, "-c", ""])
+    dead.wait()
+    for r in range(rounds):  # what a SIGKILLed writer leaves: a lock file naming a dead process
+        run = new_run(tmp_path, f"run{r}")
+        run.lock_path.write_text(json.dumps({"host": socket.gethostname(), "pid": dead.pid, "since": "x"}))
+    ctx = mp.get_context("fork")  # children only open files and flock: no threads, no imports needed
+    start, go, end, results = ctx.Barrier(n + 1), ctx.Value("i", 0, lock=False), ctx.Barrier(n + 1), ctx.Queue()
+    procs = [ctx.Process(target=_contend, args=(str(tmp_path), rounds, start, go, end, results)) for _ in range(n)]
+    for p in procs:
+        p.start()
+    winners = []
+    for r in range(rounds):
+        start.wait(timeout=60)
+        time.sleep(0.005)  # let them all reach the spin
+        go.value = r + 1
+        winners.append(sum(results.get(timeout=60) for _ in range(n)))
+        end.wait(timeout=60)
+    for p in procs:
+        p.join(timeout=60)
+    assert winners == [1] * rounds
+    assert all(p.exitcode == 0 for p in procs)
+    assert not any((tmp_path / f"run{r}" / "lock").exists() for r in range(rounds))  # each winner cleaned up
+
+
+def test_release_by_a_non_owner_keeps_the_owners_lock(tmp_path):
+    owner = new_run(tmp_path)
+    owner.acquire()
+    RunStore("r", tmp_path).release()  # e.g. a second `hbench run --resume r` cleaning up after itself
+    assert owner.lock_path.exists()
+    with pytest.raises(InputError, match=f"being written by process {os.getpid()} on {socket.gethostname()}"):
+        RunStore("r", tmp_path).acquire()
+    owner.release()
+    assert not owner.lock_path.exists()
+    RunStore("r", tmp_path).acquire()  # free once its owner let go
+
+
+HOLD = ("import sys, time; from compare.store import RunStore; s = RunStore(sys.argv[1], sys.argv[2]); "
+        "s.acquire(); print('held', flush=True); time.sleep(120)")
+
+
+def test_a_killed_writer_frees_the_run_and_status_says_interrupted(tmp_path, capsys):
+    new_run(tmp_path)
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, "r", str(tmp_path)], stdout=subprocess.PIPE, text=True,
+                              env=ENV)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(InputError, match=f"process {holder.pid} on {socket.gethostname()}"):
+            RunStore("r", tmp_path).acquire()
+        rc, out, _ = cli(capsys, "status", "r", "--results", str(tmp_path))
+        assert rc == 0 and f"run r: running (process {holder.pid} on {socket.gethostname()})" in out
+    finally:
+        holder.kill()  # SIGKILL: no cleanup, the lock file stays
+        holder.wait()
+    assert (tmp_path / "r" / "lock").exists()
+    rc, out, _ = cli(capsys, "status", "r", "--results", str(tmp_path))
+    assert rc == 0 and "run r: interrupted (no live writer)" in out
+    RunStore("r", tmp_path).acquire()
