@@ -3,8 +3,9 @@
 Trust nothing a killed or interrupted process could leave behind:
 - a run folder appears whole: it is prepared (manifest.json, parts/, the writer lock) in
   `<root>/.starting/` and renamed into place, so `results/<run_id>/` always has its manifest;
-- parts are written atomically (temporary file, then rename), so a killed run leaves only whole
-  parts; the set of part names is the set of finished tasks, which is all `--resume` needs;
+- parts are written atomically (temporary file, then rename), and still verified on read: a part
+  counts as done only if it reads back whole (footer, columns, rows, its own task's key). The
+  writer sets bad parts aside in parts/.bad/ so --resume refits them; readers skip them;
 - one writer per run: the writer holds an exclusive `flock` on `lock` for its lifetime. The OS
   drops it when the process dies (even by SIGKILL), so a stale lock is simply a free one and a
   takeover race has one winner; the file records host and pid for the error message only.
@@ -20,10 +21,11 @@ import os
 import secrets
 import shutil
 import socket
+import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 import numpy as np
 import pandas as pd
@@ -133,8 +135,59 @@ def _arrow_column(values: Any, dtype: str, typ: pa.DataType) -> pa.Array:
 
 LOCK = "lock"
 STAGING = ".starting"  # under the results root: run folders being prepared, renamed into place when whole
+BAD = ".bad"  # under parts/: parts that did not read back, set aside by the writer
 _LOCK_TRIES = 4  # a status probe holds the lock for microseconds, a writer for its whole run
 _LOCK_WAIT_S = 0.05
+
+
+class BadPart(Exception):
+    """A part file that does not read back as one whole task's rows; its message says why."""
+
+
+def part_key(scenario: Any, cell: Any, rep: Any) -> str:
+    """The part name of a task's rows: the same format as `tasks.Task.key`."""
+    return f"{scenario}__c{cell}__r{rep}"
+
+
+def read_verified_part(path: Path) -> pa.Table:
+    """A part's rows in ARROW_SCHEMA, or BadPart: a part's name is a claim that its task is done,
+    and a truncated, empty or misnamed file must not make --resume skip a task."""
+    try:
+        meta = pq.ParquetFile(path)
+        names, n_rows = meta.schema_arrow.names, meta.metadata.num_rows
+    except FileNotFoundError:
+        raise
+    except (OSError, pa.ArrowException) as exc:
+        raise BadPart(f"unreadable Parquet footer: {_first_line(exc)}") from None
+    missing = [c for c in SCHEMA if c not in names]
+    if missing:
+        raise BadPart(f"{len(missing)} columns missing: {', '.join(missing[:3])}{' ...' * (len(missing) > 3)}")
+    if n_rows == 0:
+        raise BadPart("no rows")
+    try:
+        table = _read_part(path)
+    except FileNotFoundError:
+        raise
+    except (OSError, pa.ArrowException) as exc:
+        raise BadPart(f"unreadable data: {_first_line(exc)}") from None
+    _check_key(table, path.stem)
+    _check_not_null(table)
+    return table
+
+
+def _check_key(table: pa.Table, key: str) -> None:
+    """Every row must belong to the task the file is named after."""
+    found = set(zip(*(table.column(c).to_pylist() for c in ("scenario", "cell", "rep"))))
+    if len(found) != 1 or part_key(*next(iter(found))) != key:
+        shown = ", ".join(sorted(part_key(*k) for k in found)[:3])
+        raise BadPart(f"its rows are for {shown}, not {key}")
+
+
+def _check_not_null(table: pa.Table) -> None:
+    """Columns loaded as plain int64 cannot hold a null: such a part would crash every load."""
+    nulls = [c for c, dtype in SCHEMA.items() if dtype == "int64" and table.column(c).null_count]
+    if nulls:
+        raise BadPart(f"null values in {', '.join(nulls)}")
 
 
 def _first_line(exc: BaseException) -> str:
@@ -150,6 +203,8 @@ class RunStore:
         self.parts = self.dir / "parts"
         self._lock_fd: int | None = None  # set while this store is the run's writer
         self._owner: dict[str, Any] | None = None  # what it wrote into the lock file
+        self._verified: dict[str, tuple[int, int]] = {}  # part name -> (size, mtime_ns) read back whole
+        self._warned: set[str] = set()
 
     @property
     def manifest_path(self) -> Path:
@@ -278,8 +333,14 @@ class RunStore:
 
     # -- parts ------------------------------------------------------------------------------------
 
+    def part_paths(self) -> list[Path]:
+        """Every part file, sorted, whether or not it reads back."""
+        return sorted(self.parts.glob("*.parquet")) if self.parts.is_dir() else []
+
     def done_keys(self) -> set[str]:
-        return {p.stem for p in self.parts.glob("*.parquet")} if self.parts.exists() else set()
+        """Tasks whose parts read back whole: what --resume skips. A bad part does not count; the
+        writer moves it to parts/.bad/ so its task is refitted, a reader skips it; one stderr line each."""
+        return {path.stem for path, _ in self._good_parts(tables=False)}
 
     def write_part(self, key: str, rows: pa.Table | pd.DataFrame) -> None:
         """Write one finished task's rows atomically (temporary file, then rename)."""
@@ -295,15 +356,66 @@ class RunStore:
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)
+        if table.num_rows:
+            self._remember(path)
 
     def load(self) -> pd.DataFrame:
-        """The whole long table, sorted so that two runs of the same seeds compare equal."""
-        files = sorted(self.parts.glob("*.parquet"))
-        if not files:
+        """The whole long table, sorted so that two runs of the same seeds compare equal.
+        Parts that do not read back are left out, with one stderr line each (see done_keys)."""
+        tables = [table for _, table in self._good_parts(tables=True)]
+        if not tables:
             return conform(pd.DataFrame(columns=list(SCHEMA)))
-        df = conform(pa.concat_tables([_read_part(f) for f in files]).to_pandas())
+        df = conform(pa.concat_tables(tables).to_pandas())
         return df.sort_values(["scenario", "cell", "rep", "engine", "parameter"], na_position="first",
                               kind="stable").reset_index(drop=True)
+
+    def _good_parts(self, tables: bool) -> Iterator[tuple[Path, pa.Table | None]]:
+        """Parts that read back whole (with their rows if `tables`); parts already verified by
+        this store and unchanged since are not read again unless their rows are wanted."""
+        for path in self.part_paths():
+            try:
+                if not tables and self._verified.get(path.name) == _stamp(path):
+                    yield path, None
+                    continue
+                table = read_verified_part(path)
+            except FileNotFoundError:
+                continue  # set aside by the writer since we listed it
+            except BadPart as exc:
+                self._bad_part(path, str(exc))
+                continue
+            self._remember(path)
+            yield path, table if tables else None
+
+    def _remember(self, path: Path) -> None:
+        try:
+            self._verified[path.name] = _stamp(path)
+        except FileNotFoundError:
+            pass
+
+    def _bad_part(self, path: Path, reason: str) -> None:
+        """The writer sets a bad part aside (its task is then refitted); a reader only skips it."""
+        where = f"run {self.run_id}: part {path.name}: {reason};"
+        if self._lock_fd is not None:
+            target = self.parts / BAD / f"{path.name}.{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%S%fZ}"
+            try:
+                target.parent.mkdir(exist_ok=True)
+                os.replace(path, target)
+            except OSError as exc:
+                raise InputError(f"{where} could not be moved aside ({_first_line(exc)}): "
+                                 "remove it and resume") from None
+            _warn(f"{where} moved to {target.relative_to(self.dir)}; its task will be refitted")
+        elif path.name not in self._warned:
+            self._warned.add(path.name)
+            _warn(f"{where} skipped; `hbench run --resume {self.run_id}` sets it aside and refits its task")
+
+
+def _warn(message: str) -> None:
+    print(f"hbench: warning: {message}", file=sys.stderr)
+
+
+def _stamp(path: Path) -> tuple[int, int]:
+    st = path.stat()
+    return st.st_size, st.st_mtime_ns
 
 
 def _try_lock(path: Path) -> int | None:

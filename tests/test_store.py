@@ -3,23 +3,28 @@
 Checks: an interrupted start-up leaves no run folder without its manifest; an existing folder, or
 one an older version left without a manifest, is one line telling the user what to do; one writer
 per run, even when several processes take over a dead writer's lock at once; only the owner
-removes its lock; `status` tells a killed run from a running one."""
+removes its lock; `status` tells a killed run from a running one; a truncated, empty or misnamed
+part is not counted as done, is set aside by the writer, and never crashes a load."""
 
 import json
 import multiprocessing as mp
 import os
+import shutil
 import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 import compare.store as store_module
 from compare.cli import main
 from compare.errors import InputError
-from compare.store import RunStore
+from compare.store import RunStore, part_key, to_table
+from compare.tasks import Task
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV = {**os.environ, "HBENCH_ENGINES": "tests.doubles", "PYTHONPATH": str(ROOT)}
@@ -148,3 +153,54 @@ def test_a_killed_writer_frees_the_run_and_status_says_interrupted(tmp_path, cap
     rc, out, _ = cli(capsys, "status", "r", "--results", str(tmp_path))
     assert rc == 0 and "run r: interrupted (no live writer)" in out
     RunStore("r", tmp_path).acquire()
+
+
+# -- parts -----------------------------------------------------------------------------------------
+
+def rows(scenario: str = "s", cell: int = 0, rep: int = 0, n: int = 3) -> pa.Table:
+    return to_table({"scenario": scenario, "cell": cell, "rep": rep, "run_seed": 1, "engine_seed": 2,
+                     "engine": "e", "status": "ok",
+                     "parameter": [f"p{i}" for i in range(n)], "estimate": [float(i) for i in range(n)]}, n)
+
+
+def damage(parts: Path) -> dict[str, str]:
+    """Break three parts the ways a crash, a full disk or a careless copy do; {part: what the user is told}."""
+    first, second, third, fourth = sorted(parts.glob("*.parquet"))[:4]
+    first.write_bytes(first.read_bytes()[: first.stat().st_size // 2])
+    second.write_bytes(b"")
+    shutil.copyfile(fourth, third)
+    return {first.name: "footer", second.name: "footer", third.name: f"rows are for {fourth.stem}"}
+
+
+def test_only_parts_that_read_back_whole_count_as_done(tmp_path, capsys):
+    store = new_run(tmp_path)
+    for rep in range(5):
+        store.write_part(part_key("s", 0, rep), rows(rep=rep))
+    broken = damage(store.parts)
+    store.write_part(part_key("s", 0, 5), rows(rep=5, n=0))  # no rows
+    pq.write_table(rows(rep=6).select(["scenario", "cell", "rep"]), store.parts / "s__c0__r6.parquet")
+    no_seed = rows(rep=7)
+    no_seed = no_seed.set_column(no_seed.schema.get_field_index("run_seed"), "run_seed", pa.nulls(3, pa.int64()))
+    store.write_part(part_key("s", 0, 7), no_seed)
+    good = {"s__c0__r3", "s__c0__r4"}
+
+    reader = RunStore("r", tmp_path)
+    assert reader.done_keys() == good
+    assert sorted(reader.load()["rep"].unique()) == [3, 4]
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 6 and all("skipped" in line and "--resume" in line for line in err)
+    for name, reason in broken.items():
+        assert any(name in line and reason in line for line in err)
+    assert len(list(store.parts.glob("*.parquet"))) == 8  # a reader moves nothing
+
+    writer = RunStore("r", tmp_path)
+    writer.acquire()
+    assert writer.done_keys() == good
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 6 and all("moved to parts/.bad/" in line and "refitted" in line for line in err)
+    assert {p.stem for p in store.parts.glob("*.parquet")} == good
+    assert len(list((store.parts / ".bad").iterdir())) == 6
+
+
+def test_part_names_are_task_keys():
+    assert part_key("seed_slopes", 2, 7) == Task("seed_slopes", "x.toml", 2, 7, 1).key
