@@ -4,7 +4,8 @@ Checks: an interrupted start-up leaves no run folder without its manifest; an ex
 one an older version left without a manifest, is one line telling the user what to do; one writer
 per run, even when several processes take over a dead writer's lock at once; only the owner
 removes its lock; `status` tells a killed run from a running one; a truncated, empty or misnamed
-part is not counted as done, is set aside by the writer, and never crashes a load."""
+part is not counted as done, is set aside and refitted by --resume, and never crashes a load;
+`hbench verify` names each problem and exits 0 (sound), 1 (problems) or 2 (unknown run)."""
 
 import json
 import multiprocessing as mp
@@ -16,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -23,12 +25,36 @@ import pytest
 import compare.store as store_module
 from compare.cli import main
 from compare.errors import InputError
-from compare.store import RunStore, part_key, to_table
+from compare.store import TIMING_COLUMNS, RunStore, part_key, to_table
 from compare.tasks import Task
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV = {**os.environ, "HBENCH_ENGINES": "tests.doubles", "PYTHONPATH": str(ROOT)}
 os.environ["HBENCH_ENGINES"] = "tests.doubles"
+
+SUITE = """
+name = "t"
+seed = 3
+reps = 2
+timeout = 60
+[[scenario]]
+name = "varying_intercept"
+cells = [0, 4]
+[[scenario]]
+name = "seed_slopes"
+cells = [0]
+[[engine]]
+name = "ols-double"
+[[engine]]
+name = "failing-double"
+settings = { fail_reps = [1] }
+"""
+N_TASKS = 6
+
+
+def hbench(root: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "compare", *args, "--results", str(root)],
+                          capture_output=True, text=True, cwd=root.parent, env=ENV, timeout=300)
 
 
 def cli(capsys, *args: str) -> tuple[int, str, str]:
@@ -73,6 +99,8 @@ def test_an_existing_run_folder_is_one_line(tmp_path, capsys):
     for args in (["status", "old"], ["run", "--resume", "old"]):
         rc, out, err = cli(capsys, *args, "--results", str(tmp_path))
         assert rc == 2 and out == "" and len(err.strip().splitlines()) == 1 and remove in err, (args, err)
+    rc, out, err = cli(capsys, "verify", "old", "--results", str(tmp_path))
+    assert rc == 1 and err == "" and remove in out.splitlines()[0]
 
 
 # -- the writer lock -------------------------------------------------------------------------------
@@ -204,3 +232,80 @@ def test_only_parts_that_read_back_whole_count_as_done(tmp_path, capsys):
 
 def test_part_names_are_task_keys():
     assert part_key("seed_slopes", 2, 7) == Task("seed_slopes", "x.toml", 2, 7, 1).key
+
+
+# -- hbench verify ---------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory) -> Path:
+    """A finished run "base" of SUITE (6 tasks, ols-double and failing-double), made once by `hbench run`."""
+    tmp = tmp_path_factory.mktemp("finished")
+    (tmp / "s.toml").write_text(SUITE)
+    res = hbench(tmp / "results", "run", str(tmp / "s.toml"), "--run-id", "base", "--workers", "1", "--no-progress")
+    assert res.returncode == 0, res.stderr[-2000:]
+    return tmp / "results"
+
+
+def copy_run(finished: Path, tmp_path: Path, run_id: str) -> RunStore:
+    shutil.copytree(finished / "base", tmp_path / "results" / run_id)
+    return RunStore(run_id, tmp_path / "results")
+
+
+def test_resume_refits_damaged_parts_and_verify_agrees(finished, tmp_path):
+    expected = RunStore("base", finished).load().drop(columns=TIMING_COLUMNS)
+    store = copy_run(finished, tmp_path, "r")
+    broken = damage(store.parts)
+    root = tmp_path / "results"
+
+    res = hbench(root, "verify", "r")
+    assert res.returncode == 1, res.stdout + res.stderr
+    lines = res.stdout.strip().splitlines()
+    assert lines[-1] == f"run r: 4 problems: status complete, {N_TASKS - 3}/{N_TASKS} tasks done (3 not done yet)"
+    assert sorted(line.split(":")[0] for line in lines[:-2]) == sorted(f"part {name}" for name in broken)
+    assert lines[-2].startswith("manifest says complete but 3 tasks without a part")
+
+    res = hbench(root, "run", "--resume", "r", "--no-progress", "--workers", "1")
+    assert res.returncode == 0, res.stderr[-2000:]
+    moved = [line for line in res.stderr.splitlines() if "moved to parts/.bad/" in line]
+    assert sorted(line.split(" part ")[1].split(":")[0] for line in moved) == sorted(broken)
+    pd.testing.assert_frame_equal(RunStore("r", root).load().drop(columns=TIMING_COLUMNS), expected)
+
+    res = hbench(root, "verify", "r")
+    assert res.returncode == 0, res.stdout
+    assert res.stdout.strip() == (f"run r: sound: status complete, {N_TASKS}/{N_TASKS} tasks done; "
+                                  "3 bad parts set aside in parts/.bad/")
+
+
+def test_verify_names_each_problem(finished, tmp_path, capsys):
+    store = copy_run(finished, tmp_path, "r")
+    store.write_manifest({**store.manifest(), "status": "interrupted"})
+    part = {p.stem: pq.read_table(p) for p in store.parts.glob("*.parquet")}
+    (store.parts / "seed_slopes__c0__r0.parquet").unlink()  # not done yet: not a problem
+    store.write_part("varying_intercept__c1__r0", rows("varying_intercept", 1, 0))  # cell 1 is not in the suite
+    dup = part["varying_intercept__c0__r0"]
+    store.write_part("varying_intercept__c0__r0", pa.concat_tables([dup, dup.slice(0, 2)]))
+    blank = part["varying_intercept__c4__r1"]
+    store.write_part("varying_intercept__c4__r1", blank.set_column(
+        blank.schema.get_field_index("status"), "status", pa.nulls(len(blank), pa.string())))
+    one = part["seed_slopes__c0__r1"]
+    store.write_part("seed_slopes__c0__r1", one.filter(pa.compute.equal(one["engine"], "ols-double")))
+
+    rc, out, _ = cli(capsys, "verify", "r", "--results", str(tmp_path / "results"))
+    lines = out.strip().splitlines()
+    assert rc == 1
+    assert lines[:-1] == [
+        "part varying_intercept__c1__r0.parquet: not a task of the run's suite",
+        "part seed_slopes__c0__r1.parquet: no rows for engine failing-double",
+        "part varying_intercept__c4__r1.parquet: engine failing-double has 1 row without a status",
+        "part varying_intercept__c4__r1.parquet: engine ols-double has 3 rows without a status",
+        "part varying_intercept__c0__r0.parquet: engine ols-double has duplicated rows for parameter "
+        "b[Intercept], b[x]",
+    ]
+    assert lines[-1] == f"run r: 5 problems: status interrupted, {N_TASKS - 1}/{N_TASKS} tasks done (1 not done yet)"
+
+
+def test_verify_unknown_run_is_exit_2(tmp_path, capsys):
+    rc, out, err = cli(capsys, "verify", "nope", "--results", str(tmp_path))
+    assert rc == 2 and out == "" and err.strip() == f"hbench: error: no run 'nope' under {tmp_path}/"
+
+
