@@ -150,8 +150,8 @@ def run(suite_path: str | None, *, run_id: str | None = None, reps: int | None =
         manifest = None
     tasks = expand(suite)
     if manifest is None:
-        store.create()
         manifest = new_manifest(suite, tasks, executor, workers)
+        store.create(manifest)  # appears whole, already locked by this process
     store.acquire()
     try:
         manifest["status"] = "running"
@@ -205,6 +205,18 @@ def status(run_id: str, root: Path | str = RESULTS_DIR) -> dict[str, Any]:
     table = store.load()
     fits = table.drop_duplicates(["scenario", "cell", "rep", "engine"])
     by_engine = fits.groupby("engine")["status"].value_counts().unstack(fill_value=0) if len(fits) else pd.DataFrame()
-    return {"run_id": run_id, "status": manifest.get("status"), "done": len(store.done_keys()),
+    return {"run_id": run_id, "status": _state(store, manifest), "done": len(store.done_keys()),
             "total": manifest["n_tasks"], "started": manifest.get("started"), "finished": manifest.get("finished"),
             "fits_by_engine": by_engine}
+
+
+def _state(store: RunStore, manifest: dict[str, Any]) -> str | None:
+    """The manifest's status, except that "running" needs a live writer: a killed run never got to
+    write "interrupted" itself."""
+    state = manifest.get("status")
+    if state != "running":
+        return state
+    owner = store.writer()
+    if owner is None:
+        return "interrupted (no live writer)"
+    return f"running (process {owner['pid']} on {owner['host']})" if owner.get("pid") else "running"

@@ -1,20 +1,31 @@
 """The results store: `results/<run_id>/` with a manifest and one Parquet part per finished task.
 
-Parts are written atomically (temporary file, then rename), so a killed run
-leaves only whole parts; the set of part names is the set of finished tasks,
-which is all `--resume` needs.  A lock file holding the writer's pid keeps two
-runs out of one directory; a lock whose pid is dead (SIGKILL) is stale and a
-resume may take it over.
+Trust nothing a killed or interrupted process could leave behind:
+- a run folder appears whole: it is prepared (manifest.json, parts/, the writer lock) in
+  `<root>/.starting/` and renamed into place, so `results/<run_id>/` always has its manifest;
+- parts are written atomically (temporary file, then rename), and still verified on read: a part
+  counts as done only if it reads back whole (footer, columns, rows, its own task's key). The
+  writer sets bad parts aside in parts/.bad/ so --resume refits them; readers skip them;
+- one writer per run: the writer holds an exclusive `flock` on `lock` for its lifetime. The OS
+  drops it when the process dies (even by SIGKILL), so a stale lock is simply a free one and a
+  takeover race has one winner; the file records host and pid for the error message only.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import fcntl
 import json
 import math
 import os
+import secrets
+import shutil
+import socket
+import sys
 import tempfile
+import time
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 import numpy as np
 import pandas as pd
@@ -119,6 +130,67 @@ def _arrow_column(values: Any, dtype: str, typ: pa.DataType) -> pa.Array:
     return pa.array(values, type=typ, from_pandas=True)
 
 
+LOCK = "lock"
+STAGING = ".starting"  # under the results root: run folders being prepared, renamed into place when whole
+BAD = ".bad"  # under parts/: parts that did not read back, set aside by the writer
+_LOCK_TRIES = 4  # a status probe holds the lock for microseconds, a writer for its whole run
+_LOCK_WAIT_S = 0.05
+
+
+class BadPart(Exception):
+    """A part file that does not read back as one whole task's rows; its message says why."""
+
+
+def part_key(scenario: Any, cell: Any, rep: Any) -> str:
+    """The part name of a task's rows: the same format as `tasks.Task.key`."""
+    return f"{scenario}__c{cell}__r{rep}"
+
+
+def read_verified_part(path: Path) -> pa.Table:
+    """A part's rows in ARROW_SCHEMA, or BadPart: a part's name is a claim that its task is done,
+    and a truncated, empty or misnamed file must not make --resume skip a task."""
+    try:
+        meta = pq.ParquetFile(path)
+        names, n_rows = meta.schema_arrow.names, meta.metadata.num_rows
+    except FileNotFoundError:
+        raise
+    except (OSError, pa.ArrowException) as exc:
+        raise BadPart(f"unreadable Parquet footer: {_first_line(exc)}") from None
+    missing = [c for c in SCHEMA if c not in names]
+    if missing:
+        raise BadPart(f"{len(missing)} columns missing: {', '.join(missing[:3])}{' ...' * (len(missing) > 3)}")
+    if n_rows == 0:
+        raise BadPart("no rows")
+    try:
+        table = _read_part(path)
+    except FileNotFoundError:
+        raise
+    except (OSError, pa.ArrowException) as exc:
+        raise BadPart(f"unreadable data: {_first_line(exc)}") from None
+    _check_key(table, path.stem)
+    _check_not_null(table)
+    return table
+
+
+def _check_key(table: pa.Table, key: str) -> None:
+    """Every row must belong to the task the file is named after."""
+    found = set(zip(*(table.column(c).to_pylist() for c in ("scenario", "cell", "rep"))))
+    if len(found) != 1 or part_key(*next(iter(found))) != key:
+        shown = ", ".join(sorted(part_key(*k) for k in found)[:3])
+        raise BadPart(f"its rows are for {shown}, not {key}")
+
+
+def _check_not_null(table: pa.Table) -> None:
+    """Columns loaded as plain int64 cannot hold a null: such a part would crash every load."""
+    nulls = [c for c, dtype in SCHEMA.items() if dtype == "int64" and table.column(c).null_count]
+    if nulls:
+        raise BadPart(f"null values in {', '.join(nulls)}")
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+
+
 class RunStore:
     def __init__(self, run_id: str, root: Path | str = RESULTS_DIR) -> None:
         if not run_id or "/" in run_id or run_id.startswith("."):
@@ -126,52 +198,146 @@ class RunStore:
         self.run_id = run_id
         self.dir = Path(root) / run_id
         self.parts = self.dir / "parts"
+        self._lock_fd: int | None = None  # set while this store is the run's writer
+        self._owner: dict[str, Any] | None = None  # what it wrote into the lock file
+        self._verified: dict[str, tuple[int, int]] = {}  # part name -> (size, mtime_ns) read back whole
+        self._warned: set[str] = set()
 
     @property
     def manifest_path(self) -> Path:
         return self.dir / "manifest.json"
 
+    @property
+    def lock_path(self) -> Path:
+        return self.dir / LOCK
+
     def exists(self) -> bool:
         return self.manifest_path.exists()
 
-    def create(self) -> None:
-        """Make the run directory; refuse if it exists (two runs never share one)."""
-        self.dir.parent.mkdir(parents=True, exist_ok=True)
+    # -- creating a run -------------------------------------------------------------------------
+
+    def create(self, manifest: dict[str, Any]) -> None:
+        """Make the run folder with its manifest, owned by this store (as after `acquire`).
+
+        Prepared in `<root>/.starting/` and renamed into place, so an interrupted start-up leaves
+        no `results/<run_id>/` without a manifest. Refuses an existing folder: two runs never share one."""
+        self._refuse_existing()
+        staging = self.dir.parent / STAGING / f"{self.run_id}.{os.getpid()}.{secrets.token_hex(4)}"
+        staging.mkdir(parents=True)  # not mkdtemp: its 0700 would stay on the run folder
+        fd = None
         try:
-            self.dir.mkdir()
-        except FileExistsError:
+            (staging / "parts").mkdir()
+            fd = _try_lock(staging / LOCK)
+            owner = _write_owner(fd)
+            _atomic_write(staging / "manifest.json", _manifest_bytes(manifest))
+            os.rename(staging, self.dir)
+        except BaseException as exc:
+            if fd is not None:
+                os.close(fd)
+            shutil.rmtree(staging, ignore_errors=True)
+            if isinstance(exc, OSError) and self.dir.exists():
+                self._refuse_existing()  # another process created it first
+            raise
+        self._lock_fd, self._owner = fd, owner
+
+    def _refuse_existing(self) -> None:
+        if self.exists():
             raise InputError(f"run {self.run_id!r} already exists in {self.dir.parent}/: "
-                             "choose another --run-id or --resume it") from None
-        self.parts.mkdir()
+                             "choose another --run-id or --resume it")
+        if self.dir.exists():
+            raise InputError(self._no_manifest())
+
+    def _no_manifest(self) -> str:
+        n = len(list(self.parts.glob("*.parquet"))) if self.parts.is_dir() else 0
+        held = f"it holds {n} parts that cannot be resumed without it" if n else "it holds no results"
+        return (f"{self.dir}/ has no manifest.json (left by an interrupted start-up of an older hbench); "
+                f"{held}: remove it (rm -r {self.dir}) and start the run again")
+
+    # -- the writer lock --------------------------------------------------------------------------
 
     def acquire(self) -> None:
-        """Take the writer lock; a live holder means another process is writing this run."""
-        lock = self.dir / "lock"
-        if lock.exists():
-            try:
-                pid = int(lock.read_text().strip() or 0)
-            except ValueError:
-                pid = 0
-            if pid and pid != os.getpid() and _alive(pid):
-                raise InputError(f"run {self.run_id!r} is being written by process {pid}")
-            lock.unlink(missing_ok=True)
-        fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-        os.write(fd, str(os.getpid()).encode())
-        os.close(fd)
+        """Become the run's only writer, or InputError naming the process that is.
+
+        Holds an exclusive flock on `lock` until `release` or the process ends (the OS drops it
+        then, even on SIGKILL, so a dead writer's lock is free). Calling it again is a no-op."""
+        if self._lock_fd is not None:
+            return
+        if not self.dir.is_dir():
+            raise InputError(f"no run {self.run_id!r} under {self.dir.parent}/")
+        for _ in range(_LOCK_TRIES):
+            fd = _try_lock(self.lock_path)
+            if fd is not None:
+                self._lock_fd, self._owner = fd, _write_owner(fd)
+                return
+            time.sleep(_LOCK_WAIT_S)
+        raise InputError(self._busy())
+
+    def _busy(self) -> str:
+        owner = self.writer() or _read_owner(self.lock_path)
+        who = (f"process {owner['pid']} on {owner['host']} (since {owner['since']})" if owner.get("pid")
+               else "another process")
+        return (f"run {self.run_id!r} is being written by {who}: "
+                f"wait for it, or stop it and `hbench run --resume {self.run_id}`")
 
     def release(self) -> None:
-        (self.dir / "lock").unlink(missing_ok=True)
+        """Stop being the writer. A store that does not hold the lock changes nothing: it never
+        removes another process's lock."""
+        fd, self._lock_fd, self._owner = self._lock_fd, None, None
+        if fd is None:
+            return
+        try:
+            if _is_current(fd, self.lock_path):
+                self.lock_path.unlink()  # while still locked: a waiter that opened it retries on a new file
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+
+    def writer(self) -> dict[str, Any] | None:
+        """The live writer's host, pid and start time, or None when no process holds the lock
+        (a manifest saying "running" then means the writer was killed)."""
+        if self._lock_fd is not None:
+            return self._owner
+        for _ in range(3):
+            try:
+                fd = os.open(self.lock_path, os.O_RDONLY)
+            except FileNotFoundError:
+                return None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return _read_owner(self.lock_path)
+            else:
+                if _is_current(fd, self.lock_path):
+                    return None
+            finally:
+                os.close(fd)  # drops our shared lock at once
+        return None
+
+    # -- manifest ---------------------------------------------------------------------------------
 
     def write_manifest(self, manifest: dict[str, Any]) -> None:
-        _atomic_write(self.manifest_path, (json.dumps(manifest, indent=2, default=str) + "\n").encode())
+        _atomic_write(self.manifest_path, _manifest_bytes(manifest))
 
     def manifest(self) -> dict[str, Any]:
         if not self.exists():
-            raise InputError(f"no run {self.run_id!r} under {self.dir.parent}/")
-        return json.loads(self.manifest_path.read_text())
+            raise InputError(self._no_manifest() if self.dir.is_dir() else
+                             f"no run {self.run_id!r} under {self.dir.parent}/")
+        try:
+            return json.loads(self.manifest_path.read_text())
+        except (OSError, ValueError) as exc:
+            raise InputError(f"{self.manifest_path} is unreadable ({_first_line(exc)})") from None
+
+    # -- parts ------------------------------------------------------------------------------------
+
+    def part_paths(self) -> list[Path]:
+        """Every part file, sorted, whether or not it reads back."""
+        return sorted(self.parts.glob("*.parquet")) if self.parts.is_dir() else []
 
     def done_keys(self) -> set[str]:
-        return {p.stem for p in self.parts.glob("*.parquet")} if self.parts.exists() else set()
+        """Tasks whose parts read back whole: what --resume skips. A bad part does not count; the
+        writer moves it to parts/.bad/ so its task is refitted, a reader skips it; one stderr line each."""
+        return {path.stem for path, _ in self._good_parts(tables=False)}
 
     def write_part(self, key: str, rows: pa.Table | pd.DataFrame) -> None:
         """Write one finished task's rows atomically (temporary file, then rename)."""
@@ -187,15 +353,117 @@ class RunStore:
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)
+        if table.num_rows:
+            self._remember(path)
 
     def load(self) -> pd.DataFrame:
-        """The whole long table, sorted so that two runs of the same seeds compare equal."""
-        files = sorted(self.parts.glob("*.parquet"))
-        if not files:
+        """The whole long table, sorted so that two runs of the same seeds compare equal.
+        Parts that do not read back are left out, with one stderr line each (see done_keys)."""
+        tables = [table for _, table in self._good_parts(tables=True)]
+        if not tables:
             return conform(pd.DataFrame(columns=list(SCHEMA)))
-        df = conform(pa.concat_tables([_read_part(f) for f in files]).to_pandas())
+        df = conform(pa.concat_tables(tables).to_pandas())
         return df.sort_values(["scenario", "cell", "rep", "engine", "parameter"], na_position="first",
                               kind="stable").reset_index(drop=True)
+
+    def _good_parts(self, tables: bool) -> Iterator[tuple[Path, pa.Table | None]]:
+        """Parts that read back whole (with their rows if `tables`); parts already verified by
+        this store and unchanged since are not read again unless their rows are wanted."""
+        for path in self.part_paths():
+            try:
+                if not tables and self._verified.get(path.name) == _stamp(path):
+                    yield path, None
+                    continue
+                table = read_verified_part(path)
+            except FileNotFoundError:
+                continue  # set aside by the writer since we listed it
+            except BadPart as exc:
+                self._bad_part(path, str(exc))
+                continue
+            self._remember(path)
+            yield path, table if tables else None
+
+    def _remember(self, path: Path) -> None:
+        try:
+            self._verified[path.name] = _stamp(path)
+        except FileNotFoundError:
+            pass
+
+    def _bad_part(self, path: Path, reason: str) -> None:
+        """The writer sets a bad part aside (its task is then refitted); a reader only skips it."""
+        where = f"run {self.run_id}: part {path.name}: {reason};"
+        if self._lock_fd is not None:
+            target = self.parts / BAD / f"{path.name}.{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%S%fZ}"
+            try:
+                target.parent.mkdir(exist_ok=True)
+                os.replace(path, target)
+            except OSError as exc:
+                raise InputError(f"{where} could not be moved aside ({_first_line(exc)}): "
+                                 "remove it and resume") from None
+            _warn(f"{where} moved to {target.relative_to(self.dir)}; its task will be refitted")
+        elif path.name not in self._warned:
+            self._warned.add(path.name)
+            _warn(f"{where} skipped; `hbench run --resume {self.run_id}` sets it aside and refits its task")
+
+
+def _warn(message: str) -> None:
+    print(f"hbench: warning: {message}", file=sys.stderr)
+
+
+def _stamp(path: Path) -> tuple[int, int]:
+    st = path.stat()
+    return st.st_size, st.st_mtime_ns
+
+
+def _try_lock(path: Path) -> int | None:
+    """An fd holding an exclusive flock on the file now at `path`, or None if a live process holds it.
+    A lock file is only removed by its owner while locked, so a file we locked after it was removed
+    is not the lock any more: try again on the current one."""
+    for _ in range(100):
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        except BaseException:
+            os.close(fd)
+            raise
+        if _is_current(fd, path):
+            return fd
+        os.close(fd)
+    return None
+
+
+def _is_current(fd: int, path: Path) -> bool:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return False
+    own = os.fstat(fd)
+    return (st.st_dev, st.st_ino) == (own.st_dev, own.st_ino)
+
+
+def _write_owner(fd: int) -> dict[str, Any]:
+    """Record who writes (for other processes' error messages; the flock itself is the lock)."""
+    owner = {"host": socket.gethostname(), "pid": os.getpid(),
+             "since": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, (json.dumps(owner) + "\n").encode(), 0)
+    return owner
+
+
+def _read_owner(path: Path) -> dict[str, Any]:
+    """What the live writer recorded; without `pid` when it has not written it yet."""
+    unknown = {"host": "an unknown host", "since": "an unknown time"}
+    try:
+        return {**unknown, **json.loads(path.read_text())}
+    except (OSError, ValueError, TypeError):
+        return unknown
+
+
+def _manifest_bytes(manifest: dict[str, Any]) -> bytes:
+    return (json.dumps(manifest, indent=2, default=str) + "\n").encode()
 
 
 def _read_part(path: Path) -> pa.Table:
@@ -208,16 +476,6 @@ def _read_part(path: Path) -> pa.Table:
         if name not in table.column_names:
             table = table.append_column(ARROW_SCHEMA.field(name), pa.nulls(len(table), ARROW_SCHEMA.field(name).type))
     return table.select(ARROW_SCHEMA.names).cast(ARROW_SCHEMA)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
