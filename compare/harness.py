@@ -9,11 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import platform
-import subprocess
 from collections import Counter
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -23,13 +20,12 @@ from tqdm import tqdm
 
 from compare.errors import InputError
 from compare.executors import DaskExecutor, LocalExecutor
+from compare.provenance import changes, fingerprint, git_commit, machine, versions
 from compare.store import RESULTS_DIR, RunStore
 from compare.suite import Suite, load_suite
 from compare.tasks import Task, expand
 
 FAILED = ("failed", "timeout", "crashed")
-PACKAGES = ["numpy", "scipy", "pandas", "statsmodels", "pymc", "pytensor", "nutpie", "pystan", "httpstan",
-            "arviz", "formulae", "rpy2", "dask", "distributed"]
 
 
 class FailSafeTriggered(RuntimeError):
@@ -60,66 +56,33 @@ class FailSafe:
                     f"(> {self.max_rate:.0%}); last error: {str(r['error'])[:200]}")
 
 
-def machine() -> dict[str, Any]:
-    cpu = ""
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                   if line.startswith("model name"))
-    except (OSError, StopIteration):
-        cpu = platform.processor()
-    return {"cores": os.cpu_count(), "cpu": cpu, "platform": platform.platform(), "python": platform.python_version()}
-
-
-def versions(engines: list[str]) -> dict[str, str]:
-    out = {}
-    for pkg in PACKAGES:
-        try:
-            out[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            pass
-    if "lme4" in engines:
-        try:
-            r = subprocess.run(["Rscript", "-e", 'cat(R.version.string, "|", as.character(packageVersion("lme4")))'],
-                               capture_output=True, text=True, timeout=60)
-            rv, lme4 = (r.stdout.split("|") + [""])[:2]
-            out["R"], out["lme4"] = rv.strip(), lme4.strip()
-        except (OSError, subprocess.TimeoutExpired):
-            out["R"] = "unavailable"
-    return out
-
-
-def git_commit() -> str:
-    """The commit of the hbench checkout that ran (not of the current directory)."""
-    here = Path(__file__).resolve().parent
-    try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10,
-                             cwd=here).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
-                               text=True, timeout=10, cwd=here).stdout.strip()
-        return sha + ("-dirty" if dirty else "") if sha else "unknown"
-    except OSError:
-        return "unknown"
-
-
 def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def new_manifest(suite: Suite, tasks: list[Task], executor: str, workers: int) -> dict[str, Any]:
+def new_manifest(suite: Suite, tasks: list[Task], executor: str, workers: int,
+                 reps_override: int | None = None) -> dict[str, Any]:
     return {"suite": suite.name, "suite_path": str(suite.path) if suite.path else None, "suite_raw": suite.raw,
-            "run_seed": suite.seed, "reps": suite.reps, "level": suite.level, "timeout": suite.timeout,
+            "run_seed": suite.seed, "reps": suite.reps, "reps_override": reps_override, "level": suite.level,
+            "timeout": suite.timeout,
             "engines": [{"name": e.name, "settings": e.settings.public(), "only": list(e.only), "max_reps": e.max_reps}
                         for e in suite.engines],
             "reference": suite.reference, "n_tasks": len(tasks), "executor": executor, "workers": workers,
             "git_commit": git_commit(), "versions": versions([e.name for e in suite.engines]),
+            "fingerprint": fingerprint(suite),
             "machine": machine(), "started": _now(), "finished": None, "status": "running", "sessions": []}
 
 
 def suite_from_manifest(manifest: dict[str, Any]) -> Suite:
+    """The run's suite as it was started: its TOML table, the --reps it was given (none: each scenario's own
+    reps stand) and its seed."""
     from compare.suite import parse_suite
 
-    path = Path(manifest["suite_path"]) if manifest.get("suite_path") else None
-    return parse_suite(manifest["suite_raw"], path, reps=manifest["reps"], seed=manifest["run_seed"])
+    try:
+        path = Path(manifest["suite_path"]) if manifest.get("suite_path") else None
+        return parse_suite(manifest["suite_raw"], path, reps=manifest.get("reps_override"), seed=manifest["run_seed"])
+    except (KeyError, TypeError) as exc:
+        raise InputError(f"the run's manifest lacks its suite ({exc}): it cannot be resumed") from None
 
 
 def _executor(kind: str, workers: int, timeout: float, scheduler: str | None):
@@ -138,9 +101,18 @@ def run(suite_path: str | None, *, run_id: str | None = None, reps: int | None =
     if workers < 1:
         raise InputError(f"--workers {workers}: must be at least 1")
     if resume:
+        given = [flag for flag, value in (("SUITE", suite_path), ("--run-id", run_id), ("--reps", reps),
+                                          ("--seed", seed)) if value is not None]
+        if given:
+            raise InputError(f"--resume continues a run as it was started: drop {', '.join(given)}")
         store = RunStore(resume, root)
         manifest = store.manifest()
         suite = suite_from_manifest(manifest)
+        changed = changes(manifest, suite)
+        if changed:
+            raise InputError(f"run {resume!r} cannot be resumed: {changed[0]}"
+                             + (f" (and {len(changed) - 1} more changes)" if len(changed) > 1 else "")
+                             + "; start a new run")
     else:
         if suite_path is None:
             raise InputError("give a suite file, or --resume RUN_ID")
@@ -150,7 +122,7 @@ def run(suite_path: str | None, *, run_id: str | None = None, reps: int | None =
         manifest = None
     tasks = expand(suite)
     if manifest is None:
-        manifest = new_manifest(suite, tasks, executor, workers)
+        manifest = new_manifest(suite, tasks, executor, workers, reps)
         store.create(manifest)  # appears whole, already locked by this process
     store.acquire()
     try:

@@ -46,6 +46,8 @@ TASK_COLUMNS: dict[str, str] = {
 TRUTH_COLUMNS: dict[str, str] = {"true": "float64", "covered": "boolean", "sbc_rank": "float64", "sbc_draws": "float64"}
 # Column order and dtypes of the long results table, derived from FitResult (never written out by hand).
 SCHEMA: dict[str, str] = {**TASK_COLUMNS, **PARAM_COLUMNS, **TRUTH_COLUMNS, **fit_columns()}
+# What a part must have to be read at all; a column added to FitResult since a part was written reads as null.
+REQUIRED_COLUMNS = [*TASK_COLUMNS, "parameter", "estimate", "se", "lower", "upper", "converged"]
 _ARROW_TYPES = {"string": pa.string(), "int64": pa.int64(), "Int64": pa.int64(), "float64": pa.float64(),
                 "boolean": pa.bool_()}
 ARROW_SCHEMA = pa.schema([(col, _ARROW_TYPES[dtype]) for col, dtype in SCHEMA.items()])
@@ -156,7 +158,7 @@ def read_verified_part(path: Path) -> pa.Table:
         raise
     except (OSError, pa.ArrowException) as exc:
         raise BadPart(f"unreadable Parquet footer: {_first_line(exc)}") from None
-    missing = [c for c in SCHEMA if c not in names]
+    missing = [c for c in REQUIRED_COLUMNS if c not in names]  # later-added columns are read as nulls
     if missing:
         raise BadPart(f"{len(missing)} columns missing: {', '.join(missing[:3])}{' ...' * (len(missing) > 3)}")
     if n_rows == 0:

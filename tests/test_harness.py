@@ -161,3 +161,29 @@ def test_suite_level_reaches_every_engine(tmp_path):
 def test_reps_flag_must_be_positive(tmp_path):
     res = hbench(tmp_path, "run", str(write_suite(tmp_path)), "--reps", "0", "--no-progress")
     assert res.returncode == 2 and "--reps" in res.stderr
+
+
+def test_resume_refuses_a_changed_scenario_and_options_it_would_ignore(tmp_path):
+    """A run is one version of its specs: editing a scenario between the start and --resume is refused with
+    one line naming it, as are a SUITE, --reps or --seed given with --resume (they would be ignored)."""
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    spec = (ROOT / "compare" / "scenarios" / "varying_intercept.toml").read_text()
+    (mine / "vi_copy.toml").write_text(spec.replace('name = "varying_intercept"', 'name = "vi_copy"'))
+    suite = tmp_path / "s.toml"
+    suite.write_text('name = "v"\nseed = 2\nreps = 2\n[[scenario]]\nname = "vi_copy"\ncells = [0]\n' + OLS)
+    scen = ["--scenarios", str(mine)]
+    res = subprocess.run([sys.executable, "-m", "compare", *scen, "run", str(suite), "--run-id", "v", "--no-progress",
+                          "--results", str(tmp_path / "results")], capture_output=True, text=True, cwd=tmp_path, env=ENV)
+    assert res.returncode == 0, res.stderr[-2000:]
+    for extra, word in ((["--reps", "3"], "--reps"), (["--seed", "9"], "--seed"), ([str(suite)], "SUITE")):
+        again = hbench(tmp_path, *scen, "run", *extra, "--resume", "v", "--no-progress")
+        assert again.returncode == 2 and word in again.stderr and len(again.stderr.strip().splitlines()) == 1
+    assert hbench(tmp_path, *scen, "run", "--resume", "v", "--no-progress").returncode == 0  # unchanged: fine
+    before = sorted(p.read_bytes() for p in (tmp_path / "results" / "v" / "parts").glob("*.parquet"))
+    (mine / "vi_copy.toml").write_text(spec.replace('name = "varying_intercept"', 'name = "vi_copy"') + "\n# edited\n")
+    refused = hbench(tmp_path, *scen, "run", "--resume", "v", "--no-progress")
+    assert refused.returncode == 2 and "scenario vi_copy changed" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
+    after = sorted(p.read_bytes() for p in (tmp_path / "results" / "v" / "parts").glob("*.parquet"))
+    assert after == before  # nothing written or lost

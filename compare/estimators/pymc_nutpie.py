@@ -56,7 +56,7 @@ def data_values(md: _bayes.ModelData) -> dict[str, np.ndarray]:
     """Every pm.Data value of the graph for one dataset (names match `build_model`)."""
     p = md.priors
     count = md.family != "gaussian"
-    values = {"Xc": md.Xc, "off": md.offset, "y": np.rint(md.y).astype(np.int64) if count else md.y,
+    values = {"Xc": md.Xc, "xbar": md.xbar, "off": md.offset, "y": np.rint(md.y).astype(np.int64) if count else md.y,
               "trials": np.rint(md.trials).astype(np.int64), "b_par": p.b_par,
               "int_par": p.int_par, "sigma_par": p.sigma_par, "sd_par": p.sd_par}
     for k, blk in enumerate(md.blocks):
@@ -93,7 +93,7 @@ def build_model(md: _bayes.ModelData):
             cors += cor_k
             rs.append(r_k.flatten())
         _likelihood(pm, md, eta, d, sigma)
-        _deterministics(pm, pt, md, alpha if md.has_intercept else None, beta, sds, cors, rs, sigma)
+        _deterministics(pm, pt, d["xbar"], alpha if md.has_intercept else None, beta, sds, cors, rs, sigma)
     return model
 
 
@@ -165,11 +165,14 @@ def _likelihood(pm, md, eta, d, sigma) -> None:
         pm.Binomial("y_obs", n=d["trials"], p=prob, observed=d["y"])
 
 
-def _deterministics(pm, pt, md, alpha, beta, sds, cors, rs, sigma) -> None:
-    """b (intercept un-centred, x_names order), sds, cors, r: the draws the shared summaries read."""
+def _deterministics(pm, pt, xbar, alpha, beta, sds, cors, rs, sigma) -> None:
+    """b (intercept un-centred, x_names order), sds, cors, r: the draws the shared summaries read.
+
+    `xbar` (the predictors' means) is data, not a constant folded into the graph: a compiled model reused
+    for a new dataset with `with_data` must un-centre with that dataset's means."""
     parts = []
     if alpha is not None:
-        shift = pt.dot(md.xbar, beta) if beta is not None else 0.0
+        shift = pt.dot(xbar, beta) if beta is not None else 0.0
         parts.append(pt.reshape(alpha - shift, (1,)))
     if beta is not None:
         parts.append(beta)

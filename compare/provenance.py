@@ -1,0 +1,97 @@
+"""What ran a run: machine, package versions, hbench's commit, and a fingerprint of the suite and of every
+scenario's file. A run is one version of all of these; `--resume` refuses, naming what changed, when any
+differs, so no run mixes replications simulated from two versions of a spec or fitted by two versions of
+an engine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import subprocess
+from importlib import metadata
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from compare.suite import Suite
+
+PACKAGES = ["hbench", "numpy", "scipy", "pandas", "statsmodels", "pymc", "pytensor", "nutpie", "pystan", "httpstan",
+            "arviz", "formulae", "rpy2", "dask", "distributed"]
+
+
+def machine() -> dict[str, Any]:
+    cpu = ""
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                   if line.startswith("model name"))
+    except (OSError, StopIteration):
+        cpu = platform.processor()
+    return {"cores": os.cpu_count(), "cpu": cpu, "platform": platform.platform(), "python": platform.python_version()}
+
+
+def versions(engines: list[str]) -> dict[str, str]:
+    out = {}
+    for pkg in PACKAGES:
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            pass
+    if "lme4" in engines:
+        try:
+            r = subprocess.run(["Rscript", "-e", 'cat(R.version.string, "|", as.character(packageVersion("lme4")))'],
+                               capture_output=True, text=True, timeout=60)
+            rv, lme4 = (r.stdout.split("|") + [""])[:2]
+            out["R"], out["lme4"] = rv.strip(), lme4.strip()
+        except (OSError, subprocess.TimeoutExpired):
+            out["R"] = "unavailable"
+    return out
+
+
+def git_commit() -> str:
+    """The commit of the hbench checkout that ran (not of the current directory)."""
+    here = Path(__file__).resolve().parent
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10,
+                             cwd=here).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                               text=True, timeout=10, cwd=here).stdout.strip()
+        return sha + ("-dirty" if dirty else "") if sha else "unknown"
+    except OSError:
+        return "unknown"
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def fingerprint(suite: "Suite") -> dict[str, Any]:
+    """Content hashes of the suite's table and of each scenario's spec file, by scenario name."""
+    return {"suite": _digest(json.dumps(suite.raw, sort_keys=True, default=str).encode()),
+            "scenarios": {s.scenario.name: _digest(Path(s.scenario.path).read_bytes()) for s in suite.scenarios}}
+
+
+def changes(manifest: dict[str, Any], suite: "Suite") -> list[str]:
+    """What differs between the run's manifest and this machine now: scenario files, packages, hbench itself."""
+    before = manifest.get("fingerprint")
+    if before is None:
+        return ["its manifest records no fingerprint of its specs (written by an older hbench)"]
+    now = fingerprint(suite)
+    out = [f"scenario {name} changed since the run started ({suite_file(suite, name)})"
+           for name, digest in before["scenarios"].items() if now["scenarios"].get(name) != digest]
+    if before["suite"] != now["suite"]:
+        out.append("the suite recorded in the manifest was edited")
+    old_versions = manifest.get("versions", {})
+    new_versions = versions([e.name for e in suite.engines])
+    out += [f"{pkg} was {old} when the run started and is {new_versions.get(pkg, 'missing')} now"
+            for pkg, old in old_versions.items() if new_versions.get(pkg) != old]
+    commit = git_commit()
+    if "unknown" not in (commit, manifest.get("git_commit", "unknown")) and commit != manifest.get("git_commit"):
+        out.append(f"hbench was at commit {manifest.get('git_commit')} when the run started and is at {commit} now")
+    return out
+
+
+def suite_file(suite: "Suite", name: str) -> str:
+    return next((str(s.scenario.path) for s in suite.scenarios if s.scenario.name == name), name)
