@@ -25,7 +25,7 @@ from typing import Iterator
 
 import pyarrow as pa
 
-from compare.tasks import Task, dataset, failure_rows, fit_one, run_task, single_threaded_blas
+from compare.tasks import Task, failure_rows, fit_all, run_task, single_threaded_blas
 
 
 def _worker_main(conn: Connection) -> None:
@@ -42,10 +42,8 @@ def _worker_main(conn: Connection) -> None:
             return
         if task is None:
             return
-        ds = dataset(task)
-        for spec in task.engines:
-            conn.send(("start", spec.name))
-            conn.send(("rows", spec.name, fit_one(task, ds, spec)))
+        for label, rows in fit_all(task, on_start=lambda label: conn.send(("start", label))):
+            conn.send(("rows", label, rows))
         conn.send(("done",))
 
 
@@ -194,7 +192,7 @@ class LocalExecutor:
         for queued in list(w.tasks)[1:]:
             queues.setdefault(queued.shape, deque()).appendleft(queued)
         self.pool[i] = self._spawn()
-        names = [e.name for e in task.engines]
+        names = [e.label for e in task.engines]
         done = len(pending.get(task.key, _Pending()).frames)
         current = engine or names[done]
         pending.setdefault(task.key, _Pending()).frames.append(failure_rows(task, None, current, status, error))
@@ -248,7 +246,7 @@ class DaskExecutor:
                     if time.perf_counter() - t0 > len(task.engines) * self.timeout:
                         running.pop(future)
                         self._abandon(client, future)
-                        yield task, pa.concat_tables([failure_rows(task, None, e.name, "timeout",
+                        yield task, pa.concat_tables([failure_rows(task, None, e.label, "timeout",
                                                                  f"task exceeded {len(task.engines)} x {self.timeout:g} s on dask")
                                                     for e in task.engines])
         finally:
@@ -261,7 +259,7 @@ class DaskExecutor:
         try:
             return future.result()
         except Exception as exc:  # a killed worker, or a task that raised outside fit_one
-            return pa.concat_tables([failure_rows(task, None, e.name, "crashed",
+            return pa.concat_tables([failure_rows(task, None, e.label, "crashed",
                                                  f"dask task failed: {type(exc).__name__}: {exc}")
                                     for e in task.engines])
 

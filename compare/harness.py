@@ -65,7 +65,7 @@ def new_manifest(suite: Suite, tasks: list[Task], executor: str, workers: int,
     return {"suite": suite.name, "suite_path": str(suite.path) if suite.path else None, "suite_raw": suite.raw,
             "run_seed": suite.seed, "reps": suite.reps, "reps_override": reps_override, "level": suite.level,
             "timeout": suite.timeout,
-            "engines": [{"name": e.name, "settings": e.settings.public(), "only": list(e.only), "max_reps": e.max_reps}
+            "engines": [{"name": e.name, "label": e.label, "settings": e.settings.public(), "only": list(e.only), "max_reps": e.max_reps}
                         for e in suite.engines],
             "reference": suite.reference, "n_tasks": len(tasks), "executor": executor, "workers": workers,
             "git_commit": git_commit(), "versions": versions([e.name for e in suite.engines]),
@@ -177,18 +177,6 @@ def status(run_id: str, root: Path | str = RESULTS_DIR) -> dict[str, Any]:
     table = store.load()
     fits = table.drop_duplicates(["scenario", "cell", "rep", "engine"])
     by_engine = fits.groupby("engine")["status"].value_counts().unstack(fill_value=0) if len(fits) else pd.DataFrame()
-    return {"run_id": run_id, "status": _state(store, manifest), "done": len(store.done_keys()),
+    return {"run_id": run_id, "status": store.state(manifest), "done": len(store.done_keys()),
             "total": manifest["n_tasks"], "started": manifest.get("started"), "finished": manifest.get("finished"),
             "fits_by_engine": by_engine}
-
-
-def _state(store: RunStore, manifest: dict[str, Any]) -> str | None:
-    """The manifest's status, except that "running" needs a live writer: a killed run never got to
-    write "interrupted" itself."""
-    state = manifest.get("status")
-    if state != "running":
-        return state
-    owner = store.writer()
-    if owner is None:
-        return "interrupted (no live writer)"
-    return f"running (process {owner['pid']} on {owner['host']})" if owner.get("pid") else "running"

@@ -183,8 +183,8 @@ def _measures(g: pd.DataFrame) -> dict[str, float]:
 def performance(table: pd.DataFrame) -> pd.DataFrame:
     """Per (scenario, cell, engine, parameter): every measure and its MCSE, from successful fits."""
     ok = table[(table["status"] == "ok") & table["parameter"].notna()]
-    if ok.empty:
-        return pd.DataFrame(columns=PARAM_KEYS)
+    if ok.empty:  # every column still there, so readers need no special case for a run without estimates
+        return pd.DataFrame(columns=PARAM_KEYS + list(_measures(table.iloc[:0])))
     rows = [{**dict(zip(PARAM_KEYS, key)), **_measures(g)} for key, g in ok.groupby(PARAM_KEYS, sort=True)]
     return pd.DataFrame(rows)
 

@@ -45,6 +45,8 @@ def open_run(where: str, results: Path) -> RunStore:
 
 def _long(df: pd.DataFrame, keys: list[str], measures: list[str]) -> pd.DataFrame:
     present = [m for m in measures if m in df.columns]
+    if df.empty or not present or not set(keys) <= set(df.columns):
+        return pd.DataFrame(columns=[*keys, "measure", "value", "mcse"])
     value = df.melt(id_vars=keys, value_vars=present, var_name="measure", value_name="value")
     mcse = df.melt(id_vars=keys, value_vars=[f"{m}_mcse" for m in present], var_name="measure", value_name="mcse")
     mcse["measure"] = mcse["measure"].str.removesuffix("_mcse")
@@ -72,11 +74,26 @@ def compare_runs(base: RunStore, run: RunStore, thresholds: Thresholds = Thresho
                     _long(sr.performance, pkeys, PARAM_MEASURES), pkeys, thresholds.z)
     fb, fr = sb.fits, sr.fits
     fits = _judge(_long(fb, fkeys, FIT_MEASURES), _long(fr, fkeys, FIT_MEASURES), fkeys, thresholds.z)
+    if not {RUNTIME, *fkeys} <= set(fb.columns) or not {RUNTIME, *fkeys} <= set(fr.columns):
+        fb = fr = pd.DataFrame(columns=[*fkeys, RUNTIME])
     rt = fb[fkeys + [RUNTIME]].merge(fr[fkeys + [RUNTIME]], on=fkeys, suffixes=("_base", "_run")).dropna()
     rt["ratio"] = rt[f"{RUNTIME}_run"] / rt[f"{RUNTIME}_base"]
     limit = thresholds.runtime_ratio
     rt["flagged"] = (rt["ratio"] > limit) | (rt["ratio"] < 1 / limit)
     return {"parameters": params, "fits": fits, "runtime": rt}
+
+
+def not_comparable(base: RunStore, run: RunStore, result: dict[str, pd.DataFrame]) -> list[str]:
+    """Why two runs should not be compared: a flag between them would not mean that an engine changed."""
+    mb, mr = base.manifest(), run.manifest()
+    out = []
+    for key, what in (("suite", "suites"), ("run_seed", "seeds"), ("reps", "replications"), ("n_tasks", "task counts"),
+                      ("level", "interval levels")):
+        if mb.get(key) != mr.get(key):
+            out.append(f"different {what} ({mb.get(key)} vs {mr.get(key)})")
+    if not any(len(df) for df in result.values()):
+        out.append("no measure in common (an empty run, or no engine, scenario and cell shared)")
+    return out
 
 
 def any_flagged(result: dict[str, pd.DataFrame]) -> bool:

@@ -197,6 +197,8 @@ class RunStore:
     def __init__(self, run_id: str, root: Path | str = RESULTS_DIR) -> None:
         if not run_id or "/" in run_id or run_id.startswith("."):
             raise InputError(f"run id {run_id!r}: use letters, digits, '-', '_'")
+        if Path(root).exists() and not Path(root).is_dir():
+            raise InputError(f"results folder {root} is a file, not a folder")
         self.run_id = run_id
         self.dir = Path(root) / run_id
         self.parts = self.dir / "parts"
@@ -335,6 +337,17 @@ class RunStore:
     def part_paths(self) -> list[Path]:
         """Every part file, sorted, whether or not it reads back."""
         return sorted(self.parts.glob("*.parquet")) if self.parts.is_dir() else []
+
+    def state(self, manifest: dict[str, Any] | None = None) -> str | None:
+        """The manifest's status, except that "running" needs a live writer: a killed run never got to
+        write "interrupted" itself."""
+        state = (manifest or self.manifest()).get("status")
+        if state != "running":
+            return state
+        owner = self.writer()
+        if owner is None:
+            return "interrupted (no live writer)"
+        return f"running (process {owner['pid']} on {owner['host']})" if owner.get("pid") else "running"
 
     def done_keys(self) -> set[str]:
         """Tasks whose parts read back whole: what --resume skips. A bad part does not count; the

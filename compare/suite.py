@@ -23,10 +23,15 @@ _TOP = {"name", "description", "seed", "reps", "level", "timeout", "failsafe", "
 
 @dataclass(frozen=True)
 class EngineSpec:
-    name: str
+    name: str  # the registered engine
     settings: Settings  # the engine's own typed, frozen settings class (level included)
     only: tuple[str, ...] = ()  # scenario names this engine runs on; empty = all
     max_reps: int | None = None  # run only on replications 0..max_reps-1 (costly engines in big suites)
+    label: str = ""  # what results, tables and the regression compare call it (default: the name)
+
+    def __post_init__(self) -> None:
+        if not self.label:
+            object.__setattr__(self, "label", self.name)
 
     def runs_on(self, scenario: str, rep: int = 0) -> bool:
         return (not self.only or scenario in self.only) and (self.max_reps is None or rep < self.max_reps)
@@ -55,81 +60,146 @@ class Suite:
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
 
-def _int(value: Any, where: str, lo: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < lo:
-        raise _fail(where, f"{value!r} must be a whole number >= {lo}")
+MAX_SEED = 2**63 - 1  # seeds are stored as int64
+
+
+class _Problems:
+    """Every problem of a suite, collected so that one run of `hbench run` names them all (checkmate-style)."""
+
+    def __init__(self) -> None:
+        self.found: list[str] = []
+
+    def attempt(self, func, *args, **kwargs):
+        """func(*args) or, when it raises InputError, None with its message kept."""
+        try:
+            return func(*args, **kwargs)
+        except InputError as exc:
+            self.found.append(str(exc))
+            return None
+
+    def raise_any(self) -> None:
+        if len(self.found) == 1:
+            raise InputError(self.found[0])
+        if self.found:
+            raise InputError(f"{len(self.found)} problems: " + "; ".join(self.found))
+
+
+def _int(value: Any, where: str, lo: int, hi: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < lo or (hi is not None and value > hi):
+        span = f"between {lo} and {hi}" if hi is not None else f">= {lo}"
+        raise _fail(where, f"{value!r} must be a whole number {span}")
     return value
 
 
-def _engines(raw: list[Any], level: float) -> tuple[EngineSpec, ...]:
+def _names(value: Any, where: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise _fail(where, f"{value!r}: expected a list of scenario names, e.g. [\"seed_slopes\"]")
+    return tuple(value)
+
+
+def _engine(i: int, e: Any, level: float, scenarios: set[str] | None) -> EngineSpec:
     from compare.estimators import engine_class, engine_names
 
-    known = engine_names()
-    out = []
-    for i, e in enumerate(raw):
-        e = _keys(e, {"name", "settings", "only", "max_reps"}, f"engine[{i}]")
-        name = e.get("name")
-        if name not in known:
-            raise _fail(f"engine[{i}].name", f"unknown engine {name!r} (known: {', '.join(known)})")
-        table = _keys(e.get("settings", {}), set(e.get("settings", {}) or {}), f"engine[{i}].settings")
-        settings = engine_class(name).configured(table, f"engine[{i}].settings", level=level).settings
-        max_reps = _int(e["max_reps"], f"engine[{i}].max_reps", 1) if "max_reps" in e else None
-        out.append(EngineSpec(name, settings, tuple(e.get("only", ())), max_reps))
-    if not out:
-        raise _fail("engine", "a suite needs at least one [[engine]]")
-    names = [e.name for e in out]
-    if len(set(names)) != len(names):
-        raise _fail("engine", f"an engine is listed twice: {names}")
-    return tuple(out)
+    e = _keys(e, {"name", "label", "settings", "only", "max_reps"}, f"engine[{i}]")
+    name = e.get("name")
+    if name not in engine_names():
+        raise _fail(f"engine[{i}].name", f"unknown engine {name!r} (known: {', '.join(engine_names())})")
+    label = e.get("label", name)
+    if not isinstance(label, str) or not label.strip() or "/" in label:
+        raise _fail(f"engine[{i}].label", f"{label!r}: expected a short name without '/'")
+    table = _keys(e.get("settings", {}), set(e.get("settings", {}) or {}), f"engine[{i}].settings")
+    settings = engine_class(name).configured(table, f"engine[{i}].settings", level=level).settings
+    max_reps = _int(e["max_reps"], f"engine[{i}].max_reps", 1) if "max_reps" in e else None
+    only = _names(e["only"], f"engine[{i}].only") if "only" in e else ()
+    unknown = [n for n in only if scenarios is not None and n not in scenarios]
+    if unknown:
+        raise _fail(f"engine[{i}].only", f"{unknown[0]!r} is not a scenario of this suite "
+                    f"({', '.join(sorted(scenarios or ()))})")
+    return EngineSpec(name, settings, only, max_reps, label)
 
 
-def _scenarios(raw: list[Any], default_reps: int) -> tuple[ScenarioSpec, ...]:
-    out = []
-    for i, s in enumerate(raw):
-        s = _keys(s, {"name", "cells", "reps"}, f"scenario[{i}]")
-        if "name" not in s:
-            raise _fail(f"scenario[{i}]", "needs a name")
-        scenario = load_scenario(s["name"])
-        cells = s.get("cells", list(range(scenario.n_cells)))
-        if not isinstance(cells, list) or not cells:
-            raise _fail(f"scenario[{i}].cells", f"{cells!r}: expected a non-empty list of cell indices")
-        for c in cells:
-            if not isinstance(c, int) or not 0 <= c < scenario.n_cells:
-                raise _fail(f"scenario[{i}].cells", f"{c!r} is not a cell of {scenario.name} (0..{scenario.n_cells - 1})")
-        reps = _int(s.get("reps", default_reps), f"scenario[{i}].reps", 1)
-        out.append(ScenarioSpec(scenario, tuple(cells), reps))
-    if not out:
-        raise _fail("scenario", "a suite needs at least one [[scenario]]")
-    return tuple(out)
+def _engines(raw: Any, level: float, scenarios: set[str] | None, problems: _Problems) -> tuple[EngineSpec, ...]:
+    if not isinstance(raw, list) or not raw:
+        problems.found.append(str(_fail("engine", "a suite needs at least one [[engine]]")))
+        return ()
+    out = [problems.attempt(_engine, i, e, level, scenarios) for i, e in enumerate(raw)]
+    labels = [e.label for e in out if e is not None]
+    twice = sorted({x for x in labels if labels.count(x) > 1})
+    if twice:
+        problems.found.append(str(_fail("engine", f"{twice[0]!r} is listed twice: give each a `label`")))
+    return tuple(e for e in out if e is not None)
+
+
+def _cells(value: Any, where: str, scenario: Scenario) -> tuple[int, ...]:
+    if not isinstance(value, list) or not value:
+        raise _fail(where, f"{value!r}: expected a non-empty list of cell indices")
+    for c in value:
+        if isinstance(c, bool) or not isinstance(c, int) or not 0 <= c < scenario.n_cells:
+            raise _fail(where, f"{c!r} is not a cell of {scenario.name} (0..{scenario.n_cells - 1})")
+    if len(set(value)) != len(value):
+        raise _fail(where, f"{value!r} lists a cell twice")
+    return tuple(value)
+
+
+def _scenario(i: int, s: Any, default_reps: int) -> ScenarioSpec:
+    s = _keys(s, {"name", "cells", "reps"}, f"scenario[{i}]")
+    if not isinstance(s.get("name"), str):
+        raise _fail(f"scenario[{i}].name", f"{s.get('name')!r}: needs a scenario name")
+    scenario = load_scenario(s["name"])
+    cells = _cells(s.get("cells", list(range(scenario.n_cells))), f"scenario[{i}].cells", scenario)
+    reps = _int(s.get("reps", default_reps), f"scenario[{i}].reps", 1)
+    return ScenarioSpec(scenario, cells, reps)
+
+
+def _scenarios(raw: Any, default_reps: int, problems: _Problems) -> tuple[ScenarioSpec, ...]:
+    if not isinstance(raw, list) or not raw:
+        problems.found.append(str(_fail("scenario", "a suite needs at least one [[scenario]]")))
+        return ()
+    out = [problems.attempt(_scenario, i, s, default_reps) for i, s in enumerate(raw)]
+    names = [s.scenario.name for s in out if s is not None]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        problems.found.append(str(_fail("scenario", f"{twice[0]!r} is listed twice: list its cells in one entry")))
+    return tuple(s for s in out if s is not None)
+
+
+def _level(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
+        raise _fail("level", f"{value!r} must be a number between 0 and 1")
+    return float(value)
+
+
+def _positive(value: Any, where: str, hi: float | None = None) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value or (hi and value > hi):
+        raise _fail(where, f"{value!r} must be a positive number" + (f" up to {hi:g}" if hi else ""))
+    return float(value)
 
 
 def parse_suite(raw: dict[str, Any], path: Path | None = None, *, reps: int | None = None,
                 seed: int | None = None) -> Suite:
-    """A Suite from a parsed TOML table; `reps`/`seed` override the file (the CLI's --reps/--seed)."""
-    _keys(raw, _TOP, "")
-    n_reps = _int(reps if reps is not None else raw.get("reps", 10), "reps", 1)
-    run_seed = _int(seed if seed is not None else raw.get("seed", 20221), "seed", 0)
-    level = raw.get("level", 0.95)
-    if not isinstance(level, float) or not 0 < level < 1:
-        raise _fail("level", f"{level!r} must be a number between 0 and 1")
-    timeout = raw.get("timeout", 900)
-    if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or timeout <= 0:
-        raise _fail("timeout", f"{timeout!r} must be a positive number of seconds")
-    fs = _keys(raw.get("failsafe", {}), {"max_failure_rate", "min_fits"}, "failsafe")
-    rate = fs.get("max_failure_rate", 0.5)
-    if not isinstance(rate, (int, float)) or not 0 < rate <= 1:
-        raise _fail("failsafe.max_failure_rate", f"{rate!r} must be in (0, 1]")
-    min_fits = _int(fs.get("min_fits", 5), "failsafe.min_fits", 1)
-    scenarios = _scenarios(raw.get("scenario", []), n_reps)
+    """A Suite from a parsed TOML table; `reps`/`seed` override the file (the CLI's --reps/--seed).
+    Every problem is found before anything runs, and all are reported in one line."""
+    problems = _Problems()
+    problems.attempt(_keys, raw, _TOP, "")
+    n_reps = problems.attempt(_int, reps if reps is not None else raw.get("reps", 10), "--reps" if reps else "reps", 1)
+    run_seed = problems.attempt(_int, seed if seed is not None else raw.get("seed", 20221),
+                                "--seed" if seed is not None else "seed", 0, MAX_SEED)
+    level = problems.attempt(_level, raw.get("level", 0.95))
+    timeout = problems.attempt(_positive, raw.get("timeout", 900), "timeout")
+    fs = problems.attempt(_keys, raw.get("failsafe", {}), {"max_failure_rate", "min_fits"}, "failsafe") or {}
+    rate = problems.attempt(_positive, fs.get("max_failure_rate", 0.5), "failsafe.max_failure_rate", 1.0)
+    min_fits = problems.attempt(_int, fs.get("min_fits", 5), "failsafe.min_fits", 1)
+    scenarios = _scenarios(raw.get("scenario", []), n_reps or 1, problems)
     if reps is not None:
-        scenarios = tuple(ScenarioSpec(s.scenario, s.cells, n_reps) for s in scenarios)
-    engines = _engines(raw.get("engine", []), float(level))
+        scenarios = tuple(ScenarioSpec(s.scenario, s.cells, reps) for s in scenarios)
+    names = {s.scenario.name for s in scenarios} if len(scenarios) == len(raw.get("scenario") or []) else None
+    engines = _engines(raw.get("engine", []), level or 0.95, names, problems)
     reference = raw.get("reference")
-    if reference is not None and reference not in [e.name for e in engines]:
-        raise _fail("reference", f"{reference!r} is not one of the suite's engines")
+    if reference is not None and reference not in [e.label for e in engines]:
+        problems.found.append(str(_fail("reference", f"{reference!r} is not one of the suite's engines")))
+    problems.raise_any()
     name = raw.get("name", path.stem if path else "suite")
-    return Suite(name, path, run_seed, n_reps, float(level), float(timeout), float(rate), min_fits,
-                 scenarios, engines, reference, raw)
+    return Suite(name, path, run_seed, n_reps, level, timeout, rate, min_fits, scenarios, engines, reference, raw)
 
 
 def load_suite(source: str | Path, *, reps: int | None = None, seed: int | None = None) -> Suite:

@@ -12,7 +12,7 @@ import math
 import time
 import traceback
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -23,6 +23,7 @@ from compare.data import Dataset
 from compare.estimators import engine_class
 from compare.estimators.base import Estimator
 from compare.fitresult import parameter_class
+from compare.seeds import engine_seed
 from compare.simulate import dataset_for
 from compare.spec import Scenario
 from compare.store import to_table
@@ -82,16 +83,39 @@ def dataset(task: Task) -> Dataset:
     return dataset_for(_scenario(task), task.cell, task.rep, task.run_seed)
 
 
-def _base(task: Task, ds: Dataset, engine: str, status: str, error: str = "") -> dict[str, Any]:
+def simulated(task: Task) -> tuple[Dataset | None, str]:
+    """The task's dataset, or None and why its simulation failed: a replication that cannot be simulated
+    (a draw of trials below zero, ...) becomes failure rows for its engines, and the run goes on."""
+    try:
+        return dataset(task), ""
+    except Exception as exc:  # noqa: BLE001 - recorded per engine with the seed that reproduces it
+        return None, f"simulation failed: {_describe(exc)}"
+
+
+def _base(task: Task, ds: Dataset | None, engine: str, status: str, error: str = "") -> dict[str, Any]:
+    seed = ds.seed if ds is not None else engine_seed(task.run_seed, task.scenario, task.cell, task.rep)
     return {"scenario": task.scenario, "cell": task.cell, "rep": task.rep, "run_seed": task.run_seed,
-            "engine_seed": ds.seed, "dataset_hash": ds.hash, "engine": engine, "status": status, "error": error or None}
+            "engine_seed": seed, "dataset_hash": ds.hash if ds is not None else None, "engine": engine,
+            "status": status, "error": error or None}
 
 
 def failure_rows(task: Task, ds: Dataset | None, engine: str, status: str, error: str) -> pa.Table:
-    """One row recording a fit that did not produce estimates (raised, NaN, timed out, crashed, skipped)."""
+    """One row recording a fit that did not produce estimates (raised, NaN, timed out, crashed, skipped, or
+    its data could not be simulated). Without `ds` (a crash seen from the parent) the data are simulated
+    again for their hash."""
     if ds is None:
-        ds = dataset(task)
+        ds, _ = simulated(task)
     return to_table(_base(task, ds, engine, status, error), 1)
+
+
+def fit_all(task: Task, on_start: Callable[[str], None] | None = None) -> Iterator[tuple[str, pa.Table]]:
+    """(engine label, rows) for each engine of the task, in order, on the one dataset simulated for it."""
+    ds, error = simulated(task)
+    for spec in task.engines:
+        if on_start:
+            on_start(spec.label)
+        yield spec.label, (fit_one(task, ds, spec) if ds is not None else failure_rows(task, None, spec.label,
+                                                                                        "failed", error))
 
 
 def _sbc(names: np.ndarray, true: np.ndarray, draws: dict[str, np.ndarray] | None) -> dict[str, np.ndarray]:
@@ -112,10 +136,10 @@ def fit_one(task: Task, ds: Dataset, spec: EngineSpec) -> pa.Table:
         est = estimator(spec)
         for check in (est.available(), est.supports(ds.data.model)):
             if not check:
-                return failure_rows(task, ds, spec.name, "skipped", check.reason)
+                return failure_rows(task, ds, spec.label, "skipped", check.reason)
         return _fit_rows(task, ds, spec, est)
     except Exception as exc:  # a failing fit is a result, recorded with its seed and where it happened
-        return failure_rows(task, ds, spec.name, "failed", _describe(exc))
+        return failure_rows(task, ds, spec.label, "failed", _describe(exc))
 
 
 def _describe(exc: BaseException, frames: int = 4) -> str:
@@ -135,8 +159,8 @@ def _fit_rows(task: Task, ds: Dataset, spec: EngineSpec, est: Estimator) -> pa.T
     names, estimate = cols["parameter"], cols["estimate"]
     core = np.array([parameter_class(str(p)) in ("b", "sd", "sigma") for p in names], dtype=bool)
     if core.any() and np.isnan(estimate[core]).all():
-        return failure_rows(task, ds, spec.name, "failed", "returned NaN for every fixed effect and SD")
-    cols.update(_sbc(names, cols["true"], result.draws), **_base(task, ds, spec.name, "ok"))
+        return failure_rows(task, ds, spec.label, "failed", "returned NaN for every fixed effect and SD")
+    cols.update(_sbc(names, cols["true"], result.draws), **_base(task, ds, spec.label, "ok"))
     return to_table(cols, len(names))
 
 
@@ -153,10 +177,4 @@ def single_threaded_blas() -> None:
 def run_task(task: Task, on_start: Callable[[str], None] | None = None) -> pa.Table:
     """Simulate the task's dataset once and fit every engine on it (in a worker: one BLAS thread)."""
     single_threaded_blas()
-    ds = dataset(task)
-    frames = []
-    for spec in task.engines:
-        if on_start:
-            on_start(spec.name)
-        frames.append(fit_one(task, ds, spec))
-    return pa.concat_tables(frames)
+    return pa.concat_tables([rows for _, rows in fit_all(task, on_start)])

@@ -187,3 +187,35 @@ def test_resume_refuses_a_changed_scenario_and_options_it_would_ignore(tmp_path)
     assert len(refused.stderr.strip().splitlines()) == 1
     after = sorted(p.read_bytes() for p in (tmp_path / "results" / "v" / "parts").glob("*.parquet"))
     assert after == before  # nothing written or lost
+
+
+NEGATIVE_TRIALS = """
+name = "shaky_trials"
+formula = "s | trials(n) ~ x + (1 | g)"
+family = "binomial"
+layout = { factors = { g = 10 }, size = 4 }
+covariates = { x = { dist = "normal", mean = 0, sd = 1 } }
+trials = { dist = "normal", mean = 12, sd = 5 }
+truth = { b = { Intercept = -0.5, x = 0.3 }, sd = { g = { Intercept = 0.5 } } }
+"""
+
+
+def test_a_replication_that_cannot_be_simulated_becomes_failure_rows(tmp_path):
+    """Trials drawn below zero in some replications: those become failure rows (with the seed and the error)
+    for every engine of the task, the other replications are fitted, and the run completes."""
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "shaky_trials.toml").write_text(NEGATIVE_TRIALS)
+    suite = tmp_path / "s.toml"
+    suite.write_text('name = "n"\nseed = 1\nreps = 12\nfailsafe = { max_failure_rate = 0.9 }\n'
+                     '[[scenario]]\nname = "shaky_trials"\n[[engine]]\nname = "bayesmixedglm-map"\n')
+    res = subprocess.run([sys.executable, "-m", "compare", "--scenarios", str(mine), "run", str(suite), "--run-id", "n",
+                          "--no-progress", "--workers", "1", "--results", str(tmp_path / "results")],
+                         capture_output=True, text=True, cwd=tmp_path, env=ENV)
+    assert res.returncode == 0, res.stderr[-2000:]
+    fits = RunStore("n", tmp_path / "results").load().drop_duplicates(["rep", "engine"])
+    failed = fits[fits["status"] == "failed"]
+    assert 0 < len(failed) < 12 and (fits["status"] == "ok").sum() == 12 - len(failed)
+    assert failed["error"].str.startswith("simulation failed").all()
+    assert failed["error"].str.contains("negative number of trials").all()
+    assert failed["engine_seed"].notna().all() and failed["dataset_hash"].isna().all()

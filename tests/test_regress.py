@@ -32,10 +32,14 @@ def hbench(cwd: Path, *args: str) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("regress")
-    for run_id, shift in (("base", 0.0), ("same", 0.0), ("changed", 5.0)):
+    for run_id, shift, extra in (("base", 0.0, []), ("same", 0.0, []), ("changed", 5.0, []),
+                                 ("seed9", 0.0, ["--seed", "9"])):
         (tmp / f"{run_id}.toml").write_text(SUITE.format(shift=shift))
-        res = hbench(tmp, "run", f"{run_id}.toml", "--run-id", run_id, "--no-progress", "--workers", "2")
+        res = hbench(tmp, "run", f"{run_id}.toml", "--run-id", run_id, "--no-progress", "--workers", "2", *extra)
         assert res.returncode == 0, res.stderr[-2000:]
+    (tmp / "empty.toml").write_text(SUITE.format(shift=0.0).replace('"varying_intercept"', '"funding_like"'))
+    res = hbench(tmp, "run", "empty.toml", "--run-id", "empty", "--no-progress", "--reps", "2")  # ols: all skipped
+    assert res.returncode == 0, res.stderr[-2000:]
     return tmp
 
 
@@ -64,6 +68,16 @@ def test_run_directory_path_is_accepted(runs):
 def test_bad_input_exit_2(runs, args):
     res = hbench(runs, "compare", *args)
     assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("other, reason", [("seed9", "different seeds"), ("empty", "no measure in common")])
+def test_runs_that_are_not_comparable_are_refused(runs, other, reason):
+    """A flag between runs of different seeds (other datasets) or without shared measures means nothing:
+    one line, exit 2, unless the user asks for it."""
+    res = hbench(runs, "compare", "base", other)
+    assert res.returncode == 2 and reason in res.stderr and len(res.stderr.strip().splitlines()) == 1
+    forced = hbench(runs, "compare", "base", other, "--allow-different")
+    assert forced.returncode in (0, 1) and "Traceback" not in forced.stderr
 
 
 @pytest.mark.slow

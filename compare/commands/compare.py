@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from compare.errors import InputError
-from compare.regress import Thresholds, any_flagged, compare_runs, open_run, to_json
+from compare.regress import Thresholds, any_flagged, compare_runs, not_comparable, open_run, to_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -21,6 +21,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="flag median fit times that change by more than this factor either way (default 2)")
     p.add_argument("--json", help="where to write the JSON (default: <run>/compare-<baseline>.json)")
     p.add_argument("--all", action="store_true", help="print every measure, not only flagged ones")
+    p.add_argument("--allow-different", action="store_true",
+                   help="compare runs of different suites, seeds, replications or levels anyway")
     p.add_argument("--results", default="results", help="results root folder")
     p.set_defaults(handler=handle)
 
@@ -31,6 +33,10 @@ def handle(args: argparse.Namespace) -> int:
     base, run = open_run(args.baseline, Path(args.results)), open_run(args.run, Path(args.results))
     thresholds = Thresholds(args.z, args.runtime_ratio)
     result = compare_runs(base, run, thresholds)
+    reasons = not_comparable(base, run, result)
+    if reasons and not args.allow_different:
+        raise InputError(f"{base.run_id} and {run.run_id} are not comparable: {'; '.join(reasons)} "
+                         "(--allow-different compares them anyway)")
     with pd.option_context("display.width", 200, "display.max_rows", 1000):
         for name, df in result.items():
             shown = df if args.all else df[df["flagged"]]

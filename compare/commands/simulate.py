@@ -27,8 +27,10 @@ def run(args: argparse.Namespace) -> int:
     scenario = load_scenario(args.scenario)
     ds = dataset_for(scenario, args.cell, args.rep, args.seed)
     out = Path(args.out)
-    if not out.parent.exists():
+    if not out.parent.is_dir():
         raise InputError(f"--out: folder {out.parent} does not exist")
+    if out.is_dir():
+        raise InputError(f"--out {out}: is a folder; give a file name such as {out / 'data.csv'}")
     ds.frame.to_csv(out, index=False, float_format="%.17g")
     meta = {"scenario": scenario.name, "cell": args.cell, "grid": scenario.cell(args.cell).factors,
             "rep": args.rep, "seed": args.seed, "formula": ds.data.formula.text, "family": ds.data.family,

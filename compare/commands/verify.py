@@ -42,7 +42,7 @@ def expected_fits(manifest: dict[str, Any]) -> dict[str, set[str]]:
     from compare.harness import suite_from_manifest
     from compare.tasks import expand
 
-    return {task.key: {e.name for e in task.engines} for task in expand(suite_from_manifest(manifest))}
+    return {task.key: {e.label for e in task.engines} for task in expand(suite_from_manifest(manifest))}
 
 
 def verify(store: RunStore) -> tuple[list[str], str]:

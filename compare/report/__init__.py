@@ -128,6 +128,7 @@ def build(store: RunStore, out_root: Path | str = REPORTS_DIR) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     heads = headline_tables(perf, fits)
     write_tables(out / "tables", {**result.tables(), **heads})
+    manifest["status"] = store.state(manifest)  # a killed run's manifest still says "running"
     sections = [_overview(manifest, table, heads), _between_engines(result)]
     runtime_sec = Section("Runtime")
     runtime_sec.figure(runtime.plot(table), "runtime per fit and compile cost by engine")
