@@ -137,6 +137,16 @@ def test_failsafe_stops_the_run(tmp_path):
     (('name = "ols-double"', 'name = "ols-double"\nsettings = { shfit = 1.0 }'), "settings.shfit: unknown setting"),
     (('name = "ols-double"', 'name = "ols-double"\nsettings = { shift = "1" }'), "settings.shift: '1' must be a number"),
     (("reps = 3", "reps = 3\nlevel = 95.0"), "level"),
+    (('name = "ols-double"', 'name = "ols-double"\nonly = ["varying_intercep"]'), "'varying_intercep' is not a scenario"),
+    (('name = "ols-double"', 'name = "ols-double"\nonly = "varying_intercept"'), "expected a list of scenario names"),
+    (("cells = [0, 4]", "cells = [true]"), "True is not a cell"),
+    (("cells = [0, 4]", "cells = [0, 0]"), "lists a cell twice"),
+    (('name = "seed_slopes"', 'name = "varying_intercept"'), "'varying_intercept' is listed twice"),
+    (("seed = 5", "seed = 9223372036854775808"), "between 0 and 9223372036854775807"),
+    (("seed = 5", "seed = -1"), "seed"),
+    (('[[engine]]\nname = "ols-double"', '[[engine]]\nname = "ols-double"\n[[engine]]\nname = "ols-double"'),
+     "'ols-double' is listed twice: give each a `label`"),
+    (("reps = 3", "reps = 3\nrepz = 1\nlevel = 2.0"), "2 problems: field 'repz'"),
 ])
 def test_bad_suite_is_one_line_exit_2_and_writes_nothing(tmp_path, edit, message):
     suite = write_suite(tmp_path)
@@ -219,3 +229,17 @@ def test_a_replication_that_cannot_be_simulated_becomes_failure_rows(tmp_path):
     assert failed["error"].str.startswith("simulation failed").all()
     assert failed["error"].str.contains("negative number of trials").all()
     assert failed["engine_seed"].notna().all() and failed["dataset_hash"].isna().all()
+
+
+def test_one_engine_twice_under_two_labels(tmp_path):
+    """The same engine with two settings, each under its own label: both fitted on the same data, and every
+    table keys on the label."""
+    engines = ('[[engine]]\nname = "ols-double"\n[[engine]]\nname = "ols-double"\nlabel = "ols-shifted"\n'
+               'settings = { shift = 1.0 }\n')
+    suite = write_suite(tmp_path, reps=2, engines=engines)
+    assert hbench(tmp_path, "run", str(suite), "--run-id", "lab", "--no-progress").returncode == 0
+    t = table(tmp_path, "lab")
+    b = t[t["parameter"] == "b[x]"].pivot_table(index=["scenario", "cell", "rep"], columns="engine", values="estimate")
+    assert list(b.columns) == ["ols-double", "ols-shifted"] and len(b) == 6
+    assert (b["ols-shifted"] - b["ols-double"]).to_numpy() == pytest.approx(1.0)
+    assert t.groupby(["scenario", "cell", "rep"])["dataset_hash"].nunique().eq(1).all()  # the same data for both
