@@ -16,7 +16,12 @@ from functools import cached_property
 import pandas as pd
 
 from compare.design import Design, build_design
+from compare.errors import InputError
 from compare.formula import Formula, ModelSpec
+
+# Names that formulae (Python) or R read as literals rather than as a column: one engine would use the column,
+# another the constant, so a model naming one is refused rather than fitted two ways.
+RESERVED = frozenset({"True", "False", "None", "TRUE", "FALSE", "T", "F", "NA", "NULL", "Inf", "NaN", "pi"})
 
 
 @dataclass(frozen=True, eq=False)
@@ -34,6 +39,11 @@ class FitData:
     def model(self) -> ModelSpec:
         return ModelSpec(self.formula, self.family, self.link)
 
+    @property
+    def columns(self) -> list[str]:
+        """Every column the model reads."""
+        return sorted(self.formula.variables | ({self.poststratify} if self.poststratify else set()))
+
     @cached_property
     def design(self) -> Design:
         """Model matrices, built once and shared by every engine that reads them."""
@@ -43,6 +53,42 @@ class FitData:
     def hash(self) -> str:
         """Content hash of the frame: equal hashes mean byte-identical data."""
         return frame_hash(self.frame)
+
+
+def checked_frame(frame: pd.DataFrame, formula: Formula, *, drop_missing: bool = False,
+                  extra: tuple[str, ...] = ()) -> tuple[pd.DataFrame, int]:
+    """A user's frame made safe to hand to every engine alike, and how many rows were dropped.
+
+    One rule for data, so that every engine of a task sees exactly the same rows: a missing value in any
+    column the model reads (response, trials, covariates, grouping factors) is an error naming the columns and
+    counts, unless `drop_missing`, when such rows are dropped here, once, for every engine. Left to the
+    engines, formulae drops a row from X only, MixedLM turns an empty group cell into a phantom group and lme4
+    drops the row."""
+    needed = sorted(formula.variables | set(extra))
+    reserved = [c for c in needed if c in RESERVED]
+    if reserved:
+        raise InputError(f"column {reserved[0]!r}: a name that formulae or R reads as a literal, not a column; "
+                         "rename it")
+    absent = [c for c in needed if c not in frame.columns]
+    if absent:
+        raise InputError(f"data has no column {', '.join(map(repr, absent))} named in the formula")
+    missing = _missing(frame[needed])
+    counts = missing.sum()
+    bad = counts[counts > 0]
+    if bad.empty:
+        return frame, 0
+    if not drop_missing:
+        listed = ", ".join(f"{c!r} ({n})" for c, n in bad.items())
+        raise InputError(f"missing values in {listed}: fix the data, or pass --drop-missing to drop those rows "
+                         "for every engine")
+    keep = ~missing.any(axis=1)
+    return frame.loc[keep].reset_index(drop=True), int((~keep).sum())
+
+
+def _missing(frame: pd.DataFrame) -> pd.DataFrame:
+    """NaN/None, and text cells that are empty or blank (a CSV's empty group cell)."""
+    blank = frame.apply(lambda col: col.astype(str).str.strip().eq("") if col.dtype == object else False)
+    return frame.isna() | blank.astype(bool)
 
 
 def frame_hash(frame: pd.DataFrame) -> str:

@@ -202,6 +202,51 @@ def test_fit_bad_input_exits_2(capsys, args, message):
     assert len(err.strip().splitlines()) == 1 and message in err
 
 
+def _holey_csv(tmp_path) -> Path:
+    """The fixture with an empty group cell in row 3 and a missing x in row 7."""
+    frame = pd.read_csv(FIXTURES / "varying_intercept.csv")
+    frame["g"] = frame["g"].astype(str)
+    frame.loc[3, "g"] = ""
+    frame.loc[7, "x"] = np.nan
+    path = tmp_path / "holes.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+@pytest.mark.parametrize("formula, message", [
+    ("y ~ x + (1 | g)", "missing values in 'g' (1), 'x' (1)"),
+    ("y ~ 1 + (1 | g)", "missing values in 'g' (1)"),  # a column the model does not read may have holes
+])
+def test_missing_values_are_one_line_naming_columns_and_counts(capsys, tmp_path, formula, message):
+    code, out, err = _cli(capsys, str(_holey_csv(tmp_path)), "--formula", formula)
+    assert code == 2 and out == "" and message in err and "--drop-missing" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_drop_missing_drops_the_same_rows_for_every_engine(capsys, tmp_path):
+    """Left to the engines, MixedLM made a phantom group of an empty cell and lme4 dropped the row: with
+    --drop-missing both fit the same 2 rows fewer, and say so."""
+    engines = ["--engine", "mixedlm"] + (["--engine", "lme4"] if r_status() else ["--engine", "mixedlm-robust"])
+    code, out, err = _cli(capsys, str(_holey_csv(tmp_path)), "--formula", "y ~ x + (1 | g)", "--drop-missing",
+                          *engines, "--format", "json")
+    assert code == 0, err
+    assert "2 rows with missing values were dropped" in err
+    full = pd.read_csv(FIXTURES / "varying_intercept.csv")
+    groups = {str(g) for g in full["g"]}
+    for rec in json.loads(out):
+        assert rec["notes"][0].startswith("2 rows with missing values were dropped")
+        levels = {p["parameter"].split("[")[2].split(",")[0] for p in rec["parameters"] if p["parameter"].startswith("r[")}
+        assert levels == groups, rec["engine"]  # no phantom group, none lost
+
+
+def test_a_column_named_like_a_literal_is_refused(capsys, tmp_path):
+    """`True` is a constant to formulae and a column to lme4: refused rather than fitted two ways."""
+    frame = pd.read_csv(FIXTURES / "varying_intercept.csv").rename(columns={"x": "True"})
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    code, _, err = _cli(capsys, str(tmp_path / "t.csv"), "--formula", "y ~ True + (1 | g)")
+    assert code == 2 and "'True'" in err and "rename it" in err
+
+
 def test_nonfinite_loglik_is_reported_not_hidden():
     """FINDINGS: powell sometimes returns llf = +inf with converged=True. As a single method the fit is kept,
     loglik stays inf, converged becomes False with a note; mixedlm-robust never picks such a fit."""

@@ -17,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from compare.data import FitData
+from compare.data import FitData, checked_frame
 from compare.errors import InputError
 from compare.estimators import engine_class, engine_names
 from compare.estimators.base import Estimator
@@ -45,12 +45,16 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help='prior for Bayesian engines, e.g. "b ~ normal(0, 4)" (repeatable)')
     p.add_argument("--level", type=float, default=0.95, help="level of the central intervals (default 0.95)")
     p.add_argument("--seed", type=int, default=1, help="seed for the engines' samplers (default 1)")
+    p.add_argument("--drop-missing", action="store_true",
+                   help="drop rows with a missing value in any model column (once, for every engine)")
     p.add_argument("--format", choices=("table", "json"), default="table")
     p.set_defaults(handler=run)
 
 
-def load_data(path: str, formula_text: str, family: str, link: str | None) -> FitData:
-    """The user's CSV as FitData; every input problem is one InputError line."""
+def load_data(path: str, formula_text: str, family: str, link: str | None,
+              drop_missing: bool = False) -> tuple[FitData, int]:
+    """The user's CSV as FitData, and how many rows with missing values were dropped; every input problem is
+    one InputError line."""
     link = resolve_link(family, link)
     file = Path(path)
     if not file.is_file():
@@ -59,9 +63,13 @@ def load_data(path: str, formula_text: str, family: str, link: str | None) -> Fi
         frame = pd.read_csv(file)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise InputError(f"cannot read {path} as CSV: {str(exc).splitlines()[0]}") from None
-    data = FitData(frame, parse_formula(formula_text), family, link, label=str(path))
-    data.design  # builds the design now: missing columns, non-numeric responses fail here  # noqa: B018
-    return data
+    formula = parse_formula(formula_text)
+    frame, dropped = checked_frame(frame, formula, drop_missing=drop_missing)
+    if frame.empty:
+        raise InputError(f"{path}: no rows left to fit")
+    data = FitData(frame, formula, family, link, label=str(path))
+    data.design  # builds the design now: non-numeric responses and the like fail here  # noqa: B018
+    return data, dropped
 
 
 def engine_settings(cls: type[Estimator], reml: bool | None, priors: list[str] | None) -> dict[str, Any]:
@@ -176,9 +184,14 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--level {args.level:g}: must be between 0 and 1 (e.g. 0.9)")
     if not 0 <= args.seed < 2**63:
         raise InputError(f"--seed {args.seed}: must be between 0 and 2^63 - 1")
-    data = load_data(args.data, args.formula, args.family, args.link)
+    data, dropped = load_data(args.data, args.formula, args.family, args.link, args.drop_missing)
     engines = choose_engines(data, args.engine, args.reml, args.prior, args.level)
     records = fit_all(data, engines, args.seed)
+    if dropped:
+        note = f"{dropped} rows with missing values were dropped before fitting (the same rows for every engine)"
+        print(f"hbench: {note}", file=sys.stderr)
+        for rec in records:
+            rec["notes"].insert(0, note)
     if args.format == "json":
         json.dump(records, sys.stdout, indent=2)
         sys.stdout.write("\n")
