@@ -50,7 +50,9 @@ CLASSES: dict[str, tuple[str, ...]] = {
     "cor": ("lkj",),
     "cov": ("decov",),
 }
-_PRIOR = re.compile(r"^\s*([A-Za-z_]+)\s*~\s*([A-Za-z_]+)\s*\((.*)\)\s*$")
+_PRIOR = re.compile(r"^\s*([A-Za-z_]+)((?:\[[^\[\]]+\])*)\s*~\s*([A-Za-z_]+)\s*\((.*)\)\s*$")
+# how many [..] a class takes when the prior is for one coefficient: b[x] (uncentred b[Intercept] too), sd[g][x]
+_TARGETS = {"b": 1, "sd": 2}
 
 
 @dataclass(frozen=True)
@@ -76,23 +78,27 @@ class Dist:
 class Prior:
     cls: str
     dist: Dist
+    target: tuple[str, ...] = ()  # ("x",) for b[x]; ("g", "x") for sd[g][x]; () for the whole class
 
 
 def parse_prior(text: str) -> Prior:
-    """`"sd ~ cauchy(0, 1)"` -> Prior; InputError (one line) for anything else."""
+    """`"sd ~ cauchy(0, 1)"`, `"b[x] ~ normal(0, 1)"` -> Prior; InputError (one line) for anything else."""
     m = _PRIOR.match(text)
     if not m:
         raise InputError(f"prior {text!r}: expected 'class ~ distribution(args)', e.g. 'b ~ normal(0, 4)'")
-    cls, name, arg_text = m.groups()
+    cls, brackets, name, arg_text = m.groups()
+    target = tuple(t.strip() for t in re.findall(r"\[([^\[\]]+)\]", brackets))
     if cls not in CLASSES:
         raise InputError(f"prior {text!r}: unknown class {cls!r} (known: {', '.join(CLASSES)})")
+    if target and len(target) != _TARGETS.get(cls, -1):
+        raise InputError(f"prior {text!r}: coefficient priors are b[term] and sd[group][term]")
     if name not in DISTS:
         raise InputError(f"prior {text!r}: unknown distribution {name!r} (known: {', '.join(DISTS)})")
     if name not in CLASSES[cls]:
         raise InputError(f"prior {text!r}: class {cls!r} takes {', '.join(CLASSES[cls])}, not {name!r}")
     args = _parse_args(text, arg_text)
     _check_args(text, name, args)
-    return Prior(cls, Dist(name, args))
+    return Prior(cls, Dist(name, args), target)
 
 
 def _parse_args(text: str, arg_text: str) -> tuple[float, ...]:
@@ -123,7 +129,11 @@ def _check_half(prior: Prior, text: str) -> None:
 
 @dataclass(frozen=True)
 class PriorSpec:
-    """What the user asked for, per class (None = the rstanarm default)."""
+    """What the user asked for, per class (None = the rstanarm default), and per coefficient where given.
+
+    `b_terms` are priors on single fixed effects, `b[Intercept]` among them meaning the intercept on the
+    data's own scale (hbench's b[Intercept]; the class `Intercept` is brms's intercept of centred predictors);
+    `sd_terms` are priors on single group-level SDs, keyed by (group, term)."""
 
     b: Dist | None = None
     intercept: Dist | None = None
@@ -131,28 +141,41 @@ class PriorSpec:
     cor: Dist | None = None
     sigma: Dist | None = None
     cov: Dist | None = None
+    b_terms: tuple[tuple[str, Dist], ...] = ()
+    sd_terms: tuple[tuple[tuple[str, str], Dist], ...] = ()
 
     @property
     def separate(self) -> bool:
         """brms's covariance form (half priors on SDs + LKJ) rather than rstanarm's decov."""
-        return self.sd is not None or self.cor is not None
+        return self.sd is not None or self.cor is not None or bool(self.sd_terms)
 
 
 _FIELD = {"b": "b", "Intercept": "intercept", "sd": "sd", "cor": "cor", "sigma": "sigma", "cov": "cov"}
 
 
 def parse_priors(texts: list[str] | tuple[str, ...] | None) -> PriorSpec:
-    """Prior strings -> PriorSpec; a class given twice or decov mixed with sd/cor is an InputError."""
+    """Prior strings -> PriorSpec; a class or coefficient given twice, or decov mixed with sd/cor, is an
+    InputError."""
     given: dict[str, Dist] = {}
+    terms: dict[tuple[str, tuple[str, ...]], Dist] = {}
     for text in texts or ():
         prior = parse_prior(text)
         if prior.cls in ("sd", "sigma"):
             _check_half(prior, text)
-        name = _FIELD[prior.cls]
-        if name in given:
+        key = _FIELD[prior.cls]
+        if prior.target:
+            if (key, prior.target) in terms:
+                raise InputError(f"prior {text!r}: {prior.cls}[{']['.join(prior.target)}] given twice")
+            terms[(key, prior.target)] = prior.dist
+            continue
+        if key in given:
             raise InputError(f"prior {text!r}: class {prior.cls!r} given twice")
-        given[name] = prior.dist
-    spec = PriorSpec(**given)
+        given[key] = prior.dist
+    if ("intercept" in given) and ("b", ("Intercept",)) in terms:
+        raise InputError("priors: give the intercept's prior once: 'Intercept' (centred predictors) or "
+                         "'b[Intercept]' (the data's scale), not both")
+    spec = PriorSpec(**given, b_terms=tuple((t[0], d) for (k, t), d in terms.items() if k == "b"),
+                     sd_terms=tuple(((t[0], t[1]), d) for (k, t), d in terms.items() if k == "sd"))
     if spec.cov is not None and spec.separate:
         raise InputError("priors: 'cov ~ decov(...)' cannot be combined with 'sd' or 'cor' priors")
     return spec
@@ -177,6 +200,7 @@ class ResolvedPriors:
     lkj_eta: float
     decov: tuple[float, float, float, float]  # regularization, concentration, shape, scale
     text: list[str] = field(default_factory=list)  # human-readable summary for notes
+    int_uncentred: bool = False  # the intercept prior is on b[Intercept] = alpha - xbar . beta (data scale)
 
 
 def _predictor_scale(x: np.ndarray) -> float:
@@ -189,27 +213,112 @@ def _predictor_scale(x: np.ndarray) -> float:
     return float(np.std(x, ddof=1))
 
 
-def resolve(spec: PriorSpec, family: str, y: np.ndarray, X_free: np.ndarray, n_terms: int) -> ResolvedPriors:
-    """Fill rstanarm's autoscaled defaults for one dataset (X_free: fixed predictors without the intercept)."""
+def _one_family(cls: str, dists: list[Dist]) -> int:
+    """The engines take one distribution family per class (parameters may differ per coefficient)."""
+    names = sorted({d.name for d in dists})
+    if len(names) > 1:
+        raise InputError(f"priors: the {cls} priors mix {' and '.join(names)}; both samplers take one family "
+                         f"per class (give every {cls} the same family)")
+    return dists[0].code if dists else 1
+
+
+def resolve(spec: PriorSpec, family: str, y: np.ndarray, X_free: np.ndarray, free_names: list[str],
+            terms: list[tuple[str, str]]) -> ResolvedPriors:
+    """Fill rstanarm's autoscaled defaults for one dataset (X_free: fixed predictors without the intercept,
+    named `free_names`; `terms`: (group, term) of every group-level SD, in the engines' order)."""
     gaussian = family == "gaussian"
     sy = float(np.std(y, ddof=1)) if gaussian and len(y) > 1 else 1.0
     sy = sy if sy > 0 and math.isfinite(sy) else 1.0
-    p0 = X_free.shape[1]
-    if spec.b is None:
-        scales = [2.5 * sy / _predictor_scale(X_free[:, k]) for k in range(p0)]
-        b_code, b_par = 1, np.array([[0.0, s, 0.0] for s in scales]).reshape(p0, 3)
-    else:
-        b_code, b_par = spec.b.code, np.tile(spec.b.padded(), (p0, 1)).reshape(p0, 3)
-    intercept = spec.intercept or Dist("normal", (float(np.mean(y)) if gaussian else 0.0, 2.5 * sy))
+    b_given, sd_given = dict(spec.b_terms), dict(spec.sd_terms)
+    _check_names("b", [t for t in b_given if t != "Intercept"], free_names)
+    _check_names("sd", [f"{g}][{t}" for g, t in sd_given], [f"{g}][{t}" for g, t in terms])
+    b_dists = [b_given.get(n) or spec.b or Dist("normal", (0.0, 2.5 * sy / _predictor_scale(X_free[:, k])))
+               for k, n in enumerate(free_names)]
+    uncentred = "Intercept" in b_given
+    intercept = b_given.get("Intercept") or spec.intercept or Dist("normal", (float(np.mean(y)) if gaussian else 0.0,
+                                                                              2.5 * sy))
     sigma = spec.sigma or Dist("exponential", (1.0 / sy,))
-    sd = spec.sd or Dist("student_t", (3.0, 0.0, 2.5 * sy))
+    sd_dists = [sd_given.get(t) or spec.sd or Dist("student_t", (3.0, 0.0, 2.5 * sy)) for t in terms]
     cor = spec.cor or Dist("lkj", (1.0,))
     decov = spec.cov.args if spec.cov is not None else (1.0, 1.0, 1.0, 1.0)
-    text = [f"b ~ {spec.b or 'normal(0, 2.5*s_y/s_x) (rstanarm autoscale)'}", f"Intercept (centred) ~ {intercept}"]
+    b_code, sd_code = _one_family("b", b_dists), _one_family("sd", sd_dists)
+    text = [("b ~ " + ", ".join(f"{n}: {d}" for n, d in zip(free_names, b_dists))) if b_dists else "no slopes",
+            f"{'b[Intercept] (data scale)' if uncentred else 'Intercept (centred)'} ~ {intercept}"]
     if gaussian:
         text.append(f"sigma ~ {sigma}")
-    text.append(f"sd ~ half {sd}, cor ~ {cor}" if spec.separate else f"cov ~ decov{tuple(decov)}")
-    return ResolvedPriors(b_code, b_par.astype(float), intercept.code, np.array(intercept.padded()),
-                          sigma.code, np.array(sigma.padded()), spec.separate, sd.code,
-                          np.tile(sd.padded(), (n_terms, 1)).reshape(n_terms, 3), float(cor.args[0]),
-                          tuple(float(a) for a in decov), text)
+    text.append(("sd ~ half " + ", ".join(f"{g}/{t}: {d}" for (g, t), d in zip(terms, sd_dists)) + f"; cor ~ {cor}")
+                if spec.separate else f"cov ~ decov{tuple(decov)}")
+    return ResolvedPriors(b_code, np.array([d.padded() for d in b_dists], float).reshape(len(b_dists), 3),
+                          intercept.code, np.array(intercept.padded()), sigma.code, np.array(sigma.padded()),
+                          spec.separate, sd_code,
+                          np.array([d.padded() for d in sd_dists], float).reshape(len(terms), 3),
+                          float(cor.args[0]), tuple(float(a) for a in decov), text, uncentred)
+
+
+def _check_names(cls: str, given: list[str], known: list[str]) -> None:
+    unknown = [n for n in given if n not in known]
+    if unknown:
+        raise InputError(f"prior {cls}[{unknown[0]}]: the model has no such coefficient "
+                         f"(it has: {', '.join(f'{cls}[{k}]' for k in known) or 'none'})")
+
+
+# A scenario's prior distributions (compare.distributions) as the samplers' prior strings: what
+# `priors = "scenario"` hands the samplers, so that on a dgp = "prior" cell they fit with the very priors the
+# truth was drawn from and simulation-based calibration is calibrated by construction.
+_REAL = {"normal": lambda p: f"normal({p['mean']!r}, {p['sd']!r})"}
+_POSITIVE = {"halfnormal": lambda p: f"normal(0, {p['sd']!r})",
+             "halfcauchy": lambda p: f"cauchy(0, {p['scale']!r})",
+             "exponential": lambda p: f"exponential({p['rate']!r})",
+             "gamma": lambda p: f"gamma({p['shape']!r}, {p['rate']!r})"}
+
+
+def from_scenario(priors, x_names: list[str], terms: list[tuple[str, str]], gaussian: bool) -> tuple[str, ...]:
+    """Prior strings for a scenario's [priors] (compare.spec.Priors) on a model with fixed effects `x_names` and
+    group-level terms `terms` ((group, term)); InputError naming the field a sampler cannot take."""
+    out = [f"b[{n}] ~ {_stated(_pick(priors.b, n, f'priors.b.{n}'), _REAL, f'priors.b.{n}')}" for n in x_names]
+    for g, t in terms:
+        where = f"priors.sd.{g}.{t}"
+        out.append(f"sd[{g}][{t}] ~ {_stated(_pick(priors.sd.get(g, {}), t, where), _POSITIVE, where)}")
+    etas = {float(d.params["eta"]) for d in priors.cor.values()}
+    if len(etas) > 1:
+        raise InputError("field 'priors.cor': the samplers take one LKJ prior for every block; give each "
+                         "group the same eta")
+    if etas:
+        out.append(f"cor ~ lkj({etas.pop()!r})")
+    if gaussian:
+        if priors.sigma is None:
+            raise InputError("field 'priors.sigma': missing (a gaussian model has a residual SD)")
+        out.append(f"sigma ~ {_stated(priors.sigma, _POSITIVE, 'priors.sigma')}")
+    return tuple(out)
+
+
+def _pick(table: dict, key: str, where: str):
+    if key in table:
+        return table[key]
+    if "*" in table:
+        return table["*"]
+    raise InputError(f"field '{where}': missing (needed by the formula)")
+
+
+def _stated(dist, table: dict, where: str) -> str:
+    if dist.kind not in table:
+        raise InputError(f"field '{where}': a {dist.kind} prior cannot be given to the samplers "
+                         f"(they take {', '.join(table)} here)")
+    return table[dist.kind](dist.params)
+
+
+def for_cell(setting: tuple[str, ...] | str | None, cell, design) -> tuple[str, ...]:
+    """A sampler's prior strings on one scenario cell (compare.spec.CellSpec, with a Design of its data).
+
+    `setting` is the engine's `priors`: prior strings as given; "rstanarm" (its defaults: no strings);
+    "scenario" (the cell's [priors]); unset (None): the scenario's on a dgp = "prior" cell, so that
+    simulation-based calibration is calibrated by construction there, and rstanarm's elsewhere."""
+    if isinstance(setting, tuple):
+        return setting
+    wanted = setting or ("scenario" if cell.dgp == "prior" else "rstanarm")
+    if wanted == "rstanarm":
+        return ()
+    if cell.priors is None:
+        raise InputError(f"priors = \"scenario\": scenario {cell.scenario} has no [priors] table")
+    terms = [(b.group, t) for b in design.blocks for t in b.names]
+    return from_scenario(cell.priors, design.x_names, terms, cell.family == "gaussian")

@@ -163,6 +163,28 @@ def _scenarios(raw: Any, default_reps: int, problems: _Problems) -> tuple[Scenar
     return tuple(s for s in out if s is not None)
 
 
+def _check_priors(engines: tuple[EngineSpec, ...], scenarios: tuple[ScenarioSpec, ...], problems: _Problems) -> None:
+    """Every cell a sampler takes its priors from must state them in a form both samplers take: refused now,
+    in one line, rather than failing every fit of the run."""
+    import numpy as np
+
+    from compare.priors import for_cell
+    from compare.simulate import simulate
+
+    for e in engines:
+        if not hasattr(e.settings, "priors") or isinstance(e.settings.priors, tuple):
+            continue
+        for spec in scenarios:
+            if not e.runs_on(spec.scenario.name):
+                continue
+            for c in spec.cells:
+                cell = spec.scenario.cell(c)
+                design = simulate(cell, np.random.default_rng(0), np.random.default_rng(1)).data.design
+                found = problems.attempt(for_cell, e.settings.priors, cell, design)
+                if found is None:
+                    problems.found[-1] = f"engine {e.label} on {cell.scenario} cell {c}: {problems.found[-1]}"
+
+
 def _level(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
         raise _fail("level", f"{value!r} must be a number between 0 and 1")
@@ -194,6 +216,7 @@ def parse_suite(raw: dict[str, Any], path: Path | None = None, *, reps: int | No
         scenarios = tuple(ScenarioSpec(s.scenario, s.cells, reps) for s in scenarios)
     names = {s.scenario.name for s in scenarios} if len(scenarios) == len(raw.get("scenario") or []) else None
     engines = _engines(raw.get("engine", []), level or 0.95, names, problems)
+    _check_priors(engines, scenarios, problems)
     reference = raw.get("reference")
     if reference is not None and reference not in [e.label for e in engines]:
         problems.found.append(str(_fail("reference", f"{reference!r} is not one of the suite's engines")))

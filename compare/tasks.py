@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, Callable, Iterator
 
 import numpy as np
@@ -23,6 +23,8 @@ from compare.data import Dataset
 from compare.estimators import engine_class
 from compare.estimators.base import Estimator
 from compare.fitresult import parameter_class
+from compare.priors import for_cell
+from compare.settings import Settings
 from compare.seeds import engine_seed
 from compare.simulate import dataset_for
 from compare.spec import Scenario
@@ -71,12 +73,21 @@ def _scenario(task: Task) -> Scenario:
     return _SCENARIOS[task.spec_path]
 
 
-def estimator(spec: EngineSpec) -> Estimator:
+def estimator(spec: EngineSpec, settings: Settings | None = None) -> Estimator:
     """The worker's cached instance for an engine and its (frozen, hashable) settings."""
-    key = (spec.name, spec.settings)
+    key = (spec.name, settings or spec.settings)
     if key not in _ESTIMATORS:
-        _ESTIMATORS[key] = engine_class(spec.name)(spec.settings)
+        _ESTIMATORS[key] = engine_class(spec.name)(key[1])
     return _ESTIMATORS[key]
+
+
+def settings_for(task: Task, ds: Dataset, spec: EngineSpec) -> Settings:
+    """The engine's settings on this task: a sampler's `priors` become the prior strings of this cell (the
+    scenario's own on a dgp = "prior" cell unless the suite says otherwise; see compare.priors.for_cell)."""
+    s = spec.settings
+    if "priors" not in {f.name for f in fields(s)}:
+        return s
+    return replace(s, priors=for_cell(s.priors, _scenario(task).cell(task.cell), ds.data.design))
 
 
 def dataset(task: Task) -> Dataset:
@@ -133,7 +144,7 @@ def fit_one(task: Task, ds: Dataset, spec: EngineSpec) -> pa.Table:
     """Fit one engine on the task's dataset; every outcome becomes rows (an Arrow table in the store's
     schema), never an exception."""
     try:
-        est = estimator(spec)
+        est = estimator(spec, settings_for(task, ds, spec))
         for check in (est.available(), est.supports(ds.data.model)):
             if not check:
                 return failure_rows(task, ds, spec.label, "skipped", check.reason)

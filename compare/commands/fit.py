@@ -26,6 +26,11 @@ from compare.fitresult import FitResult, parameter_class
 from compare.formula import parse_formula
 
 BAYES_FIELDS = ("rhat_max", "ess_bulk_min", "ess_tail_min", "divergences")
+SAMPLER_FLAGS = [("--chains", int, "Markov chains (default 4)"),
+                 ("--warmup", int, "warm-up iterations per chain (default 1000)"),
+                 ("--draws", int, "draws per chain after warm-up (default 1000)"),
+                 ("--adapt-delta", float, "target acceptance rate (default 0.95, rstanarm's)"),
+                 ("--max-treedepth", int, "maximum tree depth (default 15, rstanarm's)")]
 PARAM_FIELDS = ("parameter", "estimate", "se", "lower", "upper")
 
 
@@ -45,6 +50,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help='prior for Bayesian engines, e.g. "b ~ normal(0, 4)" (repeatable)')
     p.add_argument("--level", type=float, default=0.95, help="level of the central intervals (default 0.95)")
     p.add_argument("--seed", type=int, default=1, help="seed for the engines' samplers (default 1)")
+    for flag, kind, text in SAMPLER_FLAGS:
+        p.add_argument(flag, type=kind, default=None, help=f"samplers: {text}")
     p.add_argument("--drop-missing", action="store_true",
                    help="drop rows with a missing value in any model column (once, for every engine)")
     p.add_argument("--format", choices=("table", "json"), default="table")
@@ -72,27 +79,34 @@ def load_data(path: str, formula_text: str, family: str, link: str | None,
     return data, dropped
 
 
-def engine_settings(cls: type[Estimator], reml: bool | None, priors: list[str] | None) -> dict[str, Any]:
-    """The settings a user's options give one engine: --prior for samplers, --reml/--ml where it applies."""
-    fields = {f for f in cls.Settings.__dataclass_fields__}
-    raw: dict[str, Any] = {}
-    if priors and "priors" in fields:
-        raw["priors"] = list(priors)
-    if reml is not None and "reml" in fields:
-        raw["reml"] = reml
-    return raw
+def engine_settings(cls: type[Estimator], options: dict[str, Any]) -> dict[str, Any]:
+    """The settings a user's options give one engine: only those its settings class has (--prior and the
+    sampler controls for samplers, --reml/--ml where it applies)."""
+    fields = set(cls.Settings.__dataclass_fields__)
+    return {k: v for k, v in options.items() if v is not None and k in fields}
 
 
-def choose_engines(data: FitData, names: list[str] | None, reml: bool | None,
-                   priors: list[str] | None, level: float = 0.95) -> list[Estimator]:
+def _options(args: argparse.Namespace) -> dict[str, Any]:
+    """Engine settings named on the command line (unset ones left out)."""
+    out = {flag.lstrip("-").replace("-", "_"): getattr(args, flag.lstrip("-").replace("-", "_"))
+           for flag, _, _ in SAMPLER_FLAGS}
+    out["priors"] = list(args.prior) if args.prior else None
+    out["reml"] = args.reml
+    return {k: v for k, v in out.items() if v is not None}
+
+
+def choose_engines(data: FitData, names: list[str] | None, options: dict[str, Any],
+                   level: float = 0.95) -> list[Estimator]:
     """The engines to fit, built with checked settings; the named ones must be able to fit the model."""
-    if reml is not None and data.family != "gaussian":
+    if options.get("reml") is not None and data.family != "gaussian":
         raise InputError("--reml/--ml apply to gaussian models only")
     classes = [engine_class(n) for n in dict.fromkeys(names)] if names else \
         [engine_class(n) for n in engine_names() if engine_class(n).kind != "bayesian"]
-    if priors and not any(c.kind == "bayesian" for c in classes):
-        raise InputError("--prior needs a Bayesian engine: name one with --engine (e.g. --engine pymc)")
-    engines = [c.configured(engine_settings(c, reml, priors), f"engine {c.name!r}", level=level) for c in classes]
+    for key in options:
+        if key != "reml" and not any(key in c.Settings.__dataclass_fields__ for c in classes):
+            flag = "--prior" if key == "priors" else "--" + key.replace("_", "-")
+            raise InputError(f"{flag} needs a Bayesian engine: name one with --engine (e.g. --engine pymc)")
+    engines = [c.configured(engine_settings(c, options), f"engine {c.name!r}", level=level) for c in classes]
     if names:
         for engine in engines:
             for check in (engine.available(), engine.supports(data.model)):
@@ -185,7 +199,7 @@ def run(args: argparse.Namespace) -> int:
     if not 0 <= args.seed < 2**63:
         raise InputError(f"--seed {args.seed}: must be between 0 and 2^63 - 1")
     data, dropped = load_data(args.data, args.formula, args.family, args.link, args.drop_missing)
-    engines = choose_engines(data, args.engine, args.reml, args.prior, args.level)
+    engines = choose_engines(data, args.engine, _options(args), args.level)
     records = fit_all(data, engines, args.seed)
     if dropped:
         note = f"{dropped} rows with missing values were dropped before fitting (the same rows for every engine)"

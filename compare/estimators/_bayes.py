@@ -12,7 +12,7 @@ import itertools
 import math
 import warnings
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -32,21 +32,26 @@ RHAT_OK = 1.01
 
 @dataclass(frozen=True)
 class SamplerSettings(Settings):
-    """NUTS controls and priors shared by both samplers (defaults: Stan's)."""
+    """NUTS controls and priors shared by both samplers. Defaults are rstanarm's stan_glmer (adapt_delta 0.95,
+    max_treedepth 15), whose priors are the default too: Stan's own 0.8 / 10 made every J = 8 fit diverge."""
 
     chains: int = setting(4, "Markov chains", lo=1)
     warmup: int = setting(1000, "warm-up (adaptation) iterations per chain", lo=1)
     draws: int = setting(1000, "post-warm-up draws per chain", lo=1)
-    adapt_delta: float = setting(0.8, "target acceptance rate of step-size adaptation", lo=0.5, hi=0.9999)
-    max_treedepth: int = setting(10, "maximum NUTS tree depth", lo=1, hi=30)
-    priors: tuple[str, ...] = setting((), 'brms-style prior strings, e.g. "b ~ normal(0, 4)" (default: rstanarm\'s)')
+    adapt_delta: float = setting(0.95, "target acceptance rate of step-size adaptation", lo=0.5, hi=0.9999)
+    max_treedepth: int = setting(15, "maximum NUTS tree depth", lo=1, hi=30)
+    priors: tuple[str, ...] | Literal["scenario", "rstanarm"] | None = setting(
+        None, 'brms-style prior strings ("b ~ normal(0, 4)", "b[x] ~ normal(0, 1)", "sd[g][x] ~ normal(0, 1)"), '
+              '"scenario" (the scenario\'s [priors]) or "rstanarm" (its defaults); unset: the scenario\'s on '
+              'dgp = "prior" cells, rstanarm\'s elsewhere')
 
     def problems(self) -> list[str]:
         out = super().problems()
-        try:
-            parse_priors(self.priors)
-        except InputError as exc:
-            out.append(str(exc))
+        if isinstance(self.priors, tuple):
+            try:
+                parse_priors(self.priors)
+            except InputError as exc:
+                out.append(str(exc))
         return out
 
 
@@ -125,8 +130,12 @@ class ModelData:
         return (self.family, self.link, self.N, self.Xc.shape[1], self.has_intercept, blocks, self.prior_key)
 
 
-def prepare(data: FitData, priors: tuple[str, ...]) -> ModelData:
+def prepare(data: FitData, priors: tuple[str, ...] | str | None) -> ModelData:
     """ModelData for one dataset with the priors resolved (rstanarm defaults where none were given)."""
+    if isinstance(priors, str) and priors != "rstanarm":
+        raise ValueError(f"priors = {priors!r} is resolved by the harness from a scenario's [priors]; "
+                         "give prior strings to fit data of your own")
+    priors = priors if isinstance(priors, tuple) else ()
     d = data.design
     names = list(d.x_names)
     has_int = "Intercept" in names
@@ -148,9 +157,10 @@ def prepare(data: FitData, priors: tuple[str, ...]) -> ModelData:
     if data.family == "gaussian" and not np.ptp(y) > 0:
         raise ValueError("gaussian response is constant: sigma's posterior piles up at 0 (no regular fit)")
     trials = np.asarray(d.trials if d.trials is not None else np.zeros(N), dtype=float)
-    resolved = resolve(spec, data.family, y, Xf, Z.shape[1])
+    terms = [(b.group, t) for b in blocks for t in b.names]
+    resolved = resolve(spec, data.family, y, Xf, [names[k] for k in free], terms)
     key = (resolved.b_code, resolved.int_code, resolved.sigma_code, resolved.separate, resolved.sd_code,
-           resolved.lkj_eta, resolved.decov)  # what the graph's structure depends on; scales are data
+           resolved.lkj_eta, resolved.decov, resolved.int_uncentred)  # the graph's structure; scales are data
     return ModelData(data.family, data.link, names, has_int, d.X, Xf - xbar, xbar, np.asarray(d.offset, float),
                      y, trials, blocks, Z, gidx.astype(np.int64), resolved, key)
 

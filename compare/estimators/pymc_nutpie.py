@@ -44,12 +44,18 @@ def _positive_prior(pm, name: str, code: int, par, shape=None):
     return cls(name, shape=shape, **kwargs)
 
 
-def _real_prior(pm, name: str, code: int, par, shape=None):
+def _real_args(pm, code: int, par):
+    """(PyMC class, kwargs) of a real-valued prior by DISTS code: normal, student_t, cauchy."""
     if code == 1:
-        return pm.Normal(name, mu=par[..., 0], sigma=par[..., 1], shape=shape)
+        return pm.Normal, {"mu": par[..., 0], "sigma": par[..., 1]}
     if code == 2:
-        return pm.StudentT(name, nu=par[..., 0], mu=par[..., 1], sigma=par[..., 2], shape=shape)
-    return pm.Cauchy(name, alpha=par[..., 0], beta=par[..., 1], shape=shape)
+        return pm.StudentT, {"nu": par[..., 0], "mu": par[..., 1], "sigma": par[..., 2]}
+    return pm.Cauchy, {"alpha": par[..., 0], "beta": par[..., 1]}
+
+
+def _real_prior(pm, name: str, code: int, par, shape=None):
+    cls, kwargs = _real_args(pm, code, par)
+    return cls(name, shape=shape, **kwargs)
 
 
 def data_values(md: _bayes.ModelData) -> dict[str, np.ndarray]:
@@ -79,7 +85,7 @@ def build_model(md: _bayes.ModelData):
         if beta is not None:
             eta = eta + pt.dot(d["Xc"], beta)
         if md.has_intercept:
-            alpha = _real_prior(pm, "alpha", p.int_code, d["int_par"])
+            alpha = _intercept(pm, pt, md, d, beta)
             eta = eta + alpha
         sigma = _positive_prior(pm, "sigma", p.sigma_code, d["sigma_par"]) if md.family == "gaussian" else None
         sds, cors, rs = [], [], []
@@ -95,6 +101,20 @@ def build_model(md: _bayes.ModelData):
         _likelihood(pm, md, eta, d, sigma)
         _deterministics(pm, pt, d["xbar"], alpha if md.has_intercept else None, beta, sds, cors, rs, sigma)
     return model
+
+
+def _intercept(pm, pt, md, d, beta):
+    """The intercept of centred predictors, its prior on it (brms's `Intercept`) or, for a `b[Intercept]`
+    prior, on alpha - xbar . beta, the intercept on the data's scale: that map has unit Jacobian, so the
+    prior's log density is simply added (as glmm.stan does)."""
+    p = md.priors
+    if not p.int_uncentred:
+        return _real_prior(pm, "alpha", p.int_code, d["int_par"])
+    alpha = pm.Flat("alpha")
+    b0 = alpha - (pt.dot(d["xbar"], beta) if beta is not None else 0.0)
+    cls, kwargs = _real_args(pm, p.int_code, d["int_par"])
+    pm.Potential("intercept_prior", pm.logp(cls.dist(**kwargs), b0))
+    return alpha
 
 
 def cpc_cholesky(pt, y, q: int):

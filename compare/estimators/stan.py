@@ -65,6 +65,7 @@ def stan_data(md: _bayes.ModelData, nonce: int) -> dict[str, Any]:
         "gidx": (md.gidx + 1).astype(int), "R": md.R,
         "NCPC": sum(len(b.pairs) for b in md.blocks), "NZETA": sum(b.q for b in md.blocks if b.q > 1),
         "b_code": p.b_code, "b_par": p.b_par, "int_code": p.int_code, "int_par": p.int_par,
+        "int_uncentred": int(p.int_uncentred),
         "sigma_code": p.sigma_code, "sigma_par": p.sigma_par, "separate": int(p.separate),
         "sd_code": p.sd_code, "sd_par": p.sd_par, "lkj_eta": p.lkj_eta, "decov": list(p.decov),
         "nonce": nonce,

@@ -6,6 +6,8 @@
 // Correlation Cholesky factors of different sizes cannot be declared as one ragged parameter, so each
 // block's factor is built from unconstrained canonical partial correlations (Stan's own transform for
 // cholesky_factor_corr, Jacobian added by hand) and gets the LKJ prior.
+// The intercept's prior is on the centred intercept (brms's and rstanarm's `Intercept`) or, for `b[Intercept]`
+// priors (a scenario's), on the intercept of the data's own scale.
 // Covariance priors: rstanarm's decov (Gamma on tau, Dirichlet via Gamma(conc, 1) on variance shares,
 // SDs = dispersion * tau * scale * sqrt(q * pi)) or brms's separate half priors on the SDs.
 functions {
@@ -77,6 +79,7 @@ data {
   matrix[P, 3] b_par;
   int<lower=0> int_code;
   vector[3] int_par;
+  int<lower=0, upper=1> int_uncentred;  // the intercept prior is on alpha - xbar . beta (the data's scale)
   int<lower=0> sigma_code;
   vector[3] sigma_par;
   int<lower=0, upper=1> separate;
@@ -152,7 +155,8 @@ model {
   vector[N] eta = off;
   if (has_intercept == 1) {
     eta += alpha[1];
-    target += hb_prior_lpdf(alpha[1] | int_code, int_par);
+    // (alpha, beta) -> (alpha - xbar . beta, beta) has unit Jacobian: the density goes on either directly
+    target += hb_prior_lpdf((int_uncentred == 1 ? alpha[1] - dot_product(xbar, beta) : alpha[1]) | int_code, int_par);
   }
   if (P > 0) eta += Xc * beta;
   for (p in 1:P) target += hb_prior_lpdf(beta[p] | b_code, b_par[p]');
