@@ -275,10 +275,12 @@ _POSITIVE = {"halfnormal": lambda p: f"normal(0, {p['sd']!r})",
 def from_scenario(priors, x_names: list[str], terms: list[tuple[str, str]], gaussian: bool) -> tuple[str, ...]:
     """Prior strings for a scenario's [priors] (compare.spec.Priors) on a model with fixed effects `x_names` and
     group-level terms `terms` ((group, term)); InputError naming the field a sampler cannot take."""
-    out = [f"b[{n}] ~ {_stated(_pick(priors.b, n, f'priors.b.{n}'), _REAL, f'priors.b.{n}')}" for n in x_names]
+    from compare.spec import lookup
+
+    out = [f"b[{n}] ~ {_stated(lookup(priors.b, n, 'priors.b'), _REAL, f'priors.b.{n}')}" for n in x_names]
     for g, t in terms:
         where = f"priors.sd.{g}.{t}"
-        out.append(f"sd[{g}][{t}] ~ {_stated(_pick(priors.sd.get(g, {}), t, where), _POSITIVE, where)}")
+        out.append(f"sd[{g}][{t}] ~ {_stated(lookup(priors.sd.get(g, {}), t, f'priors.sd.{g}'), _POSITIVE, where)}")
     etas = {float(d.params["eta"]) for d in priors.cor.values()}
     if len(etas) > 1:
         raise InputError("field 'priors.cor': the samplers take one LKJ prior for every block; give each "
@@ -290,14 +292,6 @@ def from_scenario(priors, x_names: list[str], terms: list[tuple[str, str]], gaus
             raise InputError("field 'priors.sigma': missing (a gaussian model has a residual SD)")
         out.append(f"sigma ~ {_stated(priors.sigma, _POSITIVE, 'priors.sigma')}")
     return tuple(out)
-
-
-def _pick(table: dict, key: str, where: str):
-    if key in table:
-        return table[key]
-    if "*" in table:
-        return table["*"]
-    raise InputError(f"field '{where}': missing (needed by the formula)")
 
 
 def _stated(dist, table: dict, where: str) -> str:

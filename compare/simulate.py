@@ -20,7 +20,7 @@ from compare.design import BlockDesign, Design, build_design, group_index
 from compare.errors import InputError
 from compare.families import inverse_link
 from compare.seeds import cell_seq, engine_seed, replication_seq
-from compare.spec import CellSpec, Scenario, correlation_matrix
+from compare.spec import CellSpec, Scenario, correlation_matrix, lookup
 
 
 @dataclass(frozen=True)
@@ -69,14 +69,6 @@ def _block_terms(design: Design) -> dict[str, list[str]]:
     return terms
 
 
-def _lookup(table: dict, key: str, where: str):
-    if key in table:
-        return table[key]
-    if "*" in table:
-        return table["*"]
-    raise InputError(f"field '{where}.{key}': missing (needed by the formula)")
-
-
 def _check_extra(given: dict, needed: list[str], where: str) -> None:
     for key in given:
         if key != "*" and key not in needed:
@@ -86,7 +78,7 @@ def _check_extra(given: dict, needed: list[str], where: str) -> None:
 def _fixed_params(cell: CellSpec, design: Design) -> Params:
     t = cell.truth
     _check_extra(t.b, design.x_names, "truth.b")
-    b = {n: _lookup(t.b, n, "truth.b") for n in design.x_names}
+    b = {n: lookup(t.b, n, "truth.b") for n in design.x_names}
     groups = _block_terms(design)
     _check_extra(t.sd, list(groups), "truth.sd")
     sd = {}
@@ -95,7 +87,7 @@ def _fixed_params(cell: CellSpec, design: Design) -> Params:
         if given is None:
             raise InputError(f"field 'truth.sd.{g}': missing (needed by the formula)")
         _check_extra(given, terms, f"truth.sd.{g}")
-        sd[g] = {term: _lookup(given, term, f"truth.sd.{g}") for term in terms}
+        sd[g] = {term: lookup(given, term, f"truth.sd.{g}") for term in terms}
     cor = {}
     for bd in design.blocks:
         given = t.cor.get(bd.group, {})
@@ -113,13 +105,13 @@ def _prior_params(cell: CellSpec, design: Design, rng: np.random.Generator) -> P
     p = cell.priors
     assert p is not None
     _check_extra(p.b, design.x_names, "priors.b")
-    b = {n: float(_lookup(p.b, n, "priors.b").draw(rng, 1)[0]) for n in design.x_names}
+    b = {n: float(lookup(p.b, n, "priors.b").draw(rng, 1)[0]) for n in design.x_names}
     sd = {}
     for g, terms in _block_terms(design).items():
         given = p.sd.get(g)
         if given is None:
             raise InputError(f"field 'priors.sd.{g}': missing (needed by the formula)")
-        sd[g] = {term: float(_lookup(given, term, f"priors.sd.{g}").draw(rng, 1)[0]) for term in terms}
+        sd[g] = {term: float(lookup(given, term, f"priors.sd.{g}").draw(rng, 1)[0]) for term in terms}
     cor = {}
     for bd in design.blocks:
         if bd.block.correlated and len(bd.names) > 1:

@@ -306,6 +306,16 @@ def cell_label(index: int, factors: dict[str, Any]) -> str:
     return f"grid cell {index} ({_describe(factors)}): " if factors else ""
 
 
+def lookup(table: dict, key: str, where: str) -> Any:
+    """A spec table's entry for a model term: the term's own, else the table's `"*"` default; `where` names the
+    table for the error."""
+    if key in table:
+        return table[key]
+    if "*" in table:
+        return table["*"]
+    raise InputError(f"field '{where}.{key}': missing (needed by the formula)")
+
+
 def _describe(factors: dict[str, Any]) -> str:
     return ", ".join(f"{k}={v}" for k, v in factors.items())
 

@@ -59,6 +59,21 @@ def table(tmp: Path, run_id: str) -> pd.DataFrame:
     return RunStore(run_id, tmp / "results").load().drop(columns=TIMING_COLUMNS)
 
 
+def kill_mid_run(tmp: Path, suite: Path, run_id: str, after_parts: int, wait_s: float) -> int:
+    """Start `hbench run` (2 workers), SIGKILL its whole process group once `after_parts` parts are written;
+    returns how many parts survived."""
+    proc = subprocess.Popen([sys.executable, "-m", "compare", "run", str(suite), "--run-id", run_id, "--no-progress",
+                             "--workers", "2", "--results", str(tmp / "results")], cwd=tmp, env=ENV,
+                            start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    parts = tmp / "results" / run_id / "parts"
+    deadline = time.time() + wait_s
+    while time.time() < deadline and len(list(parts.glob("*.parquet"))) < after_parts:
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    return len(list(parts.glob("*.parquet")))
+
+
 def test_same_results_whatever_the_executor_and_worker_count(tmp_path):
     suite = write_suite(tmp_path, engines=OLS + f'[[engine]]\nname = "failing-double"\nsettings = {{ fail_seeds = {on_reps(1)} }}\n')
     for run_id, extra in (("one", ["--workers", "1"]), ("two", ["--workers", "2"]),
@@ -94,17 +109,7 @@ def test_resume_after_sigkill_equals_an_uninterrupted_run(tmp_path):
     suite = write_suite(tmp_path, reps=6, engines=engines)
     res = hbench(tmp_path, "run", str(suite), "--run-id", "full", "--no-progress", "--workers", "2")
     assert res.returncode == 0, res.stderr[-2000:]
-    proc = subprocess.Popen([sys.executable, "-m", "compare", "run", str(suite), "--run-id", "killed", "--no-progress",
-                             "--workers", "2", "--results", str(tmp_path / "results")],
-                            cwd=tmp_path, env=ENV, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    parts = tmp_path / "results" / "killed" / "parts"
-    deadline = time.time() + 120
-    while time.time() < deadline and len(list(parts.glob("*.parquet"))) < 4:
-        time.sleep(0.1)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    done = len(list(parts.glob("*.parquet")))
+    done = kill_mid_run(tmp_path, suite, "killed", after_parts=4, wait_s=120)
     assert 4 <= done < 18, "the kill should land mid-run"
     again = hbench(tmp_path, "run", str(suite), "--run-id", "killed", "--no-progress")
     assert again.returncode == 2 and "already exists" in again.stderr  # never two runs in one directory
@@ -273,16 +278,7 @@ def test_kill_9_and_resume_equals_an_uninterrupted_run_with_both_samplers(tmp_pa
     suite.write_text(SAMPLERS)
     args = ["--no-progress", "--workers", "2"]
     assert hbench(tmp_path, "run", str(suite), "--run-id", "full", *args).returncode == 0
-    proc = subprocess.Popen([sys.executable, "-m", "compare", "run", str(suite), "--run-id", "killed", *args,
-                             "--results", str(tmp_path / "results")], cwd=tmp_path, env=ENV, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    parts = tmp_path / "results" / "killed" / "parts"
-    deadline = time.time() + 900
-    while time.time() < deadline and len(list(parts.glob("*.parquet"))) < 2:
-        time.sleep(0.2)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert 2 <= len(list(parts.glob("*.parquet"))) < 6, "the kill should land mid-run"
+    assert 2 <= kill_mid_run(tmp_path, suite, "killed", after_parts=2, wait_s=900) < 6, "the kill should land mid-run"
     res = hbench(tmp_path, "run", "--resume", "killed", *args)
     assert res.returncode == 0, res.stderr[-2000:]
     pd.testing.assert_frame_equal(table(tmp_path, "full"), table(tmp_path, "killed"))
