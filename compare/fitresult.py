@@ -106,6 +106,7 @@ class FitResult:
     compile_count: int = 0
     sampler: SamplerDiagnostics | None = None
     draws: dict[str, np.ndarray] | None = field(default=None, repr=False)
+    idata: Any = field(default=None, repr=False)  # every draw as ArviZ InferenceData, when asked to keep them
     details: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -154,7 +155,7 @@ class FitResult:
         return pd.DataFrame(self.columns(truth), index=pd.RangeIndex(len(self.params)))
 
 
-_NOT_COLUMNS = ("engine", "params", "sampler", "draws")  # engine is a task column; the rest are not scalars
+_NOT_COLUMNS = ("engine", "params", "sampler", "draws", "idata")  # engine is a task column; the rest are not scalars
 
 
 def _json_default(value: Any) -> Any:

@@ -120,7 +120,7 @@ def run(suite_path: str | None, *, run_id: str | None = None, reps: int | None =
         run_id = run_id or f"{suite.name}-{dt.datetime.now():%Y%m%d-%H%M%S}"
         store = RunStore(run_id, root)
         manifest = None
-    tasks = expand(suite)
+    tasks = expand(suite, str(store.dir))
     if manifest is None:
         manifest = new_manifest(suite, tasks, executor, workers, reps)
         store.create(manifest)  # appears whole, already locked by this process

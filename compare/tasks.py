@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import time
+from pathlib import Path
 import traceback
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Callable, Iterator
@@ -18,6 +19,7 @@ import numpy as np
 import pyarrow as pa
 from threadpoolctl import threadpool_limits
 
+from compare import posterior
 from compare.catalogue import load_scenario
 from compare.data import Dataset
 from compare.estimators import engine_class
@@ -44,6 +46,7 @@ class Task:
     rep: int
     run_seed: int
     engines: tuple[EngineSpec, ...] = field(default_factory=tuple)
+    run_dir: str | None = None  # where kept posterior draws go (results/<run_id>); None: nowhere
 
     @property
     def key(self) -> str:
@@ -55,7 +58,7 @@ class Task:
         return (self.scenario, self.cell)
 
 
-def expand(suite: Suite) -> list[Task]:
+def expand(suite: Suite, run_dir: str | None = None) -> list[Task]:
     """Scenario grid x replications, each task carrying the engines that run on that scenario."""
     tasks = []
     for spec in suite.scenarios:
@@ -63,7 +66,8 @@ def expand(suite: Suite) -> list[Task]:
             for rep in range(spec.reps):
                 engines = tuple(e for e in suite.engines if e.runs_on(spec.scenario.name, rep))
                 if engines:
-                    tasks.append(Task(spec.scenario.name, str(spec.scenario.path), cell, rep, suite.seed, engines))
+                    tasks.append(Task(spec.scenario.name, str(spec.scenario.path), cell, rep, suite.seed, engines,
+                                      run_dir))
     return tasks
 
 
@@ -172,6 +176,8 @@ def _fit_rows(task: Task, ds: Dataset, spec: EngineSpec, est: Estimator) -> pa.T
     if core.any() and np.isnan(estimate[core]).all():
         return failure_rows(task, ds, spec.label, "failed", "returned NaN for every fixed effect and SD")
     cols.update(_sbc(names, cols["true"], result.draws), **_base(task, ds, spec.label, "ok"))
+    if result.idata is not None and task.run_dir:  # before the part: a part on disk means its draws are too
+        posterior.save(result.idata, posterior.draws_path(Path(task.run_dir), task.key, spec.label))
     return to_table(cols, len(names))
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import pandas as pd
 
+from compare import posterior
 from compare.data import FitData, checked_frame
 from compare.errors import InputError
 from compare.estimators import engine_class, engine_names
@@ -52,6 +53,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=1, help="seed for the engines' samplers (default 1)")
     for flag, kind, text in SAMPLER_FLAGS:
         p.add_argument(flag, type=kind, default=None, help=f"samplers: {text}")
+    p.add_argument("--save-draws", metavar="DIR", help="samplers: keep every draw as DIR/<engine>.nc (ArviZ "
+                   "InferenceData: posterior, sample_stats, observed data, posterior predictive)")
     p.add_argument("--drop-missing", action="store_true",
                    help="drop rows with a missing value in any model column (once, for every engine)")
     p.add_argument("--format", choices=("table", "json"), default="table")
@@ -92,6 +95,7 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
            for flag, _, _ in SAMPLER_FLAGS}
     out["priors"] = list(args.prior) if args.prior else None
     out["reml"] = args.reml
+    out["keep_draws"] = True if args.save_draws else None
     return {k: v for k, v in out.items() if v is not None}
 
 
@@ -119,7 +123,7 @@ def choose_engines(data: FitData, names: list[str] | None, options: dict[str, An
     return engines
 
 
-def fit_all(data: FitData, engines: list[Estimator], seed: int) -> list[dict[str, Any]]:
+def fit_all(data: FitData, engines: list[Estimator], seed: int, draws_dir: Path | None = None) -> list[dict[str, Any]]:
     out = []
     for engine in engines:
         try:
@@ -128,6 +132,9 @@ def fit_all(data: FitData, engines: list[Estimator], seed: int) -> list[dict[str
             out.append(failure_record(engine, exc))
             continue
         out.append(record(result, engine.kind))
+        if draws_dir is not None and result.idata is not None:
+            path = posterior.save(result.idata, draws_dir / f"{engine.name}{posterior.SUFFIX}")
+            out[-1]["notes"].append(f"draws kept in {path}")
     return out
 
 
@@ -198,9 +205,12 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--level {args.level:g}: must be between 0 and 1 (e.g. 0.9)")
     if not 0 <= args.seed < 2**63:
         raise InputError(f"--seed {args.seed}: must be between 0 and 2^63 - 1")
+    draws_dir = Path(args.save_draws) if args.save_draws else None
+    if draws_dir is not None and draws_dir.exists() and not draws_dir.is_dir():
+        raise InputError(f"--save-draws {draws_dir}: is a file, not a folder")
     data, dropped = load_data(args.data, args.formula, args.family, args.link, args.drop_missing)
     engines = choose_engines(data, args.engine, _options(args), args.level)
-    records = fit_all(data, engines, args.seed)
+    records = fit_all(data, engines, args.seed, draws_dir)
     if dropped:
         note = f"{dropped} rows with missing values were dropped before fitting (the same rows for every engine)"
         print(f"hbench: {note}", file=sys.stderr)

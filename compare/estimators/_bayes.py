@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from compare import posterior
 from compare.data import FitData
 from compare.errors import InputError
 from compare.estimators.base import YES, Support, no
@@ -40,6 +41,8 @@ class SamplerSettings(Settings):
     draws: int = setting(1000, "post-warm-up draws per chain", lo=1)
     adapt_delta: float = setting(0.95, "target acceptance rate of step-size adaptation", lo=0.5, hi=0.9999)
     max_treedepth: int = setting(15, "maximum NUTS tree depth", lo=1, hi=30)
+    keep_draws: bool = setting(False, "keep every draw as ArviZ InferenceData (results/<run>/draws/, "
+                                      "`hbench draws`); summaries are kept either way")
     priors: tuple[str, ...] | Literal["scenario", "rstanarm"] | None = setting(
         None, 'brms-style prior strings ("b ~ normal(0, 4)", "b[x] ~ normal(0, 1)", "sd[g][x] ~ normal(0, 1)"), '
               '"scenario" (the scenario\'s [priors]) or "rstanarm" (its defaults); unset: the scenario\'s on '
@@ -227,6 +230,24 @@ def pointwise(md: ModelData, draws: Draws, weights: np.ndarray | None) -> tuple[
     return ll.reshape(C, S, md.N), None if mrp is None else mrp.reshape(C, S)
 
 
+def predictive(md: ModelData, draws: Draws, seed: int) -> np.ndarray:
+    """Replicated outcomes of the observed rows, one per draw (chains, draws, N): posterior_predict."""
+    C, S = draws.b.shape[:2]
+    rng = np.random.default_rng([seed, 7042])
+    b, r = draws.flat(draws.b), draws.flat(draws.r)
+    sigma = draws.flat(draws.sigma) if draws.sigma is not None else None
+    out = np.empty((C * S, md.N))
+    for sl in _chunks(C * S):
+        eta = _eta(md, b[sl], r[sl])
+        if md.family == "gaussian":
+            out[sl] = eta + sigma[sl, None] * rng.standard_normal(eta.shape)
+        elif md.family == "binomial":
+            out[sl] = rng.binomial(md.trials.astype(np.int64), inverse_link(md.link, eta))
+        else:
+            out[sl] = rng.poisson(inverse_link(md.link, eta))
+    return out.reshape(C, S, md.N)
+
+
 def pred_new(md: ModelData, draws: Draws, seed: int) -> np.ndarray:
     """Outcome for a new level of the first block's factor (CONTRACT's pred_new), per draw (chains, draws)."""
     C, S = draws.b.shape[:2]
@@ -351,14 +372,26 @@ def fit_result(engine: str, md: ModelData, data: FitData, draws: Draws, sstats: 
         rows += summary_rows(extra_names, np.stack(extra, axis=2), settings.level)
     diag = _diagnostics(rows, len(names), sstats, timing.sampling_s, _loo(ll))
     warn = _warnings(diag, settings)
-    thinned = thinned_draws(names + extra_names, np.concatenate([values] + [e[..., None] for e in extra], axis=2))
+    everything = np.concatenate([values] + [e[..., None] for e in extra], axis=2)
+    thinned = thinned_draws(names + extra_names, everything)
+    idata = None
+    if settings.keep_draws:
+        kept = [n for n in names + extra_names if not n.startswith("pred_new[")]
+        new_group = (extra_names[-1], extra[-1]) if md.blocks else None
+        idata = posterior.inference_data(kept, everything[..., :len(kept)], _stats(sstats), md.y,
+                                         predictive(md, draws, seed), new_group)
     converged = bool(not diag.rhat_max_hyper > RHAT_OK and diag.divergences == 0)
     notes = notes + ["sampling_s is warmup + draws (not separated); warmup_s is NaN",
                      f"converged = R-hat <= {RHAT_OK} for every b, sd, cor, sigma and no divergent transitions "
                      "(group effects r count in rhat_max, not in converged)"] + md.priors.text
     return FitResult(engine, make_params(rows), converged=converged, singular=None, warnings=warn, notes=notes,
                      wall_s=timing.wall_s, compile_s=timing.compile_s, warmup_s=math.nan,
-                     sampling_s=timing.sampling_s, compile_count=timing.compile_count, sampler=diag, draws=thinned)
+                     sampling_s=timing.sampling_s, compile_count=timing.compile_count, sampler=diag, draws=thinned,
+                     idata=idata)
+
+
+def _stats(sstats: SamplerStats) -> dict[str, np.ndarray]:
+    return {"diverging": sstats.diverging, "reached_max_treedepth": sstats.treedepth_hit, "energy": sstats.energy}
 
 
 def _diagnostics(rows: list[dict[str, Any]], n_model: int, sstats: SamplerStats, sampling_s: float,
