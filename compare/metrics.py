@@ -106,6 +106,16 @@ def bias_eliminated_coverage(lower: np.ndarray, upper: np.ndarray, est: np.ndarr
     return proportion((lower <= centre) & (centre <= upper))
 
 
+def interval_width(lower: np.ndarray, upper: np.ndarray) -> Pair:
+    """mean(upper - lower); MCSE sd(width) / sqrt(n). Coverage alone rewards wide intervals: at equal coverage
+    the engine with the narrower intervals is the better one, so the two are read together."""
+    w = upper - lower
+    n = w.size
+    if n < 2:
+        return NAN
+    return float(w.mean()), float(w.std(ddof=1) / math.sqrt(n))
+
+
 def rejection(lower: np.ndarray, upper: np.ndarray, null: float = 0.0) -> Pair:
     """Share of intervals excluding the null value: power, or type I error when the truth is the null."""
     return proportion((lower > null) | (upper < null))
@@ -172,6 +182,7 @@ def _measures(g: pd.DataFrame) -> dict[str, float]:
     put("coverage", coverage(lo[iv & has_truth], hi[iv & has_truth], true[iv & has_truth]))
     put("be_coverage", bias_eliminated_coverage(lo[iv], hi[iv], est) if iv.any() else NAN)
     put("rejection", rejection(lo[iv], hi[iv]))
+    put("width", interval_width(lo[iv], hi[iv]))
     if "lower_t" in ok and ok["lower_t"].notna().any():
         lt, ut = ok["lower_t"].to_numpy(float), ok["upper_t"].to_numpy(float)
         tv = np.isfinite(lt) & np.isfinite(ut) & has_truth

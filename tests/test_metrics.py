@@ -57,6 +57,13 @@ def test_rejection():  # [1, 1.5] and [3, 5] exclude 0; [0, 3] touches it and do
     assert m.rejection(LO, HI) == pytest.approx((2 / 3, math.sqrt(2 / 27)))
 
 
+def test_interval_width():
+    # widths 3, 1/2, 2: mean 11/6; deviations 7/6, -4/3, 1/6 -> squares 49/36 + 64/36 + 1/36 = 19/6;
+    # var 19/12, MCSE sqrt(19/12 / 3) = sqrt(19) / 6
+    assert m.interval_width(LO, HI) == pytest.approx((11 / 6, math.sqrt(19) / 6))
+    assert all(math.isnan(v) for v in m.interval_width(LO[:1], HI[:1]))
+
+
 def test_relative_precision():  # b = 2a - 2: EmpSE ratio 2 -> 100 (4 - 1) = 300; rho = 1 -> MCSE 0
     assert m.relative_precision(EST, np.array([0.0, 2.0, 6.0])) == pytest.approx((300.0, 0.0), abs=1e-9)
     value, mcse = m.relative_precision(np.array([1.0, 2.0, 4.0, 3.0]), np.array([1.0, 3.0, 2.0, 5.0]))
@@ -94,6 +101,7 @@ def test_performance_table_uses_successful_fits_only():
     row = perf.iloc[0]
     assert len(perf) == 1 and row["n"] == 3
     assert row["bias"] == pytest.approx(1 / 3) and row["coverage"] == pytest.approx(1 / 3)
+    assert (row["width"], row["width_mcse"]) == pytest.approx((11 / 6, math.sqrt(19) / 6))
 
 
 def test_fit_summary_rates():
