@@ -350,15 +350,26 @@ def reached_reference(fits: pd.DataFrame, reference: str | None) -> pd.Series:
     return out
 
 
+def engine_kinds(table: pd.DataFrame) -> dict[str, str]:
+    """'sampler' or 'optimiser' per engine label, read from the results: an engine reports sampler diagnostics
+    (divergences, R-hat) on some fit iff it samples. Read once for the whole run, so a cell where a sampler
+    failed every fit still shows it as a sampler."""
+    diag = [c for c in ("divergences", "rhat_max") if c in table]
+    has = table[diag].notna().any(axis=1) if diag else pd.Series(False, index=table.index)
+    return {e: "sampler" if bool(flag) else "optimiser" for e, flag in has.groupby(table["engine"]).any().items()}
+
+
 def fit_summary(table: pd.DataFrame, reference: str | None = None) -> pd.DataFrame:
     """Per (scenario, cell, engine): failure, singular, boundary, convergence, reference-optimum and sampler
     rates with binomial MCSE, and runtime quantiles. Skipped fits (engine cannot express the model) are
     counted apart, not as failures."""
     fits = table.drop_duplicates(["scenario", "cell", "rep", "engine"]).copy()
     fits["reached_reference_optimum"] = reached_reference(fits, reference)
+    kinds = engine_kinds(table)
     rows = []
     for key, g in fits.groupby(FIT_KEYS, sort=True):
         out: dict[str, float] = dict(zip(FIT_KEYS, key))
+        out["kind"] = kinds[key[2]]
         attempted = g[g["status"] != "skipped"]
         ok = g[g["status"] == "ok"]
         out.update({"fits": float(len(attempted)), "ok": float(len(ok)), "skipped": float((g["status"] == "skipped").sum())})

@@ -189,3 +189,13 @@ def test_fit_summary_rates():
     assert fits["nonconvergence_rate"] == pytest.approx(1 / 3)
     assert fits["wall_s_median"] == pytest.approx(2.0)
     assert math.isnan(fits["reached_reference_rate"])
+    assert fits["kind"] == "optimiser"
+
+
+def test_engine_kinds_from_sampler_diagnostics():
+    t = _table()
+    sampler = t.assign(engine="b", divergences=[0.0, 2.0, np.nan, np.nan, np.nan], rhat_max=np.nan)
+    kinds = m.engine_kinds(pd.concat([t, sampler]))
+    assert kinds == {"a": "optimiser", "b": "sampler"}
+    fits = m.fit_summary(pd.concat([t, sampler])).set_index("engine")
+    assert fits.loc["b", "divergent_fit_rate"] == pytest.approx(1 / 2)  # 1 of the 2 ok fits that report it
