@@ -160,8 +160,8 @@ def sbc_verdicts(sbc: pd.DataFrame, scenario: str | None = None, cell: int | Non
     if d.empty:
         return pd.DataFrame()
     inside = d["inside_band"].map(lambda v: "" if pd.isna(v) else ("yes" if v else "no"))
+    text = lambda v, spec: "" if math.isnan(v) else f"{v:{spec}}"  # noqa: E731
     return pd.DataFrame({"scenario": d["scenario"], "cell": d["cell"], "engine": d["engine"],
                          "parameter": d["parameter"], "n": d["n"].astype(int), "draws": d["draws"].astype(int),
-                         "chi-square p": d["p_value"].map(lambda v: "" if math.isnan(v) else f"{v:.3g}"),
-                         "inside 95% band": inside,
-                         "max abs(ECDF - z)": d["ecdf_max_abs_diff"].map(lambda v: "" if math.isnan(v) else f"{v:.3f}")})
+                         "chi-square p": d["p_value"].map(lambda v: text(v, ".3g")), "inside 95% band": inside,
+                         "max abs(ECDF - z)": d["ecdf_max_abs_diff"].map(lambda v: text(v, ".3f"))})
