@@ -9,7 +9,9 @@ bias works with est - true), `se` the model SEs, `lower`/`upper` the intervals.
 
 from __future__ import annotations
 
+import functools
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -106,6 +108,16 @@ def bias_eliminated_coverage(lower: np.ndarray, upper: np.ndarray, est: np.ndarr
     return proportion((lower <= centre) & (centre <= upper))
 
 
+def interval_width(lower: np.ndarray, upper: np.ndarray) -> Pair:
+    """mean(upper - lower); MCSE sd(width) / sqrt(n). Coverage alone rewards wide intervals: at equal coverage
+    the engine with the narrower intervals is the better one, so the two are read together."""
+    w = upper - lower
+    n = w.size
+    if n < 2:
+        return NAN
+    return float(w.mean()), float(w.std(ddof=1) / math.sqrt(n))
+
+
 def rejection(lower: np.ndarray, upper: np.ndarray, null: float = 0.0) -> Pair:
     """Share of intervals excluding the null value: power, or type I error when the truth is the null."""
     return proportion((lower > null) | (upper < null))
@@ -125,13 +137,16 @@ def relative_precision(est_a: np.ndarray, est_b: np.ndarray) -> Pair:
     return 100 * (ratio2 - 1), 200 * ratio2 * math.sqrt(max(0.0, 1 - rho**2) / (n - 1))
 
 
+SBC_MIN_RANKS = 10  # fewer ranks than this give no verdict (chi-square nor ECDF band)
+
+
 def sbc_uniformity(ranks: np.ndarray, n_draws: int, bins: int | None = None) -> tuple[float, float, int]:
     """Chi-square test that SBC ranks (0..n_draws) are uniform; returns (statistic, p-value, bins).
 
     Bins are equal-width over the n_draws + 1 possible ranks, as many as keep >= 5 expected per bin
     (at most 20)."""
     n = ranks.size
-    if n < 10:
+    if n < SBC_MIN_RANKS:
         return math.nan, math.nan, 0
     bins = bins or int(max(2, min(20, n // 5, n_draws + 1)))
     edges = np.linspace(0, n_draws + 1, bins + 1)
@@ -139,6 +154,107 @@ def sbc_uniformity(ranks: np.ndarray, n_draws: int, bins: int | None = None) -> 
     expected = n * np.diff(edges) / (n_draws + 1)
     stat = float(((counts - expected) ** 2 / expected).sum())
     return stat, float(stats.chi2.sf(stat, bins - 1)), bins
+
+
+# ---- SBC: ECDF difference with simultaneous bands (Saeilynoja, Buerkner & Vehtari 2022; the SBC R package) -----
+#
+# A chi-square test needs bins and says nothing about where ranks go wrong; the ECDF of the fractional ranks
+# against the uniform CDF shows it (a U-shaped histogram is an S-shaped ECDF difference: posteriors too narrow),
+# and a band that holds the whole uniform curve with probability 1 - alpha turns the picture into a test.
+# Conventions follow the SBC package: fractional rank u = (rank + 1) / (n_draws + 1); K evaluation points,
+# K = n_draws + 1 for fewer than 50 ranks, else min(n_draws + 1, n); point i counts the ranks below
+# floor(i (n_draws + 1) / K). One difference: a point is placed at that threshold / (n_draws + 1), the value
+# of u it tests, which is exactly the uniform CDF there (the package writes i / K; the same when K divides
+# n_draws + 1, as with K = n_draws + 1).
+
+SBC_LEVEL = 0.95
+# Uniform rank sets simulated to find the band: the false-alarm rate of the band it gives has a Monte Carlo
+# error of about sqrt(0.05 * 0.95 / 5000) = 0.003 around its target.
+SBC_SIMULATIONS = 5000
+SBC_SEED = 20220502  # fixed, so a band (hence every verdict) is the same in every report
+
+
+def sbc_grid(n: int, n_draws: int) -> np.ndarray:
+    """Rank thresholds t_0..t_K of the ECDF's evaluation points (the SBC package's choice of K, above):
+    the ECDF at point i is the share of ranks < t_i, i.e. of fractional ranks <= t_i / (n_draws + 1)."""
+    k = n_draws + 1 if n < 50 else min(n_draws + 1, n)
+    return np.floor(np.arange(k + 1) * (n_draws + 1) / k).astype(int)
+
+
+def _counts_below(ranks: np.ndarray, thresholds: np.ndarray, n_draws: int) -> np.ndarray:
+    """Per row of integer ranks (0..n_draws): how many are < each threshold (rows x thresholds)."""
+    ranks = np.atleast_2d(ranks)
+    rows = ranks.shape[0]
+    flat = (ranks + (n_draws + 1) * np.arange(rows)[:, None]).ravel()
+    hist = np.bincount(flat, minlength=rows * (n_draws + 1)).reshape(rows, n_draws + 1)
+    below = np.concatenate([np.zeros((rows, 1), dtype=int), hist.cumsum(axis=1)], axis=1)
+    return below[:, thresholds]
+
+
+def _tail_stat(counts: np.ndarray, n: int, z: np.ndarray) -> np.ndarray:
+    """2 min_i min(P(X <= c_i), P(X >= c_i)), X ~ Binomial(n, z_i), per row of counts: how far into a tail
+    the worst point of an ECDF lies. A set leaves the band exactly when this is below gamma."""
+    return 2 * np.minimum(stats.binom.cdf(counts, n, z), stats.binom.sf(counts - 1, n, z)).min(axis=-1)
+
+
+@functools.lru_cache(maxsize=128)
+def sbc_gamma(n: int, n_draws: int, level: float = SBC_LEVEL, sims: int = SBC_SIMULATIONS,
+              seed: int = SBC_SEED) -> float:
+    """The pointwise level gamma that makes the band simultaneous, by the paper's simulation method: `sims` sets
+    of n uniform ranks (drawn as the discrete ranks themselves), each set's tail statistic, and gamma = the
+    largest simulated value with at most 1 - level of the sets below it (ties cannot push the rate above)."""
+    rng = np.random.default_rng(seed)
+    thresholds = sbc_grid(n, n_draws)
+    counts = _counts_below(rng.integers(0, n_draws + 1, size=(sims, n)), thresholds, n_draws)
+    g = np.sort(_tail_stat(counts, n, thresholds / (n_draws + 1)))
+    return float(g[int(math.floor((1 - level) * sims + 1e-9))])
+
+
+def sbc_band_counts(n: int, z: np.ndarray, gamma: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per point z_i, the counts c (of n) with P(X <= c) >= gamma/2 and P(X >= c) >= gamma/2, X ~ Binomial(n, z_i):
+    the band's lower and upper limits, the same rule as the tail statistic so picture and verdict agree."""
+    c = np.arange(n + 1)[:, None]
+    ok = (2 * stats.binom.cdf(c, n, z) >= gamma) & (2 * stats.binom.sf(c - 1, n, z) >= gamma)
+    return ok.argmax(axis=0), n - ok[::-1].argmax(axis=0)
+
+
+@dataclass(frozen=True)
+class EcdfCheck:
+    """One parameter's ECDF difference ECDF(z) - z on the grid, and the simultaneous band around 0."""
+
+    z: np.ndarray
+    diff: np.ndarray
+    lower: np.ndarray  # band for the difference
+    upper: np.ndarray
+    inside: bool  # the whole curve in the band: no evidence against uniform ranks at 1 - level
+    gamma: float
+    n: int
+
+    @property
+    def max_abs_diff(self) -> float:
+        return float(np.abs(self.diff).max())
+
+
+@functools.lru_cache(maxsize=128)
+def _band(n: int, n_draws: int, level: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]:
+    thresholds = sbc_grid(n, n_draws)
+    z = thresholds / (n_draws + 1)
+    gamma = sbc_gamma(n, n_draws, level)
+    lower, upper = sbc_band_counts(n, z, gamma)
+    return thresholds, z, lower, upper, gamma
+
+
+def sbc_ecdf(ranks: np.ndarray, n_draws: int, level: float = SBC_LEVEL) -> EcdfCheck:
+    """ECDF difference of SBC ranks (0..n_draws) with its simultaneous `level` band, and the verdict."""
+    r = np.rint(np.asarray(ranks, float)).astype(int)
+    if r.size == 0 or r.min() < 0 or r.max() > n_draws:
+        raise ValueError(f"SBC ranks must lie in 0..{n_draws}")
+    n = r.size
+    thresholds, z, lower, upper, gamma = _band(n, int(n_draws), float(level))
+    counts = _counts_below(r, thresholds, n_draws)[0]
+    inside = bool(np.all((lower <= counts) & (counts <= upper)))
+    return EcdfCheck(z=z, diff=counts / n - z, lower=lower / n - z, upper=upper / n - z, inside=inside,
+                     gamma=gamma, n=n)
 
 
 # ---- tables ---------------------------------------------------------------------------------------
@@ -172,6 +288,7 @@ def _measures(g: pd.DataFrame) -> dict[str, float]:
     put("coverage", coverage(lo[iv & has_truth], hi[iv & has_truth], true[iv & has_truth]))
     put("be_coverage", bias_eliminated_coverage(lo[iv], hi[iv], est) if iv.any() else NAN)
     put("rejection", rejection(lo[iv], hi[iv]))
+    put("width", interval_width(lo[iv], hi[iv]))
     if "lower_t" in ok and ok["lower_t"].notna().any():
         lt, ut = ok["lower_t"].to_numpy(float), ok["upper_t"].to_numpy(float)
         tv = np.isfinite(lt) & np.isfinite(ut) & has_truth
@@ -233,15 +350,26 @@ def reached_reference(fits: pd.DataFrame, reference: str | None) -> pd.Series:
     return out
 
 
+def engine_kinds(table: pd.DataFrame) -> dict[str, str]:
+    """'sampler' or 'optimiser' per engine label, read from the results: an engine reports sampler diagnostics
+    (divergences, R-hat) on some fit iff it samples. Read once for the whole run, so a cell where a sampler
+    failed every fit still shows it as a sampler."""
+    diag = [c for c in ("divergences", "rhat_max") if c in table]
+    has = table[diag].notna().any(axis=1) if diag else pd.Series(False, index=table.index)
+    return {e: "sampler" if bool(flag) else "optimiser" for e, flag in has.groupby(table["engine"]).any().items()}
+
+
 def fit_summary(table: pd.DataFrame, reference: str | None = None) -> pd.DataFrame:
     """Per (scenario, cell, engine): failure, singular, boundary, convergence, reference-optimum and sampler
     rates with binomial MCSE, and runtime quantiles. Skipped fits (engine cannot express the model) are
     counted apart, not as failures."""
     fits = table.drop_duplicates(["scenario", "cell", "rep", "engine"]).copy()
     fits["reached_reference_optimum"] = reached_reference(fits, reference)
+    kinds = engine_kinds(table)
     rows = []
     for key, g in fits.groupby(FIT_KEYS, sort=True):
         out: dict[str, float] = dict(zip(FIT_KEYS, key))
+        out["kind"] = kinds[key[2]]
         attempted = g[g["status"] != "skipped"]
         ok = g[g["status"] == "ok"]
         out.update({"fits": float(len(attempted)), "ok": float(len(ok)), "skipped": float((g["status"] == "skipped").sum())})
@@ -268,16 +396,29 @@ def fit_summary(table: pd.DataFrame, reference: str | None = None) -> pd.DataFra
     return pd.DataFrame(rows)
 
 
-def sbc_summary(table: pd.DataFrame) -> pd.DataFrame:
-    """Per (scenario, cell, engine, parameter) of prior-DGP runs: SBC rank uniformity (chi-square)."""
-    have = table[table["sbc_rank"].notna()]
+def sbc_summary(table: pd.DataFrame, level: float = SBC_LEVEL) -> pd.DataFrame:
+    """Per (scenario, cell, engine, parameter) of prior-DGP runs: SBC rank uniformity by the chi-square test and
+    by the ECDF difference's simultaneous band (`inside_band`), from at least SBC_MIN_RANKS ranks.
+
+    Ranks out of different numbers of draws cannot share one histogram or ECDF: only the fits with the
+    parameter's most common draw count are used (every fit, when an engine's settings fix the count)."""
+    have = table[table["sbc_rank"].notna() & table["sbc_draws"].notna()]
     rows = []
     for key, g in have.groupby(PARAM_KEYS, sort=True):
-        n_draws = int(g["sbc_draws"].max())
-        stat, p, bins = sbc_uniformity(g["sbc_rank"].to_numpy(float), n_draws)
-        rows.append({**dict(zip(PARAM_KEYS, key)), "n": len(g), "draws": n_draws, "bins": bins,
-                     "chi2": stat, "p_value": p})
-    return pd.DataFrame(rows)
+        n_draws = int(g["sbc_draws"].mode().max())
+        ranks = g.loc[g["sbc_draws"] == n_draws, "sbc_rank"].to_numpy(float)
+        stat, p, bins = sbc_uniformity(ranks, n_draws)
+        row = {**dict(zip(PARAM_KEYS, key)), "n": len(ranks), "draws": n_draws, "bins": bins, "chi2": stat,
+               "p_value": p, "grid": math.nan, "gamma": math.nan, "ecdf_max_abs_diff": math.nan, "inside_band": pd.NA}
+        if len(ranks) >= SBC_MIN_RANKS:
+            check = sbc_ecdf(ranks, n_draws, level)
+            row.update(grid=len(check.z) - 1, gamma=check.gamma, ecdf_max_abs_diff=check.max_abs_diff,
+                       inside_band=check.inside)
+        rows.append(row)
+    out = pd.DataFrame(rows, columns=[*PARAM_KEYS, "n", "draws", "bins", "chi2", "p_value", "grid", "gamma",
+                                      "ecdf_max_abs_diff", "inside_band"])
+    out["inside_band"] = out["inside_band"].astype("boolean")
+    return out
 
 
 AGREEMENT_CLASSES = ("b", "sd", "cor", "sigma", "mrp", "pred_new")

@@ -57,6 +57,13 @@ def test_rejection():  # [1, 1.5] and [3, 5] exclude 0; [0, 3] touches it and do
     assert m.rejection(LO, HI) == pytest.approx((2 / 3, math.sqrt(2 / 27)))
 
 
+def test_interval_width():
+    # widths 3, 1/2, 2: mean 11/6; deviations 7/6, -4/3, 1/6 -> squares 49/36 + 64/36 + 1/36 = 19/6;
+    # var 19/12, MCSE sqrt(19/12 / 3) = sqrt(19) / 6
+    assert m.interval_width(LO, HI) == pytest.approx((11 / 6, math.sqrt(19) / 6))
+    assert all(math.isnan(v) for v in m.interval_width(LO[:1], HI[:1]))
+
+
 def test_relative_precision():  # b = 2a - 2: EmpSE ratio 2 -> 100 (4 - 1) = 300; rho = 1 -> MCSE 0
     assert m.relative_precision(EST, np.array([0.0, 2.0, 6.0])) == pytest.approx((300.0, 0.0), abs=1e-9)
     value, mcse = m.relative_precision(np.array([1.0, 2.0, 4.0, 3.0]), np.array([1.0, 3.0, 2.0, 5.0]))
@@ -73,6 +80,83 @@ def test_sbc_uniformity_detects_miscalibration():
     assert bins == 20 and p > 0.001
     piled = np.concatenate([np.zeros(200), rng.integers(0, 100, 200)])
     assert m.sbc_uniformity(piled, 99)[1] < 1e-6
+
+
+def test_sbc_grid_follows_the_sbc_package():
+    # fewer than 50 ranks: every possible rank is a point (K = n_draws + 1)
+    assert m.sbc_grid(4, 3).tolist() == [0, 1, 2, 3, 4]
+    # 60 ranks of 99 draws: K = 60 points, thresholds floor(i * 100 / 60) = 0, 1, 3, 5, 6, ..., 100
+    g = m.sbc_grid(60, 99)
+    assert len(g) == 61 and g[:5].tolist() == [0, 1, 3, 5, 6] and g[-1] == 100
+    assert m.sbc_grid(240, 99).tolist() == list(range(101))  # K = min(n_draws + 1, n)
+
+
+def test_sbc_ecdf_difference_by_hand():
+    # ranks 0, 0, 1, 3 of 3 draws: fractional ranks (r + 1) / 4 = 1/4, 1/4, 1/2, 1; on z = 0, 1/4, 1/2, 3/4, 1
+    # the ECDF is 0, 2/4, 3/4, 3/4, 1, so ECDF - z = 0, 1/4, 1/4, 0, 0
+    check = m.sbc_ecdf(np.array([0, 0, 1, 3]), 3)
+    assert check.z.tolist() == [0, 0.25, 0.5, 0.75, 1]
+    assert check.diff == pytest.approx([0, 0.25, 0.25, 0, 0])
+    assert check.max_abs_diff == pytest.approx(0.25) and check.n == 4
+
+
+def test_sbc_band_counts_by_hand():
+    # X ~ Binomial(4, 1/2): P(X <= 0) = 1/16 < 0.1 <= P(X <= 1) = 5/16, P(X >= 3) = 5/16 >= 0.1 > P(X >= 4) = 1/16
+    # -> counts 1..3; Binomial(4, 1/4): P(X <= 0) = 81/256 >= 0.1, P(X >= 2) = 67/256 >= 0.1 > P(X >= 3) = 13/256
+    # -> counts 0..2 (gamma = 0.2: gamma / 2 = 0.1 in each tail)
+    lower, upper = m.sbc_band_counts(4, np.array([0.25, 0.5]), 0.2)
+    assert lower.tolist() == [0, 1] and upper.tolist() == [2, 3]
+
+
+@pytest.mark.parametrize("n", [10, 60, 240])
+def test_sbc_band_is_simultaneous_for_uniform_ranks(n):
+    """Uniform ranks leave the 95% band in 5% of sets. Tolerance: 3 x the Monte Carlo SE of the measured rate,
+    sqrt(0.05 * 0.95 / sets), combined with that of the band's own calibration, sqrt(0.05 * 0.95 / 5000):
+    3 x 0.0046 = 0.014. A pointwise 95% band (gamma = 0.05) leaves in 22% (n = 10) to 45% (n = 240) of sets.
+    Fixed seed, not the band's own, so these are fresh sets. Measured (40,000 sets each): n = 10: 4.8%,
+    60: 4.8%, 100: 5.2%, 240: 5.2%."""
+    sets = 4000
+    rng = np.random.default_rng(2024 + n)
+    out = np.mean([not m.sbc_ecdf(r, 99).inside for r in rng.integers(0, 100, size=(sets, n))])
+    tol = 3 * math.sqrt(0.05 * 0.95 / sets + 0.05 * 0.95 / m.SBC_SIMULATIONS)
+    assert abs(out - 0.05) <= tol, (out, tol)
+    assert m.sbc_gamma(n, 99) < 0.05 / 4  # simultaneous: far below the pointwise level
+
+
+def _ranks(rng, n, scale):
+    """SBC ranks of theta ~ N(0, 1) among 99 draws of a posterior after one y ~ N(theta, 1): the right posterior
+    is N(y / 2, sqrt(1/2)); `scale` < 1 makes it too narrow (overconfident)."""
+    theta = rng.normal(0, 1, n)
+    y = rng.normal(theta, 1)
+    draws = rng.normal(y[:, None] / 2, scale * math.sqrt(0.5), size=(n, 99))
+    return (draws < theta[:, None]).sum(axis=1)
+
+
+def test_sbc_ecdf_catches_a_too_narrow_posterior():
+    """Posterior SD halved: ranks pile at both ends (a U), the ECDF difference rises above 0 early and falls below
+    it late, and leaves the band (caught in 300 of 300 seeded sets of 100 when written); the right posterior on
+    the same seed stays inside (it leaves in ~5% of seeds, so this fixed seed is one of the 95%)."""
+    bad = _ranks(np.random.default_rng(11), 100, 0.5)
+    check = m.sbc_ecdf(bad, 99)
+    assert not check.inside
+    assert check.diff[check.z <= 0.1].max() > 0.1 and check.diff[check.z >= 0.9].min() < -0.1
+    assert m.sbc_uniformity(bad, 99)[1] < 1e-3
+    assert m.sbc_ecdf(_ranks(np.random.default_rng(11), 100, 1.0), 99).inside
+
+
+def test_sbc_summary_verdicts():
+    rng = np.random.default_rng(3)
+    rows = [{"scenario": "s", "cell": 0, "rep": i, "engine": "e", "parameter": p, "sbc_rank": float(r), "sbc_draws": 99.0}
+            for p, ranks in (("b[x]", _ranks(rng, 100, 1.0)), ("sd[g][x]", _ranks(rng, 100, 0.5)),
+                             ("cor[g][Intercept,x]", rng.integers(0, 100, 5)))
+            for i, r in enumerate(ranks)]
+    rows.append({**rows[0], "rep": 100, "sbc_rank": 3.0, "sbc_draws": 49.0})  # another draw count: left out
+    sbc = m.sbc_summary(pd.DataFrame(rows)).set_index("parameter")
+    assert sbc.loc["b[x]", "n"] == 100 and sbc.loc["b[x]", "draws"] == 99
+    assert bool(sbc.loc["b[x]", "inside_band"]) and not bool(sbc.loc["sd[g][x]", "inside_band"])
+    assert sbc.loc["sd[g][x]", "p_value"] < 1e-3
+    assert pd.isna(sbc.loc["cor[g][Intercept,x]", "inside_band"])  # 5 ranks: no verdict
+    assert sbc.loc["b[x]", "grid"] == 100 and 0 < sbc.loc["b[x]", "gamma"] < 0.05
 
 
 def _table():
@@ -94,6 +178,7 @@ def test_performance_table_uses_successful_fits_only():
     row = perf.iloc[0]
     assert len(perf) == 1 and row["n"] == 3
     assert row["bias"] == pytest.approx(1 / 3) and row["coverage"] == pytest.approx(1 / 3)
+    assert (row["width"], row["width_mcse"]) == pytest.approx((11 / 6, math.sqrt(19) / 6))
 
 
 def test_fit_summary_rates():
@@ -104,3 +189,13 @@ def test_fit_summary_rates():
     assert fits["nonconvergence_rate"] == pytest.approx(1 / 3)
     assert fits["wall_s_median"] == pytest.approx(2.0)
     assert math.isnan(fits["reached_reference_rate"])
+    assert fits["kind"] == "optimiser"
+
+
+def test_engine_kinds_from_sampler_diagnostics():
+    t = _table()
+    sampler = t.assign(engine="b", divergences=[0.0, 2.0, np.nan, np.nan, np.nan], rhat_max=np.nan)
+    kinds = m.engine_kinds(pd.concat([t, sampler]))
+    assert kinds == {"a": "optimiser", "b": "sampler"}
+    fits = m.fit_summary(pd.concat([t, sampler])).set_index("engine")
+    assert fits.loc["b", "divergent_fit_rate"] == pytest.approx(1 / 2)  # 1 of the 2 ok fits that report it

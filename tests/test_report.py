@@ -1,15 +1,25 @@
 """The report: built from a stored run (test-double engines), tables for papers, and a real browser
 load (headless Chromium via Playwright) that checks every image renders and nothing logs an error.
-Skipped with a clear reason only when no Chromium is installed (.ci/run installs Debian's)."""
+Skipped with a clear reason only when no Chromium is installed (.ci/run installs Debian's).
 
+The headline (samplers beside optimisers) and the SBC section need sampler results; rather than run a
+sampler, a small results table is built by hand with sampler diagnostics and SBC ranks filled, its
+measures worked out by hand, and rendered by the report's own functions."""
+
+import math
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
+from compare import report as report_module
+from compare.report import tables
+from compare.store import conform
+from compare.summary import summarise
 from tests.doubles import seeds_of
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -50,13 +60,138 @@ def test_report_files_and_tables(report):
     html = (report / "index.html").read_text()
     assert html.count("<img") >= 5 and "data:image/png;base64," in html
     for needle in ("Do intervals cover?", "Failures", "deliberate failure on seed", "hbench simulate varying_intercept",
-                   "Run manifest", "zip plot"):
+                   "Run manifest", "zip plot", "Engines and their controls", "fail_seeds=[", "shift=0.0",
+                   "Simulation-based calibration", "No prior-DGP cell", "No grid cell of this run has both"):
         assert needle in html, needle
-    for name in ("performance", "fits", "headline_coverage", "headline_runtime"):
+    # the report opens with the seed's question (here: no sampler ran, and it says so), then the overview
+    assert html.index("<h2>") == html.index(f"<h2>{report_module.HEADLINE_TITLE}</h2>") < html.index("<h2>Overview</h2>")
+    for name in ("performance", "fits", "headline_coverage", "headline_runtime", "engine_controls"):
         assert (report / "tables" / f"{name}.csv").exists()
         tex = (report / "tables" / f"{name}.tex").read_text()
         assert "\\toprule" in tex and "\\bottomrule" in tex  # booktabs
-    assert "coverage" in (report / "summary.md").read_text()
+    assert (report / "tables" / "headline.csv").exists()
+    controls = pd.read_csv(report / "tables" / "engine_controls.csv").set_index("engine")
+    assert controls.loc["ols-double", "kind"] == "optimiser" and controls.loc["ols-double", "name"] == "ols-double"
+    md = (report / "summary.md").read_text()
+    assert "coverage" in md and md.index(report_module.HEADLINE_TITLE) < md.index("engines and their controls")
+
+
+# ---- a hand-made run with a sampler: headline and SBC -------------------------------------------------------
+
+N = 40  # replications of cell 0 (both engines); SBC needs >= 10 ranks
+PARAMS = ["b[x]", "sd[g][x]", "cor[g][Intercept,x]", "r[g][1,x]"]
+MANIFEST = {"suite": "hand", "run_seed": 1, "level": 0.95, "reference": None, "status": "finished",
+            "engines": [{"name": "lme4", "label": "freq", "settings": {"reml": True, "profile": None},
+                         "only": [], "max_reps": None},
+                        {"name": "stan", "label": "bayes", "settings": {"chains": 4, "warmup": 1000, "draws": 1000,
+                         "adapt_delta": 0.8, "max_treedepth": 10, "priors": []}, "only": ["toy"], "max_reps": N}]}
+
+
+def _row(cell, rep, engine, parameter, **kw):
+    return {"scenario": "toy", "cell": cell, "rep": rep, "run_seed": 1, "engine_seed": rep, "engine": engine,
+            "status": "ok", "parameter": parameter, "converged": True, "wall_s": 0.1, **kw}
+
+
+def handmade_table() -> pd.DataFrame:
+    """Cell 0: 'freq' (an optimiser) covers b[x] with [t - 1, t + 1] except every 4th replication (30/40 = 0.75,
+    width 2), singular on every 5th (8/40), and fails 2 more fits (2/42); 'bayes' (a sampler) always covers
+    b[x] with widths 1.5 and 2.5 in turn (mean 2), has a divergence on every 10th fit (4/40), ranks of b[x]
+    spread evenly over 0..99 (calibrated) and of sd[g][x] piled at 0 and 99 (a U: too narrow). Cell 1: only
+    'freq', so it has no side-by-side answer."""
+    rows = []
+    for rep in range(N):
+        for p in PARAMS:
+            t = 0.5
+            lo, hi = (t + 1, t + 3) if rep % 4 == 0 else (t - 1, t + 1)
+            rows.append(_row(0, rep, "freq", p, estimate=t, se=0.5, lower=lo, upper=hi, true=t,
+                             singular=rep % 5 == 0))
+            half = 0.75 if rep % 2 == 0 else 1.25
+            rank = rep * 100 // N if p != "sd[g][x]" else (0 if rep % 2 == 0 else 99)
+            rows.append(_row(0, rep, "bayes", p, estimate=t, se=0.5, lower=t - half, upper=t + half, true=t,
+                             divergences=float(rep % 10 == 0), rhat_max=1.001, sbc_rank=float(rank), sbc_draws=99.0))
+        rows.append(_row(1, rep, "freq", "b[x]", estimate=0.0, se=1.0, lower=-2.0, upper=2.0, true=0.0, singular=False))
+    for rep in (N, N + 1):
+        rows.append(_row(0, rep, "freq", None, status="failed", error="boom", converged=False))
+    table = conform(pd.DataFrame(rows))
+    table["covered"] = (table["lower"] <= table["true"]) & (table["true"] <= table["upper"])
+    return table
+
+
+def test_headline_side_by_side_by_hand():
+    result = summarise(handmade_table())
+    data = tables.headline(result.performance, result.fits).set_index("engine")
+    assert set(data["cell"]) == {0}  # cell 1 had no sampler
+    assert data.loc["freq", "kind"] == "optimiser" and data.loc["bayes", "kind"] == "sampler"
+    assert data.loc["freq", "coverage b[x]"] == pytest.approx(0.75)
+    assert data.loc["freq", "coverage b[x] mcse"] == pytest.approx(math.sqrt(0.75 * 0.25 / N))
+    assert (data.loc["bayes", "coverage b[x]"], data.loc["bayes", "coverage b[x] mcse"]) == (1.0, 0.0)
+    assert data.loc["freq", "width b[x]"] == pytest.approx(2.0) and data.loc["freq", "width b[x] mcse"] == 0
+    # widths 1.5, 2.5 in turn: squared deviations sum 40 x 0.25 = 10; MCSE sqrt(10 / 39 / 40) = sqrt(1 / 156)
+    assert data.loc["bayes", "width b[x]"] == pytest.approx(2.0)
+    assert data.loc["bayes", "width b[x] mcse"] == pytest.approx(math.sqrt(1 / 156))
+    assert data.loc["bayes", "divergent_fit_rate"] == pytest.approx(0.1) and pd.isna(data.loc["freq", "divergent_fit_rate"])
+    assert data.loc["freq", "singular_rate"] == pytest.approx(0.2) and pd.isna(data.loc["bayes", "singular_rate"])
+    assert data.loc["freq", "failure_rate"] == pytest.approx(2 / 42) and data.loc["bayes", "failure_rate"] == 0
+    assert not any(c.startswith("coverage r[") for c in data.columns)  # b, sd and cor only
+    cols = [c for c in data.columns if c.startswith("coverage ") and not c.endswith("mcse")]
+    assert cols == ["coverage b[x]", "coverage sd[g][x]", "coverage cor[g][Intercept,x]"]  # b, sd, cor order
+    text = tables.headline_display(data.reset_index()).set_index("engine")
+    assert text.loc["freq", "coverage b[x]"] == f"0.750 ({math.sqrt(0.75 * 0.25 / N):.3f})"
+    assert text.loc["bayes", "fits with divergences"] == "0.100 (0.047)" and text.loc["freq", "fits with divergences"] == ""
+    assert text.loc["freq", "failed fits"] == f"{2 / 42:.3f} ({math.sqrt(2 / 42 * 40 / 42 / 42):.3f})"
+
+
+def test_sbc_verdicts_by_hand():
+    verdicts = tables.sbc_verdicts(summarise(handmade_table()).sbc).set_index("parameter")
+    assert "r[g][1,x]" not in verdicts.index  # group effects stay in the CSV
+    assert verdicts.loc["b[x]", "inside 95% band"] == "yes" and verdicts.loc["sd[g][x]", "inside 95% band"] == "no"
+    assert verdicts.loc["b[x]", "n"] == N and float(verdicts.loc["sd[g][x]", "chi-square p"]) < 1e-6
+
+
+def test_engine_controls_from_the_manifest():
+    controls = tables.engine_controls(MANIFEST, {"freq": "optimiser", "bayes": "sampler"}).set_index("engine")
+    assert controls.loc["bayes", "settings"] == ("chains=4, warmup=1000, draws=1000, adapt_delta=0.8, "
+                                                 "max_treedepth=10, priors=(default)")
+    assert controls.loc["freq", "settings"] == "reml=True, profile=(default)" and controls.loc["freq", "name"] == "lme4"
+    assert controls.loc["bayes", "replications"] == f"first {N}" and controls.loc["bayes", "scenarios"] == "toy"
+    old = {"engines": [{"name": "mixedlm", "settings": {}, "only": [], "max_reps": None}]}  # before labels
+    assert tables.engine_controls(old).iloc[0][["engine", "settings"]].tolist() == ["mixedlm", "(defaults)"]
+
+
+@pytest.fixture(scope="module")
+def handmade_report(tmp_path_factory):
+    out = tmp_path_factory.mktemp("hand") / "hand"
+    report_module.render("hand", dict(MANIFEST), handmade_table(), out)
+    return out
+
+
+def test_handmade_report_sections(handmade_report):
+    html = (handmade_report / "index.html").read_text()
+    first, overview = html.index(f"<h2>{report_module.HEADLINE_TITLE}</h2>"), html.index("<h2>Overview</h2>")
+    assert html.index("<h2>") == first < overview
+    head = html[first:overview]
+    assert "toy, cell 0" in head and "toy, cell 1" not in head  # cell 1 had no sampler
+    assert "0.750 (" in head and "fits with divergences" in head
+    for needle in ("SBC verdicts, toy, cell 0", "SBC ECDF difference with simultaneous 95% band",
+                   "SBC rank histograms", "inside 95% band", "priors=(default)", "max_treedepth=10"):
+        assert needle in html, needle
+    data = pd.read_csv(handmade_report / "tables" / "headline.csv")
+    assert sorted(data["engine"]) == ["bayes", "freq"] and "width b[x] mcse" in data
+    tex = (handmade_report / "tables" / "headline.tex").read_text()
+    assert "\\toprule" in tex and "0.750 (" in tex  # value (MCSE) in one cell
+    md = (handmade_report / "summary.md").read_text()
+    assert md.index(report_module.HEADLINE_TITLE) < md.index("0.750 (") < md.index("engines and their controls")
+    assert "simulation-based calibration" in md
+
+
+def test_sbc_ecdf_plot_marks_the_miscalibrated_parameter():
+    from compare.report.plots import sbc_ecdf
+
+    fig = sbc_ecdf.plot(handmade_table(), "toy", 0)
+    titles = [ax.get_title() for ax in fig.axes if ax.get_visible() and ax.get_title()]
+    assert any("bayes: sd[g][x] (OUTSIDE" in t for t in titles) and any("bayes: b[x] (inside" in t for t in titles)
+    assert not any(": r[g]" in t for t in titles) and any(": cor[g]" in t for t in titles)
+    assert sbc_ecdf.plot(handmade_table(), "toy", 1) is None  # no ranks in cell 1
 
 
 def test_report_bad_run_id_exit_2(tmp_path):
@@ -66,7 +201,9 @@ def test_report_bad_run_id_exit_2(tmp_path):
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="no chromium installed (apt-get install chromium)")
-def test_report_loads_in_a_real_browser(report):
+@pytest.mark.parametrize("which", ["report", "handmade_report"])
+def test_report_loads_in_a_real_browser(which, request):
+    report = request.getfixturevalue(which)
     playwright = pytest.importorskip("playwright.sync_api", reason="playwright not installed")
     errors = []
     with playwright.sync_playwright() as p:

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
+
+from compare.fitresult import parameter_class
+
+FIT_KEYS = ["scenario", "cell", "engine"]
 
 
 def _with_mcse(df: pd.DataFrame, value: str) -> pd.Series:
@@ -34,12 +40,128 @@ def headline_tables(perf: pd.DataFrame, fits: pd.DataFrame) -> dict[str, pd.Data
     return out
 
 
-def write_tables(folder: Path, tables: dict[str, pd.DataFrame]) -> None:
+def write_tables(folder: Path, tables: dict[str, pd.DataFrame], tex: dict[str, pd.DataFrame] | None = None) -> None:
+    """Each table as CSV and booktabs LaTeX. `tex` gives the text form of a table whose CSV is numbers (a value
+    and its MCSE in two columns) for the LaTeX file, where a reader wants "value (MCSE)" in one cell."""
     folder.mkdir(parents=True, exist_ok=True)
+    tex = tex or {}
     for name, df in tables.items():
         if df is None:
             continue
         df.to_csv(folder / f"{name}.csv", index=False)
-        if len(df):
-            styler = df.style.format(precision=3, na_rep="").hide(axis="index")
+        shown = tex.get(name, df)
+        if len(shown):
+            styler = shown.style.format(precision=3, na_rep="").hide(axis="index")
             (folder / f"{name}.tex").write_text(styler.to_latex(hrules=True))
+
+
+# ---- the seed's question: does the Bayesian version work fine? -------------------------------------------------
+
+HEADLINE_CLASSES = ("b", "sd", "cor")
+HEADLINE_PARAM_MEASURES = ("coverage", "width")
+HEADLINE_FIT_MEASURES = ("divergent_fit_rate", "singular_rate", "failure_rate")
+FIT_MEASURE_TITLES = {"divergent_fit_rate": "fits with divergences", "singular_rate": "singular fits",
+                      "failure_rate": "failed fits"}
+
+
+def _headline_parameters(perf: pd.DataFrame) -> list[str]:
+    """b, then sd, then cor parameters (the order a model is read in), each class in name order."""
+    names = perf["parameter"].dropna().unique()
+    keep = [n for n in names if parameter_class(n) in HEADLINE_CLASSES]
+    return sorted(keep, key=lambda n: (HEADLINE_CLASSES.index(parameter_class(n)), n))
+
+
+def headline(perf: pd.DataFrame, fits: pd.DataFrame) -> pd.DataFrame:
+    """The seed lecture's question as data: for every (scenario, cell) where samplers and optimisers fitted the
+    same datasets, one row per engine with the coverage and mean interval width of each b, sd and cor parameter,
+    the share of fits with divergences (samplers), of singular fits (optimisers) and of failed fits, each with
+    its MCSE (`<measure> <parameter>` and `... mcse` columns). Numbers only: rendering is headline_display's."""
+    if fits.empty or "kind" not in fits:
+        return pd.DataFrame(columns=[*FIT_KEYS, "kind", "fits"])
+    attempted = fits[fits["fits"] > 0]
+    mixed = attempted.groupby(["scenario", "cell"])["kind"].transform("nunique") > 1
+    base = attempted[mixed].reindex(columns=[*FIT_KEYS, "kind", "fits", "ok", *[
+        f"{m}{s}" for m in HEADLINE_FIT_MEASURES for s in ("", "_mcse")]])
+    if base.empty:
+        return base
+    perf = perf.merge(base[FIT_KEYS], on=FIT_KEYS)
+    out = base.set_index(FIT_KEYS)
+    for measure in HEADLINE_PARAM_MEASURES:
+        for name in _headline_parameters(perf):
+            rows = perf[perf["parameter"] == name].set_index(FIT_KEYS)
+            out[f"{measure} {name}"] = rows[measure]
+            out[f"{measure} {name} mcse"] = rows[f"{measure}_mcse"]
+    return out.reset_index().sort_values(["scenario", "cell", "kind", "engine"], ignore_index=True)
+
+
+def _fmt(value: Any, mcse: Any, digits: str) -> str:
+    """'value (MCSE)', or blank where the measure does not apply."""
+    if value is None or pd.isna(value):
+        return ""
+    return f"{value:{digits}}" + ("" if mcse is None or pd.isna(mcse) else f" ({mcse:{digits}})")
+
+
+def headline_display(data: pd.DataFrame) -> pd.DataFrame:
+    """The headline as text, "value (MCSE)" per measure: coverage and rates to 3 decimals, widths to 3
+    significant digits, trailing zeros kept (their scale is the parameter's)."""
+    out = data[[*FIT_KEYS, "kind"]].copy()
+    out["fits"] = data["fits"].map(lambda v: "" if pd.isna(v) else f"{int(v)}")
+    columns = [c for c in data.columns if c.startswith(HEADLINE_PARAM_MEASURES) and not c.endswith(" mcse")]
+    for col in columns:
+        digits = "#.3g" if col.startswith("width") else ".3f"
+        out[col] = [_fmt(v, s, digits) for v, s in zip(data[col], data[f"{col} mcse"])]
+    for m in HEADLINE_FIT_MEASURES:
+        out[FIT_MEASURE_TITLES[m]] = [_fmt(v, s, ".3f") for v, s in zip(data[m], data[f"{m}_mcse"])]
+    return out
+
+
+def headline_cells(display: pd.DataFrame) -> dict[tuple[str, int], pd.DataFrame]:
+    """One table per (scenario, cell): rows engines, without the columns that are blank for every engine there
+    (another cell's parameters)."""
+    out = {}
+    for (scenario, cell), g in display.groupby(["scenario", "cell"], sort=True):
+        g = g.drop(columns=["scenario", "cell"])
+        out[(scenario, int(cell))] = g.loc[:, (g != "").any(axis=0)]
+    return out
+
+
+# ---- controls and calibration ----------------------------------------------------------------------------------
+
+
+def _setting_text(value: Any) -> str:
+    if value is None or (isinstance(value, (list, tuple)) and not value):
+        return "(default)"  # TOML has no null and an empty list means the engine's own choice (e.g. priors)
+    if isinstance(value, (list, tuple)):
+        return "[" + "; ".join(str(v) for v in value) + "]"
+    return str(value)
+
+
+def engine_controls(manifest: dict, kinds: dict[str, str] | None = None) -> pd.DataFrame:
+    """Each engine of the run with the controls that produced its numbers, as the manifest recorded them
+    (chains, warmup, draws, adapt_delta, max_treedepth, priors for samplers; reml, profile, ... for others),
+    so a coverage is never read apart from the settings behind it."""
+    rows = []
+    for e in manifest.get("engines", []):
+        label = e.get("label") or e["name"]
+        settings = e.get("settings") or {}
+        rows.append({"engine": label, "name": e["name"], "kind": (kinds or {}).get(label, ""),
+                     "settings": ", ".join(f"{k}={_setting_text(v)}" for k, v in settings.items()) or "(defaults)",
+                     "replications": "all" if e.get("max_reps") is None else f"first {e['max_reps']}",
+                     "scenarios": ", ".join(e.get("only") or []) or "all"})
+    return pd.DataFrame(rows, columns=["engine", "name", "kind", "settings", "replications", "scenarios"])
+
+
+def sbc_verdicts(sbc: pd.DataFrame, scenario: str | None = None, cell: int | None = None) -> pd.DataFrame:
+    """Per engine and parameter: ranks, chi-square p, whether the ECDF difference stays inside the simultaneous
+    95% band, and its largest excursion. Group effects r[...] (dozens per cell) stay in tables/sbc.csv."""
+    d = sbc[~sbc["parameter"].str.startswith("r[")] if len(sbc) else sbc
+    if scenario is not None:
+        d = d[(d["scenario"] == scenario) & (d["cell"] == cell)]
+    if d.empty:
+        return pd.DataFrame()
+    inside = d["inside_band"].map(lambda v: "" if pd.isna(v) else ("yes" if v else "no"))
+    text = lambda v, spec: "" if math.isnan(v) else f"{v:{spec}}"  # noqa: E731
+    return pd.DataFrame({"scenario": d["scenario"], "cell": d["cell"], "engine": d["engine"],
+                         "parameter": d["parameter"], "n": d["n"].astype(int), "draws": d["draws"].astype(int),
+                         "chi-square p": d["p_value"].map(lambda v: text(v, ".3g")), "inside 95% band": inside,
+                         "max abs(ECDF - z)": d["ecdf_max_abs_diff"].map(lambda v: text(v, ".3f"))})
