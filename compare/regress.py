@@ -19,7 +19,7 @@ from compare.errors import InputError
 from compare.store import RunStore
 
 # measures that carry an MCSE column "<name>_mcse"
-PARAM_MEASURES = ["bias", "empse", "rmse", "modse", "relerr_modse", "coverage", "be_coverage", "rejection",
+PARAM_MEASURES = ["bias", "empse", "rmse", "modse", "relerr_modse", "coverage", "be_coverage", "rejection", "width",
                   "coverage_t"]
 FIT_MEASURES = ["failure_rate", "singular_rate", "corr_at_bound_rate", "var_at_zero_rate", "nonconvergence_rate",
                 "reached_reference_rate", "divergent_fit_rate", "rhat_gt_101_rate"]

@@ -323,7 +323,8 @@ def summary_rows(names: list[str], values: np.ndarray, level: float = 0.95) -> l
     flat = values.reshape(-1, values.shape[2])
     rhat, bulk, tail = _convergence(values)
     lo, med, hi = np.quantile(flat, [0.5 - level / 2, 0.5, 0.5 + level / 2], axis=0)
-    mean, sd = flat.mean(axis=0), flat.std(axis=0, ddof=1)
+    by_parameter = np.ascontiguousarray(flat.T)  # each parameter's draws reduced alone, as a reader of one does
+    mean, sd = by_parameter.mean(axis=1), by_parameter.std(axis=1, ddof=1)
     return [{"parameter": n, "estimate": float(mean[m]), "se": float(sd[m]), "median": float(med[m]),
              "lower": float(lo[m]), "upper": float(hi[m]), "rhat": float(rhat[m]), "ess_bulk": float(bulk[m]),
              "ess_tail": float(tail[m]), "interval": "quantile"} for m, n in enumerate(names)]

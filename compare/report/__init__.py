@@ -74,7 +74,7 @@ def _key_parameter(perf: pd.DataFrame, scenario: str, cell: int) -> str | None:
     return d["parameter"].iloc[0] if len(d) else None
 
 
-def _scenario_section(table, perf, fits, scenario: str, level: float) -> Section:
+def _scenario_section(table, perf, fits, scenario: str, level: float, run_dir: Path | None = None) -> Section:
     sec = Section(f"Scenario {scenario}")
     labels = _cell_labels(scenario)
     cells = sorted(table[table["scenario"] == scenario]["cell"].unique())
@@ -86,7 +86,8 @@ def _scenario_section(table, perf, fits, scenario: str, level: float) -> Section
     key = _key_parameter(perf, scenario, cells[0]) if cells else None
     if key:
         sec.figure(zipplot.plot(table, scenario, cells[0], key, level), f"zip plot of {key}, cell {cells[0]}")
-    sec.figure(_ppc(table, scenario, cells), "posterior/fitted predictive check for one example fit")
+    sec.figure(_ppc(table, scenario, cells, run_dir), "predictive check for one example fit: posterior predictive "
+               "draws where the engine kept them, else an approximation from estimates and SEs")
     f = fits[fits["scenario"] == scenario]
     cols = [c for c in ["cell", "engine", "fits", "failure_rate", "singular_rate", "corr_at_bound_rate",
                         "nonconvergence_rate", "reached_reference_rate", "divergent_fit_rate", "wall_s_median"]
@@ -95,7 +96,7 @@ def _scenario_section(table, perf, fits, scenario: str, level: float) -> Section
     return sec
 
 
-def _ppc(table: pd.DataFrame, scenario: str, cells: list[int]):
+def _ppc(table: pd.DataFrame, scenario: str, cells: list[int], run_dir: Path | None):
     from compare.catalogue import load_scenario
     from compare.simulate import dataset_for
 
@@ -103,11 +104,26 @@ def _ppc(table: pd.DataFrame, scenario: str, cells: list[int]):
     if ok.empty or not cells:
         return None
     first = ok.sort_values(["cell", "rep"]).iloc[0]
+    cell, rep = int(first["cell"]), int(first["rep"])
     try:
-        ds = dataset_for(load_scenario(scenario), int(first["cell"]), int(first["rep"]), int(first["run_seed"]))
+        ds = dataset_for(load_scenario(scenario), cell, rep, int(first["run_seed"]))
     except Exception:  # the scenario changed since the run; the check is optional
         return None
-    return ppc.plot(table, ds.data, scenario, int(first["cell"]), int(first["rep"]))
+    return ppc.plot(table, ds.data, scenario, cell, rep, _kept_predictive(run_dir, ok, scenario, cell, rep))
+
+
+def _kept_predictive(run_dir: Path | None, ok: pd.DataFrame, scenario: str, cell: int, rep: int) -> dict:
+    """Engine -> replicated outcomes (draws, rows) of the example fit, for engines that kept their draws."""
+    from compare import posterior
+    from compare.store import part_key
+
+    out = {}
+    for engine in sorted(ok["engine"].unique()) if run_dir is not None else []:
+        path = posterior.draws_path(run_dir, part_key(scenario, cell, rep), engine)
+        if path.is_file():
+            y = posterior._az().from_netcdf(path).posterior_predictive["y"].values
+            out[engine] = y.reshape(-1, y.shape[-1])
+    return out
 
 
 def _failures(table: pd.DataFrame) -> pd.DataFrame:
@@ -125,10 +141,10 @@ def build(store: RunStore, out_root: Path | str = REPORTS_DIR) -> Path:
     """Write the report for a stored run; returns the path of index.html."""
     manifest = store.manifest()
     manifest["status"] = store.state(manifest)  # a killed run's manifest still says "running"
-    return render(store.run_id, manifest, store.load(), Path(out_root) / store.run_id)
+    return render(store.run_id, manifest, store.load(), Path(out_root) / store.run_id, store.dir)
 
 
-def render(run_id: str, manifest: dict, table: pd.DataFrame, out: Path) -> Path:
+def render(run_id: str, manifest: dict, table: pd.DataFrame, out: Path, run_dir: Path | None = None) -> Path:
     """Write index.html, summary.md and tables/ for a results table and its manifest into `out`. Apart from
     `build` so that a hand-made table (sampler columns, SBC ranks) renders without running any engine."""
     result = summarise(table, manifest.get("reference"), float(manifest.get("level", 0.95)))
@@ -146,7 +162,7 @@ def render(run_id: str, manifest: dict, table: pd.DataFrame, out: Path) -> Path:
     runtime_sec.figure(runtime.plot(table), "runtime per fit and compile cost by engine")
     sections.append(runtime_sec)
     for scenario in sorted(table["scenario"].unique()):
-        sections.append(_scenario_section(table, perf, fits, scenario, level))
+        sections.append(_scenario_section(table, perf, fits, scenario, level, run_dir))
     fail = Section("Failures (each with the seed that reproduces it)")
     failures = _failures(table)
     fail.table(failures) if len(failures) else fail.text("No fit failed, timed out or crashed.")

@@ -2,8 +2,9 @@
 observed outcomes per group against the fitted group means with predictive intervals.
 
 Reads the stored estimates of one replication and regenerates that replication's data from its seed
-(simulation, not refitting). The interval per group is mean +- 1.96 sqrt(se_mean^2 + sigma^2) for
-gaussian models: an approximation to the full predictive distribution, stated on the plot."""
+(simulation, not refitting). Where an engine kept its draws (`keep_draws = true`) the bands are its real
+posterior predictive intervals; elsewhere, for gaussian models, mean +- 1.96 sqrt(se_mean^2 + sigma^2), an
+approximation to the predictive distribution, and the plot says which is which."""
 
 from __future__ import annotations
 
@@ -36,35 +37,53 @@ def _group_means(rows: pd.DataFrame, ds) -> tuple[np.ndarray, np.ndarray] | None
     return mu, np.sqrt(var + sigma**2)
 
 
-def plot(table: pd.DataFrame, dataset, scenario: str, cell: int, rep: int, max_groups: int = 12):
-    if dataset.family != "gaussian" or not dataset.design.blocks:
+def _bands(rows: pd.DataFrame, data, y_rep: np.ndarray | None):
+    """(centre, lower, upper) per data row: posterior predictive quantiles where the draws were kept, else the
+    approximation mean -/+ 1.96 sqrt(se_mean^2 + sigma^2) from the stored estimates."""
+    if y_rep is not None:
+        lo, hi = np.quantile(y_rep, [0.025, 0.975], axis=0)
+        return y_rep.mean(axis=0), lo, hi
+    fitted = _group_means(rows, data)
+    if fitted is None:
+        return None
+    mu, sd = fitted
+    return mu, mu - 1.96 * sd, mu + 1.96 * sd
+
+
+def plot(table: pd.DataFrame, data, scenario: str, cell: int, rep: int, predictive: dict | None = None,
+         max_groups: int = 12):
+    """Observed outcomes per group against each engine's predictive band (the seed's pp_check
+    "ribbon_grouped"); `predictive`: engine -> replicated outcomes (draws, rows) where draws were kept."""
+    predictive = predictive or {}
+    if not data.design.blocks or (data.family != "gaussian" and not predictive):
         return None
     d = table[(table["scenario"] == scenario) & (table["cell"] == cell) & (table["rep"] == rep)
               & (table["status"] == "ok")]
-    engines = [e for e in sorted(d["engine"].unique()) if _group_means(d[d["engine"] == e], dataset) is not None]
-    if not engines:
+    bands = {e: _bands(d[d["engine"] == e], data, predictive.get(e)) for e in sorted(d["engine"].unique())}
+    bands = {e: b for e, b in bands.items() if b is not None}
+    if not bands:
         return None
-    bd = dataset.design.blocks[0]
-    x_name = dataset.design.x_names[1] if len(dataset.design.x_names) > 1 else None
-    x = dataset.frame[x_name].to_numpy() if x_name else np.arange(dataset.design.n)
-    y = dataset.design.y
+    bd = data.design.blocks[0]
+    x_name = data.design.x_names[1] if len(data.design.x_names) > 1 else None
+    x = data.frame[x_name].to_numpy(float) if x_name else np.arange(data.design.n, dtype=float)
+    y = data.design.y
     colours = engine_colours(table["engine"].unique())
     groups = list(range(min(max_groups, bd.n_levels)))
     fig, axes = figure(len(groups), width=2.6, height=2.2, ncols=6)
-    fitted = {e: _group_means(d[d["engine"] == e], dataset) for e in engines}
     for ax, j in zip(axes, groups):
         rows = np.where(bd.index == j)[0]
-        order = rows[np.argsort(x[rows])]
-        for e in engines:
-            mu, sd = fitted[e]
-            ax.fill_between(x[order], mu[order] - 1.96 * sd[order], mu[order] + 1.96 * sd[order],
-                            color=colours[e], alpha=0.2)
-            ax.plot(x[order], mu[order], color=colours[e], lw=1, label=e)
+        order = rows[np.argsort(x[rows], kind="stable")]
+        for e, (mu, lo, hi) in bands.items():
+            ax.fill_between(x[order], lo[order], hi[order], color=colours[e], alpha=0.2)
+            ax.plot(x[order], mu[order], color=colours[e], lw=1,
+                    label=f"{e} ({'draws' if e in predictive else 'approx.'})")
         ax.plot(x[order], y[order], "k.", ms=3)
         ax.set_title(f"{bd.group} {bd.levels[j]}", fontsize=7)
         ax.tick_params(labelsize=6)
     axes[0].legend(fontsize=5)
-    fig.suptitle(f"{scenario} cell {cell} rep {rep}: observed (dots) vs fitted group lines with ~95% "
-                 f"predictive bands (mean +- 1.96 sqrt(se^2 + sigma^2))", fontsize=8)
+    how = ("posterior predictive 95% intervals from kept draws" if predictive else "")
+    approx = "approximate bands mean +- 1.96 sqrt(se^2 + sigma^2)" if set(bands) - set(predictive) else ""
+    fig.suptitle(f"{scenario} cell {cell} rep {rep}: observed (dots) vs predicted by group; "
+                 + "; ".join(t for t in (how, approx) if t), fontsize=8)
     fig.tight_layout()
     return fig
