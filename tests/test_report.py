@@ -1,6 +1,6 @@
 """The report: built from a stored run (test-double engines), tables for papers, and a real browser
 load (headless Chromium via Playwright) that checks every image renders and nothing logs an error.
-Skipped with a clear reason only when no Chromium is installed (.ci/run installs Debian's)."""
+Skipped with a clear reason only when no Chromium is installed (the Makefile's set-up installs Debian's)."""
 
 import os
 import shutil
