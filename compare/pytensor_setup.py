@@ -3,7 +3,7 @@
 Why: PyTensor looks for a BLAS to link its C ops against the first time it reads `blas__ldflags`
 (PyMC's graph rewrites read it even for nutpie's numba backend). It looks for MKL, Accelerate,
 `libblas.so` + `libcblas.so`, or `libopenblas.so` + gfortran + gomp. A pip environment has none of these
-(Debian ships cblas inside libblas, not as libcblas.so), so every process spends ~0.4 s on failed
+(Debian ships cblas inside libblas, not as libcblas.so), so every process spends ~0.33 s on failed
 test compiles and prints a five-line "could not link to a BLAS installation ... severely degraded"
 warning: once per `hbench` command and once per worker.
 
