@@ -1,38 +1,49 @@
-# hbench: `make setup` then `make test`. Everything runs from the virtualenv in .venv.
+# hbench: `make test` and `make bench` work from a fresh clone; each first brings the environment up to date.
+# Everything runs from the virtualenv in .venv.
 PY := .venv/bin/python
 PYTEST := $(PY) -m pytest
+HBENCH := $(PY) -m compare
+# Set-up is done when this stamp is newer than everything that decides what set-up installs. It lives inside
+# .venv, so deleting .venv also redoes the set-up; when it is current, targets start at once.
+STAMP := .venv/.hbench-setup
+SETUP_INPUTS := pyproject.toml scripts/install_r.sh scripts/install_debian.sh Makefile
 
 .PHONY: setup test test-slow bench bench-quick bench-speed bench-speed-compare report clean
 
-setup:
+$(STAMP): $(SETUP_INPUTS)
 	test -x $(PY) || python3 -m venv .venv
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev]'
 	bash scripts/install_r.sh $(PY)
+	command -v chromium >/dev/null 2>&1 || bash scripts/install_debian.sh "the report's real-browser test" chromium
+	touch $@
 
-test:
+# set up again even when the stamp is current (e.g. after installing R or chromium by other means)
+setup:
+	rm -f $(STAMP)
+	$(MAKE) --no-print-directory $(STAMP)
+
+test: $(STAMP)
 	$(PYTEST) -q -m "not slow and not bench" tests
 
-test-slow:
+test-slow: $(STAMP)
 	$(PYTEST) -q -m "slow" tests
 
-HBENCH := $(PY) -m compare
-
-bench:
+bench: $(STAMP)
 	$(HBENCH) run default --run-id default-$$(date +%Y%m%d-%H%M%S)
 	$(HBENCH) report latest
 
-bench-quick:
+bench-quick: $(STAMP)
 	$(HBENCH) run quick --run-id quick-$$(date +%Y%m%d-%H%M%S)
 	$(HBENCH) report latest
 
-bench-speed:
+bench-speed: $(STAMP)
 	$(PYTEST) -q -m bench tests/benchmarks --benchmark-autosave
 
-bench-speed-compare:
+bench-speed-compare: $(STAMP)
 	$(PYTEST) -q -m bench tests/benchmarks --benchmark-compare
 
-report:
+report: $(STAMP)
 	$(HBENCH) report latest
 
 clean:

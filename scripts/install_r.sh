@@ -1,17 +1,31 @@
 #!/usr/bin/env bash
-# Install R + lme4 from Debian (the reference engine) and the rpy2 bridge, when this machine allows it.
-# Without apt-get or root it says so in one line and returns 0: every other engine still works.
+# Install R + lme4 from Debian (the reference engine), the R packages of the R engines to come and the rpy2
+# bridge, when this machine allows it. Only what is missing is installed: an R package counts as present
+# when R finds it, wherever it came from. Without apt-get or root it says so in one line and returns 0:
+# every other engine still works.
 set -u
 PY=${1:-.venv/bin/python}
-if ! command -v R >/dev/null 2>&1 || ! Rscript -e 'quit(status = !requireNamespace("lme4", quietly = TRUE))' >/dev/null 2>&1; then
-  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = "0" ]; then
-    echo "installing R and lme4 from Debian (r-base-core r-cran-lme4) ..."
-    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq r-base-core r-cran-lme4 >/dev/null \
-      || { echo "setup: apt-get could not install R; skipping the lme4 reference engine"; exit 0; }
-  else
-    echo "setup: no apt-get or not root; skipping R and the lme4 reference engine"
-    exit 0
-  fi
+HERE=$(dirname "$0")
+# lme4: the reference engine. glmmTMB, lmerTest + pbkrtest (Satterthwaite / Kenward-Roger df), rstanarm and
+# brms: the R engines to come. Debian names them r-cran-<lower-case name>.
+R_PACKAGES="lme4 glmmTMB lmerTest pbkrtest rstanarm brms"
+debs=()
+if command -v Rscript >/dev/null 2>&1; then
+  # system.file() finds a package without loading it (loading brms takes seconds)
+  absent=$(Rscript -e 'p <- commandArgs(TRUE); cat(p[!nzchar(vapply(p, function(x) system.file(package = x), ""))])' \
+    $R_PACKAGES 2>/dev/null) || absent=$R_PACKAGES
+else
+  debs+=(r-base-core)
+  absent=$R_PACKAGES
+fi
+for p in $absent; do
+  debs+=("r-cran-${p,,}")
+done
+# libboost-dev: C++ headers that R packages compiling Stan or TMB models at run time include
+bash "$HERE/install_debian.sh" "R and the R engines" "${debs[@]}" libboost-dev
+if ! command -v Rscript >/dev/null 2>&1 || ! Rscript -e 'quit(status = !nzchar(system.file(package = "lme4")))' >/dev/null 2>&1; then
+  echo "setup: R with lme4 is not available; the lme4 reference engine will report itself unavailable"
+  exit 0
 fi
 # rpy2 3.6 wheels need R >= 4.5 symbols (R_getVar): with Debian's R 4.2 its import fails, so pin 3.5
 "$PY" -m pip install -q 'rpy2>=3.5,<3.6' || echo "setup: rpy2 did not install; the lme4 engine will report itself unavailable"

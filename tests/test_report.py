@@ -1,6 +1,6 @@
 """The report: built from a stored run (test-double engines), tables for papers, and a real browser
 load (headless Chromium via Playwright) that checks every image renders and nothing logs an error.
-Skipped with a clear reason only when no Chromium is installed (.ci/run installs Debian's).
+Skipped with a clear reason only when no Chromium is installed (the Makefile's set-up installs Debian's).
 
 The headline (samplers beside optimisers) and the SBC section need sampler results; rather than run a
 sampler, a small results table is built by hand with sampler diagnostics and SBC ranks filled, its

@@ -10,6 +10,7 @@ that reuse with new data also moves the (autoscaled) priors.
 
 from __future__ import annotations
 
+import compare.pytensor_setup  # noqa: F401 - sets PyTensor's BLAS before pytensor is imported
 import os
 import time
 from dataclasses import dataclass
