@@ -9,6 +9,8 @@ import sys
 import venv
 from pathlib import Path
 
+import duckdb
+import pandas as pd
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -80,6 +82,13 @@ def test_a_users_folder_of_scenarios_and_suites_runs_from_an_empty_directory(ins
     assert "my_intercepts" in listed.stdout and "seed_slopes" in listed.stdout
     status = _hbench(installed, work, "status", "m")
     assert "complete, 4/4" in status.stdout, status.stdout + status.stderr
+    parts = work / "results" / "m" / "parts"  # the README's tutorial reads results like this
+    rows = pd.read_parquet(parts)
+    assert len(rows.drop_duplicates(["scenario", "cell", "rep", "engine"])) == 4
+    covered = rows.query("parameter == 'b[x]'").groupby("engine")["covered"].mean()
+    sql = duckdb.sql(f"select engine, avg(covered::int) from '{parts}/*.parquet' where parameter = 'b[x]' "
+                     "group by engine").fetchall()
+    assert sql == [("mixedlm", pytest.approx(covered["mixedlm"]))]
     missing = _hbench(installed, work, "--scenarios", str(tmp_path / "nope"), "scenarios")
     assert missing.returncode == 2 and "not a directory" in missing.stderr
 
