@@ -54,3 +54,18 @@ def test_simulate_bad_input_exit_2(tmp_path):
         res = hbench("simulate", *args)
         assert res.returncode == 2, args
         assert len(res.stderr.strip().splitlines()) == 1
+
+
+def test_the_issue_13_tracebacks_are_one_line_now(tmp_path):
+    """Inputs that used to end in a traceback: simulate --out naming a folder, --results naming a file, a
+    seed past int64; each is one line and exit 2 (and writes nothing)."""
+    a_file = tmp_path / "f"
+    a_file.write_text("x")
+    for args in (["simulate", "seed_slopes", "--out", str(tmp_path)],
+                 ["run", "quick", "--results", str(a_file), "--no-progress"],
+                 ["run", "quick", "--seed", str(2**63), "--results", str(tmp_path / "r"), "--no-progress"],
+                 ["status", "nope", "--results", str(a_file)]):
+        res = hbench(*args)
+        assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1, (args, res.stderr)
+        assert res.stderr.startswith("hbench: error:") and "Traceback" not in res.stderr
+    assert not (tmp_path / "r").exists() and sorted(p.name for p in tmp_path.iterdir()) == ["f"]

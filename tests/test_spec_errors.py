@@ -34,6 +34,10 @@ CASES = {
     "unknown_distribution": (('dist = "normal"', 'dist = "normall"'), ["covariates.x.dist", "'normall'"]),
     "bad_grid_value": (("sigma = 1\n", 'sigma = 1\n[grid]\n"truth.sd.g.x" = [0.5, -2]\n'),
                        ["grid cell 1", "truth.sd.g.x", "-2"]),
+    "nan_in_truth": (("sigma = 1\n", "sigma = nan\n"), ["truth.sigma", "not a finite number"]),
+    "inf_in_truth": (("b = { Intercept = 1, x = 0.5 }", "b = { Intercept = 1, x = inf }"), ["truth.b.x", "finite"]),
+    "size_not_whole": (("size = 4", 'size = [1, "a"]'), ["layout.size", "expected [min, max]"]),
+    "link_no_engine_fits": (('family = "gaussian"', 'family = "gaussian"\nlink = "log"'), ["link", "'log'"]),
 }
 
 
