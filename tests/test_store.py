@@ -27,6 +27,7 @@ from compare.cli import main
 from compare.errors import InputError
 from compare.store import TIMING_COLUMNS, RunStore, part_key, to_table
 from compare.tasks import Task
+from tests.doubles import seeds_of
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV = {**os.environ, "HBENCH_ENGINES": "tests.doubles", "PYTHONPATH": str(ROOT)}
@@ -47,8 +48,8 @@ cells = [0]
 name = "ols-double"
 [[engine]]
 name = "failing-double"
-settings = { fail_reps = [1] }
-"""
+settings = { fail_seeds = %s }
+""" % seeds_of(3, [("varying_intercept", 0), ("varying_intercept", 4), ("seed_slopes", 0)], [1])
 N_TASKS = 6
 
 
@@ -297,7 +298,7 @@ def test_verify_names_each_problem(finished, tmp_path, capsys):
         "part varying_intercept__c1__r0.parquet: not a task of the run's suite",
         "part seed_slopes__c0__r1.parquet: no rows for engine failing-double",
         "part varying_intercept__c4__r1.parquet: engine failing-double has 1 row without a status",
-        "part varying_intercept__c4__r1.parquet: engine ols-double has 3 rows without a status",
+        "part varying_intercept__c4__r1.parquet: engine ols-double has 54 rows without a status",
         "part varying_intercept__c0__r0.parquet: engine ols-double has duplicated rows for parameter "
         "b[Intercept], b[x]",
     ]
