@@ -29,17 +29,18 @@ def test_command_loading_the_pymc_engine_prints_no_library_warning(tmp_path):
     (without compare/quiet.py): ArviZ prints that once a day per user cache, so the command gets a new one."""
     data = tmp_path / "d.csv"
     data.write_text("g,x,y\n" + "".join(f"g{i % 4},{i},{i % 3}\n" for i in range(24)))
-    # --engine pymc imports the engine (PyMC, PyTensor, ArviZ, nutpie) to check it is available; the bad
-    # prior then stops the command before any model is compiled: exit 2 and its error on stderr.
+    # --engine pymc imports the engine (PyMC, PyTensor, ArviZ, nutpie) to check it is available; the second
+    # engine, which cannot fit a gaussian model, then stops the command before any model is compiled: exit 2
+    # and its error on stderr.
     res = subprocess.run([sys.executable, "-c", CLI_THEN_READ_BLAS, "fit", str(data), "--formula",
-                          "y ~ x + (1 | g)", "--engine", "pymc", "--prior", "b ~ nonsense(1)"],
+                          "y ~ x + (1 | g)", "--engine", "pymc", "--engine", "bayesmixedglm-map"],
                          cwd=tmp_path, env=_env(XDG_CACHE_HOME=str(tmp_path / "cache")), capture_output=True,
                          text=True, timeout=300)
     assert res.returncode == 2, res.stderr
     assert (tmp_path / "cache" / "arviz").is_dir()  # ArviZ was imported, and had its notice to give
     assert "BLAS" not in res.stderr and "Warning" not in res.stderr, res.stderr
     # the command's own error closes stderr (a fresh cache may add matplotlib's one-line font-cache notice)
-    assert res.stderr.strip().splitlines()[-1].startswith("hbench: error: prior") and "nonsense" in res.stderr
+    assert res.stderr.strip().splitlines()[-1].startswith("hbench: error: engine 'bayesmixedglm-map' cannot fit")
 
 
 PROBE = """
