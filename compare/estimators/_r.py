@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from compare.data import FitData
+from compare.estimators import _frequentist as fq
 from compare.estimators.base import YES, Support, no
 from compare.formula import Formula
 
@@ -126,8 +127,10 @@ def r_formula(formula: Formula, family: str, binomial: str = "cbind") -> str:
 def r_frame(data: FitData) -> pd.DataFrame:
     """Only the columns the formula reads; groups as strings; binomial successes, failures and trials added.
 
-    Categorical columns get sorted levels: the same reference level as formulae (hence as the design's
-    names), not R's locale-dependent order."""
+    Factors get the design's reference level and R's default (treatment) contrasts, so R's coefficient names
+    are the design's: a pandas categorical keeps its category order but is passed unordered (an ordered one
+    would get polynomial contrasts, `Age.L`), and text columns (object, or pandas' `str` dtype) get sorted
+    levels as formulae gives them, not R's locale-dependent order."""
     f = data.formula
     design = data.design
     cols = sorted(f.variables - set(f.response.columns))
@@ -135,8 +138,11 @@ def r_frame(data: FitData) -> pd.DataFrame:
     for g in {c for b in f.blocks for c in b.group_columns}:
         frame[g] = frame[g].astype(str)
     for c in frame.columns:
-        if frame[c].dtype == object:
-            frame[c] = pd.Categorical(frame[c], categories=sorted(frame[c].unique()))
+        col = frame[c]
+        if isinstance(col.dtype, pd.CategoricalDtype):
+            frame[c] = col.cat.as_unordered()
+        elif col.dtype == object or pd.api.types.is_string_dtype(col):
+            frame[c] = pd.Categorical(col, categories=sorted(col.unique()))
     if data.family == "binomial":
         frame["hb_s"] = design.y
         frame["hb_f"] = design.trials - design.y
@@ -219,3 +225,15 @@ def term(name: str) -> str:
 def r_term(name: str) -> str:
     """hbench's term name as R's model matrix calls it."""
     return "(Intercept)" if name == "Intercept" else name
+
+
+def ranef_rows(re: Any, level: float) -> list[dict[str, Any]]:
+    """r[g][level,term] from as.data.frame(ranef(fit, condVar = TRUE)) (lme4 and glmmTMB give the same columns):
+    conditional modes with a normal interval from the conditional SDs."""
+    df = re if isinstance(re, pd.DataFrame) else pd.DataFrame(re)
+    rows = []
+    for rec in df.itertuples(index=False):
+        mode, sd = float(rec.condval), float(rec.condsd)
+        rows += fq.group_effect_rows(str(rec.grpvar), [str(rec.grp)], [term(str(rec.term))], np.array([[mode]]),
+                                      np.array([[sd]]), level=level)
+    return rows

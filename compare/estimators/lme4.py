@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
-import pandas as pd
 
 from compare.data import FitData
 from compare.estimators import _frequentist as fq
@@ -148,7 +147,7 @@ def summarise(r: dict[str, Any], data: FitData, profile: bool, level: float = fq
     rows += _variance_rows(blocks, prof, gaussian)
     if gaussian:
         rows.append(_sigma_row(sigma, prof))
-    rows += _ranef_rows(r["ranef"], level)
+    rows += _r.ranef_rows(r["ranef"], level)
     if data.poststratify:
         w = data.frame[data.poststratify].to_numpy(float)
         rows.append(fq.mrp_row(w, np.asarray(r["fitted"], float)))
@@ -234,18 +233,6 @@ def _sigma_row(sigma: float, prof: np.ndarray | None) -> dict[str, Any]:
         lo, hi = prof[-1]
         row.update(lower=float(lo), upper=float(hi), interval="profile", note=None)
     return row
-
-
-def _ranef_rows(re: Any, level: float) -> list[dict[str, Any]]:
-    """r[g][level,term] from as.data.frame(ranef(fit, condVar = TRUE)): conditional modes and SDs."""
-    df = re if isinstance(re, pd.DataFrame) else pd.DataFrame(re)
-    rows = []
-    for rec in df.itertuples(index=False):
-        mode, sd = float(rec.condval), float(rec.condsd)
-        term = _term(str(rec.term))
-        rows += fq.group_effect_rows(str(rec.grpvar), [str(rec.grp)], [term], np.array([[mode]]), np.array([[sd]]),
-                                      level=level)
-    return rows
 
 
 ESTIMATORS = [Lme4Engine]
