@@ -32,6 +32,11 @@ def machine() -> dict[str, Any]:
     return {"cores": os.cpu_count(), "cpu": cpu, "platform": platform.platform(), "python": platform.python_version()}
 
 
+# R packages whose versions define what an R engine computes (R itself is recorded with any of them)
+R_PACKAGES = {"lme4": ("lme4",), "glmmtmb": ("glmmTMB", "TMB"), "rstanarm": ("rstanarm", "rstan"),
+              "brms": ("brms", "rstan")}
+
+
 def versions(engines: list[str]) -> dict[str, str]:
     out = {}
     for pkg in PACKAGES:
@@ -39,15 +44,25 @@ def versions(engines: list[str]) -> dict[str, str]:
             out[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:
             pass
-    if "lme4" in engines:
-        try:
-            r = subprocess.run(["Rscript", "-e", 'cat(R.version.string, "|", as.character(packageVersion("lme4")))'],
-                               capture_output=True, text=True, timeout=60)
-            rv, lme4 = (r.stdout.split("|") + [""])[:2]
-            out["R"], out["lme4"] = rv.strip(), lme4.strip()
-        except (OSError, subprocess.TimeoutExpired):
-            out["R"] = "unavailable"
+    out.update(r_versions(sorted({p for e in engines for p in R_PACKAGES.get(e, ())})))
     return out
+
+
+def r_versions(packages: list[str]) -> dict[str, str]:
+    """R's version string and each package's version ("missing" when not installed), by one Rscript call."""
+    if not packages:
+        return {}
+    parts = ", ".join(f'"|", tryCatch(as.character(packageVersion("{p}")), error = function(e) "missing")'
+                      for p in packages)
+    try:
+        r = subprocess.run(["Rscript", "-e", f"cat(R.version.string, {parts})"], capture_output=True, text=True,
+                           timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return {"R": "unavailable"}
+    fields = [f.strip() for f in r.stdout.split("|")]
+    if len(fields) != len(packages) + 1:
+        return {"R": "unavailable"}
+    return {"R": fields[0], **dict(zip(packages, fields[1:]))}
 
 
 def git_commit() -> str:

@@ -16,24 +16,21 @@ messages are collected with `withCallingHandlers` so they land in FitResult.warn
 
 from __future__ import annotations
 
-import functools
 import math
-import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
-import pandas as pd
 
 from compare.data import FitData
 from compare.estimators import _frequentist as fq
+from compare.estimators import _r
+from compare.estimators._r import quiet_r, r_formula, r_frame  # noqa: F401 - public names of this module
 from compare.estimators.base import YES, Estimator, Support, no
 from compare.families import FAMILIES
 from compare.settings import Settings, setting
 from compare.fitresult import FitResult, boundary_flags, make_params
-from compare.formula import Formula, ModelSpec
+from compare.formula import ModelSpec
 
 GLMER_OPTIMIZER = "nlminbwrap"
 
@@ -77,119 +74,18 @@ R_CODE = r"""
 """
 
 
-@contextmanager
-def quiet_r() -> Iterator[list[str]]:
-    """Swallow R's console output (kept in the yielded list) for the duration of the block."""
-    from rpy2.rinterface_lib import callbacks
-
-    out: list[str] = []
-    saved = callbacks.consolewrite_print, callbacks.consolewrite_warnerror
-    callbacks.consolewrite_print = callbacks.consolewrite_warnerror = out.append
-    try:
-        yield out
-    finally:
-        callbacks.consolewrite_print, callbacks.consolewrite_warnerror = saved
-
-
-@functools.lru_cache(maxsize=1)
 def r_status() -> Support:
-    """Start R once per process and load lme4; a reason when that is impossible."""
-    saved = os.environ.get("LD_LIBRARY_PATH")
-    try:
-        return _start_r()
-    finally:
-        # rpy2 prepends R's and the system's library folders to LD_LIBRARY_PATH. That only matters to child
-        # processes, where it breaks them: a pyenv Python started by the harness then loads Debian's
-        # libpython (AttributeError: '_thread.RLock' object has no attribute '_recursion_count').
-        if saved is None:
-            os.environ.pop("LD_LIBRARY_PATH", None)
-        else:
-            os.environ["LD_LIBRARY_PATH"] = saved
-
-
-def _start_r() -> Support:
-    try:
-        import rpy2.robjects as ro
-    except Exception as exc:  # ImportError, or rpy2 built for another R (undefined symbols)
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return no(f"lme4 needs R and rpy2 (`pip install 'rpy2>=3.5,<3.6'` for R < 4.5): {first}")
-    try:
-        with quiet_r():
-            ok = bool(ro.r('as.logical(suppressWarnings(suppressPackageStartupMessages(requireNamespace("lme4", quietly = TRUE))))')[0])
-            if ok:
-                ro.r(R_CODE)
-    except Exception as exc:  # noqa: BLE001 - any R failure means the engine is unavailable
-        return no(f"R failed to start or load lme4: {exc}")
-    return YES if ok else no("R is installed but the lme4 package is not (apt-get install r-cran-lme4)")
-
-
-def r_formula(formula: Formula, family: str) -> str:
-    """lme4 syntax for a parsed formula: binomial responses as cbind(.s, .f), `||` as separate terms."""
-    lhs = "cbind(hb_s, hb_f)" if family == "binomial" else formula.response.y
-    terms = [formula.fixed if formula.fixed else "0"]
-    if formula.offset:
-        terms.append(f"offset({formula.offset})")
-    terms += [f"({b.expr} | {b.group})" for b in formula.blocks]
-    return f"{lhs} ~ {' + '.join(terms)}"
-
-
-def r_frame(data: FitData) -> pd.DataFrame:
-    """Only the columns the formula reads; groups as strings; binomial successes/failures added."""
-    f = data.formula
-    design = data.design
-    cols = sorted(f.variables - set(f.response.columns))
-    frame = data.frame[cols].copy()
-    for g in {c for b in f.blocks for c in b.group_columns}:
-        frame[g] = frame[g].astype(str)
-    for c in frame.columns:
-        if frame[c].dtype == object:  # same reference level as formulae (sorted), not R's locale order
-            frame[c] = pd.Categorical(frame[c], categories=sorted(frame[c].unique()))
-    if data.family == "binomial":
-        frame["hb_s"] = design.y
-        frame["hb_f"] = design.trials - design.y
-    else:
-        frame[f.response.y] = design.y
-    return frame.reset_index(drop=True)
+    """Start R once per process and load lme4 (compare.estimators._r); a reason when that is impossible."""
+    return _r.package_status("lme4", R_CODE)
 
 
 def run_r_fit(data: FitData, reml: bool, profile: bool, level: float = fq.LEVEL) -> dict[str, Any]:
     """Fit in R and bring the pieces back as Python objects."""
-    import rpy2.robjects as ro
-    from rpy2.robjects import default_converter, numpy2ri, pandas2ri
-    from rpy2.robjects.conversion import localconverter
-
-    status = r_status()
-    if not status:
-        raise RuntimeError(status.reason)
-    conv = default_converter + numpy2ri.converter + pandas2ri.converter
-    with quiet_r() as console, localconverter(conv):
-        rdf = ro.conversion.get_conversion().py2rpy(r_frame(data))
-        res = ro.r[".hbench_fit"](r_formula(data.formula, data.family), rdf, data.family,
-                                  data.link, reml, GLMER_OPTIMIZER, profile, level)
-        out = dict(res.items())  # an R named list arrives as an OrdDict under these converters
-    out["console"] = console
-    return out
+    return _r.call("lme4", R_CODE, ".hbench_fit", r_formula(data.formula, data.family), r_frame(data),
+                   data.family, data.link, reml, GLMER_OPTIMIZER, profile, level)
 
 
-def _strs(x: Any) -> list[str]:
-    return [] if x is None or x is ro_null() else [str(v) for v in np.atleast_1d(x)]
-
-
-def ro_null():
-    import rpy2.rinterface as ri
-
-    return ri.NULL
-
-
-def _nth(x: Any, k: int) -> Any:
-    """k-th element of a converted R list (an OrdDict, a ListVector or a Python list)."""
-    if hasattr(x, "byindex"):
-        return x.byindex(k)[1]
-    return list(x.values())[k] if isinstance(x, dict) else x[k]
-
-
-def _term(name: str) -> str:
-    return "Intercept" if name == "(Intercept)" else name
+_strs, _nth, _term = _r.strs, _r.nth, _r.term
 
 
 @dataclass(frozen=True)
@@ -251,7 +147,7 @@ def summarise(r: dict[str, Any], data: FitData, profile: bool, level: float = fq
     rows += _variance_rows(blocks, prof, gaussian)
     if gaussian:
         rows.append(_sigma_row(sigma, prof))
-    rows += _ranef_rows(r["ranef"], level)
+    rows += _r.ranef_rows(r["ranef"], level)
     if data.poststratify:
         w = data.frame[data.poststratify].to_numpy(float)
         rows.append(fq.mrp_row(w, np.asarray(r["fitted"], float)))
@@ -285,7 +181,7 @@ def _varcorr_blocks(r: dict[str, Any]) -> list[tuple[str, list[str], np.ndarray]
 def _profile_table(r: dict[str, Any]) -> np.ndarray | None:
     """confint(..., 'theta_') rows, checked against the theta order the mapping below assumes."""
     prof = r["profile"]
-    if prof is None or prof is ro_null():
+    if _r.is_null(prof):
         return None
     expected = []
     for g, terms, _ in _varcorr_blocks(r):
@@ -337,18 +233,6 @@ def _sigma_row(sigma: float, prof: np.ndarray | None) -> dict[str, Any]:
         lo, hi = prof[-1]
         row.update(lower=float(lo), upper=float(hi), interval="profile", note=None)
     return row
-
-
-def _ranef_rows(re: Any, level: float) -> list[dict[str, Any]]:
-    """r[g][level,term] from as.data.frame(ranef(fit, condVar = TRUE)): conditional modes and SDs."""
-    df = re if isinstance(re, pd.DataFrame) else pd.DataFrame(re)
-    rows = []
-    for rec in df.itertuples(index=False):
-        mode, sd = float(rec.condval), float(rec.condsd)
-        term = _term(str(rec.term))
-        rows += fq.group_effect_rows(str(rec.grpvar), [str(rec.grp)], [term], np.array([[mode]]), np.array([[sd]]),
-                                      level=level)
-    return rows
 
 
 ESTIMATORS = [Lme4Engine]

@@ -1,0 +1,239 @@
+"""The R bridge every R engine shares (lme4, glmmTMB, rstanarm, brms): R started once per process through
+rpy2, packages loaded once, R's console swallowed, data frames and formulas translated the same way.
+
+Why one module: the four engines must see identical data (the same columns, factor levels and reference
+levels) for their results to be comparable, and R's start-up quirks (rpy2 rewriting LD_LIBRARY_PATH) must
+be handled once. R is started lazily: importing this module does not start it. Conversions happen inside
+rpy2 conversion contexts (no global activation). Kept out of the registry (leading underscore).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from compare.data import FitData
+from compare.estimators import _frequentist as fq
+from compare.estimators.base import YES, Support, no
+from compare.formula import Formula
+
+# Debian package of each R package we load (the `apt-get install` hint of an unavailable engine)
+DEBIAN = {"lme4": "r-cran-lme4", "glmmTMB": "r-cran-glmmtmb", "rstanarm": "r-cran-rstanarm", "brms": "r-cran-brms"}
+
+# withCallingHandlers collectors: every R engine's fit function records warnings and messages into `msgs`
+# instead of printing them, so they land in FitResult.warnings.
+R_HANDLERS = r"""
+.hbench_collector <- function() {
+  env <- new.env()
+  env$msgs <- character(0)
+  env$warning <- function(w) { env$msgs <- c(env$msgs, paste0("warning: ", conditionMessage(w))); invokeRestart("muffleWarning") }
+  env$message <- function(m) { env$msgs <- c(env$msgs, paste0("message: ", trimws(conditionMessage(m)))); invokeRestart("muffleMessage") }
+  env
+}
+"""
+
+
+@contextmanager
+def quiet_r() -> Iterator[list[str]]:
+    """Swallow R's console output (kept in the yielded list) for the duration of the block."""
+    from rpy2.rinterface_lib import callbacks
+
+    out: list[str] = []
+    saved = callbacks.consolewrite_print, callbacks.consolewrite_warnerror
+    callbacks.consolewrite_print = callbacks.consolewrite_warnerror = out.append
+    try:
+        yield out
+    finally:
+        callbacks.consolewrite_print, callbacks.consolewrite_warnerror = saved
+
+
+@functools.lru_cache(maxsize=1)
+def r_started() -> Support:
+    """Start R once per process (through rpy2); a reason when that is impossible."""
+    saved = os.environ.get("LD_LIBRARY_PATH")
+    try:
+        return _start_r()
+    finally:
+        # rpy2 prepends R's and the system's library folders to LD_LIBRARY_PATH. That only matters to child
+        # processes, where it breaks them: a pyenv Python started by the harness then loads Debian's
+        # libpython (AttributeError: '_thread.RLock' object has no attribute '_recursion_count').
+        if saved is None:
+            os.environ.pop("LD_LIBRARY_PATH", None)
+        else:
+            os.environ["LD_LIBRARY_PATH"] = saved
+
+
+def _start_r() -> Support:
+    try:
+        import rpy2.robjects as ro
+    except Exception as exc:  # ImportError, or rpy2 built for another R (undefined symbols)
+        return no(f"needs R and rpy2 (`pip install 'rpy2>=3.5,<3.6'` for R < 4.5): {_first_line(exc)}")
+    try:
+        with quiet_r():
+            ro.r(R_HANDLERS)
+    except Exception as exc:  # noqa: BLE001 - any R failure means no R engine can run
+        return no(f"cannot start R: {_first_line(exc)}")
+    return YES
+
+
+@functools.lru_cache(maxsize=None)
+def package_status(package: str, code: str = "") -> Support:
+    """R started, `package` loadable, and the engine's R `code` (its fit functions) defined; once per process.
+
+    The reason names the engine's package and how to install it, so `hbench engines` says what is missing."""
+    started = r_started()
+    if not started:
+        return no(f"{package} {started.reason}")
+    import rpy2.robjects as ro
+
+    try:
+        with quiet_r():
+            ok = bool(ro.r(f'as.logical(suppressWarnings(suppressPackageStartupMessages('
+                           f'requireNamespace("{package}", quietly = TRUE))))')[0])
+            if ok and code:
+                ro.r(code)
+    except Exception as exc:  # noqa: BLE001 - any R failure means the engine is unavailable
+        return no(f"R failed to load {package}: {_first_line(exc)}")
+    if not ok:
+        return no(f"R is installed but the {package} package is not (apt-get install {DEBIAN.get(package, package)})")
+    return YES
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def r_formula(formula: Formula, family: str, binomial: str = "cbind") -> str:
+    """R syntax for a parsed formula: binomial responses as cbind(hb_s, hb_f) (lme4, glmmTMB, rstanarm) or
+    hb_s | trials(hb_n) (brms, which has no cbind); `||` blocks are already separate terms."""
+    if family == "binomial":
+        lhs = "cbind(hb_s, hb_f)" if binomial == "cbind" else "hb_s | trials(hb_n)"
+    else:
+        lhs = formula.response.y
+    terms = [formula.fixed if formula.fixed else "0"]
+    if formula.offset:
+        terms.append(f"offset({formula.offset})")
+    terms += [f"({b.expr} | {b.group})" for b in formula.blocks]
+    return f"{lhs} ~ {' + '.join(terms)}"
+
+
+def r_frame(data: FitData) -> pd.DataFrame:
+    """Only the columns the formula reads; groups as strings; binomial successes, failures and trials added.
+
+    Factors get the design's reference level and R's default (treatment) contrasts, so R's coefficient names
+    are the design's: a pandas categorical keeps its category order but is passed unordered (an ordered one
+    would get polynomial contrasts, `Age.L`), and text columns (object, or pandas' `str` dtype) get sorted
+    levels as formulae gives them, not R's locale-dependent order."""
+    f = data.formula
+    design = data.design
+    cols = sorted(f.variables - set(f.response.columns))
+    frame = data.frame[cols].copy()
+    for g in {c for b in f.blocks for c in b.group_columns}:
+        frame[g] = frame[g].astype(str)
+    for c in frame.columns:
+        col = frame[c]
+        if isinstance(col.dtype, pd.CategoricalDtype):
+            frame[c] = col.cat.as_unordered()
+        elif col.dtype == object or pd.api.types.is_string_dtype(col):
+            frame[c] = pd.Categorical(col, categories=sorted(col.unique()))
+    if data.family == "binomial":
+        frame["hb_s"] = design.y
+        frame["hb_f"] = design.trials - design.y
+        frame["hb_n"] = design.trials
+    else:
+        frame[f.response.y] = design.y
+    return frame.reset_index(drop=True)
+
+
+def converter():
+    """numpy + pandas conversion rules, used locally (never activated globally)."""
+    from rpy2.robjects import default_converter, numpy2ri, pandas2ri
+
+    return default_converter + numpy2ri.converter + pandas2ri.converter
+
+
+def call(package: str, code: str, function: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
+    """Call an R function defined by an engine's `code` and bring its named-list result back as a dict.
+
+    Arguments that are pandas frames become R data frames. R errors become a RuntimeError with R's own
+    message (one engine's failure is recorded by the harness, with what R said). The swallowed console
+    output is kept under "console"."""
+    import rpy2.robjects as ro
+    from rpy2.rinterface_lib.embedded import RRuntimeError
+    from rpy2.robjects.conversion import localconverter
+
+    status = package_status(package, code)
+    if not status:
+        raise RuntimeError(status.reason)
+    with quiet_r() as console, localconverter(converter()):
+        py2r = ro.conversion.get_conversion().py2rpy
+        args = tuple(py2r(a) if isinstance(a, pd.DataFrame) else a for a in args)
+        try:
+            res = ro.r[function](*args, **kwargs)
+        except RRuntimeError as exc:
+            said = " ".join(line.strip() for line in console if line.strip())[-500:]
+            raise RuntimeError(f"{package} failed in R: {_first_line(exc)}" + (f" [R: {said}]" if said else "")) from None
+        out = dict(res.items())  # an R named list arrives as an OrdDict under these converters
+    out["console"] = console
+    return out
+
+
+def is_null(x: Any) -> bool:
+    import rpy2.rinterface as ri
+
+    return x is None or x is ri.NULL
+
+
+def strs(x: Any) -> list[str]:
+    """An R character vector (or NULL) as a list of Python strings."""
+    return [] if is_null(x) else [str(v) for v in np.atleast_1d(x)]
+
+
+def num(x: Any) -> float:
+    """The first element of an R numeric (or logical) vector as a float."""
+    return float(np.atleast_1d(x)[0])
+
+
+def nth(x: Any, k: int) -> Any:
+    """k-th element of a converted R list (an OrdDict, a ListVector or a Python list)."""
+    if hasattr(x, "byindex"):
+        return x.byindex(k)[1]
+    return list(x.values())[k] if isinstance(x, dict) else x[k]
+
+
+def items(x: Any) -> list[tuple[str, Any]]:
+    """(name, value) pairs of a converted named R list."""
+    if is_null(x):
+        return []
+    if hasattr(x, "items"):
+        return [(str(k), v) for k, v in x.items()]
+    return [(str(k), v) for k, v in zip(x.names, x)]
+
+
+def term(name: str) -> str:
+    """R's '(Intercept)' is hbench's 'Intercept'; other term names are the same (compare.design.lme4_name)."""
+    return "Intercept" if name == "(Intercept)" else name
+
+
+def r_term(name: str) -> str:
+    """hbench's term name as R's model matrix calls it."""
+    return "(Intercept)" if name == "Intercept" else name
+
+
+def ranef_rows(re: Any, level: float) -> list[dict[str, Any]]:
+    """r[g][level,term] from as.data.frame(ranef(fit, condVar = TRUE)) (lme4 and glmmTMB give the same columns):
+    conditional modes with a normal interval from the conditional SDs."""
+    df = re if isinstance(re, pd.DataFrame) else pd.DataFrame(re)
+    rows = []
+    for rec in df.itertuples(index=False):
+        mode, sd = float(rec.condval), float(rec.condsd)
+        rows += fq.group_effect_rows(str(rec.grpvar), [str(rec.grp)], [term(str(rec.term))], np.array([[mode]]),
+                                      np.array([[sd]]), level=level)
+    return rows

@@ -1,0 +1,77 @@
+"""What the R samplers (rstanarm, brms) share: settings, the sampler's own diagnostics from rstan, and the hand-off
+of their posterior draws to the project's summariser (compare.estimators._bayes).
+
+Why draws and not R's summaries: every Bayesian engine's means, quantiles, R-hat/ESS (ArviZ, per chain),
+PSIS-LOO, pred_new and SBC draws are then computed by the same code, so differences between engines are
+differences between samplers and priors, not between summary conventions. Kept out of the registry.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from compare.data import FitData
+from compare.estimators import _bayes, _r
+from compare.fitresult import FitResult
+from compare.settings import setting
+
+# rstan's per-chain sampler parameters after warm-up, as (draws x chains) matrices
+R_SAMPLER = r"""
+.hbench_sampler <- function(stanfit) {
+  sp <- rstan::get_sampler_params(stanfit, inc_warmup = FALSE)
+  col <- function(name) sapply(sp, function(m) m[, name])
+  t <- rstan::get_elapsed_time(stanfit)
+  list(divergent = col("divergent__"), treedepth = col("treedepth__"), energy = col("energy__"),
+       warmup_s = unname(t[, "warmup"]), sample_s = unname(t[, "sample"]))
+}
+"""
+
+
+@dataclass(frozen=True)
+class RSamplerSettings(_bayes.SamplerSettings):
+    """NUTS controls of the R samplers; adapt_delta defaults to rstanarm's 0.95 (brms's is 0.8; FINDINGS)."""
+
+    adapt_delta: float = setting(0.95, "target acceptance rate of step-size adaptation (rstanarm's default 0.95)",
+                                 lo=0.5, hi=0.9999)
+    cores: int = setting(1, "chains run in parallel by rstan (R worker processes)", lo=1)
+
+
+def intercept_first(md: _bayes.ModelData) -> list[str]:
+    """Fixed-effect names in the order _bayes.fit_result expects engines to return b (intercept first)."""
+    return (["Intercept"] if md.has_intercept else []) + [n for n in md.x_names if n != "Intercept"]
+
+
+def chains_first(a: np.ndarray) -> np.ndarray:
+    """rstan's (iterations, chains, ...) arrays as (chains, iterations, ...)."""
+    return np.swapaxes(np.asarray(a, float), 0, 1)
+
+
+def sampler_stats(raw: dict[str, Any], chains: int, draws: int, max_treedepth: int) -> _bayes.SamplerStats:
+    """Divergences, tree-depth hits and energy per (chain, draw) from rstan::get_sampler_params."""
+    def grid(name: str) -> np.ndarray:
+        return np.asarray(raw[name], float).reshape(draws, chains).T
+
+    return _bayes.SamplerStats(grid("divergent") > 0, grid("treedepth") >= max_treedepth, grid("energy"))
+
+
+def sampler_times(raw: dict[str, Any], cores: int) -> tuple[float, float]:
+    """(warm-up, sampling) seconds from rstan: summed over chains run one after another, the slowest when parallel."""
+    warm, sample = np.atleast_1d(np.asarray(raw["warmup_s"], float)), np.atleast_1d(np.asarray(raw["sample_s"], float))
+    pick = np.sum if cores == 1 else np.max
+    return float(pick(warm)), float(pick(sample))
+
+
+def finish(engine: str, md: _bayes.ModelData, data: FitData, draws: _bayes.Draws, sstats: _bayes.SamplerStats,
+           timing: _bayes.Timing, settings: RSamplerSettings, notes: list[str], seed: int, prior_text: list[str],
+           r_out: dict[str, Any]) -> FitResult:
+    """The shared summariser's FitResult, with the engine's own prior description (not hbench's resolution of
+    the prior strings, which describes rstanarm's defaults) and R's warnings kept."""
+    md.priors.text = prior_text
+    out = _bayes.fit_result(engine, md, data, draws, sstats, timing, settings, notes, seed)
+    warm, sample = sampler_times(r_out["sampler"], settings.cores)
+    out.details.update(rstan_warmup_s=warm, rstan_sampling_s=sample, r_wall_s=_r.num(r_out["wall"]))
+    out.warnings += [f"R: {' '.join(m.split())}" for m in _r.strs(r_out["msgs"])]  # one line each
+    return out

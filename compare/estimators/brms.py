@@ -1,0 +1,284 @@
+"""Engine `brms`: brms::brm (rstan backend) through rpy2 (compare.estimators._r), the seed's funding example.
+
+Priors are brms's own classes; hbench's prior strings map one to one (`b ~ normal(0, 4)` ->
+set_prior("normal(0, 4)", class = "b"); Intercept, sd, cor, sigma likewise). `cov ~ decov(...)` has no brms
+equivalent and is refused by the settings. A prior for a class the model does not have (sigma of a binomial
+model) is dropped with a note, as hbench's other samplers ignore it.
+
+Compiling a brms model takes 2-4 minutes and ~2 GB (FINDINGS), so each worker process compiles once per
+generated Stan program and refits every new dataset with update(fit, newdata = ., recompile = FALSE).
+Trap handled here: brms's default priors depend on the data (gaussian: student_t(3, median(y), mad(y)) on the
+intercept, student_t(3, 0, mad(y)) on sigma and SDs) and are written into the Stan code as numbers, and
+update(recompile = FALSE) keeps the compiled program, so a reused model would silently sample with the priors
+of whichever dataset compiled it. So those defaults are passed as data (stanvars hb_<class>_<k>, values taken
+from brms's own get_prior on each dataset) and the compiled model is looked up by its full Stan code: a reused
+model is the very program brms generates for this dataset and these priors. Debian's r-cran-bh ships no
+headers: rstan is pointed at /usr/include (FINDINGS) when BH has none.
+
+Draws come back per chain and are summarised by compare.estimators._bayes like every sampler's.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+
+from compare.data import FitData
+from compare.errors import InputError
+from compare.estimators import _bayes, _r, _rbayes
+from compare.estimators.base import YES, Estimator, Support, no
+from compare.fitresult import FitResult
+from compare.formula import ModelSpec
+from compare.priors import PriorSpec, parse_priors
+from compare.settings import Settings, setting
+
+R_CODE = _rbayes.R_SAMPLER + r"""
+if (!dir.exists(file.path(system.file(package = "BH"), "include", "boost")) && dir.exists("/usr/include/boost"))
+  rstan::rstan_options(boost_lib = "/usr/include")
+.hbench_brms_store <- new.env()
+.hbench_brms_store$models <- list()
+
+# brms's default priors for the data-dependent classes, with their numbers passed as data (stanvars), so the
+# generated Stan code does not change from one dataset to the next; the user's priors as given.
+.hbench_brms_priors <- function(f, data, fam, user_classes, user_priors) {
+  defaults <- brms::get_prior(f, data = data, family = fam)
+  have <- unique(defaults$class)
+  keep <- user_classes %in% have
+  prior <- brms::empty_prior()
+  for (k in which(keep)) prior <- prior + brms::set_prior(user_priors[k], class = user_classes[k])
+  sv <- NULL
+  text <- paste(user_classes[keep], "~", user_priors[keep])
+  rows <- defaults[defaults$coef == "" & defaults$group == "" & defaults$resp == "" & defaults$dpar == "" &
+                   defaults$nlpar == "" & defaults$prior != "" & defaults$class %in% c("Intercept", "sigma", "sd") &
+                   !(defaults$class %in% user_classes), ]
+  for (i in seq_len(nrow(rows))) {
+    cls <- rows$class[i]
+    m <- regmatches(rows$prior[i], regexec("^([A-Za-z_]+)\\((.*)\\)$", rows$prior[i]))[[1]]
+    args <- trimws(strsplit(m[3], ",")[[1]])
+    vals <- suppressWarnings(as.numeric(args))
+    if (length(m) != 3 || any(is.na(vals))) stop("cannot read brms's default prior '", rows$prior[i], "' for class ", cls)
+    nms <- paste0("hb_", cls, "_", seq_along(vals))
+    for (k in seq_along(vals)) sv <- if (is.null(sv)) brms::stanvar(vals[k], name = nms[k]) else sv + brms::stanvar(vals[k], name = nms[k])
+    prior <- prior + brms::set_prior(paste0(m[2], "(", paste(nms, collapse = ", "), ")"), class = cls)
+    text <- c(text, paste(cls, "~", rows$prior[i], "(brms default)"))
+  }
+  list(prior = prior, stanvars = sv, text = text, dropped = user_classes[!keep])
+}
+
+.hbench_brms_compiled <- function(code) {
+  for (m in .hbench_brms_store$models) if (identical(m$code, code)) return(m$fit)
+  NULL
+}
+
+.hbench_brms_forget <- function() { .hbench_brms_store$models <- list(); invisible(NULL) }
+
+.hbench_brms <- function(formula, data, family, link, user_classes, user_priors, chains, iter, warmup,
+                         adapt_delta, max_treedepth, cores, seed) {
+  h <- .hbench_collector()
+  fam <- if (family == "gaussian") gaussian() else get(family)(link = link)
+  f <- brms::brmsformula(as.formula(formula))
+  t0 <- proc.time()[["elapsed"]]
+  withCallingHandlers({
+    pri <- .hbench_brms_priors(f, data, fam, user_classes, user_priors)
+    code <- sub("^[^\n]+\n", "", brms::make_stancode(f, data = data, family = fam, prior = pri$prior, stanvars = pri$stanvars))
+  }, warning = h$warning, message = h$message)
+  prep_s <- proc.time()[["elapsed"]] - t0
+  base <- .hbench_brms_compiled(code)
+  compile_s <- 0
+  if (is.null(base)) {
+    t0 <- proc.time()[["elapsed"]]
+    base <- withCallingHandlers(brms::brm(f, data = data, family = fam, prior = pri$prior, stanvars = pri$stanvars,
+                                          chains = 0, silent = 2, refresh = 0),
+                                warning = h$warning, message = h$message)
+    compile_s <- proc.time()[["elapsed"]] - t0
+    .hbench_brms_store$models <- c(.hbench_brms_store$models, list(list(code = code, fit = base)))
+  }
+  # update() appends the compiled fit's user priors to the ones given, and brms refuses the near-duplicates
+  # (they differ in filled-in bounds); the code identity above already guarantees the priors are these.
+  base$prior <- base$prior[base$prior$source != "user", ]
+  t0 <- proc.time()[["elapsed"]]
+  fit <- withCallingHandlers(
+    update(base, newdata = data, recompile = FALSE, prior = pri$prior, stanvars = pri$stanvars, chains = chains,
+           iter = iter, warmup = warmup, cores = cores, seed = seed, refresh = 0, silent = 2,
+           control = list(adapt_delta = adapt_delta, max_treedepth = max_treedepth)),
+    warning = h$warning, message = h$message)
+  wall <- proc.time()[["elapsed"]] - t0
+  .hbench_brms_draws(fit, family, pri, compile_s, prep_s, wall, h$msgs)
+}
+
+# Draws by name from brms's accessors (original level labels), stacked chain after chain; the stacking is
+# checked against as.array's (iteration, chain) layout so the per-chain R-hat/ESS are computed on real chains.
+.hbench_prior_data <- function(fit) {
+  sd <- brms::standata(fit)
+  keep <- grep("^hb_", names(sd), value = TRUE)
+  list(names = keep, values = as.numeric(unlist(sd[keep])))
+}
+
+.hbench_brms_draws <- function(fit, family, pri, compile_s, prep_s, wall, msgs) {
+  vc <- brms::VarCorr(fit, summary = FALSE)
+  re <- brms::ranef(fit, summary = FALSE)
+  fe <- if (nrow(brms::fixef(fit)) > 0) brms::fixef(fit, summary = FALSE) else NULL
+  arr <- as.array(fit)
+  g1 <- names(vc)[1]; t1 <- colnames(vc[[1]]$sd)[1]
+  if (!isTRUE(all.equal(as.vector(vc[[1]]$sd[, 1]), as.vector(arr[, , paste0("sd_", g1, "__", t1)]))))
+    stop("brms's VarCorr draws are not stacked chain after chain as expected")
+  dn <- function(a, k) dimnames(a)[[k]]
+  list(fixef = if (is.null(fe)) matrix(numeric(0), nrow(vc[[1]]$sd), 0) else unname(fe),
+       fixef_names = if (is.null(fe)) character(0) else colnames(fe),
+       groups = names(vc), sd = unname(lapply(vc, function(v) unname(v$sd))),
+       sd_names = unname(lapply(vc, function(v) colnames(v$sd))),
+       cor = unname(lapply(vc, function(v) if (is.null(v$cor)) array(0, c(nrow(v$sd), 1, 1)) else unname(v$cor))),
+       r = unname(lapply(names(vc), function(g) unname(re[[g]]))),
+       r_levels = unname(lapply(names(vc), function(g) dn(re[[g]], 2))),
+       r_terms = unname(lapply(names(vc), function(g) dn(re[[g]], 3))),
+       sigma = if (family == "gaussian") as.vector(arr[, , "sigma"]) else NULL,
+       sampler = .hbench_sampler(fit$fit), prior_text = pri$text, dropped = pri$dropped,
+       compiled = compile_s > 0, compile_s = compile_s, prep_s = prep_s, wall = wall, msgs = msgs,
+       prior_data = .hbench_prior_data(fit))
+}
+"""
+
+
+def brms_priors(spec: PriorSpec) -> list[tuple[str, str]]:
+    """(brms class, prior string) for parsed prior strings; InputError for what brms cannot express."""
+    if spec.cov is not None:
+        raise InputError("brms has no decov prior: give 'sd ~ ...' and 'cor ~ lkj(...)' priors instead")
+    out = []
+    for cls, d in (("b", spec.b), ("Intercept", spec.intercept), ("sd", spec.sd), ("cor", spec.cor),
+                   ("sigma", spec.sigma)):
+        if d is not None:
+            out.append((cls, f"{d.name}({', '.join(repr(float(a)) for a in d.args)})"))
+    return out
+
+
+@dataclass(frozen=True)
+class BrmsSettings(_rbayes.RSamplerSettings):
+    max_treedepth: int = setting(10, "maximum NUTS tree depth (brms's and Stan's default 10)", lo=1, hi=30)
+    priors: tuple[str, ...] = setting((), 'brms prior strings by class (b, Intercept, sd, cor, sigma), e.g. '
+                                          '"sd ~ cauchy(0, 1)" (default: brms\'s own priors)')
+
+    def problems(self) -> list[str]:
+        out = super().problems()
+        if not out:
+            try:
+                brms_priors(parse_priors(self.priors))
+            except InputError as exc:
+                out.append(str(exc))
+        return out
+
+
+class BrmsEngine(Estimator):
+    """brms::brm, compiled once per Stan program per process, refitted with update(recompile = FALSE)."""
+
+    name: ClassVar[str] = "brms"
+    kind: ClassVar[str] = "bayesian"
+    Settings: ClassVar[type[Settings]] = BrmsSettings
+
+    def available(self) -> Support:
+        return _r.package_status("brms", R_CODE)
+
+    def supports(self, model: ModelSpec) -> Support:
+        verdict = _bayes.supports(model)
+        if not verdict:
+            return no(f"brms: {verdict.reason}")
+        if not model.formula.blocks:
+            return no("brms engine: hbench compares multilevel models; this one has no random-effect term")
+        return YES
+
+    def fit(self, data: FitData, *, seed: int) -> FitResult:
+        self.require(data.model)
+        start = time.perf_counter()
+        s = self.settings
+        md = _bayes.prepare(data, s.priors)
+        priors = brms_priors(parse_priors(s.priors))
+        r = _r.call("brms", R_CODE, ".hbench_brms", _r.r_formula(data.formula, data.family, binomial="trials"),
+                    _r.r_frame(data), data.family, data.link, _strvec([c for c, _ in priors]),
+                    _strvec([p for _, p in priors]), s.chains, s.warmup + s.draws, s.warmup, s.adapt_delta,
+                    s.max_treedepth, s.cores, int(seed) % (2**31 - 1) or 1)
+        draws = _draws(md, r, s.chains, s.draws)
+        sstats = _rbayes.sampler_stats(r["sampler"], s.chains, s.draws, s.max_treedepth)
+        compile_s = _r.num(r["compile_s"])
+        timing = _bayes.Timing(time.perf_counter() - start, compile_s, _r.num(r["wall"]), int(bool(_r.num(r["compiled"]))))
+        notes = ["backend: brms (rstan); compiled once per Stan program per process, refitted with "
+                 "update(recompile = FALSE)",
+                 "sampling_s is the wall time of brms's update() call in R (rstan's own chain times in details)"]
+        dropped = _r.strs(r["dropped"])
+        if dropped:
+            notes.append(f"priors for {', '.join(dropped)} dropped: this model has no such parameter")
+        out = _rbayes.finish(self.name, md, data, draws, sstats, timing, s, notes, seed,
+                             ["brms priors: " + "; ".join(_r.strs(r["prior_text"]) or ["brms defaults"])], r)
+        out.details["brms_prepare_s"] = _r.num(r["prep_s"])
+        out.details["prior_data"] = _named(r["prior_data"])
+        return out
+
+
+def forget_compiled() -> None:
+    """Drop this process's compiled brms models (tests use it to check reuse)."""
+    import rpy2.robjects as ro
+
+    if _r.package_status("brms", R_CODE):
+        with _r.quiet_r():
+            ro.r[".hbench_brms_forget"]()
+
+
+def _named(x: Any) -> dict[str, float]:
+    """The prior numbers a fit passed to Stan as data (hb_* stanvars), by name."""
+    parts = dict(_r.items(x))
+    return {n: float(v) for n, v in zip(_r.strs(parts["names"]), np.atleast_1d(np.asarray(parts["values"], float)))}
+
+
+def _strvec(values: list[str]):
+    import rpy2.robjects as ro
+
+    return ro.StrVector(values)
+
+
+def _draws(md: _bayes.ModelData, r: dict[str, Any], chains: int, draws: int) -> _bayes.Draws:
+    """The shared Draws from brms's accessors, by group, term and level label; chain-stacked -> (chains, draws)."""
+    def per_chain(a: np.ndarray) -> np.ndarray:
+        a = np.asarray(a, float)
+        return a.reshape(chains, draws, *a.shape[1:])
+
+    groups = _r.strs(r["groups"])
+    by_group = {g: k for k, g in enumerate(groups)}
+
+    def block(group: str) -> int:
+        if group not in by_group:
+            raise RuntimeError(f"brms returned no group-level draws for {group!r} (it has {groups})")
+        return by_group[group]
+
+    def position(names: list[str], term: str, what: str) -> int:
+        if term not in names:
+            raise RuntimeError(f"brms returned no {what} draws for {term!r} (it has {names})")
+        return names.index(term)
+
+    fe_names = [_r.term(n) for n in _r.strs(r["fixef_names"])]
+    fe = per_chain(np.atleast_2d(np.asarray(r["fixef"], float)).reshape(chains * draws, -1))
+    b = [fe[..., position(fe_names, n, "fixed-effect")] for n in _rbayes.intercept_first(md)]
+    sd, cor, rr = [], [], []
+    for blk in md.blocks:
+        k = block(blk.group)
+        sd_names = [_r.term(n) for n in _r.strs(_r.nth(r["sd_names"], k))]
+        sds = per_chain(_r.nth(r["sd"], k))
+        sd += [sds[..., position(sd_names, t, "sd")] for t in blk.names]
+        cors = per_chain(_r.nth(r["cor"], k))
+        for i, j in blk.pairs:
+            cor.append(cors[..., position(sd_names, blk.names[i], "cor"), position(sd_names, blk.names[j], "cor")])
+        levels = _r.strs(_r.nth(r["r_levels"], k))
+        terms = [_r.term(t) for t in _r.strs(_r.nth(r["r_terms"], k))]
+        effects = per_chain(_r.nth(r["r"], k))
+        for level in blk.levels:
+            at = position(levels, level, "group-effect")
+            rr += [effects[..., at, position(terms, t, "group-effect")] for t in blk.names]
+    sigma = per_chain(r["sigma"]) if md.family == "gaussian" else None
+
+    def stack(parts: list[np.ndarray]) -> np.ndarray:
+        return np.stack(parts, axis=2) if parts else np.zeros((chains, draws, 0))
+
+    return _bayes.Draws(stack(b), stack(sd), stack(cor), stack(rr), sigma)
+
+
+ESTIMATORS = [BrmsEngine]
