@@ -29,6 +29,7 @@ from compare.validate import read_toml
 TOP_KEYS = {"name", "description", "source", "formula", "family", "link", "dgp", "design", "layout",
             "covariates", "trials", "truth", "priors", "grid", "poststratify"}
 TRUTH_KEYS = {"b", "sd", "cor", "sigma"}
+MAX_ROWS = 1_000_000  # rows of one simulated dataset: far beyond any benchmark cell, well within memory
 
 
 @dataclass(frozen=True)
@@ -121,6 +122,8 @@ def _parse_layout(raw: Any) -> Layout:
         if isinstance(levels, int) and not isinstance(levels, bool):
             if levels < 1:
                 raise _fail(where, f"{levels!r} levels: need at least 1")
+            if levels > MAX_ROWS:
+                raise _fail(where, f"{levels!r} levels: at most {MAX_ROWS:,} rows can be simulated")
             factors[name] = [f"{name}{i + 1}" for i in range(levels)]
         elif isinstance(levels, list) and levels:
             factors[name] = list(levels)
@@ -134,6 +137,9 @@ def _parse_layout(raw: Any) -> Layout:
         size = (int(size[0]), int(size[1]))
     elif not isinstance(size, int) or isinstance(size, bool) or size < 1:
         raise _fail("layout.size", f"{size!r}: expected a positive whole number")
+    rows = math.prod(len(v) for v in factors.values()) * (size if isinstance(size, int) else size[1])
+    if rows > MAX_ROWS:
+        raise _fail("layout", f"up to {rows:,} rows (levels x size): at most {MAX_ROWS:,} rows can be simulated")
     return Layout(factors, size)
 
 

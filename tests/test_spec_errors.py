@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -79,3 +80,31 @@ def test_non_positive_definite_covariance(tmp_path):
     assert res.returncode == 2
     assert "positive-definite" in res.stderr and "truth.cor.g" in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1
+
+
+# Inputs the fuzzer (tests/test_fuzz.py) found crashing `hbench simulate` with an internal error (exit 1); each is
+# now one line naming the field, exit 2, nothing written. Run in-process: (old, new) edits of GOOD, expected parts.
+FOUND = {
+    "layout_too_many_levels": (("factors = { g = 5 }", "factors = { g = 10000000000 }"),
+                               ["layout.factors.g", "10000000000 levels"]),
+    "layout_size_too_large": (("size = 4", "size = [1, 100000000000]"), ["field 'layout'", "rows"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(FOUND))
+def test_fuzz_found_spec_is_one_line_exit_2(tmp_path, capsys, monkeypatch, case):
+    from compare import cli
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # an internal error's traceback file stays here
+    (old, new), expected = FOUND[case]
+    assert old in GOOD
+    spec = tmp_path / f"{case}.toml"
+    spec.write_text(GOOD.replace(old, new, 1))
+    code = cli.main(["simulate", str(spec), "--out", str(tmp_path / "d.csv")])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("hbench: error:"), err
+    for part in [str(spec), *expected]:
+        assert part in lines[0], lines[0]
+    assert not (tmp_path / "d.csv").exists()
