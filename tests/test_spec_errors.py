@@ -108,3 +108,16 @@ def test_fuzz_found_spec_is_one_line_exit_2(tmp_path, capsys, monkeypatch, case)
     for part in [str(spec), *expected]:
         assert part in lines[0], lines[0]
     assert not (tmp_path / "d.csv").exists()
+
+
+@pytest.mark.parametrize("key", ["a\\nb", "a\\u000bb", "a\\u2028b"])
+def test_error_naming_a_key_with_a_line_break_is_still_one_line(tmp_path, capsys, key):
+    """Found by the fuzzer: an unknown key "a\\nb" (any character str.splitlines breaks on) was echoed raw,
+    so the one-line error came out as two lines; it is now escaped."""
+    from compare import cli
+
+    spec = tmp_path / "t.toml"
+    spec.write_text(f'"{key}" = 1\n' + GOOD)
+    assert cli.main(["simulate", str(spec), "--out", str(tmp_path / "d.csv")]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("hbench: error:") and "unknown key" in lines[0], lines
