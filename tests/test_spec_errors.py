@@ -84,10 +84,26 @@ def test_non_positive_definite_covariance(tmp_path):
 
 # Inputs the fuzzer (tests/test_fuzz.py) found crashing `hbench simulate` with an internal error (exit 1); each is
 # now one line naming the field, exit 2, nothing written. Run in-process: (old, new) edits of GOOD, expected parts.
+X = 'x = { dist = "normal", mean = 0, sd = 1 }'
 FOUND = {
     "layout_too_many_levels": (("factors = { g = 5 }", "factors = { g = 10000000000 }"),
                                ["layout.factors.g", "10000000000 levels"]),
     "layout_size_too_large": (("size = 4", "size = [1, 100000000000]"), ["field 'layout'", "rows"]),
+    "dist_name_not_a_string": (('dist = "normal"', 'dist = {}'), ["covariates.x.dist", "unknown distribution {}"]),
+    "dist_parameter_a_table": (("mean = 0, sd = 1", "mean = {}, sd = 1"), ["covariates.x.mean", "{} must be a finite number"]),
+    "dist_parameter_nan": (("mean = 0, sd = 1", "mean = 0, sd = nan"), ["covariates.x.sd", "nan must be a finite number"]),
+    "poisson_mean_nan": ((X, 'x = { dist = "poisson", mean = nan }'), ["covariates.x.mean", "nan"]),
+    "poisson_mean_too_large": ((X, 'x = { dist = "poisson", mean = 1e300 }'), ["covariates.x.mean", "1e+300"]),
+    "poisson_min_beyond_int64": ((X, 'x = { dist = "poisson", mean = 4, min = -9223372036854775809 }'),
+                                 ["covariates.x.min", "-9223372036854775809", "whole number"]),
+    "uniform_range_overflows": ((X, 'x = { dist = "uniform", low = -1e308, high = 1e308 }'),
+                                ["covariates.x", "too wide"]),
+    "uniform_int_bounds_not_whole": ((X, 'x = { dist = "uniform_int", low = 0.5, high = 3 }'), ["covariates.x.low", "0.5"]),
+    "bernoulli_p_a_string": ((X, 'x = { dist = "bernoulli", p = "a" }'), ["covariates.x.p", "'a'"]),
+    "values_holding_a_list": ((X, 'x = { dist = "values", values = [1, []] }'), ["covariates.x.values", "[1, []]"]),
+    "values_empty": ((X, 'x = { dist = "values", values = [] }'), ["covariates.x.values", "non-empty"]),
+    "categorical_probs_not_summing_to_1": ((X, 'x = { dist = "categorical", levels = ["a", "b"], probs = [0.5, 0.6] }'),
+                                           ["covariates.x.probs", "sum to 1"]),
 }
 
 
