@@ -111,6 +111,10 @@ def _number(value: Any, where: str, *, lo: float | None = None, hi: float | None
     return float(value)
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def _parse_layout(raw: Any) -> Layout:
     raw = _check_keys(raw, {"factors", "size"}, "layout")
     factors_raw = _check_keys(raw.get("factors"), set(raw.get("factors") or {}), "layout.factors")
@@ -126,6 +130,10 @@ def _parse_layout(raw: Any) -> Layout:
                 raise _fail(where, f"{levels!r} levels: at most {MAX_ROWS:,} rows can be simulated")
             factors[name] = [f"{name}{i + 1}" for i in range(levels)]
         elif isinstance(levels, list) and levels:
+            if not all(isinstance(v, str) or _is_number(v) for v in levels):
+                raise _fail(where, f"{levels!r}: level labels must be strings or finite numbers")
+            if len({str(v) for v in levels}) != len(levels):
+                raise _fail(where, f"{levels!r} lists a level twice")
             factors[name] = list(levels)
         else:
             raise _fail(where, f"{levels!r}: expected a number of levels or a list of labels")

@@ -104,6 +104,9 @@ FOUND = {
     "values_empty": ((X, 'x = { dist = "values", values = [] }'), ["covariates.x.values", "non-empty"]),
     "categorical_probs_not_summing_to_1": ((X, 'x = { dist = "categorical", levels = ["a", "b"], probs = [0.5, 0.6] }'),
                                            ["covariates.x.probs", "sum to 1"]),
+    "layout_level_listed_twice": (("factors = { g = 5 }", 'factors = { g = ["a", "b", "a"] }'),
+                                  ["layout.factors.g", "lists a level twice"]),
+    "layout_level_a_table": (("factors = { g = 5 }", 'factors = { g = ["a", {}] }'), ["layout.factors.g", "labels"]),
 }
 
 
