@@ -300,6 +300,8 @@ def read_scenario(path: Path) -> Scenario:
 def parse_scenario(raw: dict[str, Any], path: Path) -> Scenario:
     """Every grid cell of a parsed TOML table, resolved and validated."""
     name = raw.get("name", path.stem)
+    if not isinstance(name, str) or not name.strip() or "/" in name or "\0" in name or name.startswith("."):
+        raise _fail("name", f"{name!r}: expected a scenario name (it names result files: no '/', no leading '.')")
     grid = raw.get("grid", {})
     if not isinstance(grid, dict):
         raise _fail("grid", "expected a table")

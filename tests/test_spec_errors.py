@@ -107,6 +107,8 @@ FOUND = {
     "layout_level_listed_twice": (("factors = { g = 5 }", 'factors = { g = ["a", "b", "a"] }'),
                                   ["layout.factors.g", "lists a level twice"]),
     "layout_level_a_table": (("factors = { g = 5 }", 'factors = { g = ["a", {}] }'), ["layout.factors.g", "labels"]),
+    "name_not_a_string": (('name = "t"', "name = 5"), ["field 'name'", "5: expected a scenario name"]),
+    "name_a_path": (('name = "t"', 'name = "../t"'), ["field 'name'", "'../t'"]),
 }
 
 
