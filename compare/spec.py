@@ -111,13 +111,18 @@ def _number(value: Any, where: str, *, lo: float | None = None, hi: float | None
     return float(value)
 
 
+def _table(value: Any, where: str) -> dict[str, Any]:
+    """A table whose keys the user names (factors, covariates, groups, terms); anything else is an error."""
+    return _check_keys(value, set(value) if isinstance(value, dict) else set(), where)
+
+
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _parse_layout(raw: Any) -> Layout:
     raw = _check_keys(raw, {"factors", "size"}, "layout")
-    factors_raw = _check_keys(raw.get("factors"), set(raw.get("factors") or {}), "layout.factors")
+    factors_raw = _table(raw.get("factors"), "layout.factors")
     if not factors_raw:
         raise _fail("layout.factors", "needs at least one factor")
     factors: dict[str, list[Any]] = {}
@@ -152,7 +157,7 @@ def _parse_layout(raw: Any) -> Layout:
 
 
 def _parse_covariates(raw: Any, layout: Layout) -> tuple[dict[str, Dist], frozenset[str], dict[str, str]]:
-    raw = _check_keys(raw or {}, set(raw or {}), "covariates")
+    raw = _table({} if raw is None else raw, "covariates")
     dists, fixed, per = {}, set(), {}
     for name, spec in raw.items():
         where = f"covariates.{name}"
@@ -177,15 +182,15 @@ def _all_params() -> set[str]:
 
 
 def _parse_truth(raw: Any, family: str) -> Truth:
-    raw = _check_keys(raw or {}, TRUTH_KEYS, "truth")
-    b = {k: _number(v, f"truth.b.{k}") for k, v in _check_keys(raw.get("b", {}), set(raw.get("b", {})), "truth.b").items()}
+    raw = _check_keys({} if raw is None else raw, TRUTH_KEYS, "truth")
+    b = {k: _number(v, f"truth.b.{k}") for k, v in _table(raw.get("b", {}), "truth.b").items()}
     sd: dict[str, dict[str, float]] = {}
-    for g, terms in _check_keys(raw.get("sd", {}), set(raw.get("sd", {})), "truth.sd").items():
-        terms = _check_keys(terms, set(terms) if isinstance(terms, dict) else set(), f"truth.sd.{g}")
+    for g, terms in _table(raw.get("sd", {}), "truth.sd").items():
+        terms = _table(terms, f"truth.sd.{g}")
         sd[g] = {t: _number(v, f"truth.sd.{g}.{t}", lo=0) for t, v in terms.items()}
     cor: dict[str, dict[tuple[str, str], float]] = {}
-    for g, pairs in _check_keys(raw.get("cor", {}), set(raw.get("cor", {})), "truth.cor").items():
-        pairs = _check_keys(pairs, set(pairs) if isinstance(pairs, dict) else set(), f"truth.cor.{g}")
+    for g, pairs in _table(raw.get("cor", {}), "truth.cor").items():
+        pairs = _table(pairs, f"truth.cor.{g}")
         cor[g] = {}
         for pair, v in pairs.items():
             where = f"truth.cor.{g}.{pair}"
@@ -207,11 +212,11 @@ def _parse_truth(raw: Any, family: str) -> Truth:
 
 def _parse_priors(raw: Any) -> Priors:
     raw = _check_keys(raw, TRUTH_KEYS, "priors")
-    b = {k: parse_dist(v, f"priors.b.{k}") for k, v in _check_keys(raw.get("b", {}), set(raw.get("b", {})), "priors.b").items()}
+    b = {k: parse_dist(v, f"priors.b.{k}") for k, v in _table(raw.get("b", {}), "priors.b").items()}
     sd = {}
-    for g, terms in _check_keys(raw.get("sd", {}), set(raw.get("sd", {})), "priors.sd").items():
-        sd[g] = {t: parse_dist(v, f"priors.sd.{g}.{t}") for t, v in terms.items()}
-    cor = {g: parse_dist(v, f"priors.cor.{g}") for g, v in raw.get("cor", {}).items()}
+    for g, terms in _table(raw.get("sd", {}), "priors.sd").items():
+        sd[g] = {t: parse_dist(v, f"priors.sd.{g}.{t}") for t, v in _table(terms, f"priors.sd.{g}").items()}
+    cor = {g: parse_dist(v, f"priors.cor.{g}") for g, v in _table(raw.get("cor", {}), "priors.cor").items()}
     for g, d in cor.items():
         if d.kind != "lkj":
             raise _fail(f"priors.cor.{g}.dist", f"{d.kind!r}: correlations take an lkj prior")

@@ -82,8 +82,9 @@ def test_non_positive_definite_covariance(tmp_path):
     assert len(res.stderr.strip().splitlines()) == 1
 
 
-# Inputs the fuzzer (tests/test_fuzz.py) found crashing `hbench simulate` with an internal error (exit 1); each is
-# now one line naming the field, exit 2, nothing written. Run in-process: (old, new) edits of GOOD, expected parts.
+# Inputs the fuzzer (tests/test_fuzz.py) found crashing `hbench simulate` (internal error, exit 1) or simulating
+# nonsense (NaN data, exit 0); each is now one line naming the field, exit 2, nothing written. Run in-process: an (old, new) edit of GOOD (or a tuple
+# of them), and the parts the error line must hold.
 X = 'x = { dist = "normal", mean = 0, sd = 1 }'
 FOUND = {
     "layout_too_many_levels": (("factors = { g = 5 }", "factors = { g = 10000000000 }"),
@@ -109,6 +110,15 @@ FOUND = {
     "layout_level_a_table": (("factors = { g = 5 }", 'factors = { g = ["a", {}] }'), ["layout.factors.g", "labels"]),
     "name_not_a_string": (('name = "t"', "name = 5"), ["field 'name'", "5: expected a scenario name"]),
     "name_a_path": (('name = "t"', 'name = "../t"'), ["field 'name'", "'../t'"]),
+    "covariates_a_number": ((("[covariates]\n" + X, ""), ('name = "t"', 'name = "t"\ncovariates = 30')),
+                            ["field 'covariates'", "expected a table, got 30"]),
+    "factors_a_number": (("factors = { g = 5 }", "factors = 5"), ["layout.factors", "expected a table, got 5"]),
+    "truth_b_a_list_of_tables": (("b = { Intercept = 1, x = 0.5 }", 'b = ["lme4", {}]'), ["truth.b", "expected a table"]),
+    "truth_sd_a_number": (("sd = { g = { Intercept = 1, x = 0.5 } }", "sd = 0"), ["truth.sd", "expected a table, got 0"]),
+    "truth_cor_a_list": (('cor = { g = { "Intercept,x" = 0.3 } }', "cor = [{}]"), ["truth.cor", "expected a table"]),
+    "priors_b_a_number": (("sigma = 1\n", "sigma = 1\n[priors]\nb = 0\n"), ["priors.b", "expected a table, got 0"]),
+    "priors_sd_group_a_list": (("sigma = 1\n", "sigma = 1\n[priors]\nsd = { g = [] }\n"), ["priors.sd.g", "expected a table"]),
+    "priors_cor_a_list": (("sigma = 1\n", "sigma = 1\n[priors]\ncor = []\n"), ["priors.cor", "expected a table"]),
 }
 
 
@@ -117,10 +127,13 @@ def test_fuzz_found_spec_is_one_line_exit_2(tmp_path, capsys, monkeypatch, case)
     from compare import cli
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # an internal error's traceback file stays here
-    (old, new), expected = FOUND[case]
-    assert old in GOOD
+    edits, expected = FOUND[case]
     spec = tmp_path / f"{case}.toml"
-    spec.write_text(GOOD.replace(old, new, 1))
+    text = GOOD
+    for old, new in edits if isinstance(edits[0], tuple) else [edits]:
+        assert old in text
+        text = text.replace(old, new, 1)
+    spec.write_text(text)
     code = cli.main(["simulate", str(spec), "--out", str(tmp_path / "d.csv")])
     err = capsys.readouterr().err
     assert code == 2, err
