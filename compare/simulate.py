@@ -23,6 +23,9 @@ from compare.seeds import cell_seq, engine_seed, replication_seq
 from compare.spec import CellSpec, Scenario, correlation_matrix
 
 
+MAX_TRIALS = 2**62  # binomial trials are drawn as int64
+
+
 @dataclass(frozen=True)
 class Params:
     """Parameter values used to generate one dataset."""
@@ -223,7 +226,15 @@ def simulate(cell: CellSpec, rng: np.random.Generator, cell_rng: np.random.Gener
         frame[name] = _draw_covariate(cell, name, frame, rng, cell_rng)
     trials = None
     if cell.trials is not None:
-        trials = cell.trials.draw(cell_rng if cell.design == "stratified" else rng, len(frame)).astype(float)
+        trials = cell.trials.draw(cell_rng if cell.design == "stratified" else rng, len(frame))
+        p = cell.trials.params
+        text = [v for v in [*p.get("values", []), *p.get("levels", []), p.get("value")] if isinstance(v, str)]
+        if text:
+            raise InputError(f"field 'trials': {text[0]!r} is not a number of trials")
+        too_many = [v for v in trials.tolist() if not v <= MAX_TRIALS]
+        if too_many:
+            raise InputError(f"field 'trials': drew {too_many[0]!r} trials, more than 2^62")
+        trials = trials.astype(float)
         if np.any(trials < 0):
             raise InputError("field 'trials': drew a negative number of trials")
     design = build_design(cell.formula, cell.family, frame, with_response=False)

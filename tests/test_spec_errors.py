@@ -86,6 +86,8 @@ def test_non_positive_definite_covariance(tmp_path):
 # nonsense (NaN data, exit 0); each is now one line naming the field, exit 2, nothing written. Run in-process: an (old, new) edit of GOOD (or a tuple
 # of them), and the parts the error line must hold.
 X = 'x = { dist = "normal", mean = 0, sd = 1 }'
+BINOMIAL = (('y ~ x + (1 + x | g)', 'y | trials(n) ~ x + (1 + x | g)'), ('"gaussian"', '"binomial"'),
+            ("sigma = 1\n", ""))  # GOOD as a binomial model, before its [trials]
 FOUND = {
     "layout_too_many_levels": (("factors = { g = 5 }", "factors = { g = 10000000000 }"),
                                ["layout.factors.g", "10000000000 levels"]),
@@ -119,6 +121,9 @@ FOUND = {
     "priors_b_a_number": (("sigma = 1\n", "sigma = 1\n[priors]\nb = 0\n"), ["priors.b", "expected a table, got 0"]),
     "priors_sd_group_a_list": (("sigma = 1\n", "sigma = 1\n[priors]\nsd = { g = [] }\n"), ["priors.sd.g", "expected a table"]),
     "priors_cor_a_list": (("sigma = 1\n", "sigma = 1\n[priors]\ncor = []\n"), ["priors.cor", "expected a table"]),
+    "trials_beyond_int64": (BINOMIAL + ((X, X + '\n[trials]\ndist = "values"\nvalues = [3, 18446744073709551616]'),),
+                            ["field 'trials'", "18446744073709551616"]),
+    "trials_a_string": (BINOMIAL + ((X, X + '\n[trials]\ndist = "values"\nvalues = [3, ""]'),), ["field 'trials'", "'' is not a number of trials"]),
 }
 
 
