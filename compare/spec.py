@@ -259,6 +259,8 @@ def _resolve_cell(name: str, index: int, factors: dict[str, Any], raw: dict[str,
     if dgp == "prior" and priors is None:
         raise _fail("priors", "dgp = 'prior' needs a [priors] table")
     poststratify = raw.get("poststratify")
+    if poststratify is not None and not isinstance(poststratify, str):
+        raise _fail("poststratify", f"{poststratify!r}: expected the name of a generated covariate")
     cell = CellSpec(name, index, factors, formula, family, link, dgp, design, layout, covariates, fixed, per,
                     trials, truth, priors, poststratify, raw)
     _check_columns(cell)

@@ -124,6 +124,7 @@ FOUND = {
     "trials_beyond_int64": (BINOMIAL + ((X, X + '\n[trials]\ndist = "values"\nvalues = [3, 18446744073709551616]'),),
                             ["field 'trials'", "18446744073709551616"]),
     "trials_a_string": (BINOMIAL + ((X, X + '\n[trials]\ndist = "values"\nvalues = [3, ""]'),), ["field 'trials'", "'' is not a number of trials"]),
+    "poststratify_a_list": (('name = "t"', 'name = "t"\npoststratify = [1, []]'), ["poststratify", "[1, []]"]),
 }
 
 
