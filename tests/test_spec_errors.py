@@ -3,6 +3,7 @@
 import subprocess
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 
 import pytest
@@ -125,6 +126,14 @@ FOUND = {
                             ["field 'trials'", "18446744073709551616"]),
     "trials_a_string": (BINOMIAL + ((X, X + '\n[trials]\ndist = "values"\nvalues = [3, ""]'),), ["field 'trials'", "'' is not a number of trials"]),
     "poststratify_a_list": (('name = "t"', 'name = "t"\npoststratify = [1, []]'), ["poststratify", "[1, []]"]),
+    "covariate_overflows": ((X, 'x = { dist = "lognormal", meanlog = 800, sdlog = 1 }'),
+                            ["covariates.x", "too large for a float"]),
+    "mean_overflows": (((X, 'x = { dist = "constant", value = 2 }'), ("x = 0.5 }", "x = 1e308 }")),
+                       ["field 'truth'", "mean overflows"]),
+    "poisson_mean_beyond_numpy": ((('"gaussian"', '"poisson"'), ("sigma = 1\n", ""), ("Intercept = 1, x", "Intercept = 50, x")),
+                                  ["field 'truth'", "poisson mean", "more than 1e+18"]),
+    "response_overflows": ((("Intercept = 1, x", "Intercept = 1.7e308, x"), ("sigma = 1\n", "sigma = 1e308\n")),
+                           ["field 'truth'", "response overflows"]),
 }
 
 
@@ -140,9 +149,12 @@ def test_fuzz_found_spec_is_one_line_exit_2(tmp_path, capsys, monkeypatch, case)
         assert old in text
         text = text.replace(old, new, 1)
     spec.write_text(text)
-    code = cli.main(["simulate", str(spec), "--out", str(tmp_path / "d.csv")])
+    with warnings.catch_warnings(record=True) as caught:  # a warning would be stderr lines in a real run
+        warnings.simplefilter("always")
+        code = cli.main(["simulate", str(spec), "--out", str(tmp_path / "d.csv")])
     err = capsys.readouterr().err
     assert code == 2, err
+    assert not caught, [str(w.message) for w in caught]
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("hbench: error:"), err
     for part in [str(spec), *expected]:
