@@ -173,3 +173,15 @@ def test_error_naming_a_key_with_a_line_break_is_still_one_line(tmp_path, capsys
     assert cli.main(["simulate", str(spec), "--out", str(tmp_path / "d.csv")]) == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("hbench: error:") and "unknown key" in lines[0], lines
+
+
+def test_spec_that_is_not_utf8_is_one_line_exit_2(tmp_path, capsys):
+    """Found by the fuzzer: a byte such as 0xff in a spec file was a UnicodeDecodeError (internal error, exit 1)."""
+    from compare import cli
+
+    spec = tmp_path / "latin1.toml"
+    spec.write_bytes(GOOD.replace('name = "t"', 'name = "t\xe9"').encode("latin-1"))
+    assert cli.main(["simulate", str(spec), "--out", str(tmp_path / "d.csv")]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and str(spec) in lines[0] and "not UTF-8" in lines[0] and "0xe9" in lines[0], lines
+    assert not (tmp_path / "d.csv").exists()
