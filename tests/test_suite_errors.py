@@ -1,0 +1,37 @@
+"""Suites the fuzzer (tests/test_fuzz.py) found crashing validation with an internal error: each is now one
+InputError line naming the field and the value, before anything runs. In-process (parse_suite), so fast."""
+
+import pytest
+
+from compare.errors import InputError
+from compare.suite import parse_suite
+
+
+@pytest.fixture(autouse=True, scope="module")
+def doubles():
+    """The test-double engines (tests/doubles.py), registered beside the shipped ones."""
+    import tests.doubles
+    from compare.estimators import engine_names, register
+
+    engine_names()
+    for cls in tests.doubles.ESTIMATORS:
+        register(cls)
+
+
+def suite(**engine) -> dict:
+    return {"name": "s", "seed": 1, "reps": 2, "scenario": [{"name": "varying_intercept", "cells": [0]}],
+            "engine": [{"name": "ols-double", **engine}]}
+
+
+def test_valid_suite_parses():
+    assert parse_suite(suite()).engines[0].name == "ols-double"
+
+
+@pytest.mark.parametrize("engine,expected", [
+    # a setting below its lower bound when it has no upper bound: the message's format was a ValueError
+    ({"name": "sleepy-double", "settings": {"sleep": -1}}, "engine[0].settings.sleep: -1.0 is outside 0..inf"),
+])
+def test_fuzz_found_suite_is_one_input_error(engine, expected):
+    with pytest.raises(InputError) as exc:
+        parse_suite(suite(**engine))
+    assert expected in str(exc.value) and "\n" not in str(exc.value)
