@@ -175,6 +175,14 @@ def _positive(value: Any, where: str, hi: float | None = None) -> float:
     return float(value)
 
 
+def _name(value: Any) -> str:
+    if (not isinstance(value, str) or not value.strip() or "/" in value or "\0" in value or value.startswith(".")
+            or len(value.encode()) > 100):
+        raise _fail("name", f"{value!r}: expected a name of up to 100 bytes, without '/' or a leading '.' "
+                    "(it starts the run id)")
+    return value
+
+
 def parse_suite(raw: dict[str, Any], path: Path | None = None, *, reps: int | None = None,
                 seed: int | None = None) -> Suite:
     """A Suite from a parsed TOML table; `reps`/`seed` override the file (the CLI's --reps/--seed).
@@ -197,8 +205,8 @@ def parse_suite(raw: dict[str, Any], path: Path | None = None, *, reps: int | No
     reference = raw.get("reference")
     if reference is not None and reference not in [e.label for e in engines]:
         problems.found.append(str(_fail("reference", f"{reference!r} is not one of the suite's engines")))
+    name = problems.attempt(_name, raw.get("name", path.stem if path else "suite"))
     problems.raise_any()
-    name = raw.get("name", path.stem if path else "suite")
     return Suite(name, path, run_seed, n_reps, level, timeout, rate, min_fits, scenarios, engines, reference, raw)
 
 

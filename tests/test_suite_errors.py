@@ -35,3 +35,15 @@ def test_fuzz_found_suite_is_one_input_error(engine, expected):
     with pytest.raises(InputError) as exc:
         parse_suite(suite(**engine))
     assert expected in str(exc.value) and "\n" not in str(exc.value)
+
+
+@pytest.mark.parametrize("edit,expected", [
+    # a name too long for a folder was OSError "File name too long" when the run folder was made
+    ({"name": "a" * 300}, "field 'name': 'aaaa"),
+    # a NUL in the name was ValueError "embedded null byte" when the run folder was made
+    ({"name": "nul\0x"}, "field 'name': 'nul\\x00x'"),
+])
+def test_fuzz_found_suite_top_level(edit, expected):
+    with pytest.raises(InputError) as exc:
+        parse_suite({**suite(), **edit})
+    assert expected in str(exc.value) and "\n" not in str(exc.value)
