@@ -61,6 +61,7 @@ class Suite:
 
 
 MAX_SEED = 2**63 - 1  # seeds are stored as int64
+MAX_TASKS = 1_000_000  # (cell, replication) tasks of one run: the harness holds them all in memory
 
 
 class _Problems:
@@ -200,6 +201,10 @@ def parse_suite(raw: dict[str, Any], path: Path | None = None, *, reps: int | No
     scenarios = _scenarios(raw.get("scenario", []), n_reps or 1, problems)
     if reps is not None:
         scenarios = tuple(ScenarioSpec(s.scenario, s.cells, reps) for s in scenarios)
+    n_tasks = sum(len(s.cells) * s.reps for s in scenarios)
+    if n_tasks > MAX_TASKS:
+        problems.found.append(str(_fail("--reps" if reps else "reps",
+                                        f"{n_tasks:,} tasks (cells x replications): at most {MAX_TASKS:,} in one run")))
     names = {s.scenario.name for s in scenarios} if len(scenarios) == len(raw.get("scenario") or []) else None
     engines = _engines(raw.get("engine", []), level or 0.95, names, problems)
     reference = raw.get("reference")

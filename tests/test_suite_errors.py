@@ -42,6 +42,8 @@ def test_fuzz_found_suite_is_one_input_error(engine, expected):
     ({"name": "a" * 300}, "field 'name': 'aaaa"),
     # a NUL in the name was ValueError "embedded null byte" when the run folder was made
     ({"name": "nul\0x"}, "field 'name': 'nul\\x00x'"),
+    # a trillion replications was a MemoryError while the harness listed the tasks
+    ({"reps": 10**12}, "field 'reps': 1,000,000,000,000 tasks"),
 ])
 def test_fuzz_found_suite_top_level(edit, expected):
     with pytest.raises(InputError) as exc:
