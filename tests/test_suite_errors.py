@@ -1,6 +1,8 @@
 """Suites the fuzzer (tests/test_fuzz.py) found crashing validation with an internal error: each is now one
 InputError line naming the field and the value, before anything runs. In-process (parse_suite), so fast."""
 
+import tempfile
+
 import pytest
 
 from compare.errors import InputError
@@ -49,3 +51,19 @@ def test_fuzz_found_suite_top_level(edit, expected):
     with pytest.raises(InputError) as exc:
         parse_suite({**suite(), **edit})
     assert expected in str(exc.value) and "\n" not in str(exc.value)
+
+
+@pytest.mark.parametrize("run_id", ["r" * 300, "a\0b"])
+def test_run_id_a_folder_cannot_have_is_one_line_exit_2(tmp_path, capsys, monkeypatch, run_id):
+    """`hbench run SUITE --run-id ID` with an ID too long for a folder name was OSError "File name too long", and
+    with a NUL ValueError "embedded null byte" (internal errors, exit 1); now exit 2 and nothing written."""
+    from compare import cli
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # an internal error's traceback file stays here
+    path = tmp_path / "s.toml"
+    path.write_text('name = "s"\nreps = 1\n[[scenario]]\nname = "varying_intercept"\ncells = [0]\n'
+                    '[[engine]]\nname = "ols-double"\n')
+    code = cli.main(["run", str(path), "--run-id", run_id, "--results", str(tmp_path / "results"), "--no-progress"])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and "run id" in lines[0], lines
+    assert not (tmp_path / "results").exists() or not [p for p in (tmp_path / "results").iterdir() if p.name != ".starting"]
