@@ -108,7 +108,8 @@ def _engine(i: int, e: Any, level: float, scenarios: set[str] | None) -> EngineS
     label = e.get("label", name)
     if not isinstance(label, str) or not label.strip() or "/" in label:
         raise _fail(f"engine[{i}].label", f"{label!r}: expected a short name without '/'")
-    table = _keys(e.get("settings", {}), set(e.get("settings", {}) or {}), f"engine[{i}].settings")
+    table = e.get("settings", {})
+    table = _keys(table, set(table) if isinstance(table, dict) else set(), f"engine[{i}].settings")
     settings = engine_class(name).configured(table, f"engine[{i}].settings", level=level).settings
     max_reps = _int(e["max_reps"], f"engine[{i}].max_reps", 1) if "max_reps" in e else None
     only = _names(e["only"], f"engine[{i}].only") if "only" in e else ()

@@ -32,6 +32,8 @@ def test_valid_suite_parses():
 @pytest.mark.parametrize("engine,expected", [
     # a setting below its lower bound when it has no upper bound: the message's format was a ValueError
     ({"name": "sleepy-double", "settings": {"sleep": -1}}, "engine[0].settings.sleep: -1.0 is outside 0..inf"),
+    # settings that are not a table: TypeError "'int' object is not iterable"
+    ({"name": "ols-double", "settings": 1}, "field 'engine[0].settings': expected a table, got 1"),
 ])
 def test_fuzz_found_suite_is_one_input_error(engine, expected):
     with pytest.raises(InputError) as exc:
