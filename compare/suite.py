@@ -206,7 +206,8 @@ def parse_suite(raw: dict[str, Any], path: Path | None = None, *, reps: int | No
     if n_tasks > MAX_TASKS:
         problems.found.append(str(_fail("--reps" if reps else "reps",
                                         f"{n_tasks:,} tasks (cells x replications): at most {MAX_TASKS:,} in one run")))
-    names = {s.scenario.name for s in scenarios} if len(scenarios) == len(raw.get("scenario") or []) else None
+    listed = raw.get("scenario")
+    names = {s.scenario.name for s in scenarios} if isinstance(listed, list) and len(scenarios) == len(listed) else None
     engines = _engines(raw.get("engine", []), level or 0.95, names, problems)
     reference = raw.get("reference")
     if reference is not None and reference not in [e.label for e in engines]:

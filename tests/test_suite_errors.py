@@ -48,6 +48,8 @@ def test_fuzz_found_suite_is_one_input_error(engine, expected):
     ({"name": "nul\0x"}, "field 'name': 'nul\\x00x'"),
     # a trillion replications was a MemoryError while the harness listed the tasks
     ({"reps": 10**12}, "field 'reps': 1,000,000,000,000 tasks"),
+    # a number where the list of scenarios goes: TypeError "object of type 'int' has no len()"
+    ({"scenario": 5}, "field 'scenario': a suite needs at least one [[scenario]]"),
 ])
 def test_fuzz_found_suite_top_level(edit, expected):
     with pytest.raises(InputError) as exc:
