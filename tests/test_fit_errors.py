@@ -34,3 +34,13 @@ def test_missing_value_in_a_non_ascii_column(run):
     code, out, err = run("y,g,é\n1,a,0.5\n2,a,1.5\n3,b,\n4,b,2\n5,c,1\n6,c,3\n",
                          "--formula", "y ~ é + (1 | g)", "--engine", "mixedlm", "--format", "json")
     assert "missing values in 'é' (1)" in one_line_error(code, out, err)
+
+
+@pytest.mark.parametrize("column", ["x", "g"])
+def test_infinite_covariate_or_group_code(run, column):
+    """inf in the response was already one line; inf in a covariate reached the engines ('MissingDataError: exog
+    contains inf or nans' from mixedlm, exit 0); inf as a numeric group code was fitted as a group."""
+    rows = {"x": "3,b,inf", "g": "3,inf,1"}[column]
+    code, out, err = run(f"y,g,x\n1,1,0.5\n2,1,1.5\n{rows}\n4,2,2\n5,3,1\n6,3,3\n",
+                         "--formula", "y ~ x + (1 | g)", "--engine", "mixedlm", "--format", "json")
+    assert f"column '{column}' has infinite values" in one_line_error(code, out, err)
