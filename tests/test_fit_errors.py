@@ -44,3 +44,11 @@ def test_infinite_covariate_or_group_code(run, column):
     code, out, err = run(f"y,g,x\n1,1,0.5\n2,1,1.5\n{rows}\n4,2,2\n5,3,1\n6,3,3\n",
                          "--formula", "y ~ x + (1 | g)", "--engine", "mixedlm", "--format", "json")
     assert f"column '{column}' has infinite values" in one_line_error(code, out, err)
+
+
+def test_blank_group_cell_is_missing(run):
+    """A group cell holding only spaces (`" "` in the CSV) is missing, like an empty one. pandas 3 reads text as
+    a string dtype, not object, so the blank check was skipped and " " was fitted as a phantom group."""
+    code, out, err = run('y,g,x\n1,a,0.5\n2,a,1.5\n3," ",1\n4,b,2\n5,c,1\n6,c,3\n',
+                         "--formula", "y ~ x + (1 | g)", "--engine", "mixedlm", "--format", "json")
+    assert "missing values in 'g' (1)" in one_line_error(code, out, err)
