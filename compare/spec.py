@@ -30,6 +30,7 @@ TOP_KEYS = {"name", "description", "source", "formula", "family", "link", "dgp",
             "covariates", "trials", "truth", "priors", "grid", "poststratify"}
 TRUTH_KEYS = {"b", "sd", "cor", "sigma"}
 MAX_ROWS = 1_000_000  # rows of one simulated dataset: far beyond any benchmark cell, well within memory
+MAX_CELLS = 10_000  # grid cells of one scenario: each is resolved and dry-run when the scenario loads
 
 
 @dataclass(frozen=True)
@@ -291,6 +292,9 @@ def _grid_cells(grid: dict[str, Any]) -> list[dict[str, Any]]:
         if not isinstance(values, list) or not values:
             raise _fail(f"grid.{key}", f"{values!r}: expected a non-empty list of values")
     keys = list(grid)
+    n_cells = math.prod(len(grid[k]) for k in keys)
+    if n_cells > MAX_CELLS:
+        raise _fail("grid", f"{n_cells:,} cells: at most {MAX_CELLS:,}")
     return [dict(zip(keys, combo)) for combo in itertools.product(*(grid[k] for k in keys))]
 
 

@@ -134,6 +134,10 @@ FOUND = {
                                   ["field 'truth'", "poisson mean", "more than 1e+18"]),
     "response_overflows": ((("Intercept = 1, x", "Intercept = 1.7e308, x"), ("sigma = 1\n", "sigma = 1e308\n")),
                            ["field 'truth'", "response overflows"]),
+    "grid_too_many_cells": (("sigma = 1\n", "sigma = 1\n[grid]\n" + "".join(
+        f'"{k}" = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]\n' for k in ("truth.sigma", "truth.b.x", "truth.b.Intercept",
+                                                               "covariates.x.mean", "covariates.x.sd"))),
+                            ["field 'grid'", "100,000 cells"]),
 }
 
 
