@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
 import sys
 import tempfile
@@ -52,6 +53,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("hbench: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `hbench scenarios | head`: the reader left early, which is not an error of ours
+        try:  # nothing more reaches the closed pipe, not even the interpreter's flush at exit
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        return 141  # what a shell reports for a process ended by SIGPIPE
     except Exception as exc:  # noqa: BLE001 - a bug must still reach the user as one line, with its details kept
         with tempfile.NamedTemporaryFile("w", prefix="hbench-error-", suffix=".txt", delete=False) as fh:
             traceback.print_exc(file=fh)

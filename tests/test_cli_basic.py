@@ -54,3 +54,12 @@ def test_simulate_bad_input_exit_2(tmp_path):
         res = hbench("simulate", *args)
         assert res.returncode == 2, args
         assert len(res.stderr.strip().splitlines()) == 1
+
+
+def test_a_reader_that_leaves_early_is_not_an_internal_error():
+    """`hbench scenarios | head -1` was "hbench: internal error: BrokenPipeError" (exit 1)."""
+    proc = subprocess.Popen([sys.executable, "-m", "compare", "scenarios", "-v"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, cwd=ROOT)
+    proc.stdout.close()  # before hbench has written anything: its first write meets a closed pipe
+    err = proc.stderr.read().decode()
+    assert proc.wait() == 141 and err == "", err
