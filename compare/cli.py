@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
 import sys
 import tempfile
 import traceback
+import unicodedata
 
 from compare import catalogue, commands
 from compare.errors import InputError
@@ -30,6 +32,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def one_line(text: str) -> str:
+    """A message as one line: control and line-break characters a user's key or value brought in are escaped."""
+    return "".join(repr(ch)[1:-1] if unicodedata.category(ch) in ("Cc", "Zl", "Zp") else ch for ch in text)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -41,15 +48,21 @@ def main(argv: list[str] | None = None) -> int:
             catalogue.add_folder(folder)
         return int(args.handler(args) or 0)
     except InputError as exc:
-        print(f"hbench: error: {exc}", file=sys.stderr)
+        print(f"hbench: error: {one_line(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("hbench: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `hbench scenarios | head`: the reader left early, which is not an error of ours
+        try:  # nothing more reaches the closed pipe, not even the interpreter's flush at exit
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        return 141  # what a shell reports for a process ended by SIGPIPE
     except Exception as exc:  # noqa: BLE001 - a bug must still reach the user as one line, with its details kept
         with tempfile.NamedTemporaryFile("w", prefix="hbench-error-", suffix=".txt", delete=False) as fh:
             traceback.print_exc(file=fh)
-        print(f"hbench: internal error: {type(exc).__name__}: {exc} (traceback in {fh.name}; please report it)",
+        print(f"hbench: internal error: {type(exc).__name__}: {one_line(str(exc))} (traceback in {fh.name}; please report it)",
               file=sys.stderr)
         return 1
 

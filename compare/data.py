@@ -87,7 +87,8 @@ def checked_frame(frame: pd.DataFrame, formula: Formula, *, drop_missing: bool =
 
 def _missing(frame: pd.DataFrame) -> pd.DataFrame:
     """NaN/None, and text cells that are empty or blank (a CSV's empty group cell)."""
-    blank = frame.apply(lambda col: col.astype(str).str.strip().eq("") if col.dtype == object else False)
+    text = lambda col: col.dtype == object or isinstance(col.dtype, pd.StringDtype)  # noqa: E731 - pandas 3: str
+    blank = frame.apply(lambda col: col.astype(str).str.strip().eq("") if text(col) else False)
     return frame.isna() | blank.astype(bool)
 
 

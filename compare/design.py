@@ -100,6 +100,11 @@ def check_columns(formula: Formula, frame: pd.DataFrame, *, need_response: bool)
 def build_design(formula: Formula, family: str, frame: pd.DataFrame, *, with_response: bool = True) -> Design:
     """Everything an engine needs to fit `formula` to `frame`."""
     check_columns(formula, frame, need_response=with_response)
+    for col in sorted(formula.variables - set(formula.response.columns)):
+        values = frame[col]
+        if (pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
+                and np.isinf(values.to_numpy(dtype=float, na_value=np.nan)).any()):
+            raise InputError(f"column {col!r} has infinite values")
     X, names = model_matrix(formula.fixed, frame)
     offset = np.zeros(len(frame)) if formula.offset is None else _numeric(frame, formula.offset).astype(float)
     y = trials = None

@@ -6,6 +6,7 @@ reads like the seed's slides: `x ~ normal(5, 2)`, `sigma ~ exponential(0.1)`.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +32,9 @@ DISTRIBUTIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "lkj": (("eta",), ()),
 }
 _POSITIVE = {"sd", "sdlog", "rate", "shape", "scale", "eta"}
+_LISTS = {"levels", "probs", "values"}
+MAX_WHOLE = 2**62  # bounds of uniform_int and poisson's min: numpy draws int64
+MAX_POISSON = 1e18  # numpy's largest poisson mean is about 9.2e18
 
 
 @dataclass(frozen=True)
@@ -92,12 +96,21 @@ def lkj_corr(rng: np.random.Generator, dim: int, eta: float) -> np.ndarray:
     return corr
 
 
+def _number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _scalar(v: Any) -> bool:
+    """A value a covariate can take: a finite number or a string."""
+    return isinstance(v, str) or _number(v)
+
+
 def parse_dist(value: Any, where: str) -> Dist:
     """Read `{dist = "normal", mean = 5, sd = 2}`; errors name the field `where`."""
     if not isinstance(value, dict) or "dist" not in value:
         raise InputError(f"field '{where}': expected a table with a 'dist' key, got {value!r}")
     kind = value["dist"]
-    if kind not in DISTRIBUTIONS:
+    if not isinstance(kind, str) or kind not in DISTRIBUTIONS:
         raise InputError(f"field '{where}.dist': unknown distribution {kind!r} (known: {', '.join(DISTRIBUTIONS)})")
     required, optional = DISTRIBUTIONS[kind]
     params = {k: v for k, v in value.items() if k != "dist"}
@@ -108,12 +121,32 @@ def parse_dist(value: Any, where: str) -> Dist:
         if key not in params:
             raise InputError(f"field '{where}': {kind} needs '{key}'")
     for key, v in params.items():
-        if key in _POSITIVE and (not isinstance(v, (int, float)) or v <= 0):
+        if key in _LISTS:
+            if not isinstance(v, list) or not v or not all(_scalar(x) for x in v):
+                raise InputError(f"field '{where}.{key}': {v!r} must be a non-empty list of numbers or strings")
+        elif key == "value":
+            if not _scalar(v):
+                raise InputError(f"field '{where}.{key}': {v!r} must be a number or a string")
+        elif not _number(v):
+            raise InputError(f"field '{where}.{key}': {v!r} must be a finite number")
+        if key in _POSITIVE and v <= 0:
             raise InputError(f"field '{where}.{key}': {v!r} must be a positive number")
     if kind in ("uniform", "uniform_int") and params["low"] > params["high"]:
         raise InputError(f"field '{where}': low {params['low']!r} is above high {params['high']!r}")
-    if kind == "poisson" and (not isinstance(params["mean"], (int, float)) or params["mean"] <= 0):
-        raise InputError(f"field '{where}.mean': {params['mean']!r} must be a positive number")
+    if kind == "uniform" and not math.isfinite(params["high"] - params["low"]):
+        raise InputError(f"field '{where}': low {params['low']!r} to high {params['high']!r} is too wide a range")
+    for key in ("low", "high") if kind == "uniform_int" else ("min",) if kind == "poisson" else ():
+        v = params.get(key, 0)
+        if not float(v).is_integer() or abs(v) > MAX_WHOLE:
+            raise InputError(f"field '{where}.{key}': {v!r} must be a whole number between -2^62 and 2^62")
+    if kind == "poisson" and not 0 < params["mean"] <= MAX_POISSON:
+        raise InputError(f"field '{where}.mean': {params['mean']!r} must be a positive number up to {MAX_POISSON:g}")
     if kind == "bernoulli" and not 0 <= params["p"] <= 1:
         raise InputError(f"field '{where}.p': {params['p']!r} is not a probability")
+    if kind == "categorical" and "probs" in params:
+        probs, levels = params["probs"], params["levels"]
+        if (len(probs) != len(levels) or not all(_number(q) and 0 <= q <= 1 for q in probs)
+                or abs(sum(probs) - 1) > 1e-8):
+            raise InputError(f"field '{where}.probs': {probs!r} must be {len(levels)} probabilities (one per level) "
+                             "that sum to 1")
     return Dist(kind, params)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from compare.errors import InputError
 
-_NAME = r"[A-Za-z_.][A-Za-z0-9_.]*"
+_NAME = r"(?:[^\W\d]|\.)[\w.]*"  # a column name: letters (any script), digits, "_" and ".", as formulae reads them
 
 
 @dataclass(frozen=True)

@@ -75,7 +75,7 @@ def _check_bounds(value: Any, f: dataclasses.Field, where: str) -> None:
     lo, hi = f.metadata.get("lo"), f.metadata.get("hi")
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         if (lo is not None and value < lo) or (hi is not None and value > hi):
-            span = f"{'-inf' if lo is None else lo:g}..{'inf' if hi is None else hi:g}"
+            span = f"{'-inf' if lo is None else format(lo, 'g')}..{'inf' if hi is None else format(hi, 'g')}"
             raise InputError(f"{where}: {value!r} is outside {span}")
 
 

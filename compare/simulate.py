@@ -23,6 +23,10 @@ from compare.seeds import cell_seq, engine_seed, replication_seq
 from compare.spec import CellSpec, Scenario, correlation_matrix, lookup
 
 
+MAX_TRIALS = 2**62  # binomial trials are drawn as int64
+MAX_POISSON = 1e18  # numpy's largest poisson mean is about 9.2e18
+
+
 @dataclass(frozen=True)
 class Params:
     """Parameter values used to generate one dataset."""
@@ -206,6 +210,13 @@ def _new_group_truth(cell: CellSpec, design: Design, params: Params, rng) -> dic
     return {f"pred_new[{group}]": float(value)}
 
 
+def _check_finite(values: np.ndarray, where: str, what: str) -> None:
+    """Huge but finite spec values can overflow to inf or NaN: one error line, not a dataset of infinities."""
+    if values.dtype.kind in "iuf" and not np.all(np.isfinite(values)):
+        raise InputError(f"field '{where}': {what}")
+
+
+@np.errstate(over="ignore", invalid="ignore")  # overflow is checked and reported as one line, not warned about
 def simulate(cell: CellSpec, rng: np.random.Generator, cell_rng: np.random.Generator | None = None) -> Dataset:
     """Simulate one dataset of `cell`. `cell_rng` (stratified designs) draws what stays fixed across reps."""
     if cell.design == "cluster" or cell_rng is None:
@@ -213,19 +224,34 @@ def simulate(cell: CellSpec, rng: np.random.Generator, cell_rng: np.random.Gener
     frame = _layout_frame(cell, cell_rng)
     for name in cell.covariates:
         frame[name] = _draw_covariate(cell, name, frame, rng, cell_rng)
+        _check_finite(frame[name].to_numpy(), f"covariates.{name}", "drew a value too large for a float")
     trials = None
     if cell.trials is not None:
-        trials = cell.trials.draw(cell_rng if cell.design == "stratified" else rng, len(frame)).astype(float)
+        trials = cell.trials.draw(cell_rng if cell.design == "stratified" else rng, len(frame))
+        p = cell.trials.params
+        text = [v for v in [*p.get("values", []), *p.get("levels", []), p.get("value")] if isinstance(v, str)]
+        if text:
+            raise InputError(f"field 'trials': {text[0]!r} is not a number of trials")
+        too_many = [v for v in trials.tolist() if not v <= MAX_TRIALS]
+        if too_many:
+            raise InputError(f"field 'trials': drew {too_many[0]!r} trials, more than 2^62")
+        trials = trials.astype(float)
         if np.any(trials < 0):
             raise InputError("field 'trials': drew a negative number of trials")
     design = build_design(cell.formula, cell.family, frame, with_response=False)
     params = _fixed_params(cell, design) if cell.dgp == "fixed" else _prior_params(cell, design, rng)
     effects = _group_effects(params, design, cell_rng)
+    source = "truth" if cell.dgp == "fixed" else "priors"
     mu = inverse_link(cell.link, _linear_predictor(design, params, effects))
+    _check_finite(mu, source, "the model's mean overflows: values too large for the covariates")
+    if cell.family == "poisson" and np.max(mu, initial=0) > MAX_POISSON:
+        raise InputError(f"field '{source}': a poisson mean of {np.max(mu):g} is more than {MAX_POISSON:g}")
     _respond(cell, frame, mu, params.sigma, trials, rng)
     truth = _truth(cell, design, params, effects, mu, frame)
     if design.blocks:
         truth.update(_new_group_truth(cell, design, params, rng))
+    _check_finite(frame[cell.formula.response.y].to_numpy(), source, "the simulated response overflows")
+    _check_finite(np.array(list(truth.values())), source, "a true value overflows")
     data = FitData(frame, cell.formula, cell.family, cell.link, cell.poststratify)
     return Dataset(data, truth, cell.scenario, cell.index)
 

@@ -29,6 +29,8 @@ from compare.validate import read_toml
 TOP_KEYS = {"name", "description", "source", "formula", "family", "link", "dgp", "design", "layout",
             "covariates", "trials", "truth", "priors", "grid", "poststratify"}
 TRUTH_KEYS = {"b", "sd", "cor", "sigma"}
+MAX_ROWS = 1_000_000  # rows of one simulated dataset: far beyond any benchmark cell, well within memory
+MAX_CELLS = 10_000  # grid cells of one scenario: each is resolved and dry-run when the scenario loads
 
 
 @dataclass(frozen=True)
@@ -110,9 +112,18 @@ def _number(value: Any, where: str, *, lo: float | None = None, hi: float | None
     return float(value)
 
 
+def _table(value: Any, where: str) -> dict[str, Any]:
+    """A table whose keys the user names (factors, covariates, groups, terms); anything else is an error."""
+    return _check_keys(value, set(value) if isinstance(value, dict) else set(), where)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def _parse_layout(raw: Any) -> Layout:
     raw = _check_keys(raw, {"factors", "size"}, "layout")
-    factors_raw = _check_keys(raw.get("factors"), set(raw.get("factors") or {}), "layout.factors")
+    factors_raw = _table(raw.get("factors"), "layout.factors")
     if not factors_raw:
         raise _fail("layout.factors", "needs at least one factor")
     factors: dict[str, list[Any]] = {}
@@ -121,8 +132,14 @@ def _parse_layout(raw: Any) -> Layout:
         if isinstance(levels, int) and not isinstance(levels, bool):
             if levels < 1:
                 raise _fail(where, f"{levels!r} levels: need at least 1")
+            if levels > MAX_ROWS:
+                raise _fail(where, f"{levels!r} levels: at most {MAX_ROWS:,} rows can be simulated")
             factors[name] = [f"{name}{i + 1}" for i in range(levels)]
         elif isinstance(levels, list) and levels:
+            if not all(isinstance(v, str) or _is_number(v) for v in levels):
+                raise _fail(where, f"{levels!r}: level labels must be strings or finite numbers")
+            if len({str(v) for v in levels}) != len(levels):
+                raise _fail(where, f"{levels!r} lists a level twice")
             factors[name] = list(levels)
         else:
             raise _fail(where, f"{levels!r}: expected a number of levels or a list of labels")
@@ -134,11 +151,14 @@ def _parse_layout(raw: Any) -> Layout:
         size = (int(size[0]), int(size[1]))
     elif not isinstance(size, int) or isinstance(size, bool) or size < 1:
         raise _fail("layout.size", f"{size!r}: expected a positive whole number")
+    rows = math.prod(len(v) for v in factors.values()) * (size if isinstance(size, int) else size[1])
+    if rows > MAX_ROWS:
+        raise _fail("layout", f"up to {rows:,} rows (levels x size): at most {MAX_ROWS:,} rows can be simulated")
     return Layout(factors, size)
 
 
 def _parse_covariates(raw: Any, layout: Layout) -> tuple[dict[str, Dist], frozenset[str], dict[str, str]]:
-    raw = _check_keys(raw or {}, set(raw or {}), "covariates")
+    raw = _table({} if raw is None else raw, "covariates")
     dists, fixed, per = {}, set(), {}
     for name, spec in raw.items():
         where = f"covariates.{name}"
@@ -163,15 +183,15 @@ def _all_params() -> set[str]:
 
 
 def _parse_truth(raw: Any, family: str) -> Truth:
-    raw = _check_keys(raw or {}, TRUTH_KEYS, "truth")
-    b = {k: _number(v, f"truth.b.{k}") for k, v in _check_keys(raw.get("b", {}), set(raw.get("b", {})), "truth.b").items()}
+    raw = _check_keys({} if raw is None else raw, TRUTH_KEYS, "truth")
+    b = {k: _number(v, f"truth.b.{k}") for k, v in _table(raw.get("b", {}), "truth.b").items()}
     sd: dict[str, dict[str, float]] = {}
-    for g, terms in _check_keys(raw.get("sd", {}), set(raw.get("sd", {})), "truth.sd").items():
-        terms = _check_keys(terms, set(terms) if isinstance(terms, dict) else set(), f"truth.sd.{g}")
+    for g, terms in _table(raw.get("sd", {}), "truth.sd").items():
+        terms = _table(terms, f"truth.sd.{g}")
         sd[g] = {t: _number(v, f"truth.sd.{g}.{t}", lo=0) for t, v in terms.items()}
     cor: dict[str, dict[tuple[str, str], float]] = {}
-    for g, pairs in _check_keys(raw.get("cor", {}), set(raw.get("cor", {})), "truth.cor").items():
-        pairs = _check_keys(pairs, set(pairs) if isinstance(pairs, dict) else set(), f"truth.cor.{g}")
+    for g, pairs in _table(raw.get("cor", {}), "truth.cor").items():
+        pairs = _table(pairs, f"truth.cor.{g}")
         cor[g] = {}
         for pair, v in pairs.items():
             where = f"truth.cor.{g}.{pair}"
@@ -193,11 +213,11 @@ def _parse_truth(raw: Any, family: str) -> Truth:
 
 def _parse_priors(raw: Any) -> Priors:
     raw = _check_keys(raw, TRUTH_KEYS, "priors")
-    b = {k: parse_dist(v, f"priors.b.{k}") for k, v in _check_keys(raw.get("b", {}), set(raw.get("b", {})), "priors.b").items()}
+    b = {k: parse_dist(v, f"priors.b.{k}") for k, v in _table(raw.get("b", {}), "priors.b").items()}
     sd = {}
-    for g, terms in _check_keys(raw.get("sd", {}), set(raw.get("sd", {})), "priors.sd").items():
-        sd[g] = {t: parse_dist(v, f"priors.sd.{g}.{t}") for t, v in terms.items()}
-    cor = {g: parse_dist(v, f"priors.cor.{g}") for g, v in raw.get("cor", {}).items()}
+    for g, terms in _table(raw.get("sd", {}), "priors.sd").items():
+        sd[g] = {t: parse_dist(v, f"priors.sd.{g}.{t}") for t, v in _table(terms, f"priors.sd.{g}").items()}
+    cor = {g: parse_dist(v, f"priors.cor.{g}") for g, v in _table(raw.get("cor", {}), "priors.cor").items()}
     for g, d in cor.items():
         if d.kind != "lkj":
             raise _fail(f"priors.cor.{g}.dist", f"{d.kind!r}: correlations take an lkj prior")
@@ -240,6 +260,8 @@ def _resolve_cell(name: str, index: int, factors: dict[str, Any], raw: dict[str,
     if dgp == "prior" and priors is None:
         raise _fail("priors", "dgp = 'prior' needs a [priors] table")
     poststratify = raw.get("poststratify")
+    if poststratify is not None and not isinstance(poststratify, str):
+        raise _fail("poststratify", f"{poststratify!r}: expected the name of a generated covariate")
     cell = CellSpec(name, index, factors, formula, family, link, dgp, design, layout, covariates, fixed, per,
                     trials, truth, priors, poststratify, raw)
     _check_columns(cell)
@@ -270,6 +292,9 @@ def _grid_cells(grid: dict[str, Any]) -> list[dict[str, Any]]:
         if not isinstance(values, list) or not values:
             raise _fail(f"grid.{key}", f"{values!r}: expected a non-empty list of values")
     keys = list(grid)
+    n_cells = math.prod(len(grid[k]) for k in keys)
+    if n_cells > MAX_CELLS:
+        raise _fail("grid", f"{n_cells:,} cells: at most {MAX_CELLS:,}")
     return [dict(zip(keys, combo)) for combo in itertools.product(*(grid[k] for k in keys))]
 
 
@@ -286,6 +311,8 @@ def read_scenario(path: Path) -> Scenario:
 def parse_scenario(raw: dict[str, Any], path: Path) -> Scenario:
     """Every grid cell of a parsed TOML table, resolved and validated."""
     name = raw.get("name", path.stem)
+    if not isinstance(name, str) or not name.strip() or "/" in name or "\0" in name or name.startswith("."):
+        raise _fail("name", f"{name!r}: expected a scenario name (it names result files: no '/', no leading '.')")
     grid = raw.get("grid", {})
     if not isinstance(grid, dict):
         raise _fail("grid", "expected a table")

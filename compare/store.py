@@ -195,8 +195,8 @@ def _first_line(exc: BaseException) -> str:
 
 class RunStore:
     def __init__(self, run_id: str, root: Path | str = RESULTS_DIR) -> None:
-        if not run_id or "/" in run_id or run_id.startswith("."):
-            raise InputError(f"run id {run_id!r}: use letters, digits, '-', '_'")
+        if not run_id or "/" in run_id or "\0" in run_id or run_id.startswith(".") or len(run_id.encode()) > 200:
+            raise InputError(f"run id {run_id!r}: use letters, digits, '-', '_' (up to 200)")
         if Path(root).exists() and not Path(root).is_dir():
             raise InputError(f"results folder {root} is a file, not a folder")
         self.run_id = run_id

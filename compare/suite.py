@@ -61,6 +61,7 @@ class Suite:
 
 
 MAX_SEED = 2**63 - 1  # seeds are stored as int64
+MAX_TASKS = 1_000_000  # (cell, replication) tasks of one run: the harness holds them all in memory
 
 
 class _Problems:
@@ -107,7 +108,8 @@ def _engine(i: int, e: Any, level: float, scenarios: set[str] | None) -> EngineS
     label = e.get("label", name)
     if not isinstance(label, str) or not label.strip() or "/" in label:
         raise _fail(f"engine[{i}].label", f"{label!r}: expected a short name without '/'")
-    table = _keys(e.get("settings", {}), set(e.get("settings", {}) or {}), f"engine[{i}].settings")
+    table = e.get("settings", {})
+    table = _keys(table, set(table) if isinstance(table, dict) else set(), f"engine[{i}].settings")
     settings = engine_class(name).configured(table, f"engine[{i}].settings", level=level).settings
     max_reps = _int(e["max_reps"], f"engine[{i}].max_reps", 1) if "max_reps" in e else None
     only = _names(e["only"], f"engine[{i}].only") if "only" in e else ()
@@ -197,6 +199,14 @@ def _positive(value: Any, where: str, hi: float | None = None) -> float:
     return float(value)
 
 
+def _name(value: Any) -> str:
+    if (not isinstance(value, str) or not value.strip() or "/" in value or "\0" in value or value.startswith(".")
+            or len(value.encode()) > 100):
+        raise _fail("name", f"{value!r}: expected a name of up to 100 bytes, without '/' or a leading '.' "
+                    "(it starts the run id)")
+    return value
+
+
 def parse_suite(raw: dict[str, Any], path: Path | None = None, *, reps: int | None = None,
                 seed: int | None = None) -> Suite:
     """A Suite from a parsed TOML table; `reps`/`seed` override the file (the CLI's --reps/--seed).
@@ -214,14 +224,19 @@ def parse_suite(raw: dict[str, Any], path: Path | None = None, *, reps: int | No
     scenarios = _scenarios(raw.get("scenario", []), n_reps or 1, problems)
     if reps is not None:
         scenarios = tuple(ScenarioSpec(s.scenario, s.cells, reps) for s in scenarios)
-    names = {s.scenario.name for s in scenarios} if len(scenarios) == len(raw.get("scenario") or []) else None
+    n_tasks = sum(len(s.cells) * s.reps for s in scenarios)
+    if n_tasks > MAX_TASKS:
+        problems.found.append(str(_fail("--reps" if reps else "reps",
+                                        f"{n_tasks:,} tasks (cells x replications): at most {MAX_TASKS:,} in one run")))
+    listed = raw.get("scenario")
+    names = {s.scenario.name for s in scenarios} if isinstance(listed, list) and len(scenarios) == len(listed) else None
     engines = _engines(raw.get("engine", []), level or 0.95, names, problems)
     _check_priors(engines, scenarios, problems)
     reference = raw.get("reference")
     if reference is not None and reference not in [e.label for e in engines]:
         problems.found.append(str(_fail("reference", f"{reference!r} is not one of the suite's engines")))
+    name = problems.attempt(_name, raw.get("name", path.stem if path else "suite"))
     problems.raise_any()
-    name = raw.get("name", path.stem if path else "suite")
     return Suite(name, path, run_seed, n_reps, level, timeout, rate, min_fits, scenarios, engines, reference, raw)
 
 

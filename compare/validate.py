@@ -13,9 +13,12 @@ from compare.errors import InputError
 def read_toml(path: Path) -> dict[str, Any]:
     """Parse a TOML file; a syntax error is one line naming the file."""
     try:
-        return tomllib.loads(path.read_text())
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"{path}: not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: not valid TOML: not UTF-8 text (byte {exc.object[exc.start]:#04x} at "
+                         f"position {exc.start})") from None
 
 
 def fail(where: str, msg: str) -> InputError:

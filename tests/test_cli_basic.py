@@ -69,3 +69,12 @@ def test_the_issue_13_tracebacks_are_one_line_now(tmp_path):
         assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1, (args, res.stderr)
         assert res.stderr.startswith("hbench: error:") and "Traceback" not in res.stderr
     assert not (tmp_path / "r").exists() and sorted(p.name for p in tmp_path.iterdir()) == ["f"]
+
+
+def test_a_reader_that_leaves_early_is_not_an_internal_error():
+    """`hbench scenarios | head -1` was "hbench: internal error: BrokenPipeError" (exit 1)."""
+    proc = subprocess.Popen([sys.executable, "-m", "compare", "scenarios", "-v"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, cwd=ROOT)
+    proc.stdout.close()  # before hbench has written anything: its first write meets a closed pipe
+    err = proc.stderr.read().decode()
+    assert proc.wait() == 141 and err == "", err

@@ -43,3 +43,10 @@ def test_responses(lhs, kind, cols):
 def test_malformed_formulas_raise(bad):
     with pytest.raises(InputError):
         parse_formula(bad)
+
+
+def test_non_ascii_column_names_are_variables():
+    """Found by the fuzzer: `y ~ é + (1 | g)` left é out of the formula's variables (ASCII-only names), so the
+    missing-value rule never looked at it, and formulae dropped its NaN rows from X only."""
+    f = parse_formula("ÿ ~ é + (1 + é | 名前)")
+    assert f.variables == {"ÿ", "é", "名前"} and f.response.y == "ÿ"

@@ -2,6 +2,8 @@
 
 import subprocess
 import sys
+import tempfile
+import warnings
 from pathlib import Path
 
 import pytest
@@ -83,3 +85,111 @@ def test_non_positive_definite_covariance(tmp_path):
     assert res.returncode == 2
     assert "positive-definite" in res.stderr and "truth.cor.g" in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1
+
+
+# Inputs the fuzzer (tests/test_fuzz.py) found crashing `hbench simulate` (internal error, exit 1) or simulating
+# nonsense (NaN data, exit 0); each is now one line naming the field, exit 2, nothing written. Run in-process: an (old, new) edit of GOOD (or a tuple
+# of them), and the parts the error line must hold.
+X = 'x = { dist = "normal", mean = 0, sd = 1 }'
+BINOMIAL = (('y ~ x + (1 + x | g)', 'y | trials(n) ~ x + (1 + x | g)'), ('"gaussian"', '"binomial"'),
+            ("sigma = 1\n", ""))  # GOOD as a binomial model, before its [trials]
+FOUND = {
+    "layout_too_many_levels": (("factors = { g = 5 }", "factors = { g = 10000000000 }"),
+                               ["layout.factors.g", "10000000000 levels"]),
+    "layout_size_too_large": (("size = 4", "size = [1, 100000000000]"), ["field 'layout'", "rows"]),
+    "dist_name_not_a_string": (('dist = "normal"', 'dist = {}'), ["covariates.x.dist", "unknown distribution {}"]),
+    "dist_parameter_a_table": (("mean = 0, sd = 1", "mean = {}, sd = 1"), ["covariates.x.mean", "{} must be a finite number"]),
+    "dist_parameter_nan": (("mean = 0, sd = 1", "mean = 0, sd = nan"), ["covariates.x.sd", "nan must be a finite number"]),
+    "poisson_mean_nan": ((X, 'x = { dist = "poisson", mean = nan }'), ["covariates.x.mean", "nan"]),
+    "poisson_mean_too_large": ((X, 'x = { dist = "poisson", mean = 1e300 }'), ["covariates.x.mean", "1e+300"]),
+    "poisson_min_beyond_int64": ((X, 'x = { dist = "poisson", mean = 4, min = -9223372036854775809 }'),
+                                 ["covariates.x.min", "-9223372036854775809", "whole number"]),
+    "uniform_range_overflows": ((X, 'x = { dist = "uniform", low = -1e308, high = 1e308 }'),
+                                ["covariates.x", "too wide"]),
+    "uniform_int_bounds_not_whole": ((X, 'x = { dist = "uniform_int", low = 0.5, high = 3 }'), ["covariates.x.low", "0.5"]),
+    "bernoulli_p_a_string": ((X, 'x = { dist = "bernoulli", p = "a" }'), ["covariates.x.p", "'a'"]),
+    "values_holding_a_list": ((X, 'x = { dist = "values", values = [1, []] }'), ["covariates.x.values", "[1, []]"]),
+    "values_empty": ((X, 'x = { dist = "values", values = [] }'), ["covariates.x.values", "non-empty"]),
+    "categorical_probs_not_summing_to_1": ((X, 'x = { dist = "categorical", levels = ["a", "b"], probs = [0.5, 0.6] }'),
+                                           ["covariates.x.probs", "sum to 1"]),
+    "layout_level_listed_twice": (("factors = { g = 5 }", 'factors = { g = ["a", "b", "a"] }'),
+                                  ["layout.factors.g", "lists a level twice"]),
+    "layout_level_a_table": (("factors = { g = 5 }", 'factors = { g = ["a", {}] }'), ["layout.factors.g", "labels"]),
+    "name_not_a_string": (('name = "t"', "name = 5"), ["field 'name'", "5: expected a scenario name"]),
+    "name_a_path": (('name = "t"', 'name = "../t"'), ["field 'name'", "'../t'"]),
+    "covariates_a_number": ((("[covariates]\n" + X, ""), ('name = "t"', 'name = "t"\ncovariates = 30')),
+                            ["field 'covariates'", "expected a table, got 30"]),
+    "factors_a_number": (("factors = { g = 5 }", "factors = 5"), ["layout.factors", "expected a table, got 5"]),
+    "truth_b_a_list_of_tables": (("b = { Intercept = 1, x = 0.5 }", 'b = ["lme4", {}]'), ["truth.b", "expected a table"]),
+    "truth_sd_a_number": (("sd = { g = { Intercept = 1, x = 0.5 } }", "sd = 0"), ["truth.sd", "expected a table, got 0"]),
+    "truth_cor_a_list": (('cor = { g = { "Intercept,x" = 0.3 } }', "cor = [{}]"), ["truth.cor", "expected a table"]),
+    "priors_b_a_number": (("sigma = 1\n", "sigma = 1\n[priors]\nb = 0\n"), ["priors.b", "expected a table, got 0"]),
+    "priors_sd_group_a_list": (("sigma = 1\n", "sigma = 1\n[priors]\nsd = { g = [] }\n"), ["priors.sd.g", "expected a table"]),
+    "priors_cor_a_list": (("sigma = 1\n", "sigma = 1\n[priors]\ncor = []\n"), ["priors.cor", "expected a table"]),
+    "trials_beyond_int64": (BINOMIAL + ((X, X + '\n[trials]\ndist = "values"\nvalues = [3, 18446744073709551616]'),),
+                            ["field 'trials'", "18446744073709551616"]),
+    "trials_a_string": (BINOMIAL + ((X, X + '\n[trials]\ndist = "values"\nvalues = [3, ""]'),), ["field 'trials'", "'' is not a number of trials"]),
+    "poststratify_a_list": (('name = "t"', 'name = "t"\npoststratify = [1, []]'), ["poststratify", "[1, []]"]),
+    "covariate_overflows": ((X, 'x = { dist = "lognormal", meanlog = 800, sdlog = 1 }'),
+                            ["covariates.x", "too large for a float"]),
+    "mean_overflows": (((X, 'x = { dist = "constant", value = 2 }'), ("x = 0.5 }", "x = 1e308 }")),
+                       ["field 'truth'", "mean overflows"]),
+    "poisson_mean_beyond_numpy": ((('"gaussian"', '"poisson"'), ("sigma = 1\n", ""), ("Intercept = 1, x", "Intercept = 50, x")),
+                                  ["field 'truth'", "poisson mean", "more than 1e+18"]),
+    "response_overflows": ((("Intercept = 1, x", "Intercept = 1.7e308, x"), ("sigma = 1\n", "sigma = 1e308\n")),
+                           ["field 'truth'", "response overflows"]),
+    "grid_too_many_cells": (("sigma = 1\n", "sigma = 1\n[grid]\n" + "".join(
+        f'"{k}" = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]\n' for k in ("truth.sigma", "truth.b.x", "truth.b.Intercept",
+                                                               "covariates.x.mean", "covariates.x.sd"))),
+                            ["field 'grid'", "100,000 cells"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(FOUND))
+def test_fuzz_found_spec_is_one_line_exit_2(tmp_path, capsys, monkeypatch, case):
+    from compare import cli
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # an internal error's traceback file stays here
+    edits, expected = FOUND[case]
+    spec = tmp_path / f"{case}.toml"
+    text = GOOD
+    for old, new in edits if isinstance(edits[0], tuple) else [edits]:
+        assert old in text
+        text = text.replace(old, new, 1)
+    spec.write_text(text)
+    with warnings.catch_warnings(record=True) as caught:  # a warning would be stderr lines in a real run
+        warnings.simplefilter("always")
+        code = cli.main(["simulate", str(spec), "--out", str(tmp_path / "d.csv")])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert not caught, [str(w.message) for w in caught]
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("hbench: error:"), err
+    for part in [str(spec), *expected]:
+        assert part in lines[0], lines[0]
+    assert not (tmp_path / "d.csv").exists()
+
+
+@pytest.mark.parametrize("key", ["a\\nb", "a\\u000bb", "a\\u2028b"])
+def test_error_naming_a_key_with_a_line_break_is_still_one_line(tmp_path, capsys, key):
+    """Found by the fuzzer: an unknown key "a\\nb" (any character str.splitlines breaks on) was echoed raw,
+    so the one-line error came out as two lines; it is now escaped."""
+    from compare import cli
+
+    spec = tmp_path / "t.toml"
+    spec.write_text(f'"{key}" = 1\n' + GOOD)
+    assert cli.main(["simulate", str(spec), "--out", str(tmp_path / "d.csv")]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("hbench: error:") and "unknown key" in lines[0], lines
+
+
+def test_spec_that_is_not_utf8_is_one_line_exit_2(tmp_path, capsys):
+    """Found by the fuzzer: a byte such as 0xff in a spec file was a UnicodeDecodeError (internal error, exit 1)."""
+    from compare import cli
+
+    spec = tmp_path / "latin1.toml"
+    spec.write_bytes(GOOD.replace('name = "t"', 'name = "t\xe9"').encode("latin-1"))
+    assert cli.main(["simulate", str(spec), "--out", str(tmp_path / "d.csv")]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and str(spec) in lines[0] and "not UTF-8" in lines[0] and "0xe9" in lines[0], lines
+    assert not (tmp_path / "d.csv").exists()

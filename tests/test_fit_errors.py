@@ -1,0 +1,54 @@
+"""`hbench fit` inputs the fuzzer (tests/test_fuzz.py) found mishandled: each is now one line on stderr, exit 2,
+nothing on stdout. In-process, so fast."""
+
+import tempfile
+
+import pytest
+
+from compare import cli
+
+
+@pytest.fixture
+def run(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # an internal error's traceback file stays here
+
+    def fit(csv_text: str, *args: str) -> tuple[int, str, str]:
+        path = tmp_path / "data.csv"
+        path.write_text(csv_text, encoding="utf-8")
+        code = cli.main(["fit", str(path), *args])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return fit
+
+
+def one_line_error(code: int, out: str, err: str) -> str:
+    lines = err.strip().splitlines()
+    assert code == 2 and out == "" and len(lines) == 1 and lines[0].startswith("hbench: error:"), (code, err)
+    return lines[0]
+
+
+def test_missing_value_in_a_non_ascii_column(run):
+    """`y ~ é + (1 | g)` with a hole in é: the missing-value rule skipped é, formulae dropped the row from X only,
+    and mixedlm failed on 'endog and exog matrices are different sizes' (lme4 would have dropped the row)."""
+    code, out, err = run("y,g,é\n1,a,0.5\n2,a,1.5\n3,b,\n4,b,2\n5,c,1\n6,c,3\n",
+                         "--formula", "y ~ é + (1 | g)", "--engine", "mixedlm", "--format", "json")
+    assert "missing values in 'é' (1)" in one_line_error(code, out, err)
+
+
+@pytest.mark.parametrize("column", ["x", "g"])
+def test_infinite_covariate_or_group_code(run, column):
+    """inf in the response was already one line; inf in a covariate reached the engines ('MissingDataError: exog
+    contains inf or nans' from mixedlm, exit 0); inf as a numeric group code was fitted as a group."""
+    rows = {"x": "3,b,inf", "g": "3,inf,1"}[column]
+    code, out, err = run(f"y,g,x\n1,1,0.5\n2,1,1.5\n{rows}\n4,2,2\n5,3,1\n6,3,3\n",
+                         "--formula", "y ~ x + (1 | g)", "--engine", "mixedlm", "--format", "json")
+    assert f"column '{column}' has infinite values" in one_line_error(code, out, err)
+
+
+def test_blank_group_cell_is_missing(run):
+    """A group cell holding only spaces (`" "` in the CSV) is missing, like an empty one. pandas 3 reads text as
+    a string dtype, not object, so the blank check was skipped and " " was fitted as a phantom group."""
+    code, out, err = run('y,g,x\n1,a,0.5\n2,a,1.5\n3," ",1\n4,b,2\n5,c,1\n6,c,3\n',
+                         "--formula", "y ~ x + (1 | g)", "--engine", "mixedlm", "--format", "json")
+    assert "missing values in 'g' (1)" in one_line_error(code, out, err)
