@@ -150,7 +150,9 @@ class SeedlessDouble(OLSDouble):
 
     def fit(self, data, *, seed):
         out = OLSDouble.fit(self, data, seed=seed)
-        out.params["estimate"] += np.random.default_rng().normal(0, 1e-6, len(out.params))
+        fixed = out.params["parameter"].str.startswith("b[")
+        jitter = np.random.default_rng().uniform(1e-9, 1e-6, int(fixed.sum()))
+        out.params.loc[fixed, ["estimate", "lower", "upper"]] += jitter[:, None]
         return out
 
 
