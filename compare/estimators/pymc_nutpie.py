@@ -214,7 +214,7 @@ class PyMCNutpieEstimator(Estimator):
     name: ClassVar[str] = "pymc"
     kind: ClassVar[str] = "bayesian"
     Settings: ClassVar[type[Settings]] = PyMCSettings
-    _compiled: ClassVar[dict[tuple, Any]] = {}  # per process: shape key -> compiled nutpie model
+    _compiled: ClassVar[dict[tuple, Any]] = {}  # per process: shape key -> (compiled nutpie model, PyMC model)
 
     def available(self) -> Support:
         try:
@@ -249,14 +249,23 @@ class PyMCNutpieEstimator(Estimator):
     def _compiled_for(self, md: _bayes.ModelData):
         import nutpie
 
+        import pymc as pm
+
         key = md.shape_key()
+        values = data_values(md)
         if key in self._compiled:
-            compiled = self._compiled[key]
-            shared = {k: v for k, v in data_values(md).items() if k in compiled.shared_data}  # pruned if unused
+            compiled, model = self._compiled[key]
+            # nutpie's logp reads its own copy of the data (with_data); the initial-point function nutpie keeps
+            # is PyMC's, which reads the model's shared variables: set both, or the starting point (the support
+            # point of priors scaled by the data) would be the compiling dataset's, and results would depend
+            # on which replication a worker compiled from
+            pm.set_data(values, model=model)
+            shared = {k: v for k, v in values.items() if k in compiled.shared_data}  # pruned if unused
             return compiled.with_data(**shared), 0.0, 0
         t0 = time.perf_counter()
-        compiled = nutpie.compile_pymc_model(build_model(md), backend="numba")
-        self._compiled[key] = compiled
+        model = build_model(md)
+        compiled = nutpie.compile_pymc_model(model, backend="numba")
+        self._compiled[key] = (compiled, model)
         return compiled, time.perf_counter() - t0, 1
 
 
