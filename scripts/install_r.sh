@@ -13,5 +13,16 @@ if ! command -v R >/dev/null 2>&1 || ! Rscript -e 'quit(status = !requireNamespa
     exit 0
   fi
 fi
+# the optional R engines glmmtmb, rstanarm and brms (FINDINGS: seconds once R is there; brms compiles need
+# libboost-dev's headers, as Debian's r-cran-bh ships none)
+if ! Rscript -e 'quit(status = !all(sapply(c("glmmTMB", "rstanarm", "brms"), requireNamespace, quietly = TRUE)))' >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = "0" ]; then
+    echo "installing glmmTMB, rstanarm and brms from Debian ..."
+    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq r-cran-glmmtmb r-cran-rstanarm r-cran-brms libboost-dev >/dev/null \
+      || echo "setup: apt-get could not install glmmTMB/rstanarm/brms; those engines will report themselves unavailable"
+  else
+    echo "setup: no apt-get or not root; the glmmtmb, rstanarm and brms engines will report themselves unavailable"
+  fi
+fi
 # rpy2 3.6 wheels need R >= 4.5 symbols (R_getVar): with Debian's R 4.2 its import fails, so pin 3.5
 "$PY" -m pip install -q 'rpy2>=3.5,<3.6' || echo "setup: rpy2 did not install; the lme4 engine will report itself unavailable"
