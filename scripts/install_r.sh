@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# Install R + lme4 from Debian (the reference engine), the R packages of the R engines to come and the rpy2
+# Install R + lme4 from Debian (the reference engine), the R packages of the R engines and the rpy2
 # bridge, when this machine allows it. Only what is missing is installed: an R package counts as present
 # when R finds it, wherever it came from. Without apt-get or root it says so in one line and returns 0:
 # every other engine still works.
 set -u
 PY=${1:-.venv/bin/python}
 HERE=$(dirname "$0")
-# lme4: the reference engine. glmmTMB, lmerTest + pbkrtest (Satterthwaite / Kenward-Roger df), rstanarm and
-# brms: the R engines to come. Debian names them r-cran-<lower-case name>.
+# lme4: the reference engine. glmmTMB, rstanarm and brms: the R engines (brms compiles need libboost-dev's
+# headers, as Debian's r-cran-bh ships none); lmerTest + pbkrtest: Satterthwaite / Kenward-Roger df, to come.
+# Debian names them r-cran-<lower-case name>.
 R_PACKAGES="lme4 glmmTMB lmerTest pbkrtest rstanarm brms"
 debs=()
 if command -v Rscript >/dev/null 2>&1; then

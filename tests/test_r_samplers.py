@@ -181,3 +181,38 @@ def test_a_run_records_the_r_packages_of_its_engines():
     assert got["R"].startswith("R version")
     assert {"glmmTMB", "TMB", "rstanarm", "rstan", "brms"} <= set(got) and "lme4" not in got
     assert "R" not in versions(["stan"])
+
+
+@pytest.mark.slow
+@_needs("brms")
+def test_brms_reused_program_fits_this_formula_not_the_compiling_one():
+    """brms passes design columns as data, so other formulas can generate the very same Stan program (other
+    variable names; (1 | g) + (0 + x | g) and (1 | g1) + (1 | g1:g2)). A reused program must fit the formula
+    it is given: the same data under other column names gives exactly the same fit under the new names."""
+    engine = get_estimator("brms", {"chains": 2, "warmup": 200, "draws": 200})
+    frame = testing.small_frame(seed=11)
+    fit = engine.fit(testing.fit_data("y ~ x + (1 | g)", "gaussian", "identity", frame), seed=3)
+    renamed = frame.rename(columns={"y": "v", "x": "u", "g": "h"})
+    other = engine.fit(testing.fit_data("v ~ u + (1 | h)", "gaussian", "identity", renamed), seed=3)
+    assert other.compile_count == 0
+    new_names = fit.params["parameter"].str.replace("[x]", "[u]", regex=False).str.replace(
+        r"^(sd|r|pred_new)\[g\]", r"\1[h]", regex=True)
+    assert set(new_names) == set(other.params["parameter"])
+    ours = fit.params.assign(parameter=new_names).set_index("parameter")
+    theirs = other.params.set_index("parameter").loc[ours.index]
+    assert (ours[["estimate", "se", "lower", "upper"]] == theirs[["estimate", "se", "lower", "upper"]]).all().all()
+
+
+def test_brms_level_labels_of_interaction_groups():
+    """brms labels a level of `g1:g2` by its columns' values joined with '_' ('g11_g21'); the design by ':'.
+    (Seen on the nested scenario: a lookup by the design's label found no draws.)"""
+    from compare.catalogue import load_scenario
+    from compare.estimators.brms import level_labels
+    from compare.simulate import dataset_for
+
+    data = dataset_for(load_scenario("nested"), 0, 0, 1).data
+    outer, inner = level_labels(data)
+    assert all(k == v for k, v in outer.items())
+    assert len(inner) == data.design.blocks[1].n_levels
+    for level, label in inner.items():
+        assert label == level.replace(":", "_")

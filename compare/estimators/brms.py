@@ -76,7 +76,7 @@ if (!dir.exists(file.path(system.file(package = "BH"), "include", "boost")) && d
 .hbench_brms_forget <- function() { .hbench_brms_store$models <- list(); invisible(NULL) }
 
 .hbench_brms <- function(formula, data, family, link, user_classes, user_priors, chains, iter, warmup,
-                         adapt_delta, max_treedepth, cores, seed) {
+                         adapt_delta, max_treedepth, cores, seed, terms) {
   h <- .hbench_collector()
   fam <- if (family == "gaussian") gaussian() else get(family)(link = link)
   f <- brms::brmsformula(as.formula(formula))
@@ -96,17 +96,23 @@ if (!dir.exists(file.path(system.file(package = "BH"), "include", "boost")) && d
     compile_s <- proc.time()[["elapsed"]] - t0
     .hbench_brms_store$models <- c(.hbench_brms_store$models, list(list(code = code, fit = base)))
   }
+  # The program is this model's (same code), but the compiled fit may come from another formula generating the
+  # same code (brms passes design columns as data: (1 | g) + (0 + x | g) and (1 | g1) + (1 | g1:g2) do), so
+  # update() gets this formula and family, not the compiled fit's.
   # update() appends the compiled fit's user priors to the ones given, and brms refuses the near-duplicates
   # (they differ in filled-in bounds); the code identity above already guarantees the priors are these.
   base$prior <- base$prior[base$prior$source != "user", ]
   t0 <- proc.time()[["elapsed"]]
   fit <- withCallingHandlers(
-    update(base, newdata = data, recompile = FALSE, prior = pri$prior, stanvars = pri$stanvars, chains = chains,
+    update(base, formula. = f, family = fam, newdata = data, recompile = FALSE, prior = pri$prior,
+           stanvars = pri$stanvars, chains = chains,
            iter = iter, warmup = warmup, cores = cores, seed = seed, refresh = 0, silent = 2,
            control = list(adapt_delta = adapt_delta, max_treedepth = max_treedepth)),
     warning = h$warning, message = h$message)
   wall <- proc.time()[["elapsed"]] - t0
-  .hbench_brms_draws(fit, family, pri, compile_s, prep_s, wall, h$msgs)
+  out <- .hbench_brms_draws(fit, family, pri, compile_s, prep_s, wall, h$msgs)
+  out$terms <- utils::getFromNamespace("rename", "brms")(terms)  # brms's own names: Age25-34 -> Age25M34
+  out
 }
 
 # Draws by name from brms's accessors (original level labels), stacked chain after chain; the stacking is
@@ -120,7 +126,7 @@ if (!dir.exists(file.path(system.file(package = "BH"), "include", "boost")) && d
 .hbench_brms_draws <- function(fit, family, pri, compile_s, prep_s, wall, msgs) {
   vc <- brms::VarCorr(fit, summary = FALSE)
   re <- brms::ranef(fit, summary = FALSE)
-  fe <- if (nrow(brms::fixef(fit)) > 0) brms::fixef(fit, summary = FALSE) else NULL
+  fe <- if (NROW(brms::fixef(fit)) > 0) brms::fixef(fit, summary = FALSE) else NULL  # NULL without fixed effects
   arr <- as.array(fit)
   g1 <- names(vc)[1]; t1 <- colnames(vc[[1]]$sd)[1]
   if (!isTRUE(all.equal(as.vector(vc[[1]]$sd[, 1]), as.vector(arr[, , paste0("sd_", g1, "__", t1)]))))
@@ -197,8 +203,8 @@ class BrmsEngine(Estimator):
         r = _r.call("brms", R_CODE, ".hbench_brms", _r.r_formula(data.formula, data.family, binomial="trials"),
                     _r.r_frame(data), data.family, data.link, _strvec([c for c, _ in priors]),
                     _strvec([p for _, p in priors]), s.chains, s.warmup + s.draws, s.warmup, s.adapt_delta,
-                    s.max_treedepth, s.cores, int(seed) % (2**31 - 1) or 1)
-        draws = _draws(md, r, s.chains, s.draws)
+                    s.max_treedepth, s.cores, int(seed) % (2**31 - 1) or 1, _strvec(_terms(md)))
+        draws = _draws(md, r, s.chains, s.draws, level_labels(data))
         sstats = _rbayes.sampler_stats(r["sampler"], s.chains, s.draws, s.max_treedepth)
         compile_s = _r.num(r["compile_s"])
         timing = _bayes.Timing(time.perf_counter() - start, compile_s, _r.num(r["wall"]), int(bool(_r.num(r["compiled"]))))
@@ -236,7 +242,32 @@ def _strvec(values: list[str]):
     return ro.StrVector(values)
 
 
-def _draws(md: _bayes.ModelData, r: dict[str, Any], chains: int, draws: int) -> _bayes.Draws:
+def _terms(md: _bayes.ModelData) -> list[str]:
+    """Every fixed and group-level term name of the design (brms renames them: `Age25-34` is `Age25M34`)."""
+    return list(dict.fromkeys(md.x_names + [t for blk in md.blocks for t in blk.names]))
+
+
+def _missing(level: str, levels: list[str]) -> int:
+    raise RuntimeError(f"brms returned no group-effect draws for level {level!r} (it has {levels[:10]})")
+
+
+def level_labels(data: FitData) -> list[dict[str, str]]:
+    """Per block, the design's level label -> brms's: brms names a level of an interaction group `g1:g2` by its
+    columns' values joined with '_' (the design joins them with ':'); other groups keep their labels."""
+    out = []
+    for bd in data.design.blocks:
+        cols = bd.group.split(":")
+        if len(cols) == 1:
+            out.append({lv: lv for lv in bd.levels})
+            continue
+        first = np.unique(bd.index, return_index=True)[1]  # a row of each level, in index order
+        values = data.frame[cols].astype(str).to_numpy()
+        out.append({bd.levels[j]: "_".join(values[row]) for j, row in enumerate(first)})
+    return out
+
+
+def _draws(md: _bayes.ModelData, r: dict[str, Any], chains: int, draws: int,
+           labels: list[dict[str, str]]) -> _bayes.Draws:
     """The shared Draws from brms's accessors, by group, term and level label; chain-stacked -> (chains, draws)."""
     def per_chain(a: np.ndarray) -> np.ndarray:
         a = np.asarray(a, float)
@@ -250,16 +281,19 @@ def _draws(md: _bayes.ModelData, r: dict[str, Any], chains: int, draws: int) -> 
             raise RuntimeError(f"brms returned no group-level draws for {group!r} (it has {groups})")
         return by_group[group]
 
+    renamed = dict(zip(_terms(md), _r.strs(r["terms"]), strict=True))
+
     def position(names: list[str], term: str, what: str) -> int:
-        if term not in names:
-            raise RuntimeError(f"brms returned no {what} draws for {term!r} (it has {names})")
-        return names.index(term)
+        name = renamed.get(term, term)
+        if name not in names:
+            raise RuntimeError(f"brms returned no {what} draws for {name!r} (it has {names})")
+        return names.index(name)
 
     fe_names = [_r.term(n) for n in _r.strs(r["fixef_names"])]
     fe = per_chain(np.atleast_2d(np.asarray(r["fixef"], float)).reshape(chains * draws, -1))
     b = [fe[..., position(fe_names, n, "fixed-effect")] for n in _rbayes.intercept_first(md)]
     sd, cor, rr = [], [], []
-    for blk in md.blocks:
+    for blk, label in zip(md.blocks, labels, strict=True):
         k = block(blk.group)
         sd_names = [_r.term(n) for n in _r.strs(_r.nth(r["sd_names"], k))]
         sds = per_chain(_r.nth(r["sd"], k))
@@ -271,7 +305,7 @@ def _draws(md: _bayes.ModelData, r: dict[str, Any], chains: int, draws: int) -> 
         terms = [_r.term(t) for t in _r.strs(_r.nth(r["r_terms"], k))]
         effects = per_chain(_r.nth(r["r"], k))
         for level in blk.levels:
-            at = position(levels, level, "group-effect")
+            at = levels.index(label[level]) if label[level] in levels else _missing(label[level], levels)
             rr += [effects[..., at, position(terms, t, "group-effect")] for t in blk.names]
     sigma = per_chain(r["sigma"]) if md.family == "gaussian" else None
 
