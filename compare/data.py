@@ -87,9 +87,11 @@ def checked_frame(frame: pd.DataFrame, formula: Formula, *, drop_missing: bool =
 
 def _missing(frame: pd.DataFrame) -> pd.DataFrame:
     """NaN/None, and text cells that are empty or blank (a CSV's empty group cell)."""
-    text = lambda col: col.dtype == object or isinstance(col.dtype, pd.StringDtype)  # noqa: E731 - pandas 3: str
-    blank = frame.apply(lambda col: col.astype(str).str.strip().eq("") if text(col) else False)
-    return frame.isna() | blank.astype(bool)
+    def blank(col: pd.Series) -> pd.Series | bool:
+        text = col.dtype == object or isinstance(col.dtype, pd.StringDtype)  # pandas 3 reads text as `str`
+        return col.astype(str).str.strip().eq("") if text else False
+
+    return frame.isna() | pd.DataFrame({c: blank(frame[c]) for c in frame.columns}, index=frame.index)
 
 
 def frame_hash(frame: pd.DataFrame) -> str:

@@ -52,3 +52,11 @@ def test_blank_group_cell_is_missing(run):
     code, out, err = run('y,g,x\n1,a,0.5\n2,a,1.5\n3," ",1\n4,b,2\n5,c,1\n6,c,3\n',
                          "--formula", "y ~ x + (1 | g)", "--engine", "mixedlm", "--format", "json")
     assert "missing values in 'g' (1)" in one_line_error(code, out, err)
+
+
+def test_text_in_a_numeric_column_after_a_numeric_one(run):
+    """`x` read as text ("1,5") after a numeric column `g`: the blank-cell check (DataFrame.apply returning a
+    scalar for one column and a Series for the next) was ValueError 'setting an array element with a sequence'
+    (internal error, exit 1)."""
+    code, out, err = run('y,g,x\n0,2,"1,5"\n0.5,2,\n', "--formula", "y ~ x + (1 | g)", "--engine", "mixedlm")
+    assert "missing values in 'x' (1)" in one_line_error(code, out, err)
