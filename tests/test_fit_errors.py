@@ -60,3 +60,13 @@ def test_text_in_a_numeric_column_after_a_numeric_one(run):
     (internal error, exit 1)."""
     code, out, err = run('y,g,x\n0,2,"1,5"\n0.5,2,\n', "--formula", "y ~ x + (1 | g)", "--engine", "mixedlm")
     assert "missing values in 'x' (1)" in one_line_error(code, out, err)
+
+
+@pytest.mark.parametrize("trials", ["1e308", "2.5"])
+def test_binomial_trials_must_be_whole_numbers(run, trials):
+    """Trials of 1e308 reached bayesmixedglm-map ('repeats may not contain negative values' after an int cast) and
+    trials of 2.5 were fitted as they stood: the successes were checked, the trials not."""
+    code, out, err = run(f"y,g,x,n\n0,a,0.5,3\n1,a,1.5,{trials}\n2,b,1,4\n1,b,2,2\n",
+                         "--formula", "y | trials(n) ~ x + (1 | g)", "--family", "binomial",
+                         "--engine", "bayesmixedglm-map", "--format", "json")
+    assert "column 'n': binomial trials" in one_line_error(code, out, err)
