@@ -62,8 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - a bug must still reach the user as one line, with its details kept
         with tempfile.NamedTemporaryFile("w", prefix="hbench-error-", suffix=".txt", delete=False) as fh:
             traceback.print_exc(file=fh)
-        print(f"hbench: internal error: {type(exc).__name__}: {one_line(str(exc))} (traceback in {fh.name}; please report it)",
-              file=sys.stderr)
+        print(f"hbench: internal error: {type(exc).__name__}: {one_line(str(exc))} "
+              f"(traceback in {fh.name}; please report it)", file=sys.stderr)
         return 1
 
 

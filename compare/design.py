@@ -132,6 +132,8 @@ def response_arrays(formula: Formula, family: str, frame: pd.DataFrame) -> tuple
         else:
             other = _numeric(frame, r.other)
             trials = other if r.kind == "trials" else y + other
+        if np.any(trials != np.round(trials)) or np.any(trials > 2**62):
+            raise InputError(f"column {r.other!r}: binomial trials (and failures) must be whole numbers up to 2^62")
         if np.any(y < 0) or np.any(y > trials) or np.any(y != np.round(y)):
             raise InputError(f"column {r.y!r}: binomial successes must be whole numbers between 0 and the trials")
         return y, trials

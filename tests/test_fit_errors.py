@@ -52,3 +52,21 @@ def test_blank_group_cell_is_missing(run):
     code, out, err = run('y,g,x\n1,a,0.5\n2,a,1.5\n3," ",1\n4,b,2\n5,c,1\n6,c,3\n',
                          "--formula", "y ~ x + (1 | g)", "--engine", "mixedlm", "--format", "json")
     assert "missing values in 'g' (1)" in one_line_error(code, out, err)
+
+
+def test_text_in_a_numeric_column_after_a_numeric_one(run):
+    """`x` read as text ("1,5") after a numeric column `g`: the blank-cell check (DataFrame.apply returning a
+    scalar for one column and a Series for the next) was ValueError 'setting an array element with a sequence'
+    (internal error, exit 1)."""
+    code, out, err = run('y,g,x\n0,2,"1,5"\n0.5,2,\n', "--formula", "y ~ x + (1 | g)", "--engine", "mixedlm")
+    assert "missing values in 'x' (1)" in one_line_error(code, out, err)
+
+
+@pytest.mark.parametrize("trials", ["1e308", "2.5"])
+def test_binomial_trials_must_be_whole_numbers(run, trials):
+    """Trials of 1e308 reached bayesmixedglm-map ('repeats may not contain negative values' after an int cast) and
+    trials of 2.5 were fitted as they stood: the successes were checked, the trials not."""
+    code, out, err = run(f"y,g,x,n\n0,a,0.5,3\n1,a,1.5,{trials}\n2,b,1,4\n1,b,2,2\n",
+                         "--formula", "y | trials(n) ~ x + (1 | g)", "--family", "binomial",
+                         "--engine", "bayesmixedglm-map", "--format", "json")
+    assert "column 'n': binomial trials" in one_line_error(code, out, err)

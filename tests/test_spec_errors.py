@@ -88,8 +88,8 @@ def test_non_positive_definite_covariance(tmp_path):
 
 
 # Inputs the fuzzer (tests/test_fuzz.py) found crashing `hbench simulate` (internal error, exit 1) or simulating
-# nonsense (NaN data, exit 0); each is now one line naming the field, exit 2, nothing written. Run in-process: an (old, new) edit of GOOD (or a tuple
-# of them), and the parts the error line must hold.
+# nonsense (NaN or inf data, exit 0); each is now one line naming the field, exit 2, nothing written. In-process:
+# an (old, new) edit of GOOD (or a tuple of them), and the parts the error line must hold.
 X = 'x = { dist = "normal", mean = 0, sd = 1 }'
 BINOMIAL = (('y ~ x + (1 + x | g)', 'y | trials(n) ~ x + (1 + x | g)'), ('"gaussian"', '"binomial"'),
             ("sigma = 1\n", ""))  # GOOD as a binomial model, before its [trials]
@@ -98,20 +98,24 @@ FOUND = {
                                ["layout.factors.g", "10000000000 levels"]),
     "layout_size_too_large": (("size = 4", "size = [1, 100000000000]"), ["field 'layout'", "rows"]),
     "dist_name_not_a_string": (('dist = "normal"', 'dist = {}'), ["covariates.x.dist", "unknown distribution {}"]),
-    "dist_parameter_a_table": (("mean = 0, sd = 1", "mean = {}, sd = 1"), ["covariates.x.mean", "{} must be a finite number"]),
-    "dist_parameter_nan": (("mean = 0, sd = 1", "mean = 0, sd = nan"), ["covariates.x.sd", "nan must be a finite number"]),
+    "dist_parameter_a_table": (("mean = 0, sd = 1", "mean = {}, sd = 1"),
+                               ["covariates.x.mean", "{} must be a finite number"]),
+    "dist_parameter_nan": (("mean = 0, sd = 1", "mean = 0, sd = nan"),
+                           ["covariates.x.sd", "nan must be a finite number"]),
     "poisson_mean_nan": ((X, 'x = { dist = "poisson", mean = nan }'), ["covariates.x.mean", "nan"]),
     "poisson_mean_too_large": ((X, 'x = { dist = "poisson", mean = 1e300 }'), ["covariates.x.mean", "1e+300"]),
     "poisson_min_beyond_int64": ((X, 'x = { dist = "poisson", mean = 4, min = -9223372036854775809 }'),
                                  ["covariates.x.min", "-9223372036854775809", "whole number"]),
     "uniform_range_overflows": ((X, 'x = { dist = "uniform", low = -1e308, high = 1e308 }'),
                                 ["covariates.x", "too wide"]),
-    "uniform_int_bounds_not_whole": ((X, 'x = { dist = "uniform_int", low = 0.5, high = 3 }'), ["covariates.x.low", "0.5"]),
+    "uniform_int_bounds_not_whole": ((X, 'x = { dist = "uniform_int", low = 0.5, high = 3 }'),
+                                     ["covariates.x.low", "0.5"]),
     "bernoulli_p_a_string": ((X, 'x = { dist = "bernoulli", p = "a" }'), ["covariates.x.p", "'a'"]),
     "values_holding_a_list": ((X, 'x = { dist = "values", values = [1, []] }'), ["covariates.x.values", "[1, []]"]),
     "values_empty": ((X, 'x = { dist = "values", values = [] }'), ["covariates.x.values", "non-empty"]),
-    "categorical_probs_not_summing_to_1": ((X, 'x = { dist = "categorical", levels = ["a", "b"], probs = [0.5, 0.6] }'),
-                                           ["covariates.x.probs", "sum to 1"]),
+    "categorical_probs_not_summing_to_1": (
+        (X, 'x = { dist = "categorical", levels = ["a", "b"], probs = [0.5, 0.6] }'),
+        ["covariates.x.probs", "sum to 1"]),
     "layout_level_listed_twice": (("factors = { g = 5 }", 'factors = { g = ["a", "b", "a"] }'),
                                   ["layout.factors.g", "lists a level twice"]),
     "layout_level_a_table": (("factors = { g = 5 }", 'factors = { g = ["a", {}] }'), ["layout.factors.g", "labels"]),
@@ -120,22 +124,27 @@ FOUND = {
     "covariates_a_number": ((("[covariates]\n" + X, ""), ('name = "t"', 'name = "t"\ncovariates = 30')),
                             ["field 'covariates'", "expected a table, got 30"]),
     "factors_a_number": (("factors = { g = 5 }", "factors = 5"), ["layout.factors", "expected a table, got 5"]),
-    "truth_b_a_list_of_tables": (("b = { Intercept = 1, x = 0.5 }", 'b = ["lme4", {}]'), ["truth.b", "expected a table"]),
-    "truth_sd_a_number": (("sd = { g = { Intercept = 1, x = 0.5 } }", "sd = 0"), ["truth.sd", "expected a table, got 0"]),
+    "truth_b_a_list_of_tables": (("b = { Intercept = 1, x = 0.5 }", 'b = ["lme4", {}]'),
+                                 ["truth.b", "expected a table"]),
+    "truth_sd_a_number": (("sd = { g = { Intercept = 1, x = 0.5 } }", "sd = 0"),
+                          ["truth.sd", "expected a table, got 0"]),
     "truth_cor_a_list": (('cor = { g = { "Intercept,x" = 0.3 } }', "cor = [{}]"), ["truth.cor", "expected a table"]),
     "priors_b_a_number": (("sigma = 1\n", "sigma = 1\n[priors]\nb = 0\n"), ["priors.b", "expected a table, got 0"]),
-    "priors_sd_group_a_list": (("sigma = 1\n", "sigma = 1\n[priors]\nsd = { g = [] }\n"), ["priors.sd.g", "expected a table"]),
+    "priors_sd_group_a_list": (("sigma = 1\n", "sigma = 1\n[priors]\nsd = { g = [] }\n"),
+                               ["priors.sd.g", "expected a table"]),
     "priors_cor_a_list": (("sigma = 1\n", "sigma = 1\n[priors]\ncor = []\n"), ["priors.cor", "expected a table"]),
     "trials_beyond_int64": (BINOMIAL + ((X, X + '\n[trials]\ndist = "values"\nvalues = [3, 18446744073709551616]'),),
                             ["field 'trials'", "18446744073709551616"]),
-    "trials_a_string": (BINOMIAL + ((X, X + '\n[trials]\ndist = "values"\nvalues = [3, ""]'),), ["field 'trials'", "'' is not a number of trials"]),
+    "trials_a_string": (BINOMIAL + ((X, X + '\n[trials]\ndist = "values"\nvalues = [3, ""]'),),
+                        ["field 'trials'", "'' is not a number of trials"]),
     "poststratify_a_list": (('name = "t"', 'name = "t"\npoststratify = [1, []]'), ["poststratify", "[1, []]"]),
     "covariate_overflows": ((X, 'x = { dist = "lognormal", meanlog = 800, sdlog = 1 }'),
                             ["covariates.x", "too large for a float"]),
     "mean_overflows": (((X, 'x = { dist = "constant", value = 2 }'), ("x = 0.5 }", "x = 1e308 }")),
                        ["field 'truth'", "mean overflows"]),
-    "poisson_mean_beyond_numpy": ((('"gaussian"', '"poisson"'), ("sigma = 1\n", ""), ("Intercept = 1, x", "Intercept = 50, x")),
-                                  ["field 'truth'", "poisson mean", "more than 1e+18"]),
+    "poisson_mean_beyond_numpy": (
+        (('"gaussian"', '"poisson"'), ("sigma = 1\n", ""), ("Intercept = 1, x", "Intercept = 50, x")),
+        ["field 'truth'", "poisson mean", "more than 1e+18"]),
     "response_overflows": ((("Intercept = 1, x", "Intercept = 1.7e308, x"), ("sigma = 1\n", "sigma = 1e308\n")),
                            ["field 'truth'", "response overflows"]),
     "grid_too_many_cells": (("sigma = 1\n", "sigma = 1\n[grid]\n" + "".join(

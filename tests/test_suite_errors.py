@@ -70,4 +70,5 @@ def test_run_id_a_folder_cannot_have_is_one_line_exit_2(tmp_path, capsys, monkey
     code = cli.main(["run", str(path), "--run-id", run_id, "--results", str(tmp_path / "results"), "--no-progress"])
     lines = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(lines) == 1 and "run id" in lines[0], lines
-    assert not (tmp_path / "results").exists() or not [p for p in (tmp_path / "results").iterdir() if p.name != ".starting"]
+    results = tmp_path / "results"
+    assert not results.exists() or not [p for p in results.iterdir() if p.name != ".starting"]
