@@ -14,8 +14,10 @@ from typing import Any
 import numpy as np
 
 from compare.data import FitData
+from compare.errors import InputError
 from compare.estimators import _bayes, _r
 from compare.fitresult import FitResult
+from compare.priors import PriorSpec, parse_priors
 from compare.settings import setting
 
 # rstan's per-chain sampler parameters after warm-up, as (draws x chains) matrices
@@ -37,6 +39,21 @@ class RSamplerSettings(_bayes.SamplerSettings):
     adapt_delta: float = setting(0.95, "target acceptance rate of step-size adaptation (rstanarm's default 0.95)",
                                  lo=0.5, hi=0.9999)
     cores: int = setting(1, "chains run in parallel by rstan (R worker processes)", lo=1)
+
+    def problems(self) -> list[str]:
+        """Prior strings the R package cannot express are refused when the suite or `hbench fit` reads them,
+        before anything runs (each engine's `translate` raises InputError saying why)."""
+        out = super().problems()
+        if not out:
+            try:
+                self.translate(parse_priors(self.priors))
+            except InputError as exc:
+                out.append(str(exc))
+        return out
+
+    @staticmethod
+    def translate(spec: PriorSpec) -> Any:
+        return spec
 
 
 def intercept_first(md: _bayes.ModelData) -> list[str]:

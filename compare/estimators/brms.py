@@ -165,15 +165,7 @@ class BrmsSettings(_rbayes.RSamplerSettings):
     max_treedepth: int = setting(10, "maximum NUTS tree depth (brms's and Stan's default 10)", lo=1, hi=30)
     priors: tuple[str, ...] = setting((), 'brms prior strings by class (b, Intercept, sd, cor, sigma), e.g. '
                                           '"sd ~ cauchy(0, 1)" (default: brms\'s own priors)')
-
-    def problems(self) -> list[str]:
-        out = super().problems()
-        if not out:
-            try:
-                brms_priors(parse_priors(self.priors))
-            except InputError as exc:
-                out.append(str(exc))
-        return out
+    translate = staticmethod(brms_priors)
 
 
 class BrmsEngine(Estimator):

@@ -100,15 +100,7 @@ class RstanarmSettings(_rbayes.RSamplerSettings):
     QR: bool = setting(False, "QR decomposition of the predictors (the seed uses QR = TRUE for the 13 x 13 poll model)")
     priors: tuple[str, ...] = setting((), 'brms-style prior strings rstanarm can express: b, Intercept, sigma, '
                                           'cov ~ decov(...) (default: rstanarm\'s own priors)')
-
-    def problems(self) -> list[str]:
-        out = super().problems()
-        if not out:
-            try:
-                rstanarm_priors(parse_priors(self.priors))
-            except InputError as exc:
-                out.append(str(exc))
-        return out
+    translate = staticmethod(rstanarm_priors)
 
 
 class RstanarmEngine(Estimator):
