@@ -177,9 +177,11 @@ def call(package: str, code: str, function: str, *args: Any, **kwargs: Any) -> d
         args = tuple(py2r(a) if isinstance(a, pd.DataFrame) else a for a in args)
         try:
             res = ro.r[function](*args, **kwargs)
-        except RRuntimeError as exc:
-            said = " ".join(line.strip() for line in console if line.strip())[-500:]
-            raise RuntimeError(f"{package} failed in R: {_first_line(exc)}" + (f" [R: {said}]" if said else "")) from None
+        except RRuntimeError as exc:  # R's message often spans lines ("Error in f(...) :\n  what went wrong")
+            said = " ".join(" ".join(console).split())
+            message = " ".join(str(exc).split()) or said
+            extra = f" [R console: {said[-500:]}]" if said and said not in message and message not in said else ""
+            raise RuntimeError(f"{package} failed in R: {message}{extra}") from None
         out = dict(res.items())  # an R named list arrives as an OrdDict under these converters
     out["console"] = console
     return out

@@ -36,9 +36,10 @@ R_SAMPLER = r"""
 class RSamplerSettings(_bayes.SamplerSettings):
     """NUTS controls of the R samplers; adapt_delta defaults to rstanarm's 0.95 (brms's is 0.8; FINDINGS)."""
 
-    adapt_delta: float = setting(0.95, "target acceptance rate of step-size adaptation (rstanarm's default 0.95)",
-                                 lo=0.5, hi=0.9999)
-    cores: int = setting(1, "chains run in parallel by rstan (R worker processes)", lo=1)
+    adapt_delta: float = setting(0.95, "target acceptance rate of step-size adaptation (0.95: rstanarm's default; "
+                                       "brms's own is 0.8)", lo=0.5, hi=0.9999)
+    cores: int = setting(1, "chains run in parallel by rstan in new R processes (their start-up cost ~20 s a fit "
+                            "here: slower than 1 for short runs)", lo=1)
 
     def problems(self) -> list[str]:
         """Prior strings the R package cannot express are refused when the suite or `hbench fit` reads them,

@@ -106,7 +106,7 @@ if (!dir.exists(file.path(system.file(package = "BH"), "include", "boost")) && d
   fit <- withCallingHandlers(
     update(base, formula. = f, family = fam, newdata = data, recompile = FALSE, prior = pri$prior,
            stanvars = pri$stanvars, chains = chains,
-           iter = iter, warmup = warmup, cores = cores, seed = seed, refresh = 0, silent = 2,
+           iter = iter, warmup = warmup, cores = cores, seed = seed, refresh = 0, silent = 2, open_progress = FALSE,
            control = list(adapt_delta = adapt_delta, max_treedepth = max_treedepth)),
     warning = h$warning, message = h$message)
   wall <- proc.time()[["elapsed"]] - t0

@@ -35,9 +35,10 @@ R_CODE = _rbayes.R_SAMPLER + r"""
                              QR, cores, seed, prior_args, prior_exprs) {
   h <- .hbench_collector()
   fam <- if (family == "gaussian") gaussian() else get(family)(link = link)
+  # open_progress: R embedded by rpy2 is interactive(), so rstan would open a browser page when cores > 1
   args <- list(formula = as.formula(formula), data = data, family = fam, chains = chains, iter = iter,
                warmup = warmup, adapt_delta = adapt_delta, control = list(max_treedepth = max_treedepth),
-               QR = QR, cores = cores, seed = seed, refresh = 0)
+               QR = QR, cores = cores, seed = seed, refresh = 0, open_progress = FALSE)
   for (k in seq_along(prior_args))
     args[[prior_args[k]]] <- eval(parse(text = prior_exprs[k]), envir = asNamespace("rstanarm"))
   t0 <- proc.time()[["elapsed"]]
