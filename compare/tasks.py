@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import math
 import time
-from pathlib import Path
 import traceback
 from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import numpy as np
@@ -26,11 +26,11 @@ from compare.estimators import engine_class
 from compare.estimators.base import Estimator
 from compare.fitresult import parameter_class
 from compare.priors import for_cell
-from compare.settings import Settings
 from compare.seeds import engine_seed
+from compare.settings import Settings
 from compare.simulate import dataset_for
 from compare.spec import Scenario
-from compare.store import to_table
+from compare.store import part_key, to_table
 from compare.suite import EngineSpec, Suite
 
 _SCENARIOS: dict[str, Scenario] = {}
@@ -50,7 +50,7 @@ class Task:
 
     @property
     def key(self) -> str:
-        return f"{self.scenario}__c{self.cell}__r{self.rep}"
+        return part_key(self.scenario, self.cell, self.rep)
 
     @property
     def shape(self) -> tuple[str, int]:
