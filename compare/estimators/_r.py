@@ -187,6 +187,13 @@ def call(package: str, code: str, function: str, *args: Any, **kwargs: Any) -> d
     return out
 
 
+def str_vector(values: list[str]):
+    """An R character vector (an empty Python list would not convert to one)."""
+    import rpy2.robjects as ro
+
+    return ro.StrVector(values)
+
+
 def is_null(x: Any) -> bool:
     import rpy2.rinterface as ri
 

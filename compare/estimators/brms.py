@@ -88,7 +88,8 @@ if (!dir.exists(file.path(system.file(package = "BH"), "include", "boost")) && d
   prep_s <- proc.time()[["elapsed"]] - t0
   base <- .hbench_brms_compiled(code)
   compile_s <- 0
-  if (is.null(base)) {
+  compiled <- is.null(base)
+  if (compiled) {
     t0 <- proc.time()[["elapsed"]]
     base <- withCallingHandlers(brms::brm(f, data = data, family = fam, prior = pri$prior, stanvars = pri$stanvars,
                                           chains = 0, silent = 2, refresh = 0),
@@ -110,7 +111,7 @@ if (!dir.exists(file.path(system.file(package = "BH"), "include", "boost")) && d
            control = list(adapt_delta = adapt_delta, max_treedepth = max_treedepth)),
     warning = h$warning, message = h$message)
   wall <- proc.time()[["elapsed"]] - t0
-  out <- .hbench_brms_draws(fit, family, pri, compile_s, prep_s, wall, h$msgs)
+  out <- .hbench_brms_draws(fit, family, pri, compiled, compile_s, prep_s, wall, h$msgs)
   out$terms <- utils::getFromNamespace("rename", "brms")(terms)  # brms's own names: Age25-34 -> Age25M34
   out
 }
@@ -123,7 +124,7 @@ if (!dir.exists(file.path(system.file(package = "BH"), "include", "boost")) && d
   list(names = keep, values = as.numeric(unlist(sd[keep])))
 }
 
-.hbench_brms_draws <- function(fit, family, pri, compile_s, prep_s, wall, msgs) {
+.hbench_brms_draws <- function(fit, family, pri, compiled, compile_s, prep_s, wall, msgs) {
   vc <- brms::VarCorr(fit, summary = FALSE)
   re <- brms::ranef(fit, summary = FALSE)
   fe <- if (NROW(brms::fixef(fit)) > 0) brms::fixef(fit, summary = FALSE) else NULL  # NULL without fixed effects
@@ -142,7 +143,7 @@ if (!dir.exists(file.path(system.file(package = "BH"), "include", "boost")) && d
        r_terms = unname(lapply(names(vc), function(g) dn(re[[g]], 3))),
        sigma = if (family == "gaussian") as.vector(arr[, , "sigma"]) else NULL,
        sampler = .hbench_sampler(fit$fit), prior_text = pri$text, dropped = pri$dropped,
-       compiled = compile_s > 0, compile_s = compile_s, prep_s = prep_s, wall = wall, msgs = msgs,
+       compiled = compiled, compile_s = compile_s, prep_s = prep_s, wall = wall, msgs = msgs,
        prior_data = .hbench_prior_data(fit))
 }
 """
@@ -193,13 +194,14 @@ class BrmsEngine(Estimator):
         md = _bayes.prepare(data, s.priors)
         priors = brms_priors(parse_priors(s.priors))
         r = _r.call("brms", R_CODE, ".hbench_brms", _r.r_formula(data.formula, data.family, binomial="trials"),
-                    _r.r_frame(data), data.family, data.link, _strvec([c for c, _ in priors]),
-                    _strvec([p for _, p in priors]), s.chains, s.warmup + s.draws, s.warmup, s.adapt_delta,
-                    s.max_treedepth, s.cores, int(seed) % (2**31 - 1) or 1, _strvec(_terms(md)))
+                    _r.r_frame(data), data.family, data.link, _r.str_vector([c for c, _ in priors]),
+                    _r.str_vector([p for _, p in priors]), s.chains, s.warmup + s.draws, s.warmup, s.adapt_delta,
+                    s.max_treedepth, s.cores, int(seed) % (2**31 - 1) or 1, _r.str_vector(_terms(md)))
         draws = _draws(md, r, s.chains, s.draws, level_labels(data))
         sstats = _rbayes.sampler_stats(r["sampler"], s.chains, s.draws, s.max_treedepth)
         compile_s = _r.num(r["compile_s"])
-        timing = _bayes.Timing(time.perf_counter() - start, compile_s, _r.num(r["wall"]), int(bool(_r.num(r["compiled"]))))
+        compiled = int(bool(_r.num(r["compiled"])))
+        timing = _bayes.Timing(time.perf_counter() - start, compile_s, _r.num(r["wall"]), compiled)
         notes = ["backend: brms (rstan); compiled once per Stan program per process, refitted with "
                  "update(recompile = FALSE)",
                  "sampling_s is the wall time of brms's update() call in R (rstan's own chain times in details)"]
@@ -226,12 +228,6 @@ def _named(x: Any) -> dict[str, float]:
     """The prior numbers a fit passed to Stan as data (hb_* stanvars), by name."""
     parts = dict(_r.items(x))
     return {n: float(v) for n, v in zip(_r.strs(parts["names"]), np.atleast_1d(np.asarray(parts["values"], float)))}
-
-
-def _strvec(values: list[str]):
-    import rpy2.robjects as ro
-
-    return ro.StrVector(values)
 
 
 def _terms(md: _bayes.ModelData) -> list[str]:

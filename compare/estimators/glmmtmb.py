@@ -105,9 +105,9 @@ class GlmmTMBEngine(Estimator):
     def fit(self, data: FitData, *, seed: int) -> FitResult:
         self.require(data.model)
         reml = self.settings.reml and data.family == "gaussian"
-        r, wall = fq.timed(lambda: _r.call("glmmTMB", R_CODE, ".hbench_glmmtmb", _r.r_formula(data.formula, data.family),
-                                           _r.r_frame(data), data.family, data.link, reml, self.settings.profile,
-                                           self.level))
+        r, wall = fq.timed(lambda: _r.call("glmmTMB", R_CODE, ".hbench_glmmtmb",
+                                           _r.r_formula(data.formula, data.family), _r.r_frame(data), data.family,
+                                           data.link, reml, self.settings.profile, self.level))
         out = summarise(r, data, reml, self.settings.profile, self.level)
         out.wall_s = wall
         return out

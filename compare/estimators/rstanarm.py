@@ -91,7 +91,8 @@ def rstanarm_priors(spec: PriorSpec) -> dict[str, str]:
         out["prior_aux"] = _aux_prior(spec.sigma)
     if spec.cov is not None:
         reg, conc, shape, scale = map(_num, spec.cov.args)
-        out["prior_covariance"] = f"decov(regularization = {reg}, concentration = {conc}, shape = {shape}, scale = {scale})"
+        out["prior_covariance"] = (f"decov(regularization = {reg}, concentration = {conc}, shape = {shape}, "
+                                   f"scale = {scale})")
     return out
 
 
@@ -130,7 +131,8 @@ class RstanarmEngine(Estimator):
         priors = rstanarm_priors(parse_priors(s.priors))
         r = _r.call("rstanarm", R_CODE, ".hbench_rstanarm", _r.r_formula(data.formula, data.family), _r.r_frame(data),
                     data.family, data.link, s.chains, s.warmup + s.draws, s.warmup, s.adapt_delta, s.max_treedepth,
-                    s.QR, s.cores, int(seed) % (2**31 - 1) or 1, _strvec(list(priors)), _strvec(list(priors.values())))
+                    s.QR, s.cores, int(seed) % (2**31 - 1) or 1, _r.str_vector(list(priors)),
+                    _r.str_vector(list(priors.values())))
         draws = _draws(md, chains_values(r), _r.strs(r["names"]))
         sstats = _rbayes.sampler_stats(r["sampler"], s.chains, s.draws, s.max_treedepth)
         sampling_s = _r.num(r["wall"])
@@ -146,12 +148,6 @@ def _prior_lines(lines: list[str]) -> list[str]:
     """prior_summary's printout without its title, rules and help pointer."""
     skip = ("Priors for model", "See help(")
     return [t for t in (line.strip() for line in lines) if t and not set(t) <= {"-"} and not t.startswith(skip)]
-
-
-def _strvec(values: list[str]):
-    import rpy2.robjects as ro
-
-    return ro.StrVector(values)
 
 
 def chains_values(r: dict[str, Any]) -> np.ndarray:
