@@ -7,8 +7,8 @@ Meaning follows brms: `Intercept` is the intercept *after centring the fixed-eff
 `cor` is the LKJ prior on each block's correlation matrix.
 
 Defaults are rstanarm's stan_glmer defaults (priors vignette, post July 2020):
-  b          normal(0, 2.5 * s_y / s_x)   s_y = sd(y) for gaussian, 1 otherwise; s_x = sd(x), or the
-                                          range for a predictor with two values, 1 for a constant one
+  b          normal(0, 2.5 * s_y / s_x)   s_y = sd(y) for gaussian, 1 otherwise; s_x = sd(x), for binary
+                                          predictors too (rstanarm 2.21), 1 for a constant one
   Intercept  normal(mean(y), 2.5 * sd(y)) for gaussian; normal(0, 2.5) otherwise (centred predictors)
   sigma      exponential(1 / sd(y))
   cov        decov(regularization=1, concentration=1, shape=1, scale=1): per block of q terms,
@@ -204,12 +204,10 @@ class ResolvedPriors:
 
 
 def _predictor_scale(x: np.ndarray) -> float:
-    """rstanarm's autoscale divisor: 1 for a constant, the range for two values, sd otherwise."""
-    values = np.unique(x)
-    if values.size <= 1:
+    """rstanarm's autoscale divisor: the predictor's SD (binary ones too, as rstanarm 2.21's prior_summary
+    shows: normal(0, 2.5) becomes normal(0, 4.9) for the funding data's 0/1 `male`); 1 for a constant."""
+    if np.unique(x).size <= 1:
         return 1.0
-    if values.size == 2:
-        return float(values[-1] - values[0])
     return float(np.std(x, ddof=1))
 
 

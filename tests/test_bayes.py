@@ -63,17 +63,20 @@ def test_parsed_priors_keep_brms_meaning():
 
 
 def test_rstanarm_default_scales():
-    """Gaussian: b ~ N(0, 2.5 sd(y)/sd(x)), range for a binary x; Intercept N(mean y, 2.5 sd y); sigma Exp(1/sd y)."""
+    """Gaussian: b ~ N(0, 2.5 sd(y)/sd(x)), sd for a binary x too (rstanarm 2.21); Intercept N(mean y, 2.5 sd y);
+    sigma Exp(1/sd y)."""
     rng = np.random.default_rng(1)
     y = rng.normal(10, 4, 200)
     X = np.column_stack([rng.normal(0, 3, 200), rng.integers(0, 2, 200) * 5.0])
     r = resolve(parse_priors([]), "gaussian", y, X, ["a", "b"], [("g", "Intercept"), ("g", "x")])
     sy = np.std(y, ddof=1)
-    assert r.b_code == 1 and np.allclose(r.b_par[:, 1], [2.5 * sy / np.std(X[:, 0], ddof=1), 2.5 * sy / 5.0])
+    assert r.b_code == 1 and np.allclose(r.b_par[:, 1], [2.5 * sy / np.std(X[:, 0], ddof=1),
+                                                           2.5 * sy / np.std(X[:, 1], ddof=1)])
     assert np.allclose(r.int_par[:2], [y.mean(), 2.5 * sy]) and math.isclose(r.sigma_par[0], 1 / sy)
     assert not r.separate and r.decov == (1.0, 1.0, 1.0, 1.0)
     g = resolve(parse_priors([]), "binomial", (y > 10).astype(float), X, ["a", "b"], [("g", "Intercept")])
-    assert np.allclose(g.b_par[:, 1], [2.5 / np.std(X[:, 0], ddof=1), 0.5]) and np.allclose(g.int_par[:2], [0, 2.5])
+    assert np.allclose(g.b_par[:, 1], [2.5 / np.std(X[:, 0], ddof=1), 2.5 / np.std(X[:, 1], ddof=1)])
+    assert np.allclose(g.int_par[:2], [0, 2.5])
 
 
 def test_coefficient_priors_reach_each_coefficient_and_term():
