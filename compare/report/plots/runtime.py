@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import matplotlib
 import pandas as pd
 
 from compare.report.plots._style import engine_colours, figure
+
+# boxplot's `vert` is deprecated from matplotlib 3.10 on, whose `orientation` older ones lack (we allow >= 3.8)
+_SIDEWAYS = ({"orientation": "horizontal"} if tuple(int(v) for v in matplotlib.__version__.split(".")[:2]) >= (3, 10)
+             else {"vert": False})
 
 
 def plot(table: pd.DataFrame):
@@ -17,7 +22,7 @@ def plot(table: pd.DataFrame):
     fig, axes = figure(3 if has_ess else 2, width=5.0, height=3.2, ncols=3)
     sampling = [(fits[fits["engine"] == e]["wall_s"] - fits[fits["engine"] == e]["compile_s"].fillna(0)).clip(lower=1e-4)
                 for e in engines]
-    box = axes[0].boxplot(sampling, vert=False, patch_artist=True)
+    box = axes[0].boxplot(sampling, patch_artist=True, **_SIDEWAYS)
     for patch, e in zip(box["boxes"], engines):
         patch.set_facecolor(colours[e])
     axes[0].set_yticks(range(1, len(engines) + 1), engines, fontsize=7)
