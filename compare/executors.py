@@ -246,9 +246,9 @@ class DaskExecutor:
                     if time.perf_counter() - t0 > len(task.engines) * self.timeout:
                         running.pop(future)
                         self._abandon(client, future)
-                        yield task, pa.concat_tables([failure_rows(task, None, e.label, "timeout",
-                                                                 f"task exceeded {len(task.engines)} x {self.timeout:g} s on dask")
-                                                    for e in task.engines])
+                        error = f"task exceeded {len(task.engines)} x {self.timeout:g} s on dask"
+                        yield task, pa.concat_tables([failure_rows(task, None, e.label, "timeout", error)
+                                                      for e in task.engines])
         finally:
             client.close()
             if cluster is not None:
