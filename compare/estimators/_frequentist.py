@@ -44,9 +44,11 @@ def fixed_rows(names: list[str], est: np.ndarray, se: np.ndarray, df: int,
     z, tq = z_quantile(level), float(stats.t.ppf(0.5 + level / 2, df))
     rows = []
     for name, b, s in zip(names, np.asarray(est, float), np.asarray(se, float), strict=True):
-        rows.append({"parameter": name_b(name), "estimate": b, "se": s, "lower": b - z * s,
-                     "upper": b + z * s, "lower_t": b - tq * s, "upper_t": b + tq * s,
-                     "interval": "wald-z"})
+        row = {"parameter": name_b(name), "estimate": b, "se": s, "lower": b - z * s,
+               "upper": b + z * s, "lower_t": b - tq * s, "upper_t": b + tq * s, "interval": "wald-z"}
+        if not np.isfinite(s):  # the fit's covariance could not be computed (a singular Hessian)
+            row.update(interval="none", note="no finite SE for this fixed effect (covariance not computed)")
+        rows.append(row)
     return rows
 
 

@@ -39,12 +39,18 @@ R_CODE = r"""
   fit <- withCallingHandlers(glmmTMB::glmmTMB(as.formula(formula), data = data, family = fam, REML = reml),
                              warning = h$warning, message = h$message)
   wall <- proc.time()[["elapsed"]] - t0
+  vc_msgs <- character(0)
   withCallingHandlers({
     par <- fit$sdr$par.fixed
     cov <- fit$sdr$cov.fixed
     vc <- glmmTMB::VarCorr(fit)$cond
     re <- as.data.frame(glmmTMB::ranef(fit, condVar = TRUE))
-    V <- if (length(glmmTMB::fixef(fit)$cond)) as.matrix(vcov(fit)$cond) else matrix(numeric(0), 0, 0)  # NULL without fixed effects
+    k <- length(glmmTMB::fixef(fit)$cond)  # vcov() is NULL without fixed effects
+    # vcov() inverts the Hessian, singular at some boundary fits: the fit is kept, its fixed effects' SEs NA
+    V <- if (k == 0) matrix(numeric(0), 0, 0) else tryCatch(as.matrix(vcov(fit)$cond), error = function(e) {
+      vc_msgs <<- paste("fixed-effect covariance not computed:", conditionMessage(e))
+      matrix(NA_real_, k, k)
+    })
   }, warning = h$warning, message = h$message)
   th <- which(names(par) == "theta")
   bd <- which(names(par) == "betad")
@@ -69,7 +75,7 @@ R_CODE = r"""
        sigma = sigma(fit), loglik = -as.numeric(fit$fit$objective), pdHess = isTRUE(fit$sdr$pdHess),
        opt_code = as.numeric(fit$fit$convergence), opt_message = as.character(fit$fit$message),
        ranef = re, fitted = as.numeric(fitted(fit)), profile = prof, profile_msgs = prof_msgs,
-       msgs = h$msgs, wall = wall)
+       msgs = c(h$msgs, vc_msgs), wall = wall)
 }
 """
 
