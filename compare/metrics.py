@@ -302,7 +302,8 @@ def performance(table: pd.DataFrame) -> pd.DataFrame:
     ok = table[(table["status"] == "ok") & table["parameter"].notna()]
     if ok.empty:  # every column still there, so readers need no special case for a run without estimates
         return pd.DataFrame(columns=PARAM_KEYS + list(_measures(table.iloc[:0])))
-    rows = [{**dict(zip(PARAM_KEYS, key)), **_measures(g)} for key, g in ok.groupby(PARAM_KEYS, sort=True)]
+    with np.errstate(over="ignore"):  # an SE of ~1e200 (a log-scale interval at a boundary) squares to inf, honestly
+        rows = [{**dict(zip(PARAM_KEYS, key)), **_measures(g)} for key, g in ok.groupby(PARAM_KEYS, sort=True)]
     return pd.DataFrame(rows)
 
 
