@@ -10,7 +10,7 @@ so no engine (and no test double) can read them.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 
 import pandas as pd
@@ -38,11 +38,6 @@ class FitData:
     @property
     def model(self) -> ModelSpec:
         return ModelSpec(self.formula, self.family, self.link)
-
-    @property
-    def columns(self) -> list[str]:
-        """Every column the model reads."""
-        return sorted(self.formula.variables | ({self.poststratify} if self.poststratify else set()))
 
     @cached_property
     def design(self) -> Design:
@@ -110,7 +105,6 @@ class Dataset:
     cell: int = 0
     rep: int = 0
     seed: int = 0  # the engines' seed for this replication (samplers, VB)
-    meta: dict = field(default_factory=dict)
 
     @property
     def frame(self) -> pd.DataFrame:
