@@ -218,12 +218,14 @@ def _check_finite(values: np.ndarray, where: str, what: str) -> None:
 
 @np.errstate(over="ignore", invalid="ignore")  # overflow is checked and reported as one line, not warned about
 def simulate(cell: CellSpec, rng: np.random.Generator, cell_rng: np.random.Generator | None = None) -> Dataset:
-    """Simulate one dataset of `cell`. `cell_rng` (stratified designs) draws what stays fixed across reps."""
+    """Simulate one dataset of `cell`. `cell_rng` draws what stays fixed across reps: under a stratified design
+    the groups, their effects and covariates; under a cluster design only covariates marked `fixed = true`."""
+    fixed_rng = rng if cell_rng is None else cell_rng  # `fixed = true` covariates: the same in every rep
     if cell.design == "cluster" or cell_rng is None:
         cell_rng = rng
     frame = _layout_frame(cell, cell_rng)
     for name in cell.covariates:
-        frame[name] = _draw_covariate(cell, name, frame, rng, cell_rng)
+        frame[name] = _draw_covariate(cell, name, frame, rng, fixed_rng if cell.design == "cluster" else cell_rng)
         _check_finite(frame[name].to_numpy(), f"covariates.{name}", "drew a value too large for a float")
     trials = None
     if cell.trials is not None:

@@ -127,6 +127,17 @@ def test_stratified_design_keeps_group_effects_cluster_does_not():
     assert effects(cluster, 0) != effects(cluster, 1)
 
 
+def test_fixed_covariates_are_the_same_in_every_replication_of_a_cluster_design():
+    # Maas & Hox (2005) hold x (individual level) and z (group level) fixed; only effects and residuals vary
+    sc = load_scenario("maas_hox")
+    a, b = dataset_for(sc, 4, 0, 11).frame, dataset_for(sc, 4, 1, 11).frame
+    assert a["x"].equals(b["x"]) and a["z"].equals(b["z"]) and not a["y"].equals(b["y"])
+    assert (a.groupby("g", observed=True)["z"].nunique() == 1).all()
+    assert not dataset_for(sc, 5, 0, 11).frame["x"].equals(a["x"])  # another cell draws its own
+    pop = [dataset_for(load_scenario("mrp"), 0, r, 3).frame["pop"] for r in range(2)]
+    assert pop[0].equals(pop[1])
+
+
 def test_prior_dgp_draws_new_parameters_each_replication():
     sc = load_scenario("seed_slopes")
     cell = next(c for c in sc.cells if c.dgp == "prior").index
