@@ -2,7 +2,7 @@
 automatic differentiation, a second frequentist implementation to hold against lme4.
 
 - Same estimands as lme4; `singular`/`corr_at_bound`/`var_at_zero` from `boundary_flags` on VarCorr like
-  every engine; `criterion` and `loglik` so the summary can check it reached lme4's optimum.
+  every engine, and a not-converged fit next to the boundary is singular too (see `_boundary`); `criterion` and `loglik` so the summary can check it reached lme4's optimum.
 - converged = nlminb's convergence code is 0 *and* TMB's sdreport has a positive-definite Hessian
   (pdHess). glmmTMB has no `isSingular`: at a boundary (an SD -> 0, log-SD -> -inf) the Hessian is not
   positive definite, so a singular fit usually reports converged = False here where lme4 says True.
@@ -140,10 +140,10 @@ def summarise(r: dict[str, Any], data: FitData, reml: bool, profile: bool, level
     rows += _r.ranef_rows(r["ranef"], level)
     if data.poststratify:
         rows.append(fq.mrp_row(data.frame[data.poststratify].to_numpy(float), np.asarray(r["fitted"], float)))
-    singular, corr_bound, var_zero = boundary_flags([c for _, _, c in blocks], sigma)
     loglik = _r.num(r["loglik"])
     pd_hess, opt_code = bool(_r.num(r["pdHess"])), _r.num(r["opt_code"])
     converged = opt_code == 0 and pd_hess and bool(np.isfinite(loglik))
+    singular, corr_bound, var_zero = _boundary([c for _, _, c in blocks], sigma, converged)
     if not np.isfinite(loglik):
         notes.append(f"log-likelihood is not finite ({loglik})")
     if not pd_hess:
@@ -156,6 +156,20 @@ def summarise(r: dict[str, Any], data: FitData, reml: bool, profile: bool, level
                      optimizer="nlminb", warnings=_r.strs(r["msgs"]), notes=notes,
                      details={"opt_code": opt_code, "opt_message": " ".join(_r.strs(r["opt_message"])),
                               "pdHess": pd_hess, "r_wall_s": _r.num(r["wall"])})
+
+
+def _boundary(covariances: list[np.ndarray], sigma: float, converged: bool) -> tuple[bool, bool, bool]:
+    """lme4's rule (boundary_flags), plus: a fit that stopped without a usable optimum (nlminb's 'singular
+    convergence', no positive-definite Hessian) next to the boundary is singular too. glmmTMB's parameters
+    (log-SD, unconstrained correlation) never reach the boundary, they walk towards it until nlminb stops,
+    typically at |cor| ~ 0.999 or an SD ~ 1e-3 sigma, just short of lme4's 1e-4 on the relative Cholesky
+    factor that lme4's bounded optimiser reaches exactly."""
+    singular, corr_bound, var_zero = boundary_flags(covariances, sigma)
+    if not converged and not singular:
+        near_zero = any(np.any(np.sqrt(np.clip(np.diag(np.atleast_2d(c)), 0, None)) < 1e-3 * sigma)
+                        for c in covariances)
+        singular = corr_bound or near_zero
+    return singular, corr_bound, var_zero
 
 
 def _explain(row: dict[str, Any], note: str) -> dict[str, Any]:
