@@ -150,8 +150,8 @@ class FitResult:
         return out
 
     def columns(self, truth: dict[str, float] | None = None) -> dict[str, Any]:
-        """The long rows as columns: one value a row (parameter x interval), or a fit-level scalar shared by every row.
-        What the harness turns into Arrow; `rows` is the same as a DataFrame."""
+        """The long rows as columns: one value a row (parameter x interval), or a fit-level scalar shared by
+        every row. What the harness turns into Arrow; `rows` is the same as a DataFrame."""
         params = self.params.reindex(columns=list(PARAM_COLUMNS))
         cols: dict[str, Any] = {c: params[c].to_numpy() for c in PARAM_COLUMNS}
         for col, dtype in PARAM_COLUMNS.items():
