@@ -1,8 +1,20 @@
 """FitResult: what every engine returns, in one tidy shape.
 
-One row per estimand (parameter naming below is the same for every engine), plus
+One row per estimand and interval type (parameter naming below is the same for every engine), plus
 fit-level fields.  The harness adds truth and coverage; metrics only ever read
 the long table built by `FitResult.rows`.
+
+Interval rows (the contract every engine and every reader keeps):
+  - `params` may hold several rows with the same `parameter`. The FIRST row of a parameter is its
+    primary row: its estimate, SE (or posterior SD) and primary interval. Point measures (bias, empirical
+    SE, RMSE, agreement, SBC, `FitResult.param`) read primary rows only (`primary`).
+  - Each further row of that parameter repeats the primary's estimate and SE and carries another
+    interval; its `interval` column names the type ("wald-t", "satterthwaite", "kenward-roger",
+    "bootstrap", ...). Engines add one with `interval_row`; a (parameter, interval) pair appears once.
+  - Interval names: "wald-z", "wald-t" (t with J - 1 df, J the fewest groups), "profile", "quantile"
+    (posterior), "wald-atanh", "wald-log-sd", "conditional-sd", ..., and "none" where no interval is
+    given (then `note` says why). Coverage, width and rejection are keyed by (parameter, interval),
+    so intervals of one parameter read side by side.
 
 Parameter names:
   b[Intercept], b[x]            fixed effects
@@ -30,8 +42,8 @@ import pandas as pd
 # NaN/None where an engine does not give them.
 PARAM_COLUMNS: dict[str, str] = {
     "parameter": "string", "estimate": "float64", "se": "float64", "lower": "float64", "upper": "float64",
-    "median": "float64", "lower_t": "float64", "upper_t": "float64", "rhat": "float64", "ess_bulk": "float64",
-    "ess_tail": "float64", "interval": "string", "note": "string",
+    "median": "float64", "rhat": "float64", "ess_bulk": "float64", "ess_tail": "float64", "interval": "string",
+    "note": "string",
 }
 REQUIRED_COLUMNS = list(PARAM_COLUMNS)[:5]
 _TEXT_COLUMNS = ("parameter", "interval", "note")
@@ -114,6 +126,7 @@ class FitResult:
         return bool(np.isfinite(self.loglik))
 
     def param(self, name: str) -> pd.Series:
+        """The primary row of a parameter (its estimate, SE and primary interval)."""
         hit = self.params[self.params["parameter"] == name]
         if hit.empty:
             raise KeyError(name)
@@ -137,8 +150,8 @@ class FitResult:
         return out
 
     def columns(self, truth: dict[str, float] | None = None) -> dict[str, Any]:
-        """The long rows as columns: one value a parameter, or a fit-level scalar shared by every row.
-        What the harness turns into Arrow; `rows` is the same as a DataFrame."""
+        """The long rows as columns: one value a row (parameter x interval), or a fit-level scalar shared by
+        every row. What the harness turns into Arrow; `rows` is the same as a DataFrame."""
         params = self.params.reindex(columns=list(PARAM_COLUMNS))
         cols: dict[str, Any] = {c: params[c].to_numpy() for c in PARAM_COLUMNS}
         for col, dtype in PARAM_COLUMNS.items():
@@ -151,7 +164,8 @@ class FitResult:
         return {**cols, "true": true, "covered": covered, **self.fit_fields()}
 
     def rows(self, truth: dict[str, float] | None = None) -> pd.DataFrame:
-        """Long format: one row per parameter with fit-level fields, the truth and whether it was covered."""
+        """Long format: one row per parameter and interval with fit-level fields, the truth and whether that
+        interval covered it."""
         return pd.DataFrame(self.columns(truth), index=pd.RangeIndex(len(self.params)))
 
 
@@ -193,12 +207,31 @@ def _dtype(hint: Any) -> str:
 
 
 def make_params(rows: list[dict[str, Any]]) -> pd.DataFrame:
-    """Params frame from a list of dicts; missing optional columns become NaN/None."""
+    """Params frame from a list of dicts; missing optional columns become NaN/None. A parameter's rows are
+    brought together (in the order of its first row, each parameter's rows in their given order), so an
+    engine may append its extra interval rows (`interval_row`) after everything else."""
     df = pd.DataFrame(rows)
     for col in PARAM_COLUMNS:
         if col not in df.columns:
             df[col] = None if col in _TEXT_COLUMNS else math.nan
+    if len(df):
+        order = df.groupby("parameter", sort=False).ngroup()
+        df = df.iloc[np.argsort(order.to_numpy(), kind="stable")].reset_index(drop=True)
     return df[list(PARAM_COLUMNS)]
+
+
+def interval_row(primary_row: dict[str, Any], interval: str, lower: float, upper: float,
+                 note: str | None = None) -> dict[str, Any]:
+    """An extra row for the parameter of `primary_row`: the same estimate, SE and sampler columns with
+    another interval (its type named in `interval`). Append it to an engine's rows; `make_params` puts it
+    after the primary row."""
+    return {**primary_row, "lower": float(lower), "upper": float(upper), "interval": interval, "note": note}
+
+
+def primary(rows: pd.DataFrame, by: tuple[str, ...] | list[str] = ("parameter",)) -> pd.DataFrame:
+    """The primary rows: the first row of each `by` key (a FitResult's params: per parameter; the long results
+    table: per (scenario, cell, rep, engine, parameter)). What every point measure reads."""
+    return rows[~rows.duplicated(list(by), keep="first")]
 
 
 def boundary_flags(covariances: list[np.ndarray], sigma: float = 1.0,

@@ -5,6 +5,9 @@ One small function per measure returns (estimate, MCSE), like rsimsum's performa
 checked against a hand computation.  `est` are the estimates over replications, `true` the truth
 (constant under a fixed DGP; per replication under a prior DGP or for group effects, which is why
 bias works with est - true), `se` the model SEs, `lower`/`upper` the intervals.
+
+Point measures read each parameter's primary row (`performance`); interval measures are kept per
+parameter and interval type (`intervals`), so Wald z, t(J-1), profile and posterior intervals read side by side.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from scipy import stats
+
+from compare.fitresult import primary
 
 Pair = tuple[float, float]
 NAN: Pair = (math.nan, math.nan)
@@ -260,56 +265,90 @@ def sbc_ecdf(ranks: np.ndarray, n_draws: int, level: float = SBC_LEVEL) -> EcdfC
 # ---- tables ---------------------------------------------------------------------------------------
 
 PARAM_KEYS = ["scenario", "cell", "engine", "parameter"]
+INTERVAL_KEYS = [*PARAM_KEYS, "interval"]  # interval measures: one row per parameter x interval type
+ROW_KEYS = ["scenario", "cell", "rep", "engine", "parameter"]  # one fit's rows of one parameter
 FIT_KEYS = ["scenario", "cell", "engine"]
 FAILED = ("failed", "timeout", "crashed")
+NO_INTERVAL = "none"
 
 
-def _measures(g: pd.DataFrame) -> dict[str, float]:
+def estimate_rows(table: pd.DataFrame) -> pd.DataFrame:
+    """Rows of successful fits that name a parameter (every interval row)."""
+    return table[(table["status"] == "ok") & table["parameter"].notna()]
+
+
+def primary_rows(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per fit and parameter, its primary (first) row: what every point measure reads, so a
+    parameter with three interval types still counts once."""
+    return primary(estimate_rows(table), ROW_KEYS)
+
+
+def _put(out: dict[str, float], name: str, pair: Pair) -> None:
+    out[name], out[f"{name}_mcse"] = pair
+
+
+def _point_measures(g: pd.DataFrame) -> dict[str, float]:
+    """Bias, empirical and model SE, MSE/RMSE of one parameter's primary rows."""
     ok = g[g["estimate"].notna()]
     est, true = ok["estimate"].to_numpy(float), ok["true"].to_numpy(float)
     has_truth = np.isfinite(true)
     out: dict[str, float] = {"n": float(len(ok))}
-
-    def put(name: str, pair: Pair) -> None:
-        out[name], out[f"{name}_mcse"] = pair
-
     e_t, t_t = est[has_truth], true[has_truth]
-    put("bias", bias(e_t, t_t))
-    put("relative_bias", relative_bias(e_t, t_t))
-    put("empse", empirical_se(est))
-    put("mse", mse(e_t, t_t))
-    put("rmse", rmse(e_t, t_t))
+    _put(out, "bias", bias(e_t, t_t))
+    _put(out, "relative_bias", relative_bias(e_t, t_t))
+    _put(out, "empse", empirical_se(est))
+    _put(out, "mse", mse(e_t, t_t))
+    _put(out, "rmse", rmse(e_t, t_t))
     se = ok["se"].to_numpy(float)
     se_ok = np.isfinite(se)
-    put("modse", model_se(se[se_ok]) if se_ok.all() else NAN)
-    put("relerr_modse", relative_error_model_se(est, se) if se_ok.all() else NAN)
-    lo, hi = ok["lower"].to_numpy(float), ok["upper"].to_numpy(float)
-    iv = np.isfinite(lo) & np.isfinite(hi)
-    put("coverage", coverage(lo[iv & has_truth], hi[iv & has_truth], true[iv & has_truth]))
-    put("be_coverage", bias_eliminated_coverage(lo[iv], hi[iv], est) if iv.any() else NAN)
-    put("rejection", rejection(lo[iv], hi[iv]))
-    put("width", interval_width(lo[iv], hi[iv]))
-    if "lower_t" in ok and ok["lower_t"].notna().any():
-        lt, ut = ok["lower_t"].to_numpy(float), ok["upper_t"].to_numpy(float)
-        tv = np.isfinite(lt) & np.isfinite(ut) & has_truth
-        put("coverage_t", coverage(lt[tv], ut[tv], true[tv]))
+    _put(out, "modse", model_se(se[se_ok]) if se_ok.all() else NAN)
+    _put(out, "relerr_modse", relative_error_model_se(est, se) if se_ok.all() else NAN)
     out["true_mean"] = float(np.mean(t_t)) if t_t.size else math.nan
     return out
 
 
-def performance(table: pd.DataFrame) -> pd.DataFrame:
-    """Per (scenario, cell, engine, parameter): every measure and its MCSE, from successful fits."""
-    ok = table[(table["status"] == "ok") & table["parameter"].notna()]
-    if ok.empty:  # every column still there, so readers need no special case for a run without estimates
-        return pd.DataFrame(columns=PARAM_KEYS + list(_measures(table.iloc[:0])))
+def _interval_measures(g: pd.DataFrame) -> dict[str, float]:
+    """Coverage, bias-eliminated coverage, rejection and width of one parameter's intervals of one type."""
+    ok = g[g["estimate"].notna()]
+    est, true = ok["estimate"].to_numpy(float), ok["true"].to_numpy(float)
+    has_truth = np.isfinite(true)
+    lo, hi = ok["lower"].to_numpy(float), ok["upper"].to_numpy(float)
+    iv = np.isfinite(lo) & np.isfinite(hi)
+    out: dict[str, float] = {"n": float(iv.sum())}
+    _put(out, "coverage", coverage(lo[iv & has_truth], hi[iv & has_truth], true[iv & has_truth]))
+    _put(out, "be_coverage", bias_eliminated_coverage(lo[iv], hi[iv], est) if iv.any() else NAN)
+    _put(out, "rejection", rejection(lo[iv], hi[iv]))
+    _put(out, "width", interval_width(lo[iv], hi[iv]))
+    return out
+
+
+def _per_key(rows: pd.DataFrame, keys: list[str], measures) -> pd.DataFrame:
+    if rows.empty:  # every column still there, so readers need no special case for a run without estimates
+        return pd.DataFrame(columns=keys + list(measures(rows.iloc[:0])))
     with np.errstate(over="ignore"):  # an SE of ~1e200 (a log-scale interval at a boundary) squares to inf, honestly
-        rows = [{**dict(zip(PARAM_KEYS, key)), **_measures(g)} for key, g in ok.groupby(PARAM_KEYS, sort=True)]
-    return pd.DataFrame(rows)
+        out = [{**dict(zip(keys, key)), **measures(g)} for key, g in rows.groupby(keys, sort=True)]
+    return pd.DataFrame(out)
+
+
+def performance(table: pd.DataFrame) -> pd.DataFrame:
+    """Per (scenario, cell, engine, parameter): the point measures and their MCSE, from the primary rows of
+    successful fits. Interval measures are `intervals`'."""
+    return _per_key(primary_rows(table), PARAM_KEYS, _point_measures)
+
+
+def intervals(table: pd.DataFrame) -> pd.DataFrame:
+    """Per (scenario, cell, engine, parameter, interval): coverage, bias-eliminated coverage, rejection rate
+    (power or type I error) and mean width with MCSE, each interval type on its own row ("wald-z", "wald-t",
+    "profile", "quantile", ...); rows without an interval ("none") are left out."""
+    rows = estimate_rows(table)
+    rows = rows[rows["interval"].notna() & (rows["interval"] != NO_INTERVAL)]
+    return _per_key(rows, INTERVAL_KEYS, _interval_measures)
 
 
 def precision_vs(table: pd.DataFrame, reference: str) -> pd.DataFrame:
     """Relative precision of every engine against `reference`, on the replications both fitted."""
-    ok = table[(table["status"] == "ok") & table["parameter"].notna() & table["estimate"].notna()]
+    ok = primary_rows(table)
+    ok = ok[ok["estimate"].notna()]
     wide = ok.pivot_table(index=["scenario", "cell", "parameter", "rep"], columns="engine", values="estimate")
     if reference not in wide.columns:
         return pd.DataFrame(columns=PARAM_KEYS + ["relprec", "relprec_mcse"])
@@ -403,7 +442,7 @@ def sbc_summary(table: pd.DataFrame, level: float = SBC_LEVEL) -> pd.DataFrame:
 
     Ranks out of different numbers of draws cannot share one histogram or ECDF: only the fits with the
     parameter's most common draw count are used (every fit, when an engine's settings fix the count)."""
-    have = table[table["sbc_rank"].notna() & table["sbc_draws"].notna()]
+    have = table[table["sbc_rank"].notna() & table["sbc_draws"].notna()]  # the harness ranks primary rows only
     rows = []
     for key, g in have.groupby(PARAM_KEYS, sort=True):
         n_draws = int(g["sbc_draws"].mode().max())
@@ -429,7 +468,8 @@ def agreement(table: pd.DataFrame) -> pd.DataFrame:
     """Every pair of engines fitted on the same datasets: per parameter, the standardised difference of their
     estimates d = (est_a - est_b) / sqrt((se_a^2 + se_b^2) / 2) (SE or posterior-SD units), its mean with MCSE
     sd(d)/sqrt(n), and mean |d|. Two engines that agree have mean d near 0 and mean |d| well below 1."""
-    ok = table[(table["status"] == "ok") & table["estimate"].notna() & table["se"].notna()]
+    ok = primary_rows(table)
+    ok = ok[ok["estimate"].notna() & ok["se"].notna()]
     ok = ok[ok["parameter"].str.split("[").str[0].isin(AGREEMENT_CLASSES)]
     if ok.empty:
         return pd.DataFrame(columns=["scenario", "cell", "parameter", "engine_a", "engine_b", "n"])

@@ -3,6 +3,10 @@
 Each measure's change is judged against the Monte Carlo error of both runs,
 z = (new - old) / sqrt(mcse_old^2 + mcse_new^2), and flagged beyond a threshold;
 runtimes are judged as ratios (machines are noisy, so seconds would mislead).
+
+Point measures match on (scenario, cell, engine, parameter); interval measures also on the interval type,
+so a "wald-t" coverage is only ever compared with a "wald-t" coverage. An interval type that only one run
+has (a baseline from before an engine gave it) is not compared: it is absent from the "intervals" table.
 """
 
 from __future__ import annotations
@@ -14,13 +18,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from compare import summary
+from compare import metrics, summary
 from compare.errors import InputError
 from compare.store import RunStore
 
 # measures that carry an MCSE column "<name>_mcse"
-PARAM_MEASURES = ["bias", "empse", "rmse", "modse", "relerr_modse", "coverage", "be_coverage", "rejection", "width",
-                  "coverage_t"]
+PARAM_MEASURES = ["bias", "empse", "rmse", "modse", "relerr_modse"]  # per parameter (primary rows)
+INTERVAL_MEASURES = ["coverage", "be_coverage", "rejection", "width"]  # per parameter x interval type
 FIT_MEASURES = ["failure_rate", "singular_rate", "corr_at_bound_rate", "var_at_zero_rate", "nonconvergence_rate",
                 "reached_reference_rate", "divergent_fit_rate", "rhat_gt_101_rate"]
 RUNTIME = "wall_s_median"
@@ -68,10 +72,11 @@ def _judge(old: pd.DataFrame, new: pd.DataFrame, keys: list[str], z: float) -> p
 def compare_runs(base: RunStore, run: RunStore, thresholds: Thresholds = Thresholds()) -> dict[str, pd.DataFrame]:
     """Differences per measure (with z) and runtime ratios between two runs; `flagged` marks changes."""
     sb, sr = summary.of_run(base), summary.of_run(run)
-    pkeys = ["scenario", "cell", "engine", "parameter"]
-    fkeys = ["scenario", "cell", "engine"]
+    pkeys, ikeys, fkeys = metrics.PARAM_KEYS, metrics.INTERVAL_KEYS, metrics.FIT_KEYS
     params = _judge(_long(sb.performance, pkeys, PARAM_MEASURES),
                     _long(sr.performance, pkeys, PARAM_MEASURES), pkeys, thresholds.z)
+    ivals = _judge(_long(sb.intervals, ikeys, INTERVAL_MEASURES),
+                   _long(sr.intervals, ikeys, INTERVAL_MEASURES), ikeys, thresholds.z)
     fb, fr = sb.fits, sr.fits
     fits = _judge(_long(fb, fkeys, FIT_MEASURES), _long(fr, fkeys, FIT_MEASURES), fkeys, thresholds.z)
     if not {RUNTIME, *fkeys} <= set(fb.columns) or not {RUNTIME, *fkeys} <= set(fr.columns):
@@ -80,7 +85,7 @@ def compare_runs(base: RunStore, run: RunStore, thresholds: Thresholds = Thresho
     rt["ratio"] = rt[f"{RUNTIME}_run"] / rt[f"{RUNTIME}_base"]
     limit = thresholds.runtime_ratio
     rt["flagged"] = (rt["ratio"] > limit) | (rt["ratio"] < 1 / limit)
-    return {"parameters": params, "fits": fits, "runtime": rt}
+    return {"parameters": params, "intervals": ivals, "fits": fits, "runtime": rt}
 
 
 def not_comparable(base: RunStore, run: RunStore, result: dict[str, pd.DataFrame]) -> list[str]:

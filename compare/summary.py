@@ -19,7 +19,8 @@ from compare.store import RunStore
 
 @dataclass(frozen=True)
 class RunSummary:
-    performance: pd.DataFrame  # per (scenario, cell, engine, parameter): bias, coverage, ... with MCSE
+    performance: pd.DataFrame  # per (scenario, cell, engine, parameter), primary rows: bias, EmpSE, ... with MCSE
+    intervals: pd.DataFrame  # per (scenario, cell, engine, parameter, interval): coverage, width, ... with MCSE
     fits: pd.DataFrame  # per (scenario, cell, engine): failure, singular, convergence, runtime, ...
     sbc: pd.DataFrame  # per prior-DGP (scenario, cell, engine, parameter): rank uniformity
     precision: pd.DataFrame  # relative precision against `reference` (empty without one)
@@ -39,7 +40,8 @@ class RunSummary:
 def summarise(table: pd.DataFrame, reference: str | None = None, level: float = 0.95) -> RunSummary:
     """Every measure of a results table, computed once."""
     precision = metrics.precision_vs(table, reference) if reference else pd.DataFrame()
-    return RunSummary(performance=metrics.performance(table), fits=metrics.fit_summary(table, reference),
+    return RunSummary(performance=metrics.performance(table), intervals=metrics.intervals(table),
+                      fits=metrics.fit_summary(table, reference),
                       sbc=metrics.sbc_summary(table), precision=precision, agreement=metrics.agreement(table),
                       reference=reference, level=level)
 

@@ -135,11 +135,14 @@ def fit_all(task: Task, on_start: Callable[[str], None] | None = None) -> Iterat
 
 def _sbc(names: np.ndarray, true: np.ndarray, draws: dict[str, np.ndarray] | None) -> dict[str, np.ndarray]:
     """Rank of the truth among thinned posterior draws (simulation-based calibration), computed here
-    so that engines never see the truth."""
+    so that engines never see the truth. On each parameter's primary (first) row only: one rank per fit."""
     rank, count = np.full(len(names), np.nan), np.full(len(names), np.nan)
+    seen: set[str] = set()
     for i, (name, value) in enumerate(zip(names, true)):
         d = (draws or {}).get(name)
-        if d is not None and np.isfinite(value):
+        first = name not in seen
+        seen.add(name)
+        if first and d is not None and np.isfinite(value):
             rank[i], count[i] = float(np.sum(np.asarray(d) < value)), float(len(d))
     return {"sbc_rank": rank, "sbc_draws": count}
 

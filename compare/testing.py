@@ -8,8 +8,9 @@ outside the package (plugged in through HBENCH_ENGINES) can prove it keeps the c
 
 Each engine fits the first small dataset below that it supports. The rules: settings are a frozen, typed,
 documented class that refuses unknown keys and wrong types; `supports` says why not; `fit(data, *, seed)`
-takes its seed explicitly, returns the FitResult columns and naming convention with every model parameter,
-lower <= estimate <= upper wherever an interval is given (a note wherever none is), fit-level fields of
+takes its seed explicitly, returns the FitResult columns and naming convention with every model parameter
+(extra interval rows as compare.fitresult describes: `check_interval_rows`), lower <= estimate <= upper
+wherever a primary interval is given (a note wherever none is), fit-level fields of
 the right types; it does not change its input, can reach no truth, gives the same result for the same
 seed whatever it fitted before, and fails cleanly (an exception with a message, or converged=False) on
 data it cannot fit.
@@ -31,7 +32,7 @@ from compare.data import FitData
 from compare.errors import InputError
 from compare.estimators import engine_class
 from compare.estimators.base import Estimator, Support
-from compare.fitresult import PARAM_COLUMNS, FitResult
+from compare.fitresult import PARAM_COLUMNS, FitResult, primary
 from compare.formula import ModelSpec, parse_formula
 from compare.settings import Settings
 
@@ -141,8 +142,8 @@ def check_fitresult_columns_and_names(engine: Estimator) -> None:
     data, fit = _fit(engine)
     assert isinstance(fit, FitResult) and fit.engine == engine.name
     assert list(fit.params.columns) == list(PARAM_COLUMNS)
-    names = fit.params["parameter"].tolist()
-    assert len(names) == len(set(names)), "parameter names must be unique"
+    check_interval_rows(fit.params)
+    names = primary(fit.params)["parameter"].tolist()
     bad = [n for n in names if not NAME.match(n)]
     assert not bad, f"names outside the convention: {bad[:5]}"
     design = data.design
@@ -157,21 +158,42 @@ def check_fitresult_columns_and_names(engine: Estimator) -> None:
     assert ("sigma" in names) == (data.family == "gaussian")
 
 
+def check_interval_rows(params: pd.DataFrame) -> None:
+    """The interval-row contract (compare.fitresult): a parameter's first row is its primary row; each further
+    row repeats the primary's estimate and SE with another interval type, and no (parameter, interval) pair
+    appears twice. Takes a params frame, so it also checks frames built by hand."""
+    dup = params[params.duplicated(["parameter", "interval"], keep=False)]
+    assert dup.empty, f"a (parameter, interval) pair appears twice: {sorted(set(dup['parameter']))[:5]}"
+    first = primary(params).set_index("parameter")
+    extra = params[params.duplicated("parameter", keep="first")]
+    for col in ("estimate", "se"):
+        want = first.loc[extra["parameter"], col].to_numpy(float)
+        got = extra[col].to_numpy(float)
+        same = (got == want) | (np.isnan(got) & np.isnan(want))
+        assert same.all(), f"extra interval rows must repeat the primary row's {col}: " \
+                           f"{extra.loc[~same, 'parameter'].tolist()[:5]}"
+
+
 def check_intervals_ordered_or_explained(engine: Estimator) -> None:
     _, fit = _fit(engine)
     p = fit.params
-    for col in ("estimate", "se", "lower", "upper", "lower_t", "upper_t"):
+    for col in ("estimate", "se", "lower", "upper"):
         assert pd.api.types.is_float_dtype(p[col]), col
     assert np.all(np.isfinite(p["estimate"])), "estimates must be finite on a well-posed fit"
     given = p["lower"].notna() & p["upper"].notna()
-    ok = (p.loc[given, "lower"] <= p.loc[given, "estimate"] + 1e-12) & \
-         (p.loc[given, "estimate"] <= p.loc[given, "upper"] + 1e-12)
-    assert ok.all(), p.loc[given][~ok].to_string()
+    assert (p.loc[given, "lower"] <= p.loc[given, "upper"]).all(), "lower above upper"
+    main = primary(p)
+    main_given = main["lower"].notna() & main["upper"].notna()
+    ok = (main.loc[main_given, "lower"] <= main.loc[main_given, "estimate"] + 1e-12) & \
+         (main.loc[main_given, "estimate"] <= main.loc[main_given, "upper"] + 1e-12)
+    assert ok.all(), main.loc[main_given][~ok].to_string()
     missing = p[~given]
     assert missing["note"].map(lambda v: isinstance(v, str) and v.strip() != "").all(), \
         f"NaN intervals need a note: {missing['parameter'].tolist()[:5]}"
-    t_given = p["lower_t"].notna()
-    assert (p.loc[t_given, "lower_t"] <= p.loc[t_given, "lower"] + 1e-12).all(), "t(J-1) is wider than z"
+    width = (p["upper"] - p["lower"]).groupby([p["parameter"], p["interval"]]).first().unstack()
+    if {"wald-z", "wald-t"} <= set(width.columns):
+        both = width[["wald-z", "wald-t"]].dropna()
+        assert (both["wald-t"] >= both["wald-z"] - 1e-12).all(), "t(J-1) is narrower than z"
     assert p["interval"].notna().all(), "say how each interval was made ('none' when there is none)"
     assert (p[p["parameter"].str.startswith("sd[")]["estimate"] >= 0).all()
     assert (p[p["parameter"].str.startswith("cor[")]["estimate"].abs() <= 1 + 1e-9).all()
@@ -223,7 +245,7 @@ def check_same_seed_same_result(engine: Estimator) -> None:
     other = fit_data(data.formula.text, data.family, data.link, small_frame(seed=99))
     engine.fit(other, seed=SEED + 1)
     again = engine.fit(data, seed=SEED)
-    cols = ["parameter", "estimate", "se", "lower", "upper"]
+    cols = ["parameter", "interval", "estimate", "se", "lower", "upper"]
     pd.testing.assert_frame_equal(first.params[cols], again.params[cols], check_exact=True,
                                   obj=f"{engine.name}: refit with the same seed")
 

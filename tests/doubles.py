@@ -14,7 +14,7 @@ import numpy as np
 from scipy import stats
 
 from compare.estimators.base import YES, Estimator, no
-from compare.fitresult import FitResult, make_params, name_b
+from compare.fitresult import FitResult, interval_row, make_params, name_b
 from compare.seeds import engine_seed
 from compare.settings import Settings, setting
 
@@ -27,6 +27,7 @@ def seeds_of(run_seed: int, cells: list[tuple[str, int]], reps: list[int]) -> li
 @dataclass(frozen=True)
 class OLSSettings(Settings):
     shift: float = setting(0.0, "added to every coefficient: a deliberate behaviour change for regression tests")
+    t_rows: bool = setting(False, "give each coefficient a second interval row, 'wald-t' (t with n - p df)")
 
 
 class OLSDouble(Estimator):
@@ -53,6 +54,9 @@ class OLSDouble(Estimator):
         beta = beta + self.settings.shift
         rows = [{"parameter": name_b(n), "estimate": b, "se": s, "lower": b - z * s, "upper": b + z * s,
                  "interval": "wald-z"} for n, b, s in zip(d.x_names, beta, se)]
+        if self.settings.t_rows:
+            t = stats.t.ppf(0.5 + self.level / 2, dof)
+            rows += [interval_row(r, "wald-t", r["estimate"] - t * r["se"], r["estimate"] + t * r["se"]) for r in rows]
         rows.append({"parameter": "sigma", "estimate": np.sqrt(s2), "se": np.nan, "lower": np.nan, "upper": np.nan,
                      "interval": "none", "note": "no interval"})
         for bd in d.blocks:  # OLS ignores groups; it says so rather than leaving estimands out

@@ -70,3 +70,31 @@ def test_the_checks_catch_an_engine_that_breaks_the_contract():
         register(cls)
         with pytest.raises(AssertionError, match=rule):
             testing.check_engine(cls.name)
+
+
+def test_the_checks_accept_extra_interval_rows():
+    """An engine giving a second interval type per coefficient (a "wald-t" row after each primary) conforms."""
+    from tests.doubles import OLSDouble
+
+    engine = OLSDouble.configured({"t_rows": True})
+    fit = engine.fit(testing.supported_data(engine), seed=1)
+    assert fit.params["interval"].value_counts()["wald-t"] == 2 and fit.param("b[x]")["interval"] == "wald-z"
+    for _, run in testing.checks(engine):
+        run()
+
+
+def _params_with_t_row(**t_row):
+    from compare.fitresult import interval_row, make_params
+
+    b = {"parameter": "b[x]", "estimate": 1.0, "se": 0.1, "lower": 0.8, "upper": 1.2, "interval": "wald-z"}
+    return make_params([b, {**interval_row(b, "wald-t", 0.7, 1.3), **t_row}])
+
+
+def test_the_interval_row_check_by_hand():
+    testing.check_interval_rows(_params_with_t_row())
+    with pytest.raises(AssertionError, match="repeat the primary row's estimate"):
+        testing.check_interval_rows(_params_with_t_row(estimate=1.1))
+    with pytest.raises(AssertionError, match="repeat the primary row's se"):
+        testing.check_interval_rows(_params_with_t_row(se=0.2))
+    with pytest.raises(AssertionError, match=r"\(parameter, interval\) pair appears twice: \['b\[x\]'\]"):
+        testing.check_interval_rows(_params_with_t_row(interval="wald-z"))

@@ -139,8 +139,10 @@ def test_fit_json_shape(capsys):
         names = [p["parameter"] for p in r["parameters"]]
         assert {"b[Intercept]", "b[x]", "sd[g][Intercept]", "sigma"} <= set(names)
         for p in r["parameters"]:
-            assert set(p) == {"parameter", "estimate", "se", "lower", "upper"}
-            assert all(v is None or math.isfinite(v) for k, v in p.items() if k != "parameter")
+            assert set(p) == {"parameter", "interval", "estimate", "se", "lower", "upper"}
+            assert all(v is None or math.isfinite(v) for k, v in p.items() if k not in ("parameter", "interval"))
+        intervals = [p["interval"] for p in r["parameters"] if p["parameter"] == "b[x]"]
+        assert intervals == ["wald-z", "wald-t"]  # the primary interval first
     # --ml reached the engines: the ML log-likelihood is not the REML one of the fixture
     assert records[1]["loglik"] != pytest.approx(json.loads((FIXTURES / "varying_intercept.json").read_text())["loglik"])
 
@@ -157,7 +159,7 @@ def test_level_sets_every_interval(capsys, engine):
         code, out, _ = _cli(capsys, csv, "--formula", "y ~ x + (1 | g)", "--engine", engine, "--level", level,
                             "--format", "json")
         assert code == 0
-        runs[level] = {p["parameter"]: p for p in json.loads(out)[0]["parameters"]}
+        runs[level] = {p["parameter"]: p for p in reversed(json.loads(out)[0]["parameters"])}  # first: primary
     ratio = 0.6744897501960817 / 1.959963984540054  # normal quantiles 0.75 and 0.975
     for name in ("b[Intercept]", "b[x]"):
         wide, narrow = runs["0.95"][name], runs["0.5"][name]

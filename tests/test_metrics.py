@@ -167,18 +167,48 @@ def _table():
                      "corr_at_bound": False, "var_at_zero": False, "converged": rep != 2,
                      "reached_reference_optimum": pd.NA, "divergences": np.nan, "rhat_max": np.nan,
                      "ess_bulk_per_s": np.nan, "wall_s": 1.0 + rep, "compile_s": 0.0, "compile_count": 0,
-                     "sbc_rank": np.nan, "sbc_draws": np.nan, "lower_t": np.nan, "upper_t": np.nan})
+                     "sbc_rank": np.nan, "sbc_draws": np.nan, "interval": "wald-z"})
     rows.append({**rows[0], "rep": 3, "status": "failed", "parameter": None, "estimate": np.nan})
     rows.append({**rows[0], "rep": 4, "status": "skipped", "parameter": None, "estimate": np.nan})
     return pd.DataFrame(rows)
 
 
 def test_performance_table_uses_successful_fits_only():
-    perf = m.performance(_table())
-    row = perf.iloc[0]
-    assert len(perf) == 1 and row["n"] == 3
-    assert row["bias"] == pytest.approx(1 / 3) and row["coverage"] == pytest.approx(1 / 3)
-    assert (row["width"], row["width_mcse"]) == pytest.approx((11 / 6, math.sqrt(19) / 6))
+    perf, ivals = m.performance(_table()), m.intervals(_table())
+    row, iv = perf.iloc[0], ivals.iloc[0]
+    assert len(perf) == 1 and row["n"] == 3 and row["bias"] == pytest.approx(1 / 3)
+    assert len(ivals) == 1 and iv["interval"] == "wald-z" and iv["coverage"] == pytest.approx(1 / 3)
+    assert (iv["width"], iv["width_mcse"]) == pytest.approx((11 / 6, math.sqrt(19) / 6))
+
+
+def _with_t_rows(table: pd.DataFrame) -> pd.DataFrame:
+    """Each fit's b[x] gets a second interval row, "wald-t", after its primary: [-1, 4], [0, 3], [2, 6]."""
+    t_rows = table[table["status"] == "ok"].assign(interval="wald-t", lower=[-1.0, 0.0, 2.0], upper=[4.0, 3.0, 6.0])
+    both = pd.concat([table, t_rows]).sort_values("rep", kind="stable")  # primary (wald-z) first
+    return both.reset_index(drop=True)
+
+
+def test_two_interval_types_give_two_coverage_rows_and_one_bias_row():
+    table = _with_t_rows(_table())
+    perf = m.performance(table)
+    assert len(perf) == 1 and perf.iloc[0]["n"] == 3 and perf.iloc[0]["bias"] == pytest.approx(1 / 3)
+    ivals = m.intervals(table).set_index("interval")
+    assert list(ivals.index) == ["wald-t", "wald-z"] and (ivals["n"] == 3).all()
+    # truth 2: wald-z [0, 3], [1, 1.5], [3, 5] covers once; wald-t [-1, 4], [0, 3], [2, 6] covers all three
+    assert (ivals.loc["wald-z", "coverage"], ivals.loc["wald-z", "coverage_mcse"]) == pytest.approx(
+        (1 / 3, math.sqrt(2 / 27)))
+    assert (ivals.loc["wald-t", "coverage"], ivals.loc["wald-t", "coverage_mcse"]) == (1.0, 0.0)
+    # t widths 5, 3, 4: mean 4, sd 1, MCSE 1 / sqrt(3)
+    assert (ivals.loc["wald-t", "width"], ivals.loc["wald-t", "width_mcse"]) == pytest.approx((4.0, 1 / math.sqrt(3)))
+
+
+def test_point_measures_read_primary_rows_only():
+    """An extra interval row (same estimate) must not count a fit twice, in agreement or SBC either."""
+    table = _with_t_rows(_table())
+    assert len(m.primary_rows(table)) == 3 and (m.primary_rows(table)["interval"] == "wald-z").all()
+    other = table.assign(engine="b", estimate=table["estimate"] + 0.1)
+    agree = m.agreement(pd.concat([table, other]))
+    assert len(agree) == 1 and agree.iloc[0]["n"] == 3
 
 
 def test_fit_summary_rates():

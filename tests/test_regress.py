@@ -21,7 +21,7 @@ name = "varying_intercept"
 cells = [0]
 [[engine]]
 name = "ols-double"
-settings = {{ shift = {shift} }}
+settings = {{ shift = {shift}, t_rows = true }}
 """
 
 
@@ -55,8 +55,9 @@ def test_changed_engine_is_flagged_exit_1(runs):
     assert res.returncode == 1
     out = json.loads((runs / "c.json").read_text())
     flagged = {(r["parameter"], r["measure"]) for r in out["parameters"] if r["flagged"]}
-    assert ("b[x]", "bias") in flagged and ("b[x]", "coverage") in flagged
-    assert not any(p == "sigma" for p, _ in flagged)  # sigma did not move
+    assert ("b[x]", "bias") in flagged and not any(p == "sigma" for p, _ in flagged)  # sigma did not move
+    intervals = {(r["parameter"], r["interval"], r["measure"]) for r in out["intervals"] if r["flagged"]}
+    assert {("b[x]", "wald-z", "coverage"), ("b[x]", "wald-t", "coverage")} <= intervals  # per interval type
 
 
 def test_run_directory_path_is_accepted(runs):

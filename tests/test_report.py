@@ -94,7 +94,9 @@ def _row(cell, rep, engine, parameter, **kw):
 
 def handmade_table() -> pd.DataFrame:
     """Cell 0: 'freq' (an optimiser) covers b[x] with [t - 1, t + 1] except every 4th replication (30/40 = 0.75,
-    width 2), singular on every 5th (8/40), and fails 2 more fits (2/42); 'bayes' (a sampler) always covers
+    width 2; interval "wald-z" for b, "profile" for sd and cor) and gives b[x] a second interval, "wald-t",
+    [t - 2, t + 2] (always covers, width 4), singular on every 5th (8/40), and fails 2 more fits (2/42);
+    'bayes' (a sampler, "quantile" intervals) always covers
     b[x] with widths 1.5 and 2.5 in turn (mean 2), has a divergence on every 10th fit (4/40), ranks of b[x]
     spread evenly over 0..99 (calibrated) and of sd[g][x] piled at 0 and 99 (a U: too narrow). Cell 1: only
     'freq', so it has no side-by-side answer."""
@@ -103,13 +105,18 @@ def handmade_table() -> pd.DataFrame:
         for p in PARAMS:
             t = 0.5
             lo, hi = (t + 1, t + 3) if rep % 4 == 0 else (t - 1, t + 1)
-            rows.append(_row(0, rep, "freq", p, estimate=t, se=0.5, lower=lo, upper=hi, true=t,
+            how = {"b": "wald-z", "r": "conditional-sd"}.get(p[0], "profile")
+            rows.append(_row(0, rep, "freq", p, estimate=t, se=0.5, lower=lo, upper=hi, true=t, interval=how,
                              singular=rep % 5 == 0))
+            if p == "b[x]":
+                rows.append({**rows[-1], "interval": "wald-t", "lower": t - 2, "upper": t + 2})
             half = 0.75 if rep % 2 == 0 else 1.25
             rank = rep * 100 // N if p != "sd[g][x]" else (0 if rep % 2 == 0 else 99)
             rows.append(_row(0, rep, "bayes", p, estimate=t, se=0.5, lower=t - half, upper=t + half, true=t,
-                             divergences=float(rep % 10 == 0), rhat_max=1.001, sbc_rank=float(rank), sbc_draws=99.0))
-        rows.append(_row(1, rep, "freq", "b[x]", estimate=0.0, se=1.0, lower=-2.0, upper=2.0, true=0.0, singular=False))
+                             interval="quantile", divergences=float(rep % 10 == 0), rhat_max=1.001,
+                             sbc_rank=float(rank), sbc_draws=99.0))
+        rows.append(_row(1, rep, "freq", "b[x]", estimate=0.0, se=1.0, lower=-2.0, upper=2.0, true=0.0, singular=False,
+                         interval="wald-z"))
     for rep in (N, N + 1):
         rows.append(_row(0, rep, "freq", None, status="failed", error="boom", converged=False))
     table = conform(pd.DataFrame(rows))
@@ -119,26 +126,46 @@ def handmade_table() -> pd.DataFrame:
 
 def test_headline_side_by_side_by_hand():
     result = summarise(handmade_table())
-    data = tables.headline(result.performance, result.fits).set_index("engine")
+    data = tables.headline(result.intervals, result.fits)
+    assert data[["engine", "interval"]].values.tolist() == [  # optimiser first; wald-z, wald-t, then profile
+        ["freq", "wald-z"], ["freq", "wald-t"], ["freq", "profile"], ["bayes", "quantile"]]  # r[...]: not here
+    data = data.set_index(["engine", "interval"])
     assert set(data["cell"]) == {0}  # cell 1 had no sampler
-    assert data.loc["freq", "kind"] == "optimiser" and data.loc["bayes", "kind"] == "sampler"
-    assert data.loc["freq", "coverage b[x]"] == pytest.approx(0.75)
-    assert data.loc["freq", "coverage b[x] mcse"] == pytest.approx(math.sqrt(0.75 * 0.25 / N))
-    assert (data.loc["bayes", "coverage b[x]"], data.loc["bayes", "coverage b[x] mcse"]) == (1.0, 0.0)
-    assert data.loc["freq", "width b[x]"] == pytest.approx(2.0) and data.loc["freq", "width b[x] mcse"] == 0
+    freq, t, bayes = ("freq", "wald-z"), ("freq", "wald-t"), ("bayes", "quantile")
+    assert data.loc[freq, "kind"] == "optimiser" and data.loc[bayes, "kind"] == "sampler"
+    assert data.loc[freq, "coverage b[x]"] == pytest.approx(0.75)
+    assert data.loc[freq, "coverage b[x] mcse"] == pytest.approx(math.sqrt(0.75 * 0.25 / N))
+    assert (data.loc[t, "coverage b[x]"], data.loc[t, "coverage b[x] mcse"]) == (1.0, 0.0)
+    assert data.loc[t, "width b[x]"] == 4.0
+    assert pd.isna(data.loc[t, "coverage sd[g][x]"])  # no t interval for an SD
+    assert data.loc[("freq", "profile"), "coverage sd[g][x]"] == pytest.approx(0.75)
+    assert (data.loc[bayes, "coverage b[x]"], data.loc[bayes, "coverage b[x] mcse"]) == (1.0, 0.0)
+    assert data.loc[freq, "width b[x]"] == pytest.approx(2.0) and data.loc[freq, "width b[x] mcse"] == 0
     # widths 1.5, 2.5 in turn: squared deviations sum 40 x 0.25 = 10; MCSE sqrt(10 / 39 / 40) = sqrt(1 / 156)
-    assert data.loc["bayes", "width b[x]"] == pytest.approx(2.0)
-    assert data.loc["bayes", "width b[x] mcse"] == pytest.approx(math.sqrt(1 / 156))
-    assert data.loc["bayes", "divergent_fit_rate"] == pytest.approx(0.1) and pd.isna(data.loc["freq", "divergent_fit_rate"])
-    assert data.loc["freq", "singular_rate"] == pytest.approx(0.2) and pd.isna(data.loc["bayes", "singular_rate"])
-    assert data.loc["freq", "failure_rate"] == pytest.approx(2 / 42) and data.loc["bayes", "failure_rate"] == 0
+    assert data.loc[bayes, "width b[x]"] == pytest.approx(2.0)
+    assert data.loc[bayes, "width b[x] mcse"] == pytest.approx(math.sqrt(1 / 156))
+    assert data.loc[bayes, "divergent_fit_rate"] == pytest.approx(0.1) and pd.isna(data.loc[freq, "divergent_fit_rate"])
+    assert data.loc[freq, "singular_rate"] == pytest.approx(0.2) and pd.isna(data.loc[bayes, "singular_rate"])
+    assert data.loc[t, "singular_rate"] == pytest.approx(0.2)  # an engine's fit rates on each of its rows
+    assert data.loc[freq, "failure_rate"] == pytest.approx(2 / 42) and data.loc[bayes, "failure_rate"] == 0
     assert not any(c.startswith("coverage r[") for c in data.columns)  # b, sd and cor only
     cols = [c for c in data.columns if c.startswith("coverage ") and not c.endswith("mcse")]
     assert cols == ["coverage b[x]", "coverage sd[g][x]", "coverage cor[g][Intercept,x]"]  # b, sd, cor order
     text = tables.headline_display(data.reset_index()).set_index("engine")
-    assert text.loc["freq", "coverage b[x]"] == f"0.750 ({math.sqrt(0.75 * 0.25 / N):.3f})"
-    assert text.loc["bayes", "fits with divergences"] == "0.100 (0.047)" and text.loc["freq", "fits with divergences"] == ""
-    assert text.loc["freq", "failed fits"] == f"{2 / 42:.3f} ({math.sqrt(2 / 42 * 40 / 42 / 42):.3f})"
+    assert text.loc["freq · wald-z", "coverage b[x]"] == f"0.750 ({math.sqrt(0.75 * 0.25 / N):.3f})"
+    assert text.loc["freq · wald-t", "coverage b[x]"] == "1.000 (0.000)"
+    assert text.loc["bayes · quantile", "fits with divergences"] == "0.100 (0.047)"
+    assert text.loc["freq · wald-z", "fits with divergences"] == ""
+    assert text.loc["freq · wald-z", "failed fits"] == f"{2 / 42:.3f} ({math.sqrt(2 / 42 * 40 / 42 / 42):.3f})"
+
+
+def test_coverage_table_has_a_row_per_interval_type():
+    result = summarise(handmade_table())
+    cov = tables.headline_tables(result.intervals, result.fits)["headline_coverage"]
+    cell0 = cov[cov["cell"] == 0]
+    assert cell0[["engine", "interval"]].values.tolist() == [["bayes", "quantile"], ["freq", "wald-z"],
+                                                             ["freq", "wald-t"]]
+    assert cell0.set_index("interval").loc["wald-t", "coverage (MCSE)"] == "1.000 (0.000)"
 
 
 def test_sbc_verdicts_by_hand():
@@ -172,16 +199,18 @@ def test_handmade_report_sections(handmade_report):
     head = html[first:overview]
     assert "toy, cell 0" in head and "toy, cell 1" not in head  # cell 1 had no sampler
     assert "0.750 (" in head and "fits with divergences" in head
+    assert "freq · wald-z" in head and "freq · wald-t" in head and "bayes · quantile" in head
     for needle in ("SBC verdicts, toy, cell 0", "SBC ECDF difference with simultaneous 95% band",
                    "SBC rank histograms", "inside 95% band", "priors=(default)", "max_treedepth=10"):
         assert needle in html, needle
     data = pd.read_csv(handmade_report / "tables" / "headline.csv")
-    assert sorted(data["engine"]) == ["bayes", "freq"] and "width b[x] mcse" in data
+    assert sorted(set(data["engine"])) == ["bayes", "freq"] and "width b[x] mcse" in data
+    assert {"wald-z", "wald-t"} <= set(data["interval"])
     tex = (handmade_report / "tables" / "headline.tex").read_text()
     assert "\\toprule" in tex and "0.750 (" in tex  # value (MCSE) in one cell
     md = (handmade_report / "summary.md").read_text()
     assert md.index(report_module.HEADLINE_TITLE) < md.index("0.750 (") < md.index("engines and their controls")
-    assert "simulation-based calibration" in md
+    assert "simulation-based calibration" in md and "freq · wald-t" in md
 
 
 def test_sbc_ecdf_plot_marks_the_miscalibrated_parameter():

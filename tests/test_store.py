@@ -299,7 +299,7 @@ def test_verify_names_each_problem(finished, tmp_path, capsys):
         "part seed_slopes__c0__r1.parquet: no rows for engine failing-double",
         "part varying_intercept__c4__r1.parquet: engine failing-double has 1 row without a status",
         "part varying_intercept__c4__r1.parquet: engine ols-double has 54 rows without a status",
-        "part varying_intercept__c0__r0.parquet: engine ols-double has duplicated rows for parameter "
+        "part varying_intercept__c0__r0.parquet: engine ols-double has duplicated rows (parameter, interval) for "
         "b[Intercept], b[x]",
     ]
     assert lines[-1] == f"run r: 5 problems: status interrupted, {N_TASKS - 1}/{N_TASKS} tasks done (1 not done yet)"

@@ -2,7 +2,8 @@
 
 The JSON output is a contract (scripts and papers parse it): a list with one object per engine,
 {"engine", "kind", "converged", "singular", "loglik", "warnings", "notes", "wall_s", "error",
- "parameters": [{"parameter", "estimate", "se", "lower", "upper"}, ...]}; Bayesian engines add
+ "parameters": [{"parameter", "interval", "estimate", "se", "lower", "upper"}, ...]} (a parameter's first
+entry is its primary interval; further entries of it give other interval types); Bayesian engines add
 "rhat_max", "ess_bulk_min", "ess_tail_min", "divergences". Non-finite numbers become null.
 """
 
@@ -32,7 +33,8 @@ SAMPLER_FLAGS = [("--chains", int, "Markov chains (default 4)"),
                  ("--draws", int, "draws per chain after warm-up (default 1000)"),
                  ("--adapt-delta", float, "target acceptance rate (default 0.95, rstanarm's)"),
                  ("--max-treedepth", int, "maximum tree depth (default 15, rstanarm's)")]
-PARAM_FIELDS = ("parameter", "estimate", "se", "lower", "upper")
+PARAM_FIELDS = ("parameter", "interval", "estimate", "se", "lower", "upper")
+TEXT_FIELDS = ("parameter", "interval")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -149,7 +151,7 @@ def _num(x: Any) -> float | None:
 
 
 def record(result: FitResult, kind: str) -> dict[str, Any]:
-    params = [{k: (_num(row[k]) if k != "parameter" else str(row[k])) for k in PARAM_FIELDS}
+    params = [{k: (_num(row[k]) if k not in TEXT_FIELDS else str(row[k])) for k in PARAM_FIELDS}
               for row in result.params.to_dict("records")]
     rec = {"engine": result.engine, "kind": kind, "converged": bool(result.converged),
            "singular": None if result.singular is None else bool(result.singular),
@@ -170,13 +172,14 @@ def failure_record(engine: Estimator, exc: Exception) -> dict[str, Any]:
 
 
 def table(records: list[dict[str, Any]]) -> str:
-    """Estimates side by side: 'estimate [lower, upper]' per engine (group effects r[...] left out)."""
+    """Estimates side by side: 'estimate [lower, upper]' per engine with each parameter's primary interval
+    (group effects r[...] left out)."""
     cells: dict[str, dict[str, str]] = {}
     for rec in records:
         for p in rec["parameters"]:
             if parameter_class(p["parameter"]) == "r":
                 continue
-            cells.setdefault(p["parameter"], {})[rec["engine"]] = _cell(p)
+            cells.setdefault(p["parameter"], {}).setdefault(rec["engine"], _cell(p))  # the first: primary
     engines = [r["engine"] for r in records]
     frame = pd.DataFrame.from_dict(cells, orient="index").reindex(columns=engines).fillna("")
     summary = pd.DataFrame({r["engine"]: {

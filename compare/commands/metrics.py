@@ -29,23 +29,26 @@ def compute(store: RunStore, reference: str | None = None) -> RunSummary:
     return result
 
 
+def _print(df: pd.DataFrame, classes: set[str], measures: list[str]) -> None:
+    """One table of the summary, for the parameter classes asked for, then a blank line."""
+    if len(df):
+        keep = df[df["parameter"].str.split("[").str[0].isin(classes)]
+        print(keep[["scenario", "cell", "engine", "parameter", *measures]].round(4).to_string(index=False))
+        print()
+
+
 def handle(args: argparse.Namespace) -> int:
     store = RunStore(args.run_id, Path(args.results))
     store.manifest()  # a clear error when the run does not exist
     result = compute(store, args.reference)
     classes = set(args.parameters.split(","))
-    perf = result.performance
-    if len(perf):
-        keep = perf[perf["parameter"].str.split("[").str[0].isin(classes)]
-        cols = ["scenario", "cell", "engine", "parameter", "n", "bias", "bias_mcse", "coverage", "coverage_mcse",
-                "empse", "modse", "rmse"]
-        with pd.option_context("display.width", 200, "display.max_rows", 500):
-            print(keep[cols].round(4).to_string(index=False))
+    with pd.option_context("display.width", 200, "display.max_rows", 500):
+        _print(result.performance, classes, ["n", "bias", "bias_mcse", "empse", "modse", "rmse"])
+        _print(result.intervals, classes, ["interval", "n", "coverage", "coverage_mcse", "width", "rejection"])
     fits = result.fits
     if len(fits):
         cols = [c for c in ["scenario", "cell", "engine", "fits", "failure_rate", "singular_rate",
                             "nonconvergence_rate", "reached_reference_rate", "wall_s_median"] if c in fits]
-        print()
         print(fits[cols].round(3).to_string(index=False))
     print(f"\nwrote {store.dir / 'metrics'}/*.csv")
     return 0

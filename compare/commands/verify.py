@@ -2,7 +2,7 @@
 
 Read-only (it moves nothing, unlike --resume). Checks: the manifest reads; every part reads back
 whole; part keys against the tasks the manifest's suite expands to (missing = not done yet,
-unexpected = corrupt); no duplicated (scenario, cell, rep, engine, parameter) row; every fit the
+unexpected = corrupt); no duplicated (scenario, cell, rep, engine, parameter, interval) row; every fit the
 suite asks for has a row with a status. One line per problem, then a summary; exit 0 when sound,
 1 when problems were found, 2 for an unknown run.
 """
@@ -18,7 +18,7 @@ import pandas as pd
 from compare.errors import InputError
 from compare.store import BAD, BadPart, RunStore, read_verified_part
 
-KEYS = ["scenario", "cell", "rep", "engine", "parameter"]
+KEYS = ["scenario", "cell", "rep", "engine", "parameter", "interval"]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -122,7 +122,7 @@ def _check_duplicates(rows: pd.DataFrame, problems: list[str]) -> None:
     dup = rows[rows.duplicated(KEYS, keep=False)]
     for (key, engine), group in dup.groupby(["key", "engine"], dropna=False, sort=True):
         params = sorted(group["parameter"].astype(str).unique())
-        problems.append(f"part {key}.parquet: engine {engine} has duplicated rows for parameter "
+        problems.append(f"part {key}.parquet: engine {engine} has duplicated rows (parameter, interval) for "
                         f"{', '.join(params[:5])}{' ...' if len(params) > 5 else ''}")
 
 

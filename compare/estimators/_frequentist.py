@@ -1,5 +1,6 @@
 """Pieces shared by the frequentist engines (MixedLM, BayesMixedGLM, lme4): interval rows in the
-common naming convention, warning capture and the t(J-1) degrees of freedom.
+common naming convention (b rows: a primary Wald z row and a "wald-t" row), warning capture and the
+t(J-1) degrees of freedom.
 
 Kept out of the registry (leading underscore): it defines no engine.
 """
@@ -17,7 +18,7 @@ import numpy as np
 from scipy import stats
 
 from compare.design import Design
-from compare.fitresult import name_b, name_cor, name_r, name_sd
+from compare.fitresult import interval_row, name_b, name_cor, name_r, name_sd
 
 LEVEL = 0.95  # interval level unless an engine is given another (suite `level`, `hbench fit --level`)
 
@@ -38,17 +39,23 @@ def t_df(design: Design) -> int:
     return max(min(b.n_levels for b in design.blocks) - 1, 1)
 
 
-def fixed_rows(names: list[str], est: np.ndarray, se: np.ndarray, df: int,
+def fixed_rows(names: list[str], est: np.ndarray, se: np.ndarray, df: int | None,
                level: float = LEVEL) -> list[dict[str, Any]]:
-    """b[...] rows with a Wald z interval (lower/upper) and a t(df) interval (lower_t/upper_t)."""
-    z, tq = z_quantile(level), float(stats.t.ppf(0.5 + level / 2, df))
+    """b[...] rows: the primary row with a Wald z interval, then (given `df`) a "wald-t" row with the t(df)
+    interval, the seed's small-J correction, wherever the SE is finite."""
+    z = z_quantile(level)
+    tq = float(stats.t.ppf(0.5 + level / 2, df)) if df is not None else NAN
     rows = []
     for name, b, s in zip(names, np.asarray(est, float), np.asarray(se, float), strict=True):
-        row = {"parameter": name_b(name), "estimate": b, "se": s, "lower": b - z * s,
-               "upper": b + z * s, "lower_t": b - tq * s, "upper_t": b + tq * s, "interval": "wald-z"}
+        row = {"parameter": name_b(name), "estimate": b, "se": s, "lower": b - z * s, "upper": b + z * s,
+               "interval": "wald-z"}
         if not np.isfinite(s):  # the fit's covariance could not be computed (a singular Hessian)
-            row.update(interval="none", note="no finite SE for this fixed effect (covariance not computed)")
+            note = "no finite SE for this fixed effect (covariance not computed)"
+            rows.append({**row, "interval": "none", "note": note})
+            continue
         rows.append(row)
+        if df is not None:
+            rows.append(interval_row(row, "wald-t", b - tq * s, b + tq * s))
     return rows
 
 

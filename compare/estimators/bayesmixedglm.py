@@ -121,7 +121,7 @@ class BayesMixedGLMEngine(Estimator):
     def _summarise(self, fitted, design: Design, texts: list[str], data: FitData) -> FitResult:
         result, comps = fitted
         how = "laplace" if self.method == "map" else "vb"
-        rows = fq.fixed_rows(design.x_names, result.fe_mean, result.fe_sd, fq.t_df(design), self.level)
+        rows = fq.fixed_rows(design.x_names, result.fe_mean, result.fe_sd, None, self.level)  # no t: not Wald
         for r in rows:
             r["interval"] = f"{how}-normal"
         sds = np.exp(result.vcp_mean)

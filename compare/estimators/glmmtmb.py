@@ -175,7 +175,7 @@ def _boundary(covariances: list[np.ndarray], sigma: float, converged: bool) -> t
 def _explain(row: dict[str, Any], note: str) -> dict[str, Any]:
     """A row whose interval is not finite says why (every engine's NaN interval carries a note)."""
     if not (np.isfinite(row["lower"]) and np.isfinite(row["upper"])):
-        row.update(lower=math.nan, upper=math.nan, lower_t=math.nan, upper_t=math.nan, interval="none", note=note)
+        row.update(lower=math.nan, upper=math.nan, interval="none", note=note)
     return row
 
 

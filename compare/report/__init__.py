@@ -66,26 +66,28 @@ def _cell_labels(scenario: str) -> dict[int, str]:
             for c in sc.cells}
 
 
-def _key_parameter(perf: pd.DataFrame, scenario: str, cell: int) -> str | None:
-    d = perf[(perf["scenario"] == scenario) & (perf["cell"] == cell) & perf["coverage"].notna()]
+def _key_parameter(ivals: pd.DataFrame, scenario: str, cell: int) -> str | None:
+    d = ivals[(ivals["scenario"] == scenario) & (ivals["cell"] == cell) & ivals["coverage"].notna()]
     for name in ("b[Intercept]", "b[x]", "mrp"):
         if (d["parameter"] == name).any():
             return name
     return d["parameter"].iloc[0] if len(d) else None
 
 
-def _scenario_section(table, perf, fits, scenario: str, level: float, run_dir: Path | None = None) -> Section:
+def _scenario_section(table, perf, ivals, fits, scenario: str, level: float, run_dir: Path | None = None) -> Section:
     sec = Section(f"Scenario {scenario}")
     labels = _cell_labels(scenario)
     cells = sorted(table[table["scenario"] == scenario]["cell"].unique())
     sec.table(pd.DataFrame({"cell": cells, "grid": [labels.get(c, "") for c in cells]}), "grid cells")
     sec.figure(boundary.plot(fits, scenario, labels), "singular (boundary) fit rate by engine and grid cell")
     for cell in cells:
-        sec.figure(coverage.plot(perf, scenario, cell, level), f"coverage, cell {cell} ({labels.get(cell, '')})")
+        sec.figure(coverage.plot(ivals, scenario, cell, level),
+                   f"coverage by engine and interval type, cell {cell} ({labels.get(cell, '')})")
         sec.figure(accuracy.plot(perf, scenario, cell), f"bias / EmpSE / ModSE / RMSE, cell {cell}")
-    key = _key_parameter(perf, scenario, cells[0]) if cells else None
+    key = _key_parameter(ivals, scenario, cells[0]) if cells else None
     if key:
-        sec.figure(zipplot.plot(table, scenario, cells[0], key, level), f"zip plot of {key}, cell {cells[0]}")
+        sec.figure(zipplot.plot(table, scenario, cells[0], key, level),
+                   f"zip plot of {key} (each engine's primary interval), cell {cells[0]}")
     sec.figure(_ppc(table, scenario, cells, run_dir), "predictive check for one example fit: posterior predictive "
                "draws where the engine kept them, else an approximation from estimates and SEs")
     f = fits[fits["scenario"] == scenario]
@@ -148,10 +150,10 @@ def render(run_id: str, manifest: dict, table: pd.DataFrame, out: Path, run_dir:
     """Write index.html, summary.md and tables/ for a results table and its manifest into `out`. Apart from
     `build` so that a hand-made table (sampler columns, SBC ranks) renders without running any engine."""
     result = summarise(table, manifest.get("reference"), float(manifest.get("level", 0.95)))
-    perf, fits, level = result.performance, result.fits, result.level
+    perf, ivals, fits, level = result.performance, result.intervals, result.fits, result.level
     out.mkdir(parents=True, exist_ok=True)
-    heads = headline_tables(perf, fits)
-    head_data = headline(perf, fits)
+    heads = headline_tables(ivals, fits)
+    head_data = headline(ivals, fits)
     head_text = headline_display(head_data)
     controls = engine_controls(manifest, metrics.engine_kinds(table))
     write_tables(out / "tables", {**result.tables(), **heads, "headline": head_data, "engine_controls": controls},
@@ -162,7 +164,7 @@ def render(run_id: str, manifest: dict, table: pd.DataFrame, out: Path, run_dir:
     runtime_sec.figure(runtime.plot(table), "runtime per fit and compile cost by engine")
     sections.append(runtime_sec)
     for scenario in sorted(table["scenario"].unique()):
-        sections.append(_scenario_section(table, perf, fits, scenario, level, run_dir))
+        sections.append(_scenario_section(table, perf, ivals, fits, scenario, level, run_dir))
     fail = Section("Failures (each with the seed that reproduces it)")
     failures = _failures(table)
     fail.table(failures) if len(failures) else fail.text("No fit failed, timed out or crashed.")
@@ -185,7 +187,8 @@ def _headline_note(level: float) -> str:
     return (f"The seed lecture's question, side by side on the same simulated datasets: per grid cell where samplers "
             f"(Bayesian, posterior intervals) and optimisers (maximum likelihood, REML, MAP, VB) both ran, coverage of "
             f"nominal {level:g} intervals and their mean width (upper - lower) for every fixed effect (b), group SD "
-            f"(sd) and correlation (cor); the share of fits with divergent transitions (samplers), of singular fits "
+            f"(sd) and correlation (cor), one row per engine and interval type ('lme4 · wald-t': lme4's t(J-1) "
+            f"interval); the share of fits with divergent transitions (samplers), of singular fits "
             f"(optimisers) and of failed fits. Monte Carlo SEs in parentheses: coverage differences within about two "
             f"of them are noise. Numbers in tables/headline.csv.")
 
@@ -255,7 +258,8 @@ def _overview(manifest: dict, table: pd.DataFrame, heads: dict[str, pd.DataFrame
              f"reference engine {manifest.get('reference')}; git {manifest.get('git_commit')}; "
              f"started {manifest.get('started')}, finished {manifest.get('finished')}.")
     sec.table(controls, "Engines and their controls (settings as the run recorded them)")
-    sec.table(heads.get("headline_coverage"), "Do intervals cover? Coverage of fixed effects by engine (MCSE)")
+    sec.table(heads.get("headline_coverage"),
+              "Do intervals cover? Coverage of fixed effects by engine and interval type (MCSE)")
     sec.table(heads.get("headline_boundary"), "How often does each engine fit on the boundary? (singular rate, MCSE)")
     sec.table(heads.get("headline_runtime"), "How long does each engine take? (seconds per fit)")
     return sec

@@ -17,18 +17,17 @@ def _with_mcse(df: pd.DataFrame, value: str) -> pd.Series:
     return df[value].map(lambda v: f"{v:.3f}") + " (" + df[f"{value}_mcse"].map(lambda v: f"{v:.3f}") + ")"
 
 
-def headline_tables(perf: pd.DataFrame, fits: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    """The three questions a reader asks first: coverage, boundary fits, runtime, by engine and cell."""
+def headline_tables(ivals: pd.DataFrame, fits: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """The three questions a reader asks first: coverage (one row per engine and interval type), boundary fits,
+    runtime, by engine and cell. `ivals` is the summary's interval table."""
     out: dict[str, pd.DataFrame] = {}
-    if len(perf):
-        fixed = perf[perf["parameter"].str.startswith("b[") & perf["coverage"].notna()].copy()
+    if len(ivals):
+        fixed = ivals[ivals["parameter"].str.startswith("b[") & ivals["coverage"].notna()].copy()
         if len(fixed):
             fixed["coverage (MCSE)"] = _with_mcse(fixed, "coverage")
-            cols = ["scenario", "cell", "parameter", "engine", "n", "coverage (MCSE)"]
-            if "coverage_t" in fixed:
-                fixed["t(J-1) coverage"] = fixed["coverage_t"].map(lambda v: "" if pd.isna(v) else f"{v:.3f}")
-                cols.append("t(J-1) coverage")
-            out["headline_coverage"] = fixed[cols]
+            fixed = _by_interval(fixed, ["scenario", "cell", "parameter", "engine"])
+            out["headline_coverage"] = fixed[["scenario", "cell", "parameter", "engine", "interval", "n",
+                                              "coverage (MCSE)"]]
     if len(fits):
         sing = fits[fits["singular_rate"].notna()].copy()
         if len(sing):
@@ -62,36 +61,65 @@ HEADLINE_PARAM_MEASURES = ("coverage", "width")
 HEADLINE_FIT_MEASURES = ("divergent_fit_rate", "singular_rate", "failure_rate")
 FIT_MEASURE_TITLES = {"divergent_fit_rate": "fits with divergences", "singular_rate": "singular fits",
                       "failure_rate": "failed fits"}
+# The order interval types are read in, as the seed argues: Wald z, its small-J corrections, likelihood and
+# resampling intervals, then the posterior's; types not named here follow in name order.
+INTERVAL_ORDER = ("wald-z", "wald-t", "satterthwaite", "kenward-roger", "profile", "bootstrap", "quantile")
+LABEL_SEP = " · "
 
 
-def _headline_parameters(perf: pd.DataFrame) -> list[str]:
+def interval_label(engine: str, interval: Any) -> str:
+    """'lme4 · wald-t': an engine and one of its interval types, the unit the coverage tables compare."""
+    return engine if interval is None or pd.isna(interval) or interval == "" else f"{engine}{LABEL_SEP}{interval}"
+
+
+def _by_interval(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """`df` sorted by `keys`, then by interval type (INTERVAL_ORDER, then name)."""
+    rank = df["interval"].map(lambda v: INTERVAL_ORDER.index(v) if v in INTERVAL_ORDER else len(INTERVAL_ORDER))
+    return (df.assign(_rank=rank).sort_values([*keys, "_rank", "interval"], kind="stable", ignore_index=True)
+            .drop(columns="_rank"))
+
+
+def _headline_parameters(ivals: pd.DataFrame) -> list[str]:
     """b, then sd, then cor parameters (the order a model is read in), each class in name order."""
-    names = perf["parameter"].dropna().unique()
+    names = ivals["parameter"].dropna().unique()
     keep = [n for n in names if parameter_class(n) in HEADLINE_CLASSES]
     return sorted(keep, key=lambda n: (HEADLINE_CLASSES.index(parameter_class(n)), n))
 
 
-def headline(perf: pd.DataFrame, fits: pd.DataFrame) -> pd.DataFrame:
+def _wide_intervals(ivals: pd.DataFrame) -> pd.DataFrame:
+    """Per (scenario, cell, engine, interval): `<measure> <parameter>` and `... mcse` columns of the headline
+    parameters, measure by measure in the order a model is read in."""
+    names = _headline_parameters(ivals)
+    keys = [*FIT_KEYS, "interval"]
+    d = ivals[ivals["parameter"].isin(names)]
+    out = d[keys].drop_duplicates().set_index(keys)
+    for measure in HEADLINE_PARAM_MEASURES:
+        for name in names:
+            rows = d[d["parameter"] == name].set_index(keys)
+            out[f"{measure} {name}"] = rows[measure]
+            out[f"{measure} {name} mcse"] = rows[f"{measure}_mcse"]
+    return out.reset_index()
+
+
+def headline(ivals: pd.DataFrame, fits: pd.DataFrame) -> pd.DataFrame:
     """The seed lecture's question as data: for every (scenario, cell) where samplers and optimisers fitted the
-    same datasets, one row per engine with the coverage and mean interval width of each b, sd and cor parameter,
-    the share of fits with divergences (samplers), of singular fits (optimisers) and of failed fits, each with
-    its MCSE (`<measure> <parameter>` and `... mcse` columns). Numbers only: rendering is headline_display's."""
+    same datasets, one row per engine and interval type (e.g. lme4's wald-z, wald-t and profile intervals) with
+    the coverage and mean interval width of each b, sd and cor parameter that interval is given for, and the
+    engine's share of fits with divergences (samplers), of singular fits (optimisers) and of failed fits, each
+    with its MCSE (`<measure> <parameter>` and `... mcse` columns). An engine without any interval keeps one
+    row (blank interval). Numbers only: rendering is headline_display's."""
     if fits.empty or "kind" not in fits:
-        return pd.DataFrame(columns=[*FIT_KEYS, "kind", "fits"])
+        return pd.DataFrame(columns=[*FIT_KEYS, "interval", "kind", "fits"])
     attempted = fits[fits["fits"] > 0]
     mixed = attempted.groupby(["scenario", "cell"])["kind"].transform("nunique") > 1
     base = attempted[mixed].reindex(columns=[*FIT_KEYS, "kind", "fits", "ok", *[
         f"{m}{s}" for m in HEADLINE_FIT_MEASURES for s in ("", "_mcse")]])
     if base.empty:
-        return base
-    perf = perf.merge(base[FIT_KEYS], on=FIT_KEYS)
-    out = base.set_index(FIT_KEYS)
-    for measure in HEADLINE_PARAM_MEASURES:
-        for name in _headline_parameters(perf):
-            rows = perf[perf["parameter"] == name].set_index(FIT_KEYS)
-            out[f"{measure} {name}"] = rows[measure]
-            out[f"{measure} {name} mcse"] = rows[f"{measure}_mcse"]
-    return out.reset_index().sort_values(["scenario", "cell", "kind", "engine"], ignore_index=True)
+        return base.assign(interval=pd.Series(dtype=object))
+    wide = _wide_intervals(ivals.merge(base[FIT_KEYS], on=FIT_KEYS))
+    out = base.merge(wide, on=FIT_KEYS, how="left")
+    out = out[[*FIT_KEYS, "interval", *[c for c in out.columns if c not in (*FIT_KEYS, "interval")]]]
+    return _by_interval(out, ["scenario", "cell", "kind", "engine"])
 
 
 def _fmt(value: Any, mcse: Any, digits: str) -> str:
@@ -102,9 +130,12 @@ def _fmt(value: Any, mcse: Any, digits: str) -> str:
 
 
 def headline_display(data: pd.DataFrame) -> pd.DataFrame:
-    """The headline as text, "value (MCSE)" per measure: coverage and rates to 3 decimals, widths to 3
-    significant digits, trailing zeros kept (their scale is the parameter's)."""
-    out = data[[*FIT_KEYS, "kind"]].copy()
+    """The headline as text, "value (MCSE)" per measure, one row per engine and interval type labelled
+    "engine · interval": coverage and rates to 3 decimals, widths to 3 significant digits, trailing zeros kept
+    (their scale is the parameter's)."""
+    out = data[["scenario", "cell"]].copy()
+    out["engine"] = [interval_label(e, i) for e, i in zip(data["engine"], data["interval"])]
+    out["kind"] = data["kind"]
     out["fits"] = data["fits"].map(lambda v: "" if pd.isna(v) else f"{int(v)}")
     columns = [c for c in data.columns if c.startswith(HEADLINE_PARAM_MEASURES) and not c.endswith(" mcse")]
     for col in columns:
@@ -116,8 +147,8 @@ def headline_display(data: pd.DataFrame) -> pd.DataFrame:
 
 
 def headline_cells(display: pd.DataFrame) -> dict[tuple[str, int], pd.DataFrame]:
-    """One table per (scenario, cell): rows engines, without the columns that are blank for every engine there
-    (another cell's parameters)."""
+    """One table per (scenario, cell): rows engines x interval types, without the columns that are blank for
+    every row there (another cell's parameters)."""
     out = {}
     for (scenario, cell), g in display.groupby(["scenario", "cell"], sort=True):
         g = g.drop(columns=["scenario", "cell"])

@@ -1,19 +1,21 @@
-"""Coverage by engine with MCSE error bars against the nominal level, one panel per parameter."""
+"""Coverage by engine and interval type with MCSE error bars against the nominal level, one panel per
+parameter (one line per 'engine · interval', e.g. lme4's wald-z and wald-t)."""
 
 from __future__ import annotations
 
 import pandas as pd
 
 from compare.report.plots._style import engine_colours, figure
+from compare.report.tables import interval_label
 
 
-def plot(perf: pd.DataFrame, scenario: str, cell: int, nominal: float = 0.95, max_panels: int = 12):
-    d = perf[(perf["scenario"] == scenario) & (perf["cell"] == cell) & perf["coverage"].notna()]
+def plot(ivals: pd.DataFrame, scenario: str, cell: int, nominal: float = 0.95, max_panels: int = 12):
+    d = ivals[(ivals["scenario"] == scenario) & (ivals["cell"] == cell) & ivals["coverage"].notna()]
     d = d[~d["parameter"].str.startswith("r[")]
     if d.empty:
         return None
     params = list(dict.fromkeys(d["parameter"]))[:max_panels]
-    colours = engine_colours(perf["engine"].unique())
+    colours = engine_colours(ivals["engine"].unique())
     fig, axes = figure(len(params), width=3.6, height=2.6, ncols=4)
     for ax, p in zip(axes, params):
         g = d[d["parameter"] == p].reset_index(drop=True)
@@ -22,7 +24,8 @@ def plot(perf: pd.DataFrame, scenario: str, cell: int, nominal: float = 0.95, ma
         for y, (e, c) in enumerate(zip(g["engine"], g["coverage"])):
             ax.plot(c, y, "o", color=colours[e], ms=6)
         ax.axvline(nominal, color="black", lw=1, ls="--")
-        ax.set_yticks(range(len(g)), g["engine"], fontsize=7)
+        labels = [interval_label(e, i) for e, i in zip(g["engine"], g["interval"])]
+        ax.set_yticks(range(len(g)), labels, fontsize=7)
         ax.set_xlim(max(0.0, min(0.7, g["coverage"].min() - 0.05)), 1.0)
         ax.set_title(p, fontsize=9)
         ax.set_xlabel("coverage (bars: 95% MC interval)", fontsize=7)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from compare.metrics import primary_rows
 from compare.report.plots._style import engine_colours, figure
 
 
@@ -57,8 +58,8 @@ def plot(table: pd.DataFrame, data, scenario: str, cell: int, rep: int, predicti
     predictive = predictive or {}
     if not data.design.blocks or (data.family != "gaussian" and not predictive):
         return None
-    d = table[(table["scenario"] == scenario) & (table["cell"] == cell) & (table["rep"] == rep)
-              & (table["status"] == "ok")]
+    rows = primary_rows(table)  # estimates and SEs: one row per parameter
+    d = rows[(rows["scenario"] == scenario) & (rows["cell"] == cell) & (rows["rep"] == rep)]
     bands = {e: _bands(d[d["engine"] == e], data, predictive.get(e)) for e in sorted(d["engine"].unique())}
     bands = {e: b for e, b in bands.items() if b is not None}
     if not bands:

@@ -1,5 +1,6 @@
 """Zip plot (Morris et al. 2019, Fig. 3): each replication's interval, ranked by |z| = |est - true| / se,
-coloured by whether it covers; the share above the nominal rank line is the non-coverage."""
+coloured by whether it covers; the share above the nominal rank line is the non-coverage. Each engine's
+primary interval (the first row of the parameter in each fit)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,12 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from compare.metrics import primary_rows
 from compare.report.plots._style import figure
 
 
 def plot(table: pd.DataFrame, scenario: str, cell: int, parameter: str, nominal: float = 0.95):
+    table = primary_rows(table)
     d = table[(table["scenario"] == scenario) & (table["cell"] == cell) & (table["parameter"] == parameter)
               & (table["status"] == "ok") & table["lower"].notna() & table["true"].notna()]
     if d.empty:
