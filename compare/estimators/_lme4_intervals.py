@@ -166,8 +166,8 @@ def wald_rows(w: Any, blocks: list[tuple[str, list[str], np.ndarray]], gaussian:
     est = np.atleast_1d(np.asarray(w["est"], float))
     se_u = np.atleast_1d(np.asarray(w["se_u"], float))
     status = _r.strs(w["status"])
-    notes = _r.strs(w["note"])
-    hess_note = notes[0] if notes else None
+    hess_note = (_r.strs(w["note"]) or [None])[0]
+    notes = [f"Wald: {hess_note}"] if hess_note else []
     rows: dict[str, dict[str, Any]] = {}
     pos = 0
     for g, terms, _ in blocks:
@@ -187,7 +187,7 @@ def wald_rows(w: Any, blocks: list[tuple[str, list[str], np.ndarray]], gaussian:
     held = [p for p, st in zip(rows, status) if st != "ok"]
     if held and not hess_note and any(r["interval"] != "none" for r in rows.values()):
         notes.append(f"Wald intervals are conditional on {', '.join(held)} held at the boundary")
-    return rows, [f"Wald: {n}" for n in notes]
+    return rows, notes
 
 
 def _why(status: str, hess_note: str | None) -> str:
