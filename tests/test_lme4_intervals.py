@@ -206,10 +206,9 @@ def test_bootstrap_is_reproducible_and_covers_the_estimate(j20):
 # ------------------------------------------------------------------------------------------- coverage
 
 
-@pytest.mark.slow
 def test_wald_log_sd_coverage_random_intercept():
     """200 fixed-seed replications of y = 1 + 0.5 x + u_g + e, J = 30 groups of 6, sd_g = 0.5, sigma = 1
-    (REML): the Wald log-scale intervals for sd_g and sigma cover within 3 MCSE of 0.95, unless the SD
+    (REML; ~9 s, so not marked slow): the Wald log-scale intervals for sd_g and sigma cover within 3 MCSE of 0.95, unless the SD
     interval shows the known small-sample undercoverage (checked to be modest: > 0.88)."""
     engine = get_estimator("lme4", {"profile": False})
     hits: dict[str, list[bool]] = {"sd[g][Intercept]": [], "sigma": []}
@@ -227,5 +226,6 @@ def test_wald_log_sd_coverage_random_intercept():
             hits[name].append(p["interval"] != "none" and p["lower"] <= truth[name] <= p["upper"])
     mcse = math.sqrt(0.95 * 0.05 / 200)
     cover = {k: float(np.mean(v)) for k, v in hits.items()}
+    print(cover)  # measured with this seed: sd 0.965, sigma 0.98 (3 MCSE = 0.046)
     assert abs(cover["sigma"] - 0.95) < 3 * mcse, cover
     assert abs(cover["sd[g][Intercept]"] - 0.95) < 3 * mcse or cover["sd[g][Intercept]"] > 0.88, cover
