@@ -8,8 +8,12 @@ messages are collected with `withCallingHandlers` so they land in FitResult.warn
   7 binomial datasets; nlminbwrap did not); lmer keeps its default (within 2.5e-5 of the best of 7).
 - `singular` comes from `boundary_flags` on VarCorr, like every other engine; lme4's own
   `isSingular()` is kept in details["lme4_isSingular"].
-- SD/correlation intervals: profile likelihood for lmer (affordable), nothing for glmer by default
-  (profiling glmer costs many refits; lme4 has no SEs for variance parameters), with a note.
+- SD/correlation/sigma intervals: Wald on the log-SD / atanh(cor) / log-sigma scale from a numerical Hessian
+  of lme4's own deviance (compare.estimators._lme4_intervals, which says how) on every fit; profile
+  likelihood for lmer by default (affordable), where the profile row is the primary one and the Wald row an
+  extra one; glmer is not profiled by default (it costs many refits), so Wald is its primary interval.
+- `ddf`: Satterthwaite (lmerTest) / Kenward-Roger (pbkrtest) t intervals for the fixed effects, extra rows;
+  `bootstrap`: a parametric bootMer percentile interval for b, sd, cor and sigma, extra rows.
 - `criterion` says whether `loglik` is REML or ML, so that the summary can check whether another engine
   on the same data reached lme4's optimum (lme4's and statsmodels' definitions agree, constants included).
 """
@@ -24,18 +28,21 @@ import numpy as np
 
 from compare.data import FitData
 from compare.estimators import _frequentist as fq
+from compare.estimators import _lme4_intervals as iv
 from compare.estimators import _r
 from compare.estimators._r import quiet_r, r_formula, r_frame  # noqa: F401 - public names of this module
 from compare.estimators.base import YES, Estimator, Support, no
 from compare.families import FAMILIES
 from compare.settings import Settings, setting
-from compare.fitresult import FitResult, boundary_flags, make_params
+from compare.fitresult import FitResult, boundary_flags, make_params, name_b
 from compare.formula import ModelSpec
 
 GLMER_OPTIMIZER = "nlminbwrap"
+DDF_PACKAGES = {"satterthwaite": "lmerTest", "kenward-roger": "pbkrtest"}
 
-R_CODE = r"""
-.hbench_fit <- function(formula, data, family, link, reml, optimizer, profile, level) {
+FIT_CODE = r"""
+.hbench_fit <- function(formula, data, family, link, reml, optimizer, profile, level, ddf, bootstrap, seed,
+                        sd_tol, cor_tol) {
   msgs <- character(0)
   keep_w <- function(w) { msgs <<- c(msgs, paste0("warning: ", conditionMessage(w))); invokeRestart("muffleWarning") }
   keep_m <- function(m) { msgs <<- c(msgs, paste0("message: ", trimws(conditionMessage(m)))); invokeRestart("muffleMessage") }
@@ -46,6 +53,8 @@ R_CODE = r"""
                      control = lme4::glmerControl(optimizer = optimizer)),
     warning = keep_w, message = keep_m)
   wall <- proc.time()[["elapsed"]] - t0
+  # refit() (bootMer) re-evaluates the call's control in its own frame, where `optimizer` does not exist
+  if (family != "gaussian") fit@call$control <- lme4::glmerControl(optimizer = optimizer)
   vc <- lme4::VarCorr(fit)
   cnms <- lme4::getME(fit, "cnms")
   re <- as.data.frame(lme4::ranef(fit, condVar = TRUE))
@@ -59,7 +68,7 @@ R_CODE = r"""
       error = function(e) { prof_msgs <<- c(prof_msgs, paste("error:", conditionMessage(e))); NULL })
   }
   conv <- fit@optinfo$conv
-  list(fixef = lme4::fixef(fit), fixef_names = names(lme4::fixef(fit)),
+  out <- list(reml = lme4::isREML(fit), fixef = lme4::fixef(fit), fixef_names = names(lme4::fixef(fit)),
        vcov = as.matrix(vcov(fit)),
        vc = unname(lapply(vc, function(m) { m <- as.matrix(m); attr(m, "stddev") <- NULL; attr(m, "correlation") <- NULL; m })),
        cnms_groups = names(cnms), cnms = unname(cnms),
@@ -70,8 +79,16 @@ R_CODE = r"""
        profile = if (is.null(prof)) NULL else as.matrix(prof),
        profile_names = if (is.null(prof)) character(0) else rownames(prof),
        profile_msgs = prof_msgs, msgs = msgs, wall = wall)
+  # after everything is read from `fit`: these refit it or evaluate its deviance (on copies, but be safe);
+  # a failure is a note on the fit, not a failed fit
+  failed <- function(what) function(e) list(error = paste(what, "failed:", conditionMessage(e)))
+  out$wald <- tryCatch(.hbench_wald(fit, sd_tol, cor_tol), error = failed("Wald intervals"))
+  out$ddf <- if (length(ddf) > 0 && lme4::isLMM(fit)) .hbench_ddf(fit, ddf) else NULL
+  out$boot <- if (bootstrap > 0) tryCatch(.hbench_boot(fit, bootstrap, seed, level), error = failed("bootstrap")) else NULL
+  out
 }
 """
+R_CODE = FIT_CODE + iv.R_CODE
 
 
 def r_status() -> Support:
@@ -79,10 +96,12 @@ def r_status() -> Support:
     return _r.package_status("lme4", R_CODE)
 
 
-def run_r_fit(data: FitData, reml: bool, profile: bool, level: float = fq.LEVEL) -> dict[str, Any]:
+def run_r_fit(data: FitData, reml: bool, profile: bool, level: float = fq.LEVEL, ddf: tuple[str, ...] = (),
+              bootstrap: int = 0, seed: int = 1) -> dict[str, Any]:
     """Fit in R and bring the pieces back as Python objects."""
     return _r.call("lme4", R_CODE, ".hbench_fit", r_formula(data.formula, data.family), r_frame(data),
-                   data.family, data.link, reml, GLMER_OPTIMIZER, profile, level)
+                   data.family, data.link, reml, GLMER_OPTIMIZER, profile, level, _r.str_vector(list(ddf)),
+                   bootstrap, seed % (2**31 - 1), iv.SD_TOL, iv.COR_TOL)
 
 
 _strs, _nth, _term = _r.strs, _r.nth, _r.term
@@ -92,7 +111,23 @@ _strs, _nth, _term = _r.strs, _r.nth, _r.term
 class Lme4Settings(Settings):
     reml: bool = setting(True, "REML (true) or maximum likelihood (false); gaussian models only (glmer is ML)")
     profile: bool | None = setting(None, "profile-likelihood intervals for sd, cor and sigma "
-                                         "(default: true for lmer, false for glmer, where it costs many refits)")
+                                         "(default: true for lmer, false for glmer, where it costs many refits); "
+                                         "Wald intervals on the log-SD/atanh scale are given either way")
+    ddf: tuple[str, ...] = setting((), "extra small-sample t intervals for the fixed effects of gaussian fits, "
+                                       "one row each: 'satterthwaite' (lmerTest), 'kenward-roger' (pbkrtest; "
+                                       "adjusted SE); ~0.1-1 s per fit")
+    bootstrap: int = setting(0, "parametric bootstrap simulations (lme4::bootMer, seeded from the fit seed): "
+                                "an extra percentile-interval row for b, sd, cor and sigma; 0 = off; "
+                                "costs that many refits", lo=0)
+
+    def problems(self) -> list[str]:
+        issues = super().problems()
+        unknown = [m for m in self.ddf if m not in iv.DDF_METHODS]
+        if unknown:
+            issues.append(f"ddf {unknown[0]!r} is not one of {', '.join(map(repr, iv.DDF_METHODS))}")
+        elif len(set(self.ddf)) < len(self.ddf):
+            issues.append(f"ddf {list(self.ddf)} names a method twice")
+        return issues
 
 
 class Lme4Engine(Estimator):
@@ -103,7 +138,13 @@ class Lme4Engine(Estimator):
     Settings: ClassVar[type[Settings]] = Lme4Settings
 
     def available(self) -> Support:
-        return r_status()
+        status = r_status()
+        for method in self.settings.ddf if status else ():
+            package = DDF_PACKAGES[method]
+            if not _r.package_status(package):
+                return no(f"lme4 with ddf = {method!r} needs the R package {package} "
+                          f"(apt-get install r-cran-{package.lower()})")
+        return status
 
     def supports(self, model: ModelSpec) -> Support:
         if model.family not in FAMILIES:
@@ -119,15 +160,17 @@ class Lme4Engine(Estimator):
         gaussian = data.family == "gaussian"
         reml = self.settings.reml and gaussian
         profile = gaussian if self.settings.profile is None else self.settings.profile
-        r, wall = fq.timed(lambda: run_r_fit(data, reml, profile, self.level))
-        out = summarise(r, data, profile, self.level)
+        st = self.settings
+        r, wall = fq.timed(lambda: run_r_fit(data, reml, profile, self.level, st.ddf, st.bootstrap, seed))
+        out = summarise(r, data, profile, self.level, ddf=st.ddf)
         out.wall_s = wall
         out.criterion = "REML" if reml else "ML"
         out.details["r_wall_s"] = float(np.atleast_1d(r["wall"])[0])
         return out
 
 
-def summarise(r: dict[str, Any], data: FitData, profile: bool, level: float = fq.LEVEL) -> FitResult:
+def summarise(r: dict[str, Any], data: FitData, profile: bool, level: float = fq.LEVEL,
+              ddf: tuple[str, ...] = ()) -> FitResult:
     design = data.design
     gaussian = data.family == "gaussian"
     notes: list[str] = []
@@ -144,9 +187,15 @@ def summarise(r: dict[str, Any], data: FitData, profile: bool, level: float = fq
         notes.append("profile intervals failed: " + "; ".join(_strs(r["profile_msgs"])))
     elif profile and _strs(r["profile_msgs"]):
         notes.append("profile: " + "; ".join(_strs(r["profile_msgs"])))
-    rows += _variance_rows(blocks, prof, gaussian)
-    if gaussian:
-        rows.append(_sigma_row(sigma, prof))
+    var_rows = _variance_rows(blocks, prof, gaussian) + ([_sigma_row(sigma, prof)] if gaussian else [])
+    wald = _wald(r, blocks, gaussian, level, notes)
+    var_rows, extra = _with_wald(var_rows, wald, profile)
+    rows += var_rows
+    details: dict[str, Any] = {}
+    reml = gaussian and bool(np.atleast_1d(r["reml"])[0])
+    extra += _ddf_rows(r, data, ddf, names, rows, level, notes, details, reml)
+    extra += _boot_rows(r, names, blocks, gaussian, rows, notes)
+    rows += extra
     rows += _r.ranef_rows(r["ranef"], level)
     if data.poststratify:
         w = data.frame[data.poststratify].to_numpy(float)
@@ -164,7 +213,91 @@ def summarise(r: dict[str, Any], data: FitData, profile: bool, level: float = fq
     return FitResult(engine="lme4", params=make_params(rows), converged=converged, singular=singular,
                      corr_at_bound=corr_bound, var_at_zero=var_zero, loglik=loglik, optimizer=optimizer,
                      warnings=warnings, notes=notes,
-                     details={"lme4_isSingular": bool(np.atleast_1d(r["singular"])[0]), "opt_code": opt_code})
+                     details={"lme4_isSingular": bool(np.atleast_1d(r["singular"])[0]), "opt_code": opt_code,
+                              **details})
+
+
+def _get(x: Any, key: str) -> Any:
+    """An element of a nested R named list (an rpy2 ListVector or an already converted mapping); None if absent."""
+    if _r.is_null(x):
+        return None
+    names = _strs(x.names) if hasattr(x, "names") and not isinstance(x, dict) else list(x)
+    if key not in names:
+        return None
+    return x.rx2(key) if hasattr(x, "rx2") else x[key]
+
+
+def _wald(r: dict[str, Any], blocks, gaussian: bool, level: float, notes: list[str]) -> dict[str, dict[str, Any]]:
+    """Wald rows of sd, cor and sigma by parameter name ({} with a note when the computation failed)."""
+    w = r.get("wald")
+    error = _get(w, "error")
+    if error is not None:
+        notes.append(" ".join(_strs(error)))
+        return {}
+    rows, more = iv.wald_rows({k: _get(w, k) for k in ("est", "se_u", "status", "note")}, blocks, gaussian, level)
+    notes += more
+    return rows
+
+
+def _with_wald(var_rows: list[dict[str, Any]], wald: dict[str, dict[str, Any]],
+               profile: bool) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Primary variance rows and extra Wald rows: without profiling, the Wald row is the primary one; with it,
+    the profile row stays primary (and takes the Wald SE, the only SE lme4 has) and a Wald row is added where
+    there is a Wald interval."""
+    primary, extra = [], []
+    for row in var_rows:
+        w = wald.get(row["parameter"])
+        if w is None:
+            primary.append(row)
+        elif not profile:
+            primary.append(w)
+        else:
+            row["se"] = w["se"]
+            primary.append(row)
+            if w["interval"] != "none":
+                extra.append(iv.extra_row(row, w))
+    return primary, extra
+
+
+def _first_rows(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The primary (first) row of each parameter."""
+    out: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        out.setdefault(row["parameter"], row)
+    return out
+
+
+def _ddf_rows(r: dict[str, Any], data: FitData, ddf: tuple[str, ...], names: list[str], rows: list[dict[str, Any]],
+              level: float, notes: list[str], details: dict[str, Any], reml: bool) -> list[dict[str, Any]]:
+    if not ddf:
+        return []
+    if data.family != "gaussian":
+        notes.append(f"ddf {', '.join(ddf)}: small-sample df are for gaussian (lmer) fits; none for this glmer fit")
+        return []
+    first = _first_rows(rows)
+    primary = [first[name_b(n)] for n in names]
+    extra, info, msgs = iv.ddf_rows(r["ddf"], primary, level)
+    details["ddf"] = info
+    if "kenward-roger" in info and not reml:
+        notes.append("kenward-roger is defined for REML fits: computed here from the ML fit")
+    notes += [f"ddf: {m}" for m in msgs]
+    return extra
+
+
+def _boot_rows(r: dict[str, Any], names: list[str], blocks, gaussian: bool, rows: list[dict[str, Any]],
+               notes: list[str]) -> list[dict[str, Any]]:
+    boot = r.get("boot")
+    if boot is None or _r.is_null(boot):
+        return []
+    error = _get(boot, "error")
+    if error is not None:
+        notes.append(" ".join(_strs(error)))
+        return []
+    keys = ("lower", "upper", "n_used", "nsim", "failed", "warnings", "fail_msgs")
+    cis, more = iv.boot_intervals({k: _get(boot, k) for k in keys}, names, blocks, gaussian)
+    notes += more
+    first = _first_rows(rows)
+    return [iv.boot_row(first[p], ci) for p, ci in cis.items() if p in first]
 
 
 def _varcorr_blocks(r: dict[str, Any]) -> list[tuple[str, list[str], np.ndarray]]:
