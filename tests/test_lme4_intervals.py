@@ -83,6 +83,21 @@ def test_sigma_wald_agrees_with_profile(j50):
     assert row(fit, "sd[g][Intercept]", "profile")["se"] == row(fit, "sd[g][Intercept]", "wald-log-sd")["se"]
 
 
+def test_variance_scale_wald_rows_beside_log_sd(j50):
+    """"wald-variance" (Wald on the variance, as MLwiN and Maas & Hox 2005 report it) for every SD and sigma
+    that has a log-SD Wald interval: s^2 +- 1.96 * 2 s SE(s), as SD bounds. It is symmetric in the variance,
+    so it sits left of the log-scale interval (which is symmetric in log s)."""
+    fit = get_estimator("lme4", {"profile": False}).fit(j50, seed=0)
+    for name in ("sd[g][Intercept]", "sd[g][x]", "sigma"):
+        log, var = row(fit, name, "wald-log-sd"), row(fit, name, "wald-variance")
+        s, se = log["estimate"], log["se"]
+        assert var["estimate"] == s and var["se"] == se
+        assert var["lower"] ** 2 == pytest.approx(max(s * s - 1.959964 * 2 * s * se, 0), rel=1e-6)
+        assert var["upper"] ** 2 == pytest.approx(s * s + 1.959964 * 2 * s * se, rel=1e-6)
+        assert var["lower"] < log["lower"] and var["upper"] < log["upper"]
+    assert rows(fit, "cor[g][Intercept,x]")["interval"].tolist() == ["wald-atanh"]
+
+
 def _singular_data() -> FitData:
     """No group effect in the truth; this seed's REML SD is exactly 0 (checked below)."""
     rng = np.random.default_rng(2)

@@ -72,6 +72,21 @@ def sd_row(group: str, term: str, sd: float, se_log: float, how: str = "wald-log
     return row
 
 
+def variance_rows(rows: list[dict[str, Any]], level: float = LEVEL) -> list[dict[str, Any]]:
+    """For every SD (and sigma) with a Wald interval on the log-SD scale, an extra "wald-variance" row: Wald
+    on the variance, s^2 +- z * 2 s SE(s), the interval of MLwiN, SAS PROC MIXED and HLM, which Maas & Hox
+    (2005) and much of the sample-size literature report. Given as SD bounds (the square roots; 0 where the
+    variance interval goes below zero), so its coverage of the SD is its coverage of the variance."""
+    z, out = z_quantile(level), []
+    for row in rows:
+        if row.get("interval") != "wald-log-sd":
+            continue
+        s, se = float(row["estimate"]), float(row["se"])
+        lo, hi = s * s - z * 2 * s * se, s * s + z * 2 * s * se
+        out.append(interval_row(row, "wald-variance", math.sqrt(max(lo, 0.0)), math.sqrt(hi), note=None))
+    return out
+
+
 def cor_row(group: str, a: str, b: str, r: float, se_r: float, note: str | None = None,
             level: float = LEVEL) -> dict[str, Any]:
     """cor[g][a,b] with a Wald interval on Fisher's atanh scale (keeps it inside (-1, 1))."""

@@ -137,6 +137,7 @@ def summarise(r: dict[str, Any], data: FitData, reml: bool, profile: bool, level
     sigma = _r.num(r["sigma"]) if gaussian else 1.0
     if gaussian:
         rows.append(_sigma_row(r, sigma, level))
+    rows += fq.variance_rows(rows, level)
     rows += _r.ranef_rows(r["ranef"], level)
     if data.poststratify:
         rows.append(fq.mrp_row(data.frame[data.poststratify].to_numpy(float), np.asarray(r["fitted"], float)))

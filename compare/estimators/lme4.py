@@ -190,6 +190,7 @@ def summarise(r: dict[str, Any], data: FitData, profile: bool, level: float = fq
     var_rows = _variance_rows(blocks, prof, gaussian) + ([_sigma_row(sigma, prof)] if gaussian else [])
     wald = _wald(r, blocks, gaussian, level, notes)
     var_rows, extra = _with_wald(var_rows, wald, profile)
+    extra += fq.variance_rows(var_rows + extra, level)
     rows += var_rows
     details: dict[str, Any] = {}
     reml = gaussian and bool(np.atleast_1d(r["reml"])[0])
