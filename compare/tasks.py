@@ -178,7 +178,9 @@ def _fit_rows(task: Task, ds: Dataset, spec: EngineSpec, est: Estimator) -> pa.T
     core = np.array([parameter_class(str(p)) in ("b", "sd", "sigma") for p in names], dtype=bool)
     if core.any() and np.isnan(estimate[core]).all():
         return failure_rows(task, ds, spec.label, "failed", "returned NaN for every fixed effect and SD")
-    cols.update(_sbc(names, cols["true"], result.draws), **_base(task, ds, spec.label, "ok"))
+    # SBC ranks are uniform only when the truth is drawn from the prior, so only prior-DGP cells record them
+    draws = result.draws if _scenario(task).cell(task.cell).dgp == "prior" else None
+    cols.update(_sbc(names, cols["true"], draws), **_base(task, ds, spec.label, "ok"))
     if result.idata is not None and task.run_dir:  # before the part: a part on disk means its draws are too
         posterior.save(result.idata, posterior.draws_path(Path(task.run_dir), task.key, spec.label))
     return to_table(cols, len(names))

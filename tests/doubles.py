@@ -28,6 +28,7 @@ def seeds_of(run_seed: int, cells: list[tuple[str, int]], reps: list[int]) -> li
 class OLSSettings(Settings):
     shift: float = setting(0.0, "added to every coefficient: a deliberate behaviour change for regression tests")
     t_rows: bool = setting(False, "give each coefficient a second interval row, 'wald-t' (t with n - p df)")
+    draws: bool = setting(False, "return 99 normal 'posterior' draws per coefficient, as samplers do for SBC")
 
 
 class OLSDouble(Estimator):
@@ -65,8 +66,12 @@ class OLSDouble(Estimator):
             rows += [{"parameter": f"r[{bd.group}][{lv},{t}]", "estimate": 0.0, "se": np.nan, "lower": np.nan,
                       "upper": np.nan, "interval": "none", "note": "OLS has no group effects"}
                      for lv in bd.levels for t in bd.names]
+        draws = None
+        if self.settings.draws:
+            rng = np.random.default_rng(seed)
+            draws = {name_b(n): rng.normal(b, s, 99) for n, b, s in zip(d.x_names, beta, se)}
         return FitResult(self.name, make_params(rows), converged=True, loglik=float(-0.5 * d.n * np.log(s2)),
-                         wall_s=1e-3)
+                         wall_s=1e-3, draws=draws)
 
 
 @dataclass(frozen=True)

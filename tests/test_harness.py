@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from compare.catalogue import load_scenario
 from compare.store import TIMING_COLUMNS, RunStore
 from tests.doubles import seeds_of
 
@@ -248,6 +249,20 @@ def test_one_engine_twice_under_two_labels(tmp_path):
     assert list(b.columns) == ["ols-double", "ols-shifted"] and len(b) == 6
     assert (b["ols-shifted"] - b["ols-double"]).to_numpy() == pytest.approx(1.0)
     assert t.groupby(["scenario", "cell", "rep"])["dataset_hash"].nunique().eq(1).all()  # the same data for both
+
+
+def test_sbc_ranks_are_recorded_on_prior_dgp_cells_only(tmp_path):
+    """Ranks of the truth among posterior draws are uniform only when the truth comes from the prior; on a
+    fixed-DGP cell they would be read as a failed calibration, so they are not stored there."""
+    suite = tmp_path / "sbc.toml"
+    suite.write_text('name = "sbc"\nseed = 5\nreps = 2\n[[scenario]]\nname = "seed_slopes"\ncells = [0, 3]\n'
+                     '[[engine]]\nname = "ols-double"\nsettings = { draws = true }\n')
+    assert hbench(tmp_path, "run", str(suite), "--run-id", "sbc", "--no-progress").returncode == 0
+    t = table(tmp_path, "sbc")
+    b = t[t["parameter"].str.startswith("b[")]
+    assert load_scenario("seed_slopes").cell(3).dgp == "prior" and load_scenario("seed_slopes").cell(0).dgp == "fixed"
+    assert b.loc[b["cell"] == 3, "sbc_rank"].notna().all() and (b.loc[b["cell"] == 3, "sbc_draws"] == 99).all()
+    assert b.loc[b["cell"] == 0, "sbc_rank"].isna().all()
 
 
 SAMPLERS = """
