@@ -1,5 +1,6 @@
 """What the R samplers (rstanarm, brms) share: settings, an engine base class (availability, supports, the start
-of a fit), the sampler's own diagnostics from rstan, and the hand-off of their posterior draws to the project's summariser (compare.estimators._bayes).
+of a fit), the sampler's own diagnostics from rstan, and the hand-off of their posterior draws to the project's
+summariser (compare.estimators._bayes).
 
 Why draws and not R's summaries: every Bayesian engine's means, quantiles, R-hat/ESS (ArviZ, per chain),
 PSIS-LOO, pred_new and SBC draws are then computed by the same code, so differences between engines are
