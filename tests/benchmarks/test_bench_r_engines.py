@@ -22,7 +22,7 @@ its ratios to stan / to lme4, and a markdown table is printed (`-s`). The benchm
 Run from the repository root (no Makefile needed):
 
     pytest -m bench tests/benchmarks/test_bench_r_engines.py -s                  # both parts (about 5 min)
-    pytest -m bench tests/benchmarks/test_bench_r_engines.py -s -k samplers      # part 1 only (4 min 20 s: warm-ups, 3 rounds)
+    pytest -m bench tests/benchmarks/test_bench_r_engines.py -s -k samplers  # part 1 (4 min 20 s: warm-ups, 3 rounds)
     HBENCH_BENCH_REPS=5 HBENCH_BENCH_R_CORES=1 HBENCH_BENCH_SEED=7 \
         pytest -m bench tests/benchmarks/test_bench_r_engines.py -s -k samplers  # more rounds, other datasets
     pytest -m bench tests/benchmarks/test_bench_r_engines.py --benchmark-autosave  # keep the run under .benchmarks/
