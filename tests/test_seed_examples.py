@@ -23,7 +23,7 @@ Monte Carlo error of a posterior mean: MCSE = sd / sqrt(ess_bulk), per engine, c
 printed row its Est.Error / sqrt(Bulk_ESS). For a posterior SD the same se / sqrt(ess) is used (conservative:
 sqrt(2) above the normal-theory value, for skewed SD posteriors). Seeds are fixed, so a passing test passes every
 time on this software stack. Run: `pytest -m slow tests/test_seed_examples.py` (under the shared machine's
-`flock /tmp/hbench-heavy.lock`): 12 tests, 6 fits, about 1 min 45 s on 2 cores with PyStan's build cached
+`flock /tmp/hbench-heavy.lock`): 12 tests, 6 fits, 1 min 45 s to 1 min 52 s on 2 cores with PyStan's build cached
 (brms's compile, 35 s here, included; a cold one can take 2-4 min, shared FINDINGS).
 """
 
