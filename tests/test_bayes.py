@@ -257,29 +257,6 @@ def test_cmdstanpy_backend_matches_pystan():
                                                                     b["se"] / math.sqrt(b["ess_bulk"]))
 
 
-def _mcse(row) -> float:
-    return row["se"] / math.sqrt(row["ess_bulk"])
-
-
-@pytest.mark.slow
-def test_valence_shape_engines_agree():
-    """The seed's stan_glmer valence call on seed_slopes cell 0 data (J=20, n_j=14), default decov
-    covariance, 4 x 1000 + 1000: posterior means of b, sd, cor, sigma, pred_new agree between engines
-    within 3.5 combined MCSEs (7 comparisons), the 40 group effects within 4 (a mislabelled level or
-    term would be off by many), and both fits have R-hat <= 1.01 on b, sd, cor, sigma."""
-    ds = _seed_slopes(0)
-    fits = {e: get_estimator(e, {"priors": VALENCE_PRIORS}).fit(ds.data, seed=ds.seed) for e in ("stan", "pymc")}
-    for f in fits.values():
-        assert f.sampler.rhat_max_hyper <= 1.01 and f.sampler.divergences <= 10
-    names = ["b[Intercept]", "b[x]", "sd[g][Intercept]", "sd[g][x]", "cor[g][Intercept,x]", "sigma", "pred_new[g]"]
-    effects = [n for n in fits["stan"].params["parameter"] if n.startswith("r[")]
-    assert len(effects) == 40
-    for name in names + effects:
-        a, b = fits["stan"].param(name), fits["pymc"].param(name)
-        tol = (4 if name in effects else 3.5) * math.hypot(_mcse(a), _mcse(b))
-        assert abs(a["estimate"] - b["estimate"]) <= tol, (name, a["estimate"], b["estimate"], tol)
-
-
 # brms b13.bonus_2 on the original NWO data, as printed in the seed: (estimate, est.error, bulk ESS)
 FUNDING_SEED = {"b[Intercept]": (-1.62, 0.14, 1927), "b[male]": (0.15, 0.17, 2189),
                 "sd[discipline][Intercept]": (0.28, 0.14, 1050), "sd[discipline][male]": (0.33, 0.17, 899),
@@ -298,22 +275,8 @@ def funding_data() -> FitData:
     return FitData(frame, formula, "binomial", "logit", label="NWO funding")
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("engine", ["stan", "pymc"])
-def test_funding_case_study_reproduces_brms(engine):
-    """Each printed number within 3 MCSEs (ours and brms's, combined) plus 0.005 rounding.  Posterior
-    SDs: the MCSE of an SD is taken as se / sqrt(ess) (sqrt(2) above the normal-theory value, for
-    the skewed SD posteriors)."""
-    fit = get_estimator(engine, {"priors": FUNDING_PRIORS, "adapt_delta": 0.92}).fit(funding_data(), seed=20240502)
-    # a funnel: brms needed adapt_delta 0.92 too; more than 1% divergent draws would void the comparison
-    assert fit.sampler.divergences <= 40
-    for name, (est, err, ess) in FUNDING_SEED.items():
-        row = fit.param(name)
-        assert row["rhat"] <= 1.01, (name, row["rhat"])
-        tol_mean = 3 * math.hypot(_mcse(row), err / math.sqrt(ess)) + 0.005
-        tol_sd = 3 * math.hypot(row["se"] / math.sqrt(row["ess_bulk"]), err / math.sqrt(ess)) + 0.005
-        assert abs(row["estimate"] - est) <= tol_mean, (name, row["estimate"], est, tol_mean)
-        assert abs(row["se"] - err) <= tol_sd, (name, row["se"], err, tol_sd)
+# The seed's two worked examples (funding table, valence model) are refitted by every engine in
+# tests/test_seed_examples.py.
 
 
 def test_pymc_result_does_not_depend_on_which_dataset_compiled_the_model():

@@ -120,16 +120,13 @@ def test_rstanarm_funding_agrees_with_stan(stan_funding):
 
 @pytest.mark.slow
 @_needs("brms")
-def test_brms_funding_agrees_with_stan_and_the_seed(stan_funding):
-    """The seed's b13.bonus_2 priors: brms agrees with `stan` (same priors) within Monte Carlo error, and with
-    the seed's printed brms summary within 3 MCSEs (ours and the seed's) plus 0.005 rounding."""
+def test_brms_funding_agrees_with_stan(stan_funding):
+    """The seed's b13.bonus_2 priors at adapt_delta 0.95: brms agrees with `stan` (same priors) within Monte Carlo
+    error. (The seed's printed table, at its adapt_delta 0.92, against brms, stan and pymc: test_seed_examples.)"""
     fit = get_estimator("brms", {**LONG, "priors": FUNDING_PRIORS}).fit(funding_data(), seed=20240502)
     assert fit.sampler.rhat_max_hyper <= 1.01 and fit.sampler.divergences <= 40
     _agree(fit, stan_funding["separate"], FUNDING_NAMES)
     _agree(fit, stan_funding["separate"], [n for n in fit.params["parameter"] if n.startswith("r[")], k=4)
-    for name, (est, err, ess) in FUNDING_SEED.items():
-        row = fit.param(name)
-        assert abs(row["estimate"] - est) <= 3 * math.hypot(_mcse(row), err / math.sqrt(ess)) + 0.005, name
 
 
 def _prior_numbers(fit) -> dict[str, list[float]]:

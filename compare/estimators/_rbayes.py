@@ -1,5 +1,6 @@
-"""What the R samplers (rstanarm, brms) share: settings, the sampler's own diagnostics from rstan, and the hand-off
-of their posterior draws to the project's summariser (compare.estimators._bayes).
+"""What the R samplers (rstanarm, brms) share: settings, an engine base class (availability, supports, the start
+of a fit), the sampler's own diagnostics from rstan, and the hand-off of their posterior draws to the project's
+summariser (compare.estimators._bayes).
 
 Why draws and not R's summaries: every Bayesian engine's means, quantiles, R-hat/ESS (ArviZ, per chain),
 PSIS-LOO, pred_new and SBC draws are then computed by the same code, so differences between engines are
@@ -8,15 +9,18 @@ differences between samplers and priors, not between summary conventions. Kept o
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from compare.data import FitData
 from compare.errors import InputError
 from compare.estimators import _bayes, _r
+from compare.estimators.base import YES, Estimator, Support, no
 from compare.fitresult import FitResult
+from compare.formula import ModelSpec
 from compare.priors import PriorSpec, parse_priors
 from compare.settings import setting
 
@@ -55,6 +59,36 @@ class RSamplerSettings(_bayes.SamplerSettings):
     @staticmethod
     def translate(spec: PriorSpec) -> Any:
         return spec
+
+
+class RSamplerEngine(Estimator):
+    """What the rstanarm and brms engines share: their R package's availability, the models they take, and the
+    start of a fit (model check, clock, the shared model data, the prior strings in the package's terms).
+    Subclasses set `name`, `Settings` (an RSamplerSettings with its `translate`), `package`, `r_code` and
+    `no_blocks`, and implement `fit`."""
+
+    kind: ClassVar[str] = "bayesian"
+    package: ClassVar[str] = ""  # the R package, as _r.package_status names it
+    r_code: ClassVar[str] = ""  # the engine's R functions, defined once per R session
+    no_blocks: ClassVar[str] = ""  # why a model without a random-effect term is refused
+
+    def available(self) -> Support:
+        return _r.package_status(self.package, self.r_code)
+
+    def supports(self, model: ModelSpec) -> Support:
+        verdict = _bayes.supports(model)
+        if not verdict:
+            return no(f"{self.name}: {verdict.reason}")
+        if not model.formula.blocks:
+            return no(self.no_blocks)
+        return YES
+
+    def begin(self, data: FitData) -> tuple[float, _bayes.ModelData, Any]:
+        """(perf_counter at the start, the shared model data, the translated priors) after checking the model."""
+        self.require(data.model)
+        started = time.perf_counter()
+        md = _bayes.prepare(data, self.settings.priors)
+        return started, md, self.settings.translate(parse_priors(self.settings.priors))
 
 
 def intercept_first(md: _bayes.ModelData) -> list[str]:

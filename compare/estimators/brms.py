@@ -29,10 +29,8 @@ import numpy as np
 from compare.data import FitData
 from compare.errors import InputError
 from compare.estimators import _bayes, _r, _rbayes
-from compare.estimators.base import YES, Estimator, Support, no
 from compare.fitresult import FitResult
-from compare.formula import ModelSpec
-from compare.priors import PriorSpec, parse_priors
+from compare.priors import PriorSpec
 from compare.settings import Settings, setting
 
 R_CODE = _rbayes.R_SAMPLER + r"""
@@ -169,30 +167,18 @@ class BrmsSettings(_rbayes.RSamplerSettings):
     translate = staticmethod(brms_priors)
 
 
-class BrmsEngine(Estimator):
+class BrmsEngine(_rbayes.RSamplerEngine):
     """brms::brm, compiled once per Stan program per process, refitted with update(recompile = FALSE)."""
 
     name: ClassVar[str] = "brms"
-    kind: ClassVar[str] = "bayesian"
     Settings: ClassVar[type[Settings]] = BrmsSettings
-
-    def available(self) -> Support:
-        return _r.package_status("brms", R_CODE)
-
-    def supports(self, model: ModelSpec) -> Support:
-        verdict = _bayes.supports(model)
-        if not verdict:
-            return no(f"brms: {verdict.reason}")
-        if not model.formula.blocks:
-            return no("brms engine: hbench compares multilevel models; this one has no random-effect term")
-        return YES
+    package: ClassVar[str] = "brms"
+    r_code: ClassVar[str] = R_CODE
+    no_blocks: ClassVar[str] = "brms engine: hbench compares multilevel models; this one has no random-effect term"
 
     def fit(self, data: FitData, *, seed: int) -> FitResult:
-        self.require(data.model)
-        start = time.perf_counter()
+        start, md, priors = self.begin(data)
         s = self.settings
-        md = _bayes.prepare(data, s.priors)
-        priors = brms_priors(parse_priors(s.priors))
         r = _r.call("brms", R_CODE, ".hbench_brms", _r.r_formula(data.formula, data.family, binomial="trials"),
                     _r.r_frame(data), data.family, data.link, _r.str_vector([c for c, _ in priors]),
                     _r.str_vector([p for _, p in priors]), s.chains, s.warmup + s.draws, s.warmup, s.adapt_delta,

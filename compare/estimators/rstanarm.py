@@ -24,10 +24,8 @@ import numpy as np
 from compare.data import FitData
 from compare.errors import InputError
 from compare.estimators import _bayes, _r, _rbayes
-from compare.estimators.base import YES, Estimator, Support, no
 from compare.fitresult import FitResult
-from compare.formula import ModelSpec
-from compare.priors import Dist, PriorSpec, parse_priors
+from compare.priors import Dist, PriorSpec
 from compare.settings import Settings, setting
 
 R_CODE = _rbayes.R_SAMPLER + r"""
@@ -105,30 +103,18 @@ class RstanarmSettings(_rbayes.RSamplerSettings):
     translate = staticmethod(rstanarm_priors)
 
 
-class RstanarmEngine(Estimator):
+class RstanarmEngine(_rbayes.RSamplerEngine):
     """rstanarm::stan_glmer."""
 
     name: ClassVar[str] = "rstanarm"
-    kind: ClassVar[str] = "bayesian"
     Settings: ClassVar[type[Settings]] = RstanarmSettings
-
-    def available(self) -> Support:
-        return _r.package_status("rstanarm", R_CODE)
-
-    def supports(self, model: ModelSpec) -> Support:
-        verdict = _bayes.supports(model)
-        if not verdict:
-            return no(f"rstanarm: {verdict.reason}")
-        if not model.formula.blocks:
-            return no("rstanarm's stan_glmer needs at least one random-effect term (stan_glm otherwise)")
-        return YES
+    package: ClassVar[str] = "rstanarm"
+    r_code: ClassVar[str] = R_CODE
+    no_blocks: ClassVar[str] = "rstanarm's stan_glmer needs at least one random-effect term (stan_glm otherwise)"
 
     def fit(self, data: FitData, *, seed: int) -> FitResult:
-        self.require(data.model)
-        start = time.perf_counter()
+        start, md, priors = self.begin(data)
         s = self.settings
-        md = _bayes.prepare(data, s.priors)
-        priors = rstanarm_priors(parse_priors(s.priors))
         r = _r.call("rstanarm", R_CODE, ".hbench_rstanarm", _r.r_formula(data.formula, data.family), _r.r_frame(data),
                     data.family, data.link, s.chains, s.warmup + s.draws, s.warmup, s.adapt_delta, s.max_treedepth,
                     s.QR, s.cores, int(seed) % (2**31 - 1) or 1, _r.str_vector(list(priors)),
