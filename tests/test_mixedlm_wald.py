@@ -133,3 +133,18 @@ def test_a_singular_fit_gives_no_interval_for_the_sd_at_zero():
     assert sd["interval"] == "none" and math.isnan(sd["se"]) and "boundary" in sd["note"]
     assert fit.param("sigma")["interval"] == "wald-log-sd" and fit.param("sigma")["se"] > 0
     assert fit.param("b[x]")["interval"] == "wald-z"
+
+
+@needs_tmb
+@pytest.mark.parametrize("scenario, formula, seed", [("nested", None, 1),
+                                                     ("crossed_psych", "y ~ x + (1 | person) + (1 | question)", 5)])
+def test_variance_component_ses_match_glmmtmb(scenario, formula, seed):
+    """Variance components (nested g1/g2; crossed factors as components of one group): SEs within 1%."""
+    sim = dataset_for(load_scenario(scenario), 0, 0, seed)
+    ds = sim.data if formula is None else FitData(sim.frame, parse_formula(formula), "gaussian", "identity")
+    ours, tmb = get_estimator("mixedlm-robust").fit(ds, seed=0), get_estimator("glmmtmb").fit(ds, seed=0)
+    assert ours.loglik == pytest.approx(tmb.loglik, abs=1e-3)
+    names = [n for n in tmb.params.parameter if n.startswith("sd[") or n == "sigma"]
+    assert len(names) == 3
+    for name in names:
+        assert ours.param(name)["se"] == pytest.approx(tmb.param(name)["se"], rel=0.01), name
