@@ -12,10 +12,13 @@ independent variance components):
 - crossed factors: one all-covering group, every block a variance component (dense and slow),
   so a correlated multi-term block cannot be crossed with another factor.
 
-Variance-parameter SEs: statsmodels' `bse_re` is off by sqrt(scale) (FINDINGS; tested by rescaling
-y), so the covariance of the variance parameters used here is scale^2 * cov_params(); intervals are
-Wald on the log-SD scale (SDs) and Fisher's atanh scale (correlations). sigma has no SE in MixedLM
-(the residual variance is profiled out), so its interval is NaN with a note.
+Variance-parameter SEs (issue 11): statsmodels' cov_params comes from the Hessian of the log-likelihood
+with the residual variance profiled out, so rescaled to y units it treats sigma as known (SD SEs 3-4% too
+large on seed_slopes J = 50 against lme4 and glmmTMB). The SEs of the SDs, correlations and sigma come
+instead from a numerical Hessian of the (RE)ML log-likelihood with sigma free (_mixedlm_hessian); intervals
+are Wald on the log-SD scale (SDs and sigma) and Fisher's atanh scale (correlations); a parameter at the
+boundary (SD < 1e-4 sigma, |cor| > 0.99) or a Hessian that is not negative definite gives no interval,
+with a note.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from statsmodels.regression.mixed_linear_model import MixedLM, VCSpec
 from compare.data import FitData
 from compare.design import BlockDesign, Design
 from compare.estimators import _frequentist as fq
+from compare.estimators import _mixedlm_hessian as mh
 from compare.estimators.base import YES, Estimator, Support, no
 from compare.fitresult import FitResult, boundary_flags, make_params
 from compare.formula import Formula, ModelSpec
@@ -248,10 +252,10 @@ def summarise(engine: str, result: Any, design: Design, layout: Layout, texts: l
     llf = float(res.llf)
     notes: list[str] = []
     rows = fq.fixed_rows(design.x_names, np.asarray(res.fe_params), _bse_fe(res), fq.t_df(design), level)
-    rows += _variance_rows(res, layout, scale, level)
-    rows.append({"parameter": "sigma", "estimate": sigma, "se": math.nan, "lower": math.nan,
-                 "upper": math.nan, "interval": "none",
-                 "note": "MixedLM profiles the residual variance out: no SE or interval for sigma"})
+    wald = mh.wald_variance(res)
+    rows += _variance_rows(wald, layout, level)
+    if wald.note:
+        notes.append(wald.note)
     rows += _group_rows(res, layout, notes, level)
     covs = _block_covariances(res, layout)
     singular, corr_bound, var_zero = boundary_flags(covs, sigma if np.isfinite(sigma) else 1.0)
@@ -261,7 +265,8 @@ def summarise(engine: str, result: Any, design: Design, layout: Layout, texts: l
         notes.append(f"log-likelihood is not finite ({llf}): estimates are not a valid optimum")
     return FitResult(engine=engine, params=make_params(rows), converged=converged, singular=singular,
                      corr_at_bound=corr_bound, var_at_zero=var_zero, loglik=llf, warnings=texts, notes=notes,
-                     details={"statsmodels_converged": bool(res.converged)})
+                     details={"statsmodels_converged": bool(res.converged),
+                              "wald_hessian": {"evaluations": wald.evaluations, **wald.details}})
 
 
 def _bse_fe(res: Any) -> np.ndarray:
@@ -271,26 +276,32 @@ def _bse_fe(res: Any) -> np.ndarray:
         return np.sqrt(np.diag(cov))
 
 
-def _variance_cov(res: Any) -> np.ndarray:
-    """Covariance of (packed cov_re lower triangle, vcomp) in units of y^2: scale^2 * cov_params()."""
-    p = len(res.fe_params)
-    return float(res.scale) ** 2 * np.asarray(res.cov_params())[p:, p:]
+def _variance_rows(wald: mh.WaldVariance, layout: Layout, level: float) -> list[dict[str, Any]]:
+    """sd / cor rows of the exog_re block, sd rows of the variance components, then sigma, with the Wald
+    SEs of `wald` (log-SD scale for SDs and sigma, atanh scale for correlations)."""
+    def note(p: mh.Parameter) -> str | None:
+        return wald.note or mh.NOTES.get(p.status)
 
-
-def _variance_rows(res: Any, layout: Layout, scale: float, level: float) -> list[dict[str, Any]]:
-    vcov = _variance_cov(res)
     rows: list[dict[str, Any]] = []
-    k_re2 = 0
     if layout.re_block is not None:
         b = layout.re_block
         q = len(b.names)
-        k_re2 = q * (q + 1) // 2
-        rows += fq.cov_blocks_to_rows(b.group, b.names, np.asarray(res.cov_re), vcov[:k_re2, :k_re2], level=level)
-    vcomp = np.asarray(res.vcomp)
-    for i, (b, k) in enumerate(layout.vc_terms):
-        cov = np.array([[vcomp[i]]])
-        se = vcov[k_re2 + i: k_re2 + i + 1, k_re2 + i: k_re2 + i + 1]
-        rows += fq.cov_blocks_to_rows(b.group, [b.names[k]], cov, se, level=level)
+        for i in range(q):
+            p = wald.get("sd", "re", (i,))
+            rows.append(fq.sd_row(b.group, b.names[i], p.estimate, p.se_u, note=note(p), level=level))
+        for i in range(q):
+            for j in range(i):
+                p = wald.get("cor", "re", (i, j))
+                se_r = p.se_u * (1 - p.estimate**2)  # delta method from atanh(cor)
+                rows.append(fq.cor_row(b.group, b.names[j], b.names[i], p.estimate, se_r, note=note(p),
+                                       level=level))
+    for k, (b, t) in enumerate(layout.vc_terms):
+        p = wald.get("sd", "vc", (k,))
+        rows.append(fq.sd_row(b.group, b.names[t], p.estimate, p.se_u, note=note(p), level=level))
+    p = wald.get("sigma", "sigma", ())
+    row = fq.sd_row("", "", p.estimate, p.se_u, note=note(p), level=level)
+    row["parameter"] = "sigma"
+    rows.append(row)
     return rows
 
 
