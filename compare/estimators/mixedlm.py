@@ -175,10 +175,10 @@ class MixedLMEngine(Estimator):
         layout = build_layout(design)
         (result, texts, method, attempts), wall = fq.timed(lambda: self._best_fit(design, layout))
         with fq.captured_warnings() as later:  # numpy warnings while computing BLUPs and SEs
-            out = summarise(self.name, result, design, layout, texts, self.level)
+            out, wall_se = fq.timed(lambda: summarise(self.name, result, design, layout, texts, self.level))
         out.warnings.extend(later)
         out.optimizer = method if method != "default" else "default (bfgs, lbfgs, cg)"
-        out.wall_s = wall
+        out.wall_s = wall + wall_se  # the variance SEs' Hessian is part of what the engine costs
         out.criterion = "REML" if self.settings.reml else "ML"
         split = [b for b, _ in layout.vc_terms if b.block.correlated and len(b.names) > 1]
         if split:
@@ -254,6 +254,7 @@ def summarise(engine: str, result: Any, design: Design, layout: Layout, texts: l
     rows = fq.fixed_rows(design.x_names, np.asarray(res.fe_params), _bse_fe(res), fq.t_df(design), level)
     wald = mh.wald_variance(res)
     rows += _variance_rows(wald, layout, level)
+    rows += fq.variance_rows(rows, level)
     if wald.note:
         notes.append(wald.note)
     rows += _group_rows(res, layout, notes, level)
