@@ -95,10 +95,17 @@ transformed data {
   array[K] int rs;
   array[K] int cs;
   array[K] int zs;
-  array[K, N] int gk;
-  array[Q] vector[N] zcol;
-  for (k in 1:K) gk[k] = gidx[:, k];
-  for (c in 1:Q) zcol[c] = col(Z, c);
+  // The intercept and every group term as one sparse N x (R + 1) matrix in CSR form, times (r, alpha): row n
+  // holds block k's term t at column rs[k] + (t - 1) * J[k] + gidx[n, k] - 1, and a 1 in the last column when
+  // there is an intercept.  One sparse product (a single autodiff node) instead of an N-vector operation per
+  // term; with the *_glm likelihoods, which multiply Xc * beta themselves, that is all the per-row work.
+  int QI = Q + has_intercept;
+  int NZ = N * QI;
+  vector[NZ] csr_w;
+  array[NZ] int csr_v;
+  array[N + 1] int csr_u;
+  int use_glm = P > 0 && (family != 2 || link == 2);
+  int has_off = N > 0 && max(abs(off)) > 0;
   {
     int a = 1;
     int b = 1;
@@ -114,6 +121,20 @@ transformed data {
       if (correlated[k] == 1) c += npairs(q[k]);
       if (q[k] > 1) d += q[k];
     }
+    for (n in 1:N) {
+      int at = (n - 1) * QI;
+      csr_u[n] = at + 1;
+      for (k in 1:K)
+        for (t in 1:q[k]) {
+          csr_v[at + qs[k] + t - 1] = rs[k] + (t - 1) * J[k] + gidx[n, k] - 1;
+          csr_w[at + qs[k] + t - 1] = Z[n, qs[k] + t - 1];
+        }
+      if (has_intercept == 1) {
+        csr_v[at + QI] = R + 1;
+        csr_w[at + QI] = 1;
+      }
+    }
+    csr_u[N + 1] = NZ + 1;
   }
 }
 parameters {
@@ -152,19 +173,18 @@ transformed parameters {
   }
 }
 model {
-  vector[N] eta = off;
+  // eta0: everything but the fixed slopes, which the *_glm likelihoods multiply in themselves
+  vector[N] eta0 = QI > 0 ? csr_matrix_times_vector(N, R + has_intercept, csr_w, csr_v, csr_u, append_row(r, alpha))
+                          : rep_vector(0, N);
+  if (has_off == 1) eta0 += off;
   if (has_intercept == 1) {
-    eta += alpha[1];
     // (alpha, beta) -> (alpha - xbar . beta, beta) has unit Jacobian: the density goes on either directly
     target += hb_prior_lpdf((int_uncentred == 1 ? alpha[1] - dot_product(xbar, beta) : alpha[1]) | int_code, int_par);
   }
-  if (P > 0) eta += Xc * beta;
   for (p in 1:P) target += hb_prior_lpdf(beta[p] | b_code, b_par[p]');
   if (family == 1) target += hb_prior_lpdf(sigma[1] | sigma_code, sigma_par);
   for (k in 1:K) {
     int nq = q[k];
-    for (t in 1:nq)
-      eta += zcol[qs[k] + t - 1] .* segment(r, rs[k] + (t - 1) * J[k], J[k])[gk[k]];
     if (correlated[k] == 1 && nq > 1) {
       vector[npairs(nq)] y = cpc[cs[k]:(cs[k] + npairs(nq) - 1)];
       target += cpc_logjac(y, nq) + lkj_corr_cholesky_lpdf(cpc_chol(y, nq) | eta_lkj);
@@ -177,14 +197,21 @@ model {
     tau ~ gamma(decov[3], 1);
     zeta ~ gamma(decov[2], 1);
   }
-  if (family == 1) {
-    y_real ~ normal(eta, sigma[1]);
-  } else if (family == 2) {
-    if (link == 2) y_int ~ binomial_logit(trials, eta);
-    else if (link == 3) y_int ~ binomial(trials, Phi(eta));
-    else y_int ~ binomial(trials, inv_cloglog(eta));
+  if (use_glm == 1) {
+    if (family == 1) target += normal_id_glm_lupdf(y_real | Xc, eta0, beta, sigma[1]);
+    else if (family == 2) target += binomial_logit_glm_lupmf(y_int | trials, Xc, eta0, beta);
+    else target += poisson_log_glm_lupmf(y_int | Xc, eta0, beta);
   } else {
-    y_int ~ poisson_log(eta);
+    vector[N] eta = P > 0 ? eta0 + Xc * beta : eta0;
+    if (family == 1) {
+      y_real ~ normal(eta, sigma[1]);
+    } else if (family == 2) {
+      if (link == 2) y_int ~ binomial_logit(trials, eta);
+      else if (link == 3) y_int ~ binomial(trials, Phi(eta));
+      else y_int ~ binomial(trials, inv_cloglog(eta));
+    } else {
+      y_int ~ poisson_log(eta);
+    }
   }
 }
 generated quantities {
