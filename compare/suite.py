@@ -25,7 +25,7 @@ _TOP = {"name", "description", "seed", "reps", "level", "timeout", "failsafe", "
 class EngineSpec:
     name: str  # the registered engine
     settings: Settings  # the engine's own typed, frozen settings class (level included)
-    only: tuple[str, ...] = ()  # scenario names this engine runs on; empty = all
+    only: tuple[str, ...] = ()  # scenarios ("seed_slopes") or cells ("seed_slopes:0") it runs on; empty = all
     max_reps: int | None = None  # run only on replications 0..max_reps-1 (costly engines in big suites)
     label: str = ""  # what results, tables and the regression compare call it (default: the name)
 
@@ -33,8 +33,14 @@ class EngineSpec:
         if not self.label:
             object.__setattr__(self, "label", self.name)
 
-    def runs_on(self, scenario: str, rep: int = 0) -> bool:
-        return (not self.only or scenario in self.only) and (self.max_reps is None or rep < self.max_reps)
+    def runs_on(self, scenario: str, rep: int = 0, cell: int | None = None) -> bool:
+        """Whether the engine fits this replication; with `cell` None, whether it fits any cell of `scenario`."""
+        if self.max_reps is not None and rep >= self.max_reps:
+            return False
+        if not self.only or scenario in self.only:
+            return True
+        cells = [o.partition(":")[2] for o in self.only if o.partition(":")[0] == scenario and ":" in o]
+        return bool(cells) and (cell is None or str(cell) in cells)
 
 
 @dataclass(frozen=True)
@@ -94,11 +100,12 @@ def _int(value: Any, where: str, lo: int, hi: int | None = None) -> int:
 
 def _names(value: Any, where: str) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise _fail(where, f"{value!r}: expected a list of scenario names, e.g. [\"seed_slopes\"]")
+        raise _fail(where, f"{value!r}: expected a list of scenario names or scenario:cell, "
+                    f"e.g. [\"seed_slopes\", \"funding_like:0\"]")
     return tuple(value)
 
 
-def _engine(i: int, e: Any, level: float, scenarios: set[str] | None) -> EngineSpec:
+def _engine(i: int, e: Any, level: float, scenarios: dict[str, tuple[int, ...]] | None) -> EngineSpec:
     from compare.estimators import engine_class, engine_names
 
     e = _keys(e, {"name", "label", "settings", "only", "max_reps"}, f"engine[{i}]")
@@ -113,14 +120,20 @@ def _engine(i: int, e: Any, level: float, scenarios: set[str] | None) -> EngineS
     settings = engine_class(name).configured(table, f"engine[{i}].settings", level=level).settings
     max_reps = _int(e["max_reps"], f"engine[{i}].max_reps", 1) if "max_reps" in e else None
     only = _names(e["only"], f"engine[{i}].only") if "only" in e else ()
-    unknown = [n for n in only if scenarios is not None and n not in scenarios]
+    unknown = [n for n in only if scenarios is not None and not _in_suite(n, scenarios)]
     if unknown:
-        raise _fail(f"engine[{i}].only", f"{unknown[0]!r} is not a scenario of this suite "
+        raise _fail(f"engine[{i}].only", f"{unknown[0]!r} is not a scenario (or scenario:cell) of this suite "
                     f"({', '.join(sorted(scenarios or ()))})")
     return EngineSpec(name, settings, only, max_reps, label)
 
 
-def _engines(raw: Any, level: float, scenarios: set[str] | None, problems: _Problems) -> tuple[EngineSpec, ...]:
+def _in_suite(entry: str, scenarios: dict[str, tuple[int, ...]]) -> bool:
+    """"name" names a scenario of the suite; "name:K" one of the cells the suite runs of it."""
+    name, colon, cell = entry.partition(":")
+    return name in scenarios and (not colon or (cell.isdigit() and int(cell) in scenarios[name]))
+
+
+def _engines(raw: Any, level: float, scenarios: dict[str, tuple[int, ...]] | None, problems: _Problems) -> tuple[EngineSpec, ...]:
     if not isinstance(raw, list) or not raw:
         problems.found.append(str(_fail("engine", "a suite needs at least one [[engine]]")))
         return ()
@@ -177,9 +190,9 @@ def _check_priors(engines: tuple[EngineSpec, ...], scenarios: tuple[ScenarioSpec
         if not hasattr(e.settings, "priors") or isinstance(e.settings.priors, tuple):
             continue
         for spec in scenarios:
-            if not e.runs_on(spec.scenario.name):
-                continue
             for c in spec.cells:
+                if not e.runs_on(spec.scenario.name, cell=c):
+                    continue
                 cell = spec.scenario.cell(c)
                 design = simulate(cell, np.random.default_rng(0), np.random.default_rng(1)).data.design
                 found = problems.attempt(for_cell, e.settings.priors, cell, design)
@@ -229,7 +242,8 @@ def parse_suite(raw: dict[str, Any], path: Path | None = None, *, reps: int | No
         problems.found.append(str(_fail("--reps" if reps else "reps",
                                         f"{n_tasks:,} tasks (cells x replications): at most {MAX_TASKS:,} in one run")))
     listed = raw.get("scenario")
-    names = {s.scenario.name for s in scenarios} if isinstance(listed, list) and len(scenarios) == len(listed) else None
+    names = ({s.scenario.name: s.cells for s in scenarios} if isinstance(listed, list) and len(scenarios) == len(listed)
+             else None)
     engines = _engines(raw.get("engine", []), level or 0.95, names, problems)
     _check_priors(engines, scenarios, problems)
     reference = raw.get("reference")

@@ -64,7 +64,7 @@ def expand(suite: Suite, run_dir: str | None = None) -> list[Task]:
     for spec in suite.scenarios:
         for cell in spec.cells:
             for rep in range(spec.reps):
-                engines = tuple(e for e in suite.engines if e.runs_on(spec.scenario.name, rep))
+                engines = tuple(e for e in suite.engines if e.runs_on(spec.scenario.name, rep, cell))
                 if engines:
                     tasks.append(Task(spec.scenario.name, str(spec.scenario.path), cell, rep, suite.seed, engines,
                                       run_dir))

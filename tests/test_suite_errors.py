@@ -72,3 +72,19 @@ def test_run_id_a_folder_cannot_have_is_one_line_exit_2(tmp_path, capsys, monkey
     assert code == 2 and len(lines) == 1 and "run id" in lines[0], lines
     results = tmp_path / "results"
     assert not results.exists() or not [p for p in results.iterdir() if p.name != ".starting"]
+
+
+def test_only_may_name_one_cell_of_a_scenario():
+    """`only = ["varying_intercept:2"]`: the engine fits that cell's replications, not the scenario's others
+    (a costly engine on one key cell); a cell the suite does not run is one line."""
+    from compare.tasks import expand
+
+    raw = {**suite(only=["varying_intercept:2"]), "scenario": [{"name": "varying_intercept", "cells": [0, 2]}]}
+    raw["engine"].append({"name": "ols-double", "label": "everywhere"})
+    tasks = expand(parse_suite(raw))
+    fitted = {(t.cell, e.label) for t in tasks for e in t.engines}
+    assert fitted == {(0, "everywhere"), (2, "everywhere"), (2, "ols-double")}
+    for bad in ("varying_intercept:1", "varying_intercept:x", "nested:0"):
+        with pytest.raises(InputError) as exc:
+            parse_suite({**raw, "engine": [{"name": "ols-double", "only": [bad]}]})
+        assert f"{bad!r} is not a scenario (or scenario:cell) of this suite" in str(exc.value)
