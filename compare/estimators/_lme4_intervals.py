@@ -34,7 +34,7 @@ from scipy import stats
 
 from compare.estimators import _frequentist as fq
 from compare.estimators import _r
-from compare.fitresult import name_b, name_cor, name_sd
+from compare.fitresult import interval_row, name_b, name_cor, name_sd
 
 DDF_METHODS = ("satterthwaite", "kenward-roger")
 SD_TOL = 1e-4  # an SD below SD_TOL x sigma is at zero (lme4's singularity tolerance)
@@ -212,12 +212,6 @@ def sigma_row(sigma: float, se_log: float, note: str | None, level: float) -> di
     return row
 
 
-def extra_row(primary: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
-    """`extra`'s interval as a further row of `primary`'s parameter: same estimate and SE."""
-    return {"parameter": primary["parameter"], "estimate": primary["estimate"], "se": primary["se"],
-            "lower": extra["lower"], "upper": extra["upper"], "interval": extra["interval"]}
-
-
 # ----------------------------------------------------------------------------------- ddf, bootstrap
 
 
@@ -239,12 +233,8 @@ def ddf_rows(r: Any, primary: list[dict[str, Any]],
             ok = bool(np.isfinite(s) and np.isfinite(d) and d > 0)
             q = float(stats.t.ppf(tail, d)) if ok else math.nan
             b = base["estimate"]
-            row = {"parameter": base["parameter"], "estimate": b, "se": base["se"],
-                   "lower": b - q * s if ok else math.nan, "upper": b + q * s if ok else math.nan,
-                   "interval": method if ok else "none"}
-            if not ok:
-                row["note"] = f"{method}: no finite df or SE"
-            rows.append(row)
+            rows.append(interval_row(base, method, b - q * s, b + q * s) if ok else
+                        interval_row(base, "none", math.nan, math.nan, note=f"{method}: no finite df or SE"))
     return rows, info, _r.strs(r["msgs"])
 
 
@@ -277,10 +267,7 @@ def boot_intervals(r: Any, names: list[str], blocks: list[tuple[str, list[str], 
 
 def boot_row(primary: dict[str, Any], ci: tuple[float, float] | None) -> dict[str, Any]:
     """A 'bootstrap' row of `primary`'s parameter (or 'none' with a note when there is no interval)."""
-    row = {"parameter": primary["parameter"], "estimate": primary["estimate"], "se": primary["se"],
-           "lower": math.nan, "upper": math.nan, "interval": "none"}
     if ci is not None and all(np.isfinite(ci)):
-        row.update(lower=ci[0], upper=ci[1], interval="bootstrap")
-    else:
-        row["note"] = "bootstrap: too few finite bootstrap values for an interval"
-    return row
+        return interval_row(primary, "bootstrap", ci[0], ci[1])
+    return interval_row(primary, "none", math.nan, math.nan,
+                        note="bootstrap: too few finite bootstrap values for an interval")

@@ -34,7 +34,7 @@ from compare.estimators._r import quiet_r, r_formula, r_frame  # noqa: F401 - pu
 from compare.estimators.base import YES, Estimator, Support, no
 from compare.families import FAMILIES
 from compare.settings import Settings, setting
-from compare.fitresult import FitResult, boundary_flags, make_params, name_b
+from compare.fitresult import FitResult, boundary_flags, interval_row, make_params, name_b
 from compare.formula import ModelSpec
 
 GLMER_OPTIMIZER = "nlminbwrap"
@@ -256,7 +256,7 @@ def _with_wald(var_rows: list[dict[str, Any]], wald: dict[str, dict[str, Any]],
             row["se"] = w["se"]
             primary.append(row)
             if w["interval"] != "none":
-                extra.append(iv.extra_row(row, w))
+                extra.append(interval_row(row, w["interval"], w["lower"], w["upper"]))
     return primary, extra
 
 
