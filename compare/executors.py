@@ -25,6 +25,7 @@ from typing import Iterator
 
 import pyarrow as pa
 
+from compare.status import Status
 from compare.tasks import Task, failure_rows, fit_all, run_task, single_threaded_blas
 
 
@@ -164,10 +165,10 @@ class LocalExecutor:
                     pass  # the worker died mid-message: treat as a crash below
             if not w.proc.is_alive() or (w.conn not in ready and w.proc.sentinel in ready):
                 code = w.proc.exitcode
-                yield from self._replace(i, w, "crashed", f"worker process died (exit code {code}) during this fit",
+                yield from self._replace(i, w, Status.CRASHED, f"worker process died (exit code {code}) during this fit",
                                          pending, queues)
             elif w.engine is not None and time.perf_counter() - w.started > self.timeout:
-                yield from self._replace(i, w, "timeout", f"fit exceeded the {self.timeout:g} s timeout",
+                yield from self._replace(i, w, Status.TIMEOUT, f"fit exceeded the {self.timeout:g} s timeout",
                                          pending, queues)
 
     def _handle(self, w: _Worker, msg: tuple, pending: dict[str, _Pending]):
@@ -184,7 +185,7 @@ class LocalExecutor:
             return task, pa.concat_tables(frames)
         return None
 
-    def _replace(self, i: int, w: _Worker, status: str, error: str, pending, queues):
+    def _replace(self, i: int, w: _Worker, status: Status, error: str, pending, queues):
         """Record the running fit as failed, replace the worker, and requeue the task's remaining engines
         and the tasks queued behind it."""
         task, engine = w.task, w.engine
@@ -247,7 +248,7 @@ class DaskExecutor:
                         running.pop(future)
                         self._abandon(client, future)
                         error = f"task exceeded {len(task.engines)} x {self.timeout:g} s on dask"
-                        yield task, pa.concat_tables([failure_rows(task, None, e.label, "timeout", error)
+                        yield task, pa.concat_tables([failure_rows(task, None, e.label, Status.TIMEOUT, error)
                                                       for e in task.engines])
         finally:
             client.close()
@@ -259,7 +260,7 @@ class DaskExecutor:
         try:
             return future.result()
         except Exception as exc:  # a killed worker, or a task that raised outside fit_one
-            return pa.concat_tables([failure_rows(task, None, e.label, "crashed",
+            return pa.concat_tables([failure_rows(task, None, e.label, Status.CRASHED,
                                                  f"dask task failed: {type(exc).__name__}: {exc}")
                                     for e in task.engines])
 

@@ -21,11 +21,11 @@ from tqdm import tqdm
 from compare.errors import InputError
 from compare.executors import DaskExecutor, LocalExecutor
 from compare.provenance import changes, fingerprint, git_commit, machine, versions
+from compare.status import FAILED, Status
 from compare.store import RESULTS_DIR, RunStore
 from compare.suite import Suite, load_suite
 from compare.tasks import Task, expand
 
-FAILED = ("failed", "timeout", "crashed")
 
 
 class FailSafeTriggered(RuntimeError):
@@ -44,7 +44,7 @@ class FailSafe:
     def record(self, fits: pd.DataFrame) -> None:
         """Count one task's fits (one row each: scenario, cell, engine, status, error)."""
         for _, r in fits.iterrows():
-            if r["status"] == "skipped":
+            if r["status"] == Status.SKIPPED:
                 continue
             key = (r["scenario"], int(r["cell"]), r["engine"])
             self.attempts[key] += 1
@@ -107,6 +107,7 @@ def run(suite_path: str | None, *, run_id: str | None = None, reps: int | None =
             raise InputError(f"--resume continues a run as it was started: drop {', '.join(given)}")
         store = RunStore(resume, root)
         manifest = store.manifest()
+        store.check_schema(manifest)
         suite = suite_from_manifest(manifest)
         changed = changes(manifest, suite)
         if changed:
@@ -146,7 +147,7 @@ def _execute(store: RunStore, suite: Suite, tasks: list[Task], ex, progress: boo
         for task, rows in ex.run(todo):
             store.write_part(task.key, rows)
             fits = _fits(rows)
-            failed += int(fits["status"].isin(FAILED).sum())
+            failed += int(fits["status"].isin(list(FAILED)).sum())
             bar.update(1)
             bar.set_postfix(done=bar.n, failed_fits=failed, remaining=bar.total - bar.n)
             failsafe.record(fits)

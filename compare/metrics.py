@@ -20,7 +20,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from compare.fitresult import primary
+from compare.fitresult import DESCRIPTORS, primary
+from compare.status import FAILED, Status
 
 Pair = tuple[float, float]
 NAN: Pair = (math.nan, math.nan)
@@ -268,19 +269,30 @@ PARAM_KEYS = ["scenario", "cell", "engine", "parameter"]
 INTERVAL_KEYS = [*PARAM_KEYS, "interval"]  # interval measures: one row per parameter x interval type
 ROW_KEYS = ["scenario", "cell", "rep", "engine", "parameter"]  # one fit's rows of one parameter
 FIT_KEYS = ["scenario", "cell", "engine"]
-FAILED = ("failed", "timeout", "crashed")
 NO_INTERVAL = "none"
 
 
 def estimate_rows(table: pd.DataFrame) -> pd.DataFrame:
     """Rows of successful fits that name a parameter (every interval row)."""
-    return table[(table["status"] == "ok") & table["parameter"].notna()]
+    return table[(table["status"] == Status.OK) & table["parameter"].notna()]
 
 
 def primary_rows(table: pd.DataFrame) -> pd.DataFrame:
-    """One row per fit and parameter, its primary (first) row: what every point measure reads, so a
-    parameter with three interval types still counts once."""
-    return primary(estimate_rows(table), ROW_KEYS)
+    """One row per fit and parameter, its primary row: what every point measure reads, so a parameter with
+    three interval types still counts once."""
+    return primary(estimate_rows(table))
+
+
+def described(out: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
+    """`out` (one row per parameter key) with what each parameter is (param_class, group, term, group_level)
+    beside its name, taken from the results table's own columns: readers select on those, never on names."""
+    if "parameter" not in out or any(c in out for c in DESCRIPTORS):
+        return out
+    parts = table.loc[table["parameter"].notna(), ["parameter", *DESCRIPTORS]].drop_duplicates("parameter")
+    merged = out.merge(parts, on="parameter", how="left")
+    at = list(out.columns).index("parameter") + 1
+    order = [*out.columns[:at], *DESCRIPTORS, *out.columns[at:]]
+    return merged[order]
 
 
 def _put(out: dict[str, float], name: str, pair: Pair) -> None:
@@ -333,7 +345,7 @@ def _per_key(rows: pd.DataFrame, keys: list[str], measures) -> pd.DataFrame:
 def performance(table: pd.DataFrame) -> pd.DataFrame:
     """Per (scenario, cell, engine, parameter): the point measures and their MCSE, from the primary rows of
     successful fits. Interval measures are `intervals`'."""
-    return _per_key(primary_rows(table), PARAM_KEYS, _point_measures)
+    return described(_per_key(primary_rows(table), PARAM_KEYS, _point_measures), table)
 
 
 def intervals(table: pd.DataFrame) -> pd.DataFrame:
@@ -342,7 +354,7 @@ def intervals(table: pd.DataFrame) -> pd.DataFrame:
     "profile", "quantile", ...); rows without an interval ("none") are left out."""
     rows = estimate_rows(table)
     rows = rows[rows["interval"].notna() & (rows["interval"] != NO_INTERVAL)]
-    return _per_key(rows, INTERVAL_KEYS, _interval_measures)
+    return described(_per_key(rows, INTERVAL_KEYS, _interval_measures), table)
 
 
 def precision_vs(table: pd.DataFrame, reference: str) -> pd.DataFrame:
@@ -351,7 +363,7 @@ def precision_vs(table: pd.DataFrame, reference: str) -> pd.DataFrame:
     ok = ok[ok["estimate"].notna()]
     wide = ok.pivot_table(index=["scenario", "cell", "parameter", "rep"], columns="engine", values="estimate")
     if reference not in wide.columns:
-        return pd.DataFrame(columns=PARAM_KEYS + ["relprec", "relprec_mcse"])
+        return described(pd.DataFrame(columns=PARAM_KEYS + ["relprec", "relprec_mcse"]), table)
     rows = []
     for (scenario, cell, parameter), g in wide.groupby(level=[0, 1, 2]):
         for engine in wide.columns:
@@ -361,7 +373,8 @@ def precision_vs(table: pd.DataFrame, reference: str) -> pd.DataFrame:
             value, mcse = relative_precision(pair[engine].to_numpy(), pair[reference].to_numpy())
             rows.append({"scenario": scenario, "cell": cell, "engine": engine, "parameter": parameter,
                          "reference": reference, "relprec": value, "relprec_mcse": mcse, "n_paired": len(pair)})
-    return pd.DataFrame(rows)
+    return described(pd.DataFrame(rows, columns=[*PARAM_KEYS, "reference", "relprec", "relprec_mcse", "n_paired"]),
+                     table)
 
 
 def _rate(put, name: str, flags: pd.Series) -> None:
@@ -381,9 +394,9 @@ def reached_reference(fits: pd.DataFrame, reference: str | None) -> pd.Series:
     if reference is None or "criterion" not in fits or fits["criterion"].isna().all():
         return out
     keys = ["scenario", "cell", "rep", "criterion"]
-    ref = fits[(fits["engine"] == reference) & (fits["status"] == "ok") & np.isfinite(fits["loglik"])]
+    ref = fits[(fits["engine"] == reference) & (fits["status"] == Status.OK) & np.isfinite(fits["loglik"])]
     ref = ref[keys + ["loglik"]].rename(columns={"loglik": "ref_loglik"})
-    others = fits[(fits["engine"] != reference) & (fits["status"] == "ok") & fits["criterion"].notna()]
+    others = fits[(fits["engine"] != reference) & (fits["status"] == Status.OK) & fits["criterion"].notna()]
     joined = others[keys + ["loglik"]].reset_index().merge(ref, on=keys).set_index("index")
     finite = np.isfinite(joined["loglik"])
     out.loc[joined.index] = finite & (joined["loglik"].where(finite, -np.inf) >= joined["ref_loglik"] - REFERENCE_TOL)
@@ -410,14 +423,14 @@ def fit_summary(table: pd.DataFrame, reference: str | None = None) -> pd.DataFra
     for key, g in fits.groupby(FIT_KEYS, sort=True):
         out: dict[str, float] = dict(zip(FIT_KEYS, key))
         out["kind"] = kinds[key[2]]
-        attempted = g[g["status"] != "skipped"]
-        ok = g[g["status"] == "ok"]
-        out.update({"fits": float(len(attempted)), "ok": float(len(ok)), "skipped": float((g["status"] == "skipped").sum())})
+        attempted = g[g["status"] != Status.SKIPPED]
+        ok = g[g["status"] == Status.OK]
+        out.update({"fits": float(len(attempted)), "ok": float(len(ok)), "skipped": float((g["status"] == Status.SKIPPED).sum())})
 
         def put(name: str, pair: Pair) -> None:
             out[name], out[f"{name}_mcse"] = pair
 
-        put("failure_rate", proportion(attempted["status"].isin(FAILED).to_numpy()) if len(attempted) else NAN)
+        put("failure_rate", proportion(attempted["status"].isin(list(FAILED)).to_numpy()) if len(attempted) else NAN)
         _rate(put, "singular_rate", ok["singular"])
         _rate(put, "corr_at_bound_rate", ok["corr_at_bound"])
         _rate(put, "var_at_zero_rate", ok["var_at_zero"])
@@ -458,7 +471,7 @@ def sbc_summary(table: pd.DataFrame, level: float = SBC_LEVEL) -> pd.DataFrame:
     out = pd.DataFrame(rows, columns=[*PARAM_KEYS, "n", "draws", "bins", "chi2", "p_value", "grid", "gamma",
                                       "ecdf_max_abs_diff", "inside_band"])
     out["inside_band"] = out["inside_band"].astype("boolean")
-    return out
+    return described(out, table)
 
 
 AGREEMENT_CLASSES = ("b", "sd", "cor", "sigma", "mrp", "pred_new")
@@ -470,9 +483,9 @@ def agreement(table: pd.DataFrame) -> pd.DataFrame:
     sd(d)/sqrt(n), and mean |d|. Two engines that agree have mean d near 0 and mean |d| well below 1."""
     ok = primary_rows(table)
     ok = ok[ok["estimate"].notna() & ok["se"].notna()]
-    ok = ok[ok["parameter"].str.split("[").str[0].isin(AGREEMENT_CLASSES)]
+    ok = ok[ok["param_class"].isin(AGREEMENT_CLASSES)]
     if ok.empty:
-        return pd.DataFrame(columns=["scenario", "cell", "parameter", "engine_a", "engine_b", "n"])
+        return described(pd.DataFrame(columns=["scenario", "cell", "parameter", "engine_a", "engine_b", "n"]), table)
     est = ok.pivot_table(index=["scenario", "cell", "parameter", "rep"], columns="engine", values="estimate")
     se = ok.pivot_table(index=["scenario", "cell", "parameter", "rep"], columns="engine", values="se")
     engines = sorted(est.columns)
@@ -487,4 +500,4 @@ def agreement(table: pd.DataFrame) -> pd.DataFrame:
                              "n": n, "mean_d": float(g.mean()),
                              "mean_d_mcse": float(g.std(ddof=1) / math.sqrt(n)) if n > 1 else math.nan,
                              "mean_abs_d": float(g.abs().mean())})
-    return pd.DataFrame(rows)
+    return described(pd.DataFrame(rows), table)

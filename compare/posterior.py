@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from compare.errors import InputError
-from compare.fitresult import parameter_class
+from compare.fitresult import describe
 
 SUFFIX = ".nc"
 
@@ -40,8 +40,9 @@ def inference_data(names: list[str], values: np.ndarray, stats: dict[str, np.nda
     and its replicates (chains, draws, N)."""
     az = _az()
     posterior, coords, dims = {}, {}, {}
-    for cls in dict.fromkeys(parameter_class(n) for n in names):
-        idx = [i for i, n in enumerate(names) if parameter_class(n) == cls]
+    classes = [describe(n).param_class for n in names]
+    for cls in dict.fromkeys(classes):
+        idx = [i for i, c in enumerate(classes) if c == cls]
         posterior[cls] = values[..., idx]
         coords[f"{cls}_name"] = [names[i] for i in idx]
         dims[cls] = [f"{cls}_name"]

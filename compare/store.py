@@ -47,7 +47,10 @@ TRUTH_COLUMNS: dict[str, str] = {"true": "float64", "covered": "boolean", "sbc_r
 # Column order and dtypes of the long results table, derived from FitResult (never written out by hand).
 SCHEMA: dict[str, str] = {**TASK_COLUMNS, **PARAM_COLUMNS, **TRUTH_COLUMNS, **fit_columns()}
 # What a part must have to be read at all; a column added to FitResult since a part was written reads as null.
-REQUIRED_COLUMNS = [*TASK_COLUMNS, "parameter", "estimate", "se", "lower", "upper", "converged"]
+REQUIRED_COLUMNS = [*TASK_COLUMNS, *PARAM_COLUMNS, "converged"]
+# Version of the table's contract, recorded in every manifest. 2: rows say what they are (primary, param_class,
+# group, term, group_level) instead of leaving it to row order and names.
+RESULTS_SCHEMA = 2
 _ARROW_TYPES = {"string": pa.string(), "int64": pa.int64(), "Int64": pa.int64(), "float64": pa.float64(),
                 "boolean": pa.bool_()}
 ARROW_SCHEMA = pa.schema([(col, _ARROW_TYPES[dtype]) for col, dtype in SCHEMA.items()])
@@ -226,6 +229,7 @@ class RunStore:
         Prepared in `<root>/.starting/` and renamed into place, so an interrupted start-up leaves
         no `results/<run_id>/` without a manifest. Refuses an existing folder: two runs never share one."""
         self._refuse_existing()
+        manifest.setdefault("results_schema", RESULTS_SCHEMA)  # in the caller's dict too: later writes keep it
         staging = self.dir.parent / STAGING / f"{self.run_id}.{os.getpid()}.{secrets.token_hex(4)}"
         staging.mkdir(parents=True)  # not mkdtemp: its 0700 would stay on the run folder
         fd = None
@@ -371,9 +375,20 @@ class RunStore:
         if table.num_rows:
             self._remember(path)
 
+    def check_schema(self, manifest: dict[str, Any]) -> None:
+        """InputError when the run was written under another results contract: its rows cannot be read as
+        this version reads them (and a resume would set every part aside as incomplete)."""
+        found = manifest.get("results_schema", 1)
+        if found != RESULTS_SCHEMA:
+            raise InputError(f"run {self.run_id!r} was written by another hbench (results schema {found}; this one "
+                             f"reads {RESULTS_SCHEMA}, where rows name their primary interval and parameter class): "
+                             "run its suite again with this version")
+
     def load(self) -> pd.DataFrame:
         """The whole long table, sorted so that two runs of the same seeds compare equal.
         Parts that do not read back are left out, with one stderr line each (see done_keys)."""
+        if self.exists():
+            self.check_schema(self.manifest())
         tables = [table for _, table in self._good_parts(tables=True)]
         if not tables:
             return conform(pd.DataFrame(columns=list(SCHEMA)))

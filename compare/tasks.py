@@ -8,9 +8,6 @@ Nothing here knows about pools, stores or progress bars.
 
 from __future__ import annotations
 
-import math
-import time
-import traceback
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -20,16 +17,18 @@ import pyarrow as pa
 from threadpoolctl import threadpool_limits
 
 from compare import posterior
+from compare.attempt import attempt, describe_exception
 from compare.catalogue import load_scenario
 from compare.data import Dataset
 from compare.estimators import engine_class
 from compare.estimators.base import Estimator
-from compare.fitresult import parameter_class
+from compare.fitresult import FitResult
 from compare.priors import for_cell
 from compare.seeds import engine_seed
 from compare.settings import Settings
 from compare.simulate import dataset_for
 from compare.spec import Scenario
+from compare.status import Status
 from compare.store import part_key, to_table
 from compare.suite import EngineSpec, Suite
 
@@ -104,17 +103,17 @@ def simulated(task: Task) -> tuple[Dataset | None, str]:
     try:
         return dataset(task), ""
     except Exception as exc:  # noqa: BLE001 - recorded per engine with the seed that reproduces it
-        return None, f"simulation failed: {_describe(exc)}"
+        return None, f"simulation failed: {describe_exception(exc)}"
 
 
-def _base(task: Task, ds: Dataset | None, engine: str, status: str, error: str = "") -> dict[str, Any]:
+def _base(task: Task, ds: Dataset | None, engine: str, status: Status, error: str = "") -> dict[str, Any]:
     seed = ds.seed if ds is not None else engine_seed(task.run_seed, task.scenario, task.cell, task.rep)
     return {"scenario": task.scenario, "cell": task.cell, "rep": task.rep, "run_seed": task.run_seed,
             "engine_seed": seed, "dataset_hash": ds.hash if ds is not None else None, "engine": engine,
-            "status": status, "error": error or None}
+            "status": str(status), "error": error or None}
 
 
-def failure_rows(task: Task, ds: Dataset | None, engine: str, status: str, error: str) -> pa.Table:
+def failure_rows(task: Task, ds: Dataset | None, engine: str, status: Status, error: str) -> pa.Table:
     """One row recording a fit that did not produce estimates (raised, NaN, timed out, crashed, skipped, or
     its data could not be simulated). Without `ds` (a crash seen from the parent) the data are simulated
     again for their hash."""
@@ -130,60 +129,42 @@ def fit_all(task: Task, on_start: Callable[[str], None] | None = None) -> Iterat
         if on_start:
             on_start(spec.label)
         yield spec.label, (fit_one(task, ds, spec) if ds is not None else failure_rows(task, None, spec.label,
-                                                                                        "failed", error))
+                                                                                        Status.FAILED, error))
 
 
-def _sbc(names: np.ndarray, true: np.ndarray, draws: dict[str, np.ndarray] | None) -> dict[str, np.ndarray]:
+def _sbc(cols: dict[str, Any], draws: dict[str, np.ndarray] | None) -> dict[str, np.ndarray]:
     """Rank of the truth among thinned posterior draws (simulation-based calibration), computed here
-    so that engines never see the truth. On each parameter's primary (first) row only: one rank per fit."""
-    rank, count = np.full(len(names), np.nan), np.full(len(names), np.nan)
-    seen: set[str] = set()
-    for i, (name, value) in enumerate(zip(names, true)):
+    so that engines never see the truth. On each parameter's primary row only: one rank per fit."""
+    n = len(cols["parameter"])
+    rank, count = np.full(n, np.nan), np.full(n, np.nan)
+    for i, (name, value, main) in enumerate(zip(cols["parameter"], cols["true"], cols["primary"])):
         d = (draws or {}).get(name)
-        first = name not in seen
-        seen.add(name)
-        if first and d is not None and np.isfinite(value):
+        if main and d is not None and np.isfinite(value):
             rank[i], count[i] = float(np.sum(np.asarray(d) < value)), float(len(d))
     return {"sbc_rank": rank, "sbc_draws": count}
 
 
 def fit_one(task: Task, ds: Dataset, spec: EngineSpec) -> pa.Table:
-    """Fit one engine on the task's dataset; every outcome becomes rows (an Arrow table in the store's
-    schema), never an exception."""
+    """Fit one engine on the task's dataset (`compare.attempt`); every outcome becomes rows (an Arrow table in
+    the store's schema), never an exception."""
     try:
         est = estimator(spec, settings_for(task, ds, spec))
-        for check in (est.available(), est.supports(ds.data.model)):
-            if not check:
-                return failure_rows(task, ds, spec.label, "skipped", check.reason)
-        return _fit_rows(task, ds, spec, est)
-    except Exception as exc:  # a failing fit is a result, recorded with its seed and where it happened
-        return failure_rows(task, ds, spec.label, "failed", _describe(exc))
+    except Exception as exc:  # settings for this cell (its priors) could not be built: a failed fit, recorded
+        return failure_rows(task, ds, spec.label, Status.FAILED, describe_exception(exc))
+    outcome = attempt(est, ds.data, ds.seed)
+    if outcome.result is None:
+        return failure_rows(task, ds, spec.label, outcome.status, outcome.error)
+    return _rows(task, ds, spec, outcome.result)
 
 
-def _describe(exc: BaseException, frames: int = 4) -> str:
-    """The exception line first (what a table shows), then the innermost frames (where to look)."""
-    head = "".join(traceback.format_exception_only(type(exc), exc)).strip()
-    tail = "".join(traceback.format_list(traceback.extract_tb(exc.__traceback__)[-frames:])).rstrip()
-    return f"{head}\n{tail}" if tail else head
-
-
-def _fit_rows(task: Task, ds: Dataset, spec: EngineSpec, est: Estimator) -> pa.Table:
-    start = time.perf_counter()
-    result = est.fit(ds.data, seed=ds.seed)
-    elapsed = time.perf_counter() - start
-    if not math.isfinite(result.wall_s):
-        result.wall_s = elapsed
+def _rows(task: Task, ds: Dataset, spec: EngineSpec, result: FitResult) -> pa.Table:
     cols = result.columns(ds.truth)
-    names, estimate = cols["parameter"], cols["estimate"]
-    core = np.array([parameter_class(str(p)) in ("b", "sd", "sigma") for p in names], dtype=bool)
-    if core.any() and np.isnan(estimate[core]).all():
-        return failure_rows(task, ds, spec.label, "failed", "returned NaN for every fixed effect and SD")
     # SBC ranks are uniform only when the truth is drawn from the prior, so only prior-DGP cells record them
     draws = result.draws if _scenario(task).cell(task.cell).dgp == "prior" else None
-    cols.update(_sbc(names, cols["true"], draws), **_base(task, ds, spec.label, "ok"))
+    cols.update(_sbc(cols, draws), **_base(task, ds, spec.label, Status.OK))
     if result.idata is not None and task.run_dir:  # before the part: a part on disk means its draws are too
         posterior.save(result.idata, posterior.draws_path(Path(task.run_dir), task.key, spec.label))
-    return to_table(cols, len(names))
+    return to_table(cols, len(cols["parameter"]))
 
 
 def single_threaded_blas() -> None:

@@ -21,7 +21,6 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import math
-import re
 from collections.abc import Callable, Iterator
 from functools import lru_cache
 
@@ -32,13 +31,11 @@ from compare.data import FitData
 from compare.errors import InputError
 from compare.estimators import engine_class
 from compare.estimators.base import Estimator, Support
-from compare.fitresult import PARAM_COLUMNS, FitResult, primary
+from compare.fitresult import DESCRIPTORS, PARAM_COLUMNS, FitResult, describe, primary
 from compare.formula import ModelSpec, parse_formula
 from compare.settings import Settings
 
 SHORT_SAMPLER = {"chains": 2, "warmup": 300, "draws": 300}  # samplers run short chains in the checks
-NAME = re.compile(r"^(b\[[^\]]+\]|sd\[[^\]]+\]\[[^\]]+\]|cor\[[^\]]+\]\[[^\],]+,[^\]]+\]|sigma|"
-                  r"r\[[^\]]+\]\[[^\],]+,[^\]]+\]|mrp|pred_new\[[^\]]+\])$")
 CANDIDATES = [("y ~ x + (1 | g)", "gaussian", "identity"),
               ("s | trials(n) ~ x + (1 | g)", "binomial", "logit"),
               ("c ~ x + (1 | g)", "poisson", "log")]
@@ -144,8 +141,9 @@ def check_fitresult_columns_and_names(engine: Estimator) -> None:
     assert list(fit.params.columns) == list(PARAM_COLUMNS)
     check_interval_rows(fit.params)
     names = primary(fit.params)["parameter"].tolist()
-    bad = [n for n in names if not NAME.match(n)]
-    assert not bad, f"names outside the convention: {bad[:5]}"
+    for row in fit.params[["parameter", *DESCRIPTORS]].itertuples(index=False):
+        said = tuple(None if pd.isna(v) else v for v in row[1:])  # describe raises on a name outside the convention
+        assert said == tuple(describe(row[0])), f"{row[0]}: columns {said} are not what its name says"
     design = data.design
     for x in design.x_names:
         assert f"b[{x}]" in names
@@ -159,13 +157,15 @@ def check_fitresult_columns_and_names(engine: Estimator) -> None:
 
 
 def check_interval_rows(params: pd.DataFrame) -> None:
-    """The interval-row contract (compare.fitresult): a parameter's first row is its primary row; each further
-    row repeats the primary's estimate and SE with another interval type, and no (parameter, interval) pair
+    """The interval-row contract (compare.fitresult): each parameter has exactly one primary row; each other row
+    repeats the primary's estimate and SE with another interval type, and no (parameter, interval) pair
     appears twice. Takes a params frame, so it also checks frames built by hand."""
     dup = params[params.duplicated(["parameter", "interval"], keep=False)]
     assert dup.empty, f"a (parameter, interval) pair appears twice: {sorted(set(dup['parameter']))[:5]}"
+    primaries = params.groupby("parameter")["primary"].sum()
+    assert (primaries == 1).all(), f"parameters without exactly one primary row: {list(primaries[primaries != 1].index)[:5]}"
     first = primary(params).set_index("parameter")
-    extra = params[params.duplicated("parameter", keep="first")]
+    extra = params[~params["primary"].astype(bool)]
     for col in ("estimate", "se"):
         want = first.loc[extra["parameter"], col].to_numpy(float)
         got = extra[col].to_numpy(float)
@@ -195,8 +195,8 @@ def check_intervals_ordered_or_explained(engine: Estimator) -> None:
         both = width[["wald-z", "wald-t"]].dropna()
         assert (both["wald-t"] >= both["wald-z"] - 1e-12).all(), "t(J-1) is narrower than z"
     assert p["interval"].notna().all(), "say how each interval was made ('none' when there is none)"
-    assert (p[p["parameter"].str.startswith("sd[")]["estimate"] >= 0).all()
-    assert (p[p["parameter"].str.startswith("cor[")]["estimate"].abs() <= 1 + 1e-9).all()
+    assert (p[p["param_class"] == "sd"]["estimate"] >= 0).all()
+    assert (p[p["param_class"] == "cor"]["estimate"].abs() <= 1 + 1e-9).all()
 
 
 def check_fit_level_fields(engine: Estimator) -> None:

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from compare import metrics as m
+from tests.handmade import long_table
 
 EST = np.array([1.0, 2.0, 4.0])
 TRUE = np.full(3, 2.0)
@@ -151,7 +152,7 @@ def test_sbc_summary_verdicts():
                              ("cor[g][Intercept,x]", rng.integers(0, 100, 5)))
             for i, r in enumerate(ranks)]
     rows.append({**rows[0], "rep": 100, "sbc_rank": 3.0, "sbc_draws": 49.0})  # another draw count: left out
-    sbc = m.sbc_summary(pd.DataFrame(rows)).set_index("parameter")
+    sbc = m.sbc_summary(long_table(rows)).set_index("parameter")
     assert sbc.loc["b[x]", "n"] == 100 and sbc.loc["b[x]", "draws"] == 99
     assert bool(sbc.loc["b[x]", "inside_band"]) and not bool(sbc.loc["sd[g][x]", "inside_band"])
     assert sbc.loc["sd[g][x]", "p_value"] < 1e-3
@@ -170,7 +171,7 @@ def _table():
                      "sbc_rank": np.nan, "sbc_draws": np.nan, "interval": "wald-z"})
     rows.append({**rows[0], "rep": 3, "status": "failed", "parameter": None, "estimate": np.nan})
     rows.append({**rows[0], "rep": 4, "status": "skipped", "parameter": None, "estimate": np.nan})
-    return pd.DataFrame(rows)
+    return long_table(rows)
 
 
 def test_performance_table_uses_successful_fits_only():
@@ -182,9 +183,11 @@ def test_performance_table_uses_successful_fits_only():
 
 
 def _with_t_rows(table: pd.DataFrame) -> pd.DataFrame:
-    """Each fit's b[x] gets a second interval row, "wald-t", after its primary: [-1, 4], [0, 3], [2, 6]."""
-    t_rows = table[table["status"] == "ok"].assign(interval="wald-t", lower=[-1.0, 0.0, 2.0], upper=[4.0, 3.0, 6.0])
-    both = pd.concat([table, t_rows]).sort_values("rep", kind="stable")  # primary (wald-z) first
+    """Each fit's b[x] gets a second, non-primary interval row, "wald-t": [-1, 4], [0, 3], [2, 6]. It comes BEFORE
+    its primary row: readers go by the `primary` column, never by row order."""
+    t_rows = table[table["status"] == "ok"].assign(interval="wald-t", lower=[-1.0, 0.0, 2.0], upper=[4.0, 3.0, 6.0],
+                                                   primary=False)
+    both = pd.concat([t_rows, table]).sort_values("rep", kind="stable")
     return both.reset_index(drop=True)
 
 

@@ -21,6 +21,7 @@ from compare.report import tables
 from compare.store import conform
 from compare.summary import summarise
 from tests.doubles import seeds_of
+from tests.handmade import long_table
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV = {**os.environ, "HBENCH_ENGINES": "tests.doubles", "PYTHONPATH": str(ROOT)}
@@ -109,7 +110,7 @@ def handmade_table() -> pd.DataFrame:
             rows.append(_row(0, rep, "freq", p, estimate=t, se=0.5, lower=lo, upper=hi, true=t, interval=how,
                              singular=rep % 5 == 0))
             if p == "b[x]":
-                rows.append({**rows[-1], "interval": "wald-t", "lower": t - 2, "upper": t + 2})
+                rows.append({**rows[-1], "interval": "wald-t", "lower": t - 2, "upper": t + 2, "primary": False})
             half = 0.75 if rep % 2 == 0 else 1.25
             rank = rep * 100 // N if p != "sd[g][x]" else (0 if rep % 2 == 0 else 99)
             rows.append(_row(0, rep, "bayes", p, estimate=t, se=0.5, lower=t - half, upper=t + half, true=t,
@@ -119,7 +120,7 @@ def handmade_table() -> pd.DataFrame:
                          interval="wald-z"))
     for rep in (N, N + 1):
         rows.append(_row(0, rep, "freq", None, status="failed", error="boom", converged=False))
-    table = conform(pd.DataFrame(rows))
+    table = conform(long_table(rows))
     table["covered"] = (table["lower"] <= table["true"]) & (table["true"] <= table["upper"])
     return table
 

@@ -22,7 +22,8 @@ def test_every_fit_level_field_is_a_store_column():
 
 
 def test_a_fit_becomes_rows_in_the_schema_and_an_unknown_column_is_an_error():
-    fit = FitResult("e", make_params([{"parameter": "b[x]", "estimate": 1.0, "se": 0.1, "lower": 0.8, "upper": 1.2}]),
+    fit = FitResult("e", make_params([{"parameter": "b[x]", "estimate": 1.0, "se": 0.1, "lower": 0.8, "upper": 1.2,
+                                        "interval": "wald-z"}]),
                     criterion="REML", details={"code": 0})
     cols = fit.columns({"b[x]": 1.1})
     table = to_table({**cols, "scenario": "s", "cell": 0, "rep": 0, "engine": "e", "status": "ok"}, 1)

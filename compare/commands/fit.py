@@ -1,10 +1,12 @@
 """`hbench fit`: fit your own data with every engine side by side.
 
 The JSON output is a contract (scripts and papers parse it): a list with one object per engine,
-{"engine", "kind", "converged", "singular", "loglik", "warnings", "notes", "wall_s", "error",
- "parameters": [{"parameter", "interval", "estimate", "se", "lower", "upper"}, ...]} (a parameter's first
-entry is its primary interval; further entries of it give other interval types); Bayesian engines add
-"rhat_max", "ess_bulk_min", "ess_tail_min", "divergences". Non-finite numbers become null.
+{"engine", "kind", "status", "converged", "singular", "loglik", "warnings", "notes", "wall_s", "error",
+ "parameters": [{"parameter", "param_class", "group", "term", "group_level", "interval", "primary", "estimate",
+ "se", "lower", "upper"}, ...]} (the entry with "primary" true is a parameter's primary interval; its other
+entries give other interval types); Bayesian engines add "rhat_max", "ess_bulk_min", "ess_tail_min",
+"divergences". Non-finite numbers become null. `status` is ok, or failed with `error` saying why; the exit
+status is 1 when any engine failed.
 """
 
 from __future__ import annotations
@@ -19,13 +21,15 @@ from typing import Any
 import pandas as pd
 
 from compare import posterior
+from compare.attempt import Outcome, attempt
 from compare.data import FitData, checked_frame
 from compare.errors import InputError
 from compare.estimators import engine_class, engine_names
 from compare.estimators.base import Estimator
 from compare.families import resolve_link
-from compare.fitresult import FitResult, parameter_class
+from compare.fitresult import FitResult
 from compare.formula import parse_formula
+from compare.status import FAILED, Status
 
 BAYES_FIELDS = ("rhat_max", "ess_bulk_min", "ess_tail_min", "divergences")
 SAMPLER_FLAGS = [("--chains", int, "Markov chains (default 4)"),
@@ -33,8 +37,9 @@ SAMPLER_FLAGS = [("--chains", int, "Markov chains (default 4)"),
                  ("--draws", int, "draws per chain after warm-up (default 1000)"),
                  ("--adapt-delta", float, "target acceptance rate (default 0.95, rstanarm's)"),
                  ("--max-treedepth", int, "maximum tree depth (default 15, rstanarm's)")]
-PARAM_FIELDS = ("parameter", "interval", "estimate", "se", "lower", "upper")
-TEXT_FIELDS = ("parameter", "interval")
+PARAM_FIELDS = ("parameter", "param_class", "group", "term", "group_level", "interval", "primary", "estimate", "se",
+                "lower", "upper")
+TEXT_FIELDS = ("parameter", "param_class", "group", "term", "group_level", "interval")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -126,16 +131,17 @@ def choose_engines(data: FitData, names: list[str] | None, options: dict[str, An
 
 
 def fit_all(data: FitData, engines: list[Estimator], seed: int, draws_dir: Path | None = None) -> list[dict[str, Any]]:
+    """One record per engine, each fitted through `compare.attempt` (the harness's own path): a fit that fails is
+    a record with its status and error, never a crash."""
     out = []
     for engine in engines:
-        try:
-            result = engine.fit(data, seed=seed)
-        except Exception as exc:  # noqa: BLE001 - one engine's failure is a row, not a crash
-            out.append(failure_record(engine, exc))
+        outcome = attempt(engine, data, seed)
+        if outcome.result is None:
+            out.append(failure_record(engine, outcome))
             continue
-        out.append(record(result, engine.kind))
-        if draws_dir is not None and result.idata is not None:
-            path = posterior.save(result.idata, draws_dir / f"{engine.name}{posterior.SUFFIX}")
+        out.append(record(outcome.result, engine.kind))
+        if draws_dir is not None and outcome.result.idata is not None:
+            path = posterior.save(outcome.result.idata, draws_dir / f"{engine.name}{posterior.SUFFIX}")
             out[-1]["notes"].append(f"draws kept in {path}")
     return out
 
@@ -150,10 +156,14 @@ def _num(x: Any) -> float | None:
     return x if math.isfinite(x) else None
 
 
+def _text(x: Any) -> str | None:
+    return None if x is None or (isinstance(x, float) and math.isnan(x)) else str(x)
+
+
 def record(result: FitResult, kind: str) -> dict[str, Any]:
-    params = [{k: (_num(row[k]) if k not in TEXT_FIELDS else str(row[k])) for k in PARAM_FIELDS}
-              for row in result.params.to_dict("records")]
-    rec = {"engine": result.engine, "kind": kind, "converged": bool(result.converged),
+    params = [{k: (bool(row[k]) if k == "primary" else _text(row[k]) if k in TEXT_FIELDS else _num(row[k]))
+               for k in PARAM_FIELDS} for row in result.params.to_dict("records")]
+    rec = {"engine": result.engine, "kind": kind, "status": str(Status.OK), "converged": bool(result.converged),
            "singular": None if result.singular is None else bool(result.singular),
            "loglik": _num(result.loglik), "warnings": list(result.warnings), "notes": list(result.notes),
            "wall_s": _num(result.wall_s), "error": None, "parameters": params}
@@ -162,10 +172,10 @@ def record(result: FitResult, kind: str) -> dict[str, Any]:
     return rec
 
 
-def failure_record(engine: Estimator, exc: Exception) -> dict[str, Any]:
-    rec = {"engine": engine.name, "kind": engine.kind, "converged": False, "singular": None, "loglik": None,
-           "warnings": [], "notes": [], "wall_s": None, "error": f"{type(exc).__name__}: {exc}",
-           "parameters": []}
+def failure_record(engine: Estimator, outcome: Outcome) -> dict[str, Any]:
+    rec = {"engine": engine.name, "kind": engine.kind, "status": str(outcome.status), "converged": False,
+           "singular": None, "loglik": None, "warnings": [], "notes": [], "wall_s": _num(outcome.wall_s),
+           "error": outcome.error.splitlines()[0] if outcome.error else None, "parameters": []}
     if engine.kind == "bayesian":
         rec.update({k: None for k in BAYES_FIELDS})
     return rec
@@ -177,17 +187,17 @@ def table(records: list[dict[str, Any]]) -> str:
     cells: dict[str, dict[str, str]] = {}
     for rec in records:
         for p in rec["parameters"]:
-            if parameter_class(p["parameter"]) == "r":
-                continue
-            cells.setdefault(p["parameter"], {}).setdefault(rec["engine"], _cell(p))  # the first: primary
+            if p["param_class"] != "r" and p["primary"]:
+                cells.setdefault(p["parameter"], {})[rec["engine"]] = _cell(p)
     engines = [r["engine"] for r in records]
     frame = pd.DataFrame.from_dict(cells, orient="index").reindex(columns=engines).fillna("")
     summary = pd.DataFrame({r["engine"]: {
-        "converged": str(r["converged"]), "singular": str(r["singular"]),
+        "status": r["status"], "converged": str(r["converged"]), "singular": str(r["singular"]),
         "loglik": "" if r["loglik"] is None else f"{r['loglik']:.3f}",
         "warnings": str(len(r["warnings"])), "wall_s": "" if r["wall_s"] is None else f"{r['wall_s']:.2f}"}
         for r in records}).reindex(columns=engines)
-    lines = [frame.to_string(), "", summary.to_string()]
+    estimates = frame.to_string() if len(frame) else "no estimates: every engine failed (errors below)"
+    lines = [estimates, "", summary.to_string()]
     for r in records:
         for text in ([f"error: {r['error']}"] if r["error"] else []) + r["notes"] + r["warnings"]:
             lines.append(f"{r['engine']}: {text}")
@@ -224,4 +234,8 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write("\n")
     else:
         print(table(records))
-    return 0
+    failed = [r["engine"] for r in records if r["status"] in FAILED]
+    if failed:
+        print(f"hbench: {len(failed)} of {len(records)} engines failed: {', '.join(failed)} (see their errors above)",
+              file=sys.stderr)
+    return 1 if failed else 0

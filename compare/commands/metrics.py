@@ -32,7 +32,7 @@ def compute(store: RunStore, reference: str | None = None) -> RunSummary:
 def _print(df: pd.DataFrame, classes: set[str], measures: list[str]) -> None:
     """One table of the summary, for the parameter classes asked for, then a blank line."""
     if len(df):
-        keep = df[df["parameter"].str.split("[").str[0].isin(classes)]
+        keep = df[df["param_class"].isin(classes)]
         print(keep[["scenario", "cell", "engine", "parameter", *measures]].round(4).to_string(index=False))
         print()
 

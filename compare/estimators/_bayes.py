@@ -23,7 +23,8 @@ from compare.data import FitData
 from compare.errors import InputError
 from compare.estimators.base import YES, Support, no
 from compare.families import FAMILIES, inverse_link
-from compare.fitresult import FitResult, SamplerDiagnostics, make_params, name_b, name_cor, name_r, name_sd
+from compare.fitresult import (FitResult, SamplerDiagnostics, describe, make_params, name_b, name_cor, name_pred_new,
+                               name_r, name_sd)
 from compare.formula import ModelSpec
 from compare.priors import ResolvedPriors, parse_priors, resolve
 from compare.settings import Settings, setting
@@ -296,7 +297,7 @@ def thinned_draws(names: list[str], values: np.ndarray, keep: int = 99) -> dict[
     simulation-based calibration: the harness ranks the truth among them (engines never see it)."""
     flat = values.reshape(-1, values.shape[2])
     idx = np.linspace(0, flat.shape[0] - 1, min(keep, flat.shape[0])).astype(int)
-    return {n: flat[idx, i] for i, n in enumerate(names) if not n.startswith("r[")}
+    return {n: flat[idx, i] for i, n in enumerate(names) if describe(n).param_class != "r"}
 
 
 def _az():
@@ -367,17 +368,18 @@ def fit_result(engine: str, md: ModelData, data: FitData, draws: Draws, sstats: 
         extra_names.append("mrp")
         extra.append(mrp)
     if md.blocks:
-        extra_names.append(f"pred_new[{md.blocks[0].group}]")
+        extra_names.append(name_pred_new(md.blocks[0].group))
         extra.append(pred_new(md, draws, seed))
     if extra:
         rows += summary_rows(extra_names, np.stack(extra, axis=2), settings.level)
-    diag = _diagnostics(rows, len(names), sstats, timing.sampling_s, _loo(ll))
+    params = make_params(rows)
+    diag = _diagnostics(params, sstats, timing.sampling_s, _loo(ll))
     warn = _warnings(diag, settings)
     everything = np.concatenate([values] + [e[..., None] for e in extra], axis=2)
     thinned = thinned_draws(names + extra_names, everything)
     idata = None
     if settings.keep_draws:
-        kept = [n for n in names + extra_names if not n.startswith("pred_new[")]
+        kept = [n for n in names + extra_names if describe(n).param_class != "pred_new"]
         new_group = (extra_names[-1], extra[-1]) if md.blocks else None
         idata = posterior.inference_data(kept, everything[..., :len(kept)], _stats(sstats), md.y,
                                          predictive(md, draws, seed), new_group)
@@ -385,21 +387,24 @@ def fit_result(engine: str, md: ModelData, data: FitData, draws: Draws, sstats: 
     notes = notes + ["sampling_s is warmup + draws (not separated); warmup_s is NaN",
                      f"converged = R-hat <= {RHAT_OK} for every b, sd, cor, sigma and no divergent transitions "
                      "(group effects r count in rhat_max, not in converged)"] + md.priors.text
-    return FitResult(engine, make_params(rows), converged=converged, singular=None, warnings=warn, notes=notes,
+    return FitResult(engine, params, converged=converged, singular=None, warnings=warn, notes=notes,
                      wall_s=timing.wall_s, compile_s=timing.compile_s, warmup_s=math.nan,
                      sampling_s=timing.sampling_s, compile_count=timing.compile_count, sampler=diag, draws=thinned,
                      idata=idata)
+
+
+DERIVED = ("mrp", "pred_new")  # quantities computed from the draws, not sampled parameters
 
 
 def _stats(sstats: SamplerStats) -> dict[str, np.ndarray]:
     return {"diverging": sstats.diverging, "reached_max_treedepth": sstats.treedepth_hit, "energy": sstats.energy}
 
 
-def _diagnostics(rows: list[dict[str, Any]], n_model: int, sstats: SamplerStats, sampling_s: float,
+def _diagnostics(params: pd.DataFrame, sstats: SamplerStats, sampling_s: float,
                  loo: dict[str, float]) -> SamplerDiagnostics:
-    """Model parameters only (not derived predictions); hyper-parameters apart from group effects."""
-    frame = pd.DataFrame(rows[:n_model])
-    hyper = frame[~frame["parameter"].str.startswith("r[")] if len(frame) else frame
+    """Model parameters only (not derived predictions: mrp, pred_new); hyper-parameters apart from group effects."""
+    frame = params[~params["param_class"].isin(DERIVED)]
+    hyper = frame[frame["param_class"] != "r"]
     ess_min = float(np.nanmin(frame["ess_bulk"])) if len(frame) else math.nan
     return SamplerDiagnostics(
         rhat_max=float(np.nanmax(frame["rhat"])) if len(frame) else math.nan,

@@ -19,6 +19,7 @@ from compare import metrics
 from compare.report.plots import accuracy, boundary, coverage, ppc, runtime, sbc, sbc_ecdf, zipplot
 from compare.report.tables import (engine_controls, headline, headline_cells, headline_display, headline_tables,
                                    sbc_verdicts, write_tables)
+from compare.status import FAILED, Status
 from compare.store import RunStore
 from compare.summary import RunSummary, summarise
 
@@ -102,7 +103,7 @@ def _ppc(table: pd.DataFrame, scenario: str, cells: list[int], run_dir: Path | N
     from compare.catalogue import load_scenario
     from compare.simulate import dataset_for
 
-    ok = table[(table["scenario"] == scenario) & (table["status"] == "ok")]
+    ok = table[(table["scenario"] == scenario) & (table["status"] == Status.OK)]
     if ok.empty or not cells:
         return None
     first = ok.sort_values(["cell", "rep"]).iloc[0]
@@ -129,7 +130,7 @@ def _kept_predictive(run_dir: Path | None, ok: pd.DataFrame, scenario: str, cell
 
 
 def _failures(table: pd.DataFrame) -> pd.DataFrame:
-    f = table[table["status"].isin(["failed", "timeout", "crashed"])].drop_duplicates(
+    f = table[table["status"].isin(list(FAILED))].drop_duplicates(
         ["scenario", "cell", "rep", "engine"])
     if f.empty:
         return f
@@ -168,7 +169,7 @@ def render(run_id: str, manifest: dict, table: pd.DataFrame, out: Path, run_dir:
     fail = Section("Failures (each with the seed that reproduces it)")
     failures = _failures(table)
     fail.table(failures) if len(failures) else fail.text("No fit failed, timed out or crashed.")
-    skipped = table[table["status"] == "skipped"].drop_duplicates(["scenario", "engine"])
+    skipped = table[table["status"] == Status.SKIPPED].drop_duplicates(["scenario", "engine"])
     fail.table(skipped[["scenario", "engine", "error"]].rename(columns={"error": "why skipped"}), "skipped")
     sections.append(fail)
     man = Section("Run manifest")
@@ -239,11 +240,11 @@ def _between_engines(result: RunSummary) -> Section:
     sec = Section("Between engines")
     prec = result.precision
     if len(prec):
-        keep = prec[prec["parameter"].str.match(r"^(b|sd|cor|sigma)\b")]
+        keep = prec[prec["param_class"].isin(["b", "sd", "cor", "sigma"])]
         sec.table(keep, f"relative precision against {result.reference} (%, MCSE; paired replications)")
     agree = result.agreement
     if len(agree):
-        keep = agree[agree["parameter"].str.match(r"^(b|sd|cor|sigma|mrp)\b")]
+        keep = agree[agree["param_class"].isin(["b", "sd", "cor", "sigma", "mrp"])]
         sec.table(keep, "agreement: standardised differences of estimates, d = (a - b) / sqrt((se_a^2 + se_b^2) / 2)")
     if not sec.blocks:
         sec.text("One engine per dataset, or no reference engine: nothing to compare.")

@@ -8,8 +8,6 @@ from typing import Any
 
 import pandas as pd
 
-from compare.fitresult import parameter_class
-
 FIT_KEYS = ["scenario", "cell", "engine"]
 
 
@@ -22,7 +20,7 @@ def headline_tables(ivals: pd.DataFrame, fits: pd.DataFrame) -> dict[str, pd.Dat
     runtime, by engine and cell. `ivals` is the summary's interval table."""
     out: dict[str, pd.DataFrame] = {}
     if len(ivals):
-        fixed = ivals[ivals["parameter"].str.startswith("b[") & ivals["coverage"].notna()].copy()
+        fixed = ivals[(ivals["param_class"] == "b") & ivals["coverage"].notna()].copy()
         if len(fixed):
             fixed["coverage (MCSE)"] = _with_mcse(fixed, "coverage")
             fixed = _by_interval(fixed, ["scenario", "cell", "parameter", "engine"])
@@ -81,9 +79,9 @@ def _by_interval(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
 
 def _headline_parameters(ivals: pd.DataFrame) -> list[str]:
     """b, then sd, then cor parameters (the order a model is read in), each class in name order."""
-    names = ivals["parameter"].dropna().unique()
-    keep = [n for n in names if parameter_class(n) in HEADLINE_CLASSES]
-    return sorted(keep, key=lambda n: (HEADLINE_CLASSES.index(parameter_class(n)), n))
+    named = ivals.loc[ivals["param_class"].isin(HEADLINE_CLASSES), ["parameter", "param_class"]].drop_duplicates()
+    rank = named["param_class"].map(HEADLINE_CLASSES.index)
+    return named.assign(_rank=rank).sort_values(["_rank", "parameter"])["parameter"].tolist()
 
 
 def _wide_intervals(ivals: pd.DataFrame) -> pd.DataFrame:
@@ -185,7 +183,7 @@ def engine_controls(manifest: dict, kinds: dict[str, str] | None = None) -> pd.D
 def sbc_verdicts(sbc: pd.DataFrame, scenario: str | None = None, cell: int | None = None) -> pd.DataFrame:
     """Per engine and parameter: ranks, chi-square p, whether the ECDF difference stays inside the simultaneous
     95% band, and its largest excursion. Group effects r[...] (dozens per cell) stay in tables/sbc.csv."""
-    d = sbc[~sbc["parameter"].str.startswith("r[")] if len(sbc) else sbc
+    d = sbc[sbc["param_class"] != "r"] if len(sbc) else sbc
     if scenario is not None:
         d = d[(d["scenario"] == scenario) & (d["cell"] == cell)]
     if d.empty:

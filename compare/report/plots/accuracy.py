@@ -9,7 +9,7 @@ from compare.report.plots._style import engine_colours, figure
 
 def plot(perf: pd.DataFrame, scenario: str, cell: int, max_params: int = 6):
     d = perf[(perf["scenario"] == scenario) & (perf["cell"] == cell)]
-    d = d[d["parameter"].str.match(r"^(b|sd|sigma|cor)")]
+    d = d[d["param_class"].isin(["b", "sd", "sigma", "cor"])]
     if d.empty:
         return None
     params = list(dict.fromkeys(d["parameter"]))[:max_params]

@@ -11,7 +11,7 @@ from compare.report.tables import interval_label
 
 def plot(ivals: pd.DataFrame, scenario: str, cell: int, nominal: float = 0.95, max_panels: int = 12):
     d = ivals[(ivals["scenario"] == scenario) & (ivals["cell"] == cell) & ivals["coverage"].notna()]
-    d = d[~d["parameter"].str.startswith("r[")]
+    d = d[d["param_class"] != "r"]
     if d.empty:
         return None
     params = list(dict.fromkeys(d["parameter"]))[:max_panels]

@@ -11,7 +11,7 @@ from compare.report.plots._style import figure
 
 def plot(table: pd.DataFrame, scenario: str, cell: int, max_panels: int = 12):
     d = table[(table["scenario"] == scenario) & (table["cell"] == cell) & table["sbc_rank"].notna()]
-    d = d[~d["parameter"].str.startswith("r[")]
+    d = d[d["param_class"] != "r"]
     if d.empty:
         return None
     keys = list(dict.fromkeys(zip(d["engine"], d["parameter"])))[:max_panels]
