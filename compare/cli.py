@@ -14,7 +14,7 @@ import tempfile
 import traceback
 import unicodedata
 
-from compare import catalogue, commands
+from compare import catalogue, commands, quiet
 from compare.errors import InputError
 
 
@@ -38,6 +38,7 @@ def one_line(text: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    quiet.install()  # before any engine imports its libraries (workers do it in tasks.prepare_worker)
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "handler", None):

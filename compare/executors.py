@@ -26,7 +26,7 @@ from typing import Iterator
 import pyarrow as pa
 
 from compare.status import Status
-from compare.tasks import Task, failure_rows, fit_all, run_task, single_threaded_blas
+from compare.tasks import Task, failure_rows, fit_all, prepare_worker, run_task
 
 
 def _worker_main(conn: Connection) -> None:
@@ -35,7 +35,7 @@ def _worker_main(conn: Connection) -> None:
     The worker leads its own process group, so the processes its engines start (httpstan runs Stan
     chains in a process pool) are killed with it and never outlive the run holding its stdout open."""
     os.setpgrp()
-    single_threaded_blas()
+    prepare_worker()
     while True:
         try:
             task = conn.recv()

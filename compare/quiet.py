@@ -5,8 +5,9 @@ library warning about a fit (a convergence problem, a singular fit, a divergent 
 with that fit in the results, and anything new from a library still reaches the terminal. PyTensor's
 "could not link to a BLAS" block is not silenced here: compare/pytensor_setup.py removes its cause.
 
-Installed when `compare` is imported, so the CLI, local workers and Dask workers alike get it. A user who
-asks for warnings (`python -W ...` or PYTHONWARNINGS) sees everything: the filters are then left out.
+Installed by the CLI (`compare.cli.main`) and in every worker process (`compare.tasks.prepare_worker`, local and
+Dask alike), never by importing `compare`: a library that imports hbench keeps its own warning filters. A user
+who asks for warnings (`python -W ...` or PYTHONWARNINGS) sees everything: the filters are then left out.
 """
 
 from __future__ import annotations

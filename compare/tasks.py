@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 from threadpoolctl import threadpool_limits
 
-from compare import posterior
+from compare import posterior, quiet
 from compare.attempt import attempt, describe_exception
 from compare.catalogue import load_scenario
 from compare.data import Dataset
@@ -34,7 +34,7 @@ from compare.suite import EngineSpec, Suite
 
 _SCENARIOS: dict[str, Scenario] = {}
 _ESTIMATORS: dict[tuple, Estimator] = {}
-_THREADS_LIMITED = False
+_WORKER_READY = False
 
 
 @dataclass(frozen=True)
@@ -167,17 +167,18 @@ def _rows(task: Task, ds: Dataset, spec: EngineSpec, result: FitResult) -> pa.Ta
     return to_table(cols, len(cols["parameter"]))
 
 
-def single_threaded_blas() -> None:
-    """One BLAS/OpenMP thread in a worker process: the pool already runs one worker per core, and a
-    worker's numpy calls spawning a thread per core would oversubscribe the machine. Called by every
-    executor's workers alike, so results do not depend on the executor."""
-    global _THREADS_LIMITED
-    if not _THREADS_LIMITED:
+def prepare_worker() -> None:
+    """A worker process as every executor's workers have it, so results do not depend on the executor: one
+    BLAS/OpenMP thread (the pool already runs one worker per core, and numpy spawning a thread per core would
+    oversubscribe the machine), and the library-noise filters of compare.quiet (importing hbench sets none)."""
+    global _WORKER_READY
+    if not _WORKER_READY:
+        quiet.install()
         threadpool_limits(1)
-        _THREADS_LIMITED = True
+        _WORKER_READY = True
 
 
 def run_task(task: Task, on_start: Callable[[str], None] | None = None) -> pa.Table:
     """Simulate the task's dataset once and fit every engine on it (in a worker: one BLAS thread)."""
-    single_threaded_blas()
+    prepare_worker()
     return pa.concat_tables([rows for _, rows in fit_all(task, on_start)])

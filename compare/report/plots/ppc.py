@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from compare.fitresult import name_b, name_r
 from compare.metrics import primary_rows
 from compare.report.plots._style import engine_colours, figure
 
@@ -20,14 +21,14 @@ def _group_means(rows: pd.DataFrame, ds) -> tuple[np.ndarray, np.ndarray] | None
     est = dict(zip(rows["parameter"], rows["estimate"]))
     se = dict(zip(rows["parameter"], rows["se"]))
     try:
-        beta = np.array([est[f"b[{n}]"] for n in d.x_names])
+        beta = np.array([est[name_b(n)] for n in d.x_names])
     except KeyError:
         return None
     mu = d.X @ beta + d.offset if beta.size else d.offset.copy()
     var = np.zeros(d.n)
     for bd in d.blocks:
         for k, term in enumerate(bd.names):
-            names = [f"r[{bd.group}][{lv},{term}]" for lv in bd.levels]
+            names = [name_r(bd.group, lv, term) for lv in bd.levels]
             if not all(n in est for n in names):
                 return None
             u = np.array([est[n] for n in names])
