@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from compare import provenance
 from compare.estimators import _r, brms, glmmtmb, lme4, rstanarm
 
 R_DIR = Path(str(_r.R_DIR))
@@ -50,8 +51,9 @@ def test_a_syntax_error_is_reported_with_its_file_and_line(tmp_path):
 
 
 def test_every_r_file_is_the_bridge_an_engine_or_an_import():
-    """No orphan file and no file named in Python that is missing from the folder."""
-    named = {_r.BRIDGE, lme4.R_CODE, glmmtmb.R_CODE, rstanarm.R_CODE, brms.R_CODE}
+    """No orphan file and no file named in Python that is missing from the folder (versions.R is run by
+    Rscript for a run's provenance)."""
+    named = {_r.BRIDGE, lme4.R_CODE, glmmtmb.R_CODE, rstanarm.R_CODE, brms.R_CODE, provenance.R_VERSIONS}
     named |= {f for deps in _r.IMPORTS.values() for f in deps} | set(_r.IMPORTS)
     assert named == {p.name for p in R_FILES}
 
@@ -73,3 +75,14 @@ def test_each_file_has_its_own_environment():
     assert not exists("fit_glmmtmb", envir=env)[0]
     assert exists("fit_glmmtmb", envir=_r.r_env(glmmtmb.R_CODE))[0]
     assert not {"fit_lme4", "fit_glmmtmb", "wald_se", "collector", "has_package"} & set(ro.globalenv.keys())
+
+
+@needs_r
+def test_provenance_reads_r_package_versions_through_versions_r():
+    """versions.R (run by Rscript) gives R's version and each package's, as R itself reports them."""
+    import rpy2.robjects as ro
+
+    got = provenance.r_versions(["lme4", "hbenchNoSuchPackage"])
+    assert got["R"] == ro.baseenv["R.version.string"][0]
+    assert got["lme4"] == ro.baseenv["as.character"](ro.baseenv["packageVersion"]("lme4"))[0]
+    assert got["hbenchNoSuchPackage"] == "missing"
