@@ -84,5 +84,5 @@ def test_provenance_reads_r_package_versions_through_versions_r():
 
     got = provenance.r_versions(["lme4", "hbenchNoSuchPackage"])
     assert got["R"] == ro.baseenv["R.version.string"][0]
-    assert got["lme4"] == ro.baseenv["as.character"](ro.baseenv["packageVersion"]("lme4"))[0]
+    assert got["lme4"] == ro.baseenv["as.character"](ro.r["packageVersion"]("lme4"))[0]
     assert got["hbenchNoSuchPackage"] == "missing"
