@@ -2,7 +2,7 @@
 # ddf and bootstrap intervals of lme4_intervals.R.
 
 fit_lme4 <- function(formula, data, family, link, reml, optimizer, profile, level, ddf, bootstrap, seed,
-                     sd_tol, cor_tol) {
+                     sd_tol, cor_tol, robust) {
   msgs <- character(0)
   keep_w <- function(w) { msgs <<- c(msgs, paste0("warning: ", conditionMessage(w))); invokeRestart("muffleWarning") }
   keep_m <- function(m) { msgs <<- c(msgs, paste0("message: ", trimws(conditionMessage(m)))); invokeRestart("muffleMessage") }
@@ -44,6 +44,8 @@ fit_lme4 <- function(formula, data, family, link, reml, optimizer, profile, leve
   failed <- function(what) function(e) list(error = paste(what, "failed:", conditionMessage(e)))
   out$wald <- tryCatch(wald_se(fit, sd_tol, cor_tol), error = failed("Wald intervals"))
   out$ddf <- if (length(ddf) > 0 && lme4::isLMM(fit)) ddf_intervals(fit, ddf) else NULL
+  out$cr2 <- if (robust && lme4::isLMM(fit) && length(lme4::fixef(fit)) > 0)
+    tryCatch(cr2_intervals(fit), error = failed("CR2 (clubSandwich)")) else NULL
   out$boot <- if (bootstrap > 0) tryCatch(boot_intervals(fit, bootstrap, seed, level), error = failed("bootstrap")) else NULL
   out
 }

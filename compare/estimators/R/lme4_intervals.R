@@ -89,6 +89,19 @@ ddf_intervals <- function(fit, methods) {
   list(methods = names(out), values = unname(out), msgs = msgs)
 }
 
+# Cluster-robust CR2 standard errors of the fixed effects with Satterthwaite df (clubSandwich's coef_test),
+# clustered on clubSandwich's default for lmer fits, the outermost grouping factor; laid out as
+# ddf_intervals' result (one method, "cr2"), and the clustering factor's name.
+cr2_intervals <- function(fit) {
+  msgs <- character(0)
+  ct <- withCallingHandlers(clubSandwich::coef_test(fit, vcov = "CR2", test = "Satterthwaite"),
+    warning = function(w) { msgs <<- c(msgs, paste0("cr2: ", conditionMessage(w))); invokeRestart("muffleWarning") },
+    message = function(m) invokeRestart("muffleMessage"))
+  if (!identical(as.character(ct$Coef), names(lme4::fixef(fit)))) stop("coef_test's coefficients are not fixef's")
+  list(methods = "cr2", values = list(list(se = unname(ct$SE), df = unname(ct$df_Satt))), msgs = msgs,
+       cluster = names(lme4::getME(fit, "flist"))[which.min(lme4::getME(fit, "l_i"))])  # as clubSandwich picks it
+}
+
 boot_statistics <- function(fit) {
   lmm <- lme4::isLMM(fit)
   v <- suppressWarnings(lme4:::Cv_to_Sv(lme4::getME(fit, "theta"), n = lengths(fit@cnms), s = if (lmm) sigma(fit) else 1))
