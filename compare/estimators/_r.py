@@ -114,7 +114,6 @@ def package_status(package: str, r_file: str = "") -> Support:
     started = r_started()
     if not started:
         return no(f"{package} {started.reason}")
-    import rpy2.robjects as ro
 
     try:
         with quiet_r():
