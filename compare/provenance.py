@@ -11,7 +11,7 @@ import json
 import os
 import platform
 import subprocess
-from importlib import metadata
+from importlib import metadata, resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +32,7 @@ def machine() -> dict[str, Any]:
     return {"cores": os.cpu_count(), "cpu": cpu, "platform": platform.platform(), "python": platform.python_version()}
 
 
+R_VERSIONS = "versions.R"  # compare/estimators/R/versions.R, run by Rscript
 # R packages whose versions define what an R engine computes (R itself is recorded with any of them)
 R_PACKAGES = {"lme4": ("lme4",), "glmmtmb": ("glmmTMB", "TMB"), "rstanarm": ("rstanarm", "rstan"),
               "brms": ("brms", "rstan")}
@@ -52,11 +53,9 @@ def r_versions(packages: list[str]) -> dict[str, str]:
     """R's version string and each package's version ("missing" when not installed), by one Rscript call."""
     if not packages:
         return {}
-    parts = ", ".join(f'"|", tryCatch(as.character(packageVersion("{p}")), error = function(e) "missing")'
-                      for p in packages)
     try:
-        r = subprocess.run(["Rscript", "-e", f"cat(R.version.string, {parts})"], capture_output=True, text=True,
-                           timeout=60)
+        with resources.as_file(resources.files("compare.estimators") / "R" / R_VERSIONS) as script:
+            r = subprocess.run(["Rscript", str(script), *packages], capture_output=True, text=True, timeout=60)
     except (OSError, subprocess.TimeoutExpired):
         return {"R": "unavailable"}
     fields = [f.strip() for f in r.stdout.split("|")]

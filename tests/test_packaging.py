@@ -67,6 +67,17 @@ def test_installed_package_carries_its_scenarios_and_suites(installed, tmp_path)
     assert list(tmp_path.iterdir()) == []  # listing wrote nothing into the user's folder
 
 
+def test_installed_package_carries_its_r_code(installed, tmp_path):
+    """The R engines' .R files are package data: the installed copy's R bridge finds every one the checkout has."""
+    shipped = sorted(p.name for p in (ROOT / "compare" / "estimators" / "R").glob("*.R"))
+    probe = subprocess.run([sys.executable, "-c", "from compare.estimators import _r; "
+                            "print(_r.R_DIR); print(*sorted(p.name for p in _r.R_DIR.iterdir()))"],
+                           capture_output=True, text=True, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(installed)})
+    where, names = probe.stdout.splitlines()
+    assert where.startswith(str(installed)), "the installed copy, not the checkout, is under test"
+    assert shipped and names.split() == shipped
+
+
 def test_a_users_folder_of_scenarios_and_suites_runs_from_an_empty_directory(installed, tmp_path):
     mine = tmp_path / "mine"
     (mine / "suites").mkdir(parents=True)

@@ -46,10 +46,11 @@ def test_defaults_are_the_packages_own():
 def test_rstanarm_prior_translation():
     args = rstanarm_priors(parse_priors(["b ~ normal(0, 1)", "Intercept ~ student_t(3, 50, 20)",
                                          "sigma ~ exponential(0.1)", "cov ~ decov(2, 1, 1, 3)"]))
-    assert args == {"prior": "normal(location = 0.0, scale = 1.0, autoscale = FALSE)",
-                    "prior_intercept": "student_t(df = 3.0, location = 50.0, scale = 20.0, autoscale = FALSE)",
-                    "prior_aux": "exponential(rate = 0.1, autoscale = FALSE)",
-                    "prior_covariance": "decov(regularization = 2.0, concentration = 1.0, shape = 1.0, scale = 3.0)"}
+    assert args == {"prior": ("normal", {"location": 0.0, "scale": 1.0, "autoscale": False}),
+                    "prior_intercept": ("student_t", {"df": 3.0, "location": 50.0, "scale": 20.0, "autoscale": False}),
+                    "prior_aux": ("exponential", {"rate": 0.1, "autoscale": False}),
+                    "prior_covariance": ("decov", {"regularization": 2.0, "concentration": 1.0, "shape": 1.0,
+                                                   "scale": 3.0})}
     assert rstanarm_priors(parse_priors([])) == {}  # rstanarm's own defaults
 
 

@@ -5,6 +5,10 @@ Why one module: the four engines must see identical data (the same columns, fact
 levels) for their results to be comparable, and R's start-up quirks (rpy2 rewriting LD_LIBRARY_PATH) must
 be handled once. R is started lazily: importing this module does not start it. Conversions happen inside
 rpy2 conversion contexts (no global activation). Kept out of the registry (leading underscore).
+
+The engines' R code lives in .R files beside this module (compare/estimators/R/, package data), each sourced
+once per process into an R environment of its own (`r_env`), so two files' names cannot collide; Python calls
+their functions by name (`call`) and passes values as arguments, never as R code built from strings.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import functools
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from importlib import resources
 from typing import Any
 
 import numpy as np
@@ -26,17 +31,11 @@ from compare.formula import Formula
 # Debian package of each R package we load (the `apt-get install` hint of an unavailable engine)
 DEBIAN = {"lme4": "r-cran-lme4", "glmmTMB": "r-cran-glmmtmb", "rstanarm": "r-cran-rstanarm", "brms": "r-cran-brms"}
 
-# withCallingHandlers collectors: every R engine's fit function records warnings and messages into `msgs`
-# instead of printing them, so they land in FitResult.warnings.
-R_HANDLERS = r"""
-.hbench_collector <- function() {
-  env <- new.env()
-  env$msgs <- character(0)
-  env$warning <- function(w) { env$msgs <- c(env$msgs, paste0("warning: ", conditionMessage(w))); invokeRestart("muffleWarning") }
-  env$message <- function(m) { env$msgs <- c(env$msgs, paste0("message: ", trimws(conditionMessage(m)))); invokeRestart("muffleMessage") }
-  env
-}
-"""
+R_DIR = resources.files("compare.estimators") / "R"
+# Shared by every file: its environment is the parent of all the others' (has_package, the condition collector)
+BRIDGE = "bridge.R"
+# The other files whose functions a file calls: copied into an environment between it and the bridge's
+IMPORTS = {"lme4.R": ("lme4_intervals.R",), "rstanarm.R": ("rstan_sampler.R",), "brms.R": ("rstan_sampler.R",)}
 
 
 @contextmanager
@@ -71,33 +70,56 @@ def r_started() -> Support:
 
 def _start_r() -> Support:
     try:
-        import rpy2.robjects as ro
+        import rpy2.robjects  # noqa: F401 - importing it starts R
     except Exception as exc:  # ImportError, or rpy2 built for another R (undefined symbols)
         return no(f"needs R and rpy2 (`pip install 'rpy2>=3.5,<3.6'` for R < 4.5): {_first_line(exc)}")
     try:
         with quiet_r():
-            ro.r(R_HANDLERS)
+            r_env(BRIDGE)
     except Exception as exc:  # noqa: BLE001 - any R failure means no R engine can run
         return no(f"cannot start R: {_first_line(exc)}")
     return YES
 
 
 @functools.lru_cache(maxsize=None)
-def package_status(package: str, code: str = "") -> Support:
-    """R started, `package` loadable, and the engine's R `code` (its fit functions) defined; once per process.
+def r_env(r_file: str) -> Any:
+    """The R environment holding what compare/estimators/R/`r_file` defines, sourced once per process.
+
+    Its parent is an environment with the functions of the files it imports (IMPORTS), whose parent is the
+    bridge's, whose parent is R's global environment (so the search path, `stats::gaussian` and the like, is
+    found as when the code ran at top level). An R error (a syntax error names the file and line) propagates."""
+    import rpy2.robjects as ro
+
+    new_env, source = ro.baseenv["new.env"], ro.baseenv["sys.source"]
+    if r_file == BRIDGE:
+        parent = ro.globalenv
+    else:
+        parent = new_env(parent=r_env(BRIDGE))
+        for dep in IMPORTS.get(r_file, ()):
+            for name in r_env(dep).keys():
+                if name in parent:
+                    raise RuntimeError(f"{r_file}: {name!r} is defined by two of its imports {IMPORTS[r_file]}")
+                parent[name] = r_env(dep)[name]
+    env = new_env(parent=parent)
+    with resources.as_file(R_DIR / r_file) as path:
+        source(str(path), envir=env)
+    return env
+
+
+@functools.lru_cache(maxsize=None)
+def package_status(package: str, r_file: str = "") -> Support:
+    """R started, `package` loadable, and the engine's R file (its fit functions) sourced; once per process.
 
     The reason names the engine's package and how to install it, so `hbench engines` says what is missing."""
     started = r_started()
     if not started:
         return no(f"{package} {started.reason}")
-    import rpy2.robjects as ro
 
     try:
         with quiet_r():
-            ok = bool(ro.r(f'as.logical(suppressWarnings(suppressPackageStartupMessages('
-                           f'requireNamespace("{package}", quietly = TRUE))))')[0])
-            if ok and code:
-                ro.r(code)
+            ok = bool(r_env(BRIDGE)["has_package"](package)[0])
+            if ok and r_file:
+                r_env(r_file)
     except Exception as exc:  # noqa: BLE001 - any R failure means the engine is unavailable
         return no(f"R failed to load {package}: {_first_line(exc)}")
     if not ok:
@@ -159,8 +181,8 @@ def converter():
     return default_converter + numpy2ri.converter + pandas2ri.converter
 
 
-def call(package: str, code: str, function: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
-    """Call an R function defined by an engine's `code` and bring its named-list result back as a dict.
+def call(package: str, r_file: str, function: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
+    """Call an R function defined by an engine's `r_file` and bring its named-list result back as a dict.
 
     Arguments that are pandas frames become R data frames. R errors become a RuntimeError with R's own
     message (one engine's failure is recorded by the harness, with what R said). The swallowed console
@@ -169,14 +191,14 @@ def call(package: str, code: str, function: str, *args: Any, **kwargs: Any) -> d
     from rpy2.rinterface_lib.embedded import RRuntimeError
     from rpy2.robjects.conversion import localconverter
 
-    status = package_status(package, code)
+    status = package_status(package, r_file)
     if not status:
         raise RuntimeError(status.reason)
     with quiet_r() as console, localconverter(converter()):
         py2r = ro.conversion.get_conversion().py2rpy
         args = tuple(py2r(a) if isinstance(a, pd.DataFrame) else a for a in args)
         try:
-            res = ro.r[function](*args, **kwargs)
+            res = r_env(r_file)[function](*args, **kwargs)
         except RRuntimeError as exc:  # R's message often spans lines ("Error in f(...) :\n  what went wrong")
             said = " ".join(" ".join(console).split())
             message = " ".join(str(exc).split()) or said
@@ -192,6 +214,13 @@ def str_vector(values: list[str]):
     import rpy2.robjects as ro
 
     return ro.StrVector(values)
+
+
+def named_list(values: dict[str, Any]):
+    """An R named list of `values` (numbers, booleans, strings or further named lists)."""
+    import rpy2.robjects as ro
+
+    return ro.ListVector({k: named_list(v) if isinstance(v, dict) else v for k, v in values.items()})
 
 
 def is_null(x: Any) -> bool:

@@ -24,17 +24,6 @@ from compare.formula import ModelSpec
 from compare.priors import PriorSpec, parse_priors
 from compare.settings import setting
 
-# rstan's per-chain sampler parameters after warm-up, as (draws x chains) matrices
-R_SAMPLER = r"""
-.hbench_sampler <- function(stanfit) {
-  sp <- rstan::get_sampler_params(stanfit, inc_warmup = FALSE)
-  col <- function(name) sapply(sp, function(m) m[, name])
-  t <- rstan::get_elapsed_time(stanfit)
-  list(divergent = col("divergent__"), treedepth = col("treedepth__"), energy = col("energy__"),
-       warmup_s = unname(t[, "warmup"]), sample_s = unname(t[, "sample"]))
-}
-"""
-
 
 @dataclass(frozen=True)
 class RSamplerSettings(_bayes.SamplerSettings):
@@ -69,7 +58,7 @@ class RSamplerEngine(Estimator):
 
     kind: ClassVar[str] = "bayesian"
     package: ClassVar[str] = ""  # the R package, as _r.package_status names it
-    r_code: ClassVar[str] = ""  # the engine's R functions, defined once per R session
+    r_code: ClassVar[str] = ""  # the engine's R file (compare/estimators/R/), sourced once per R session
     no_blocks: ClassVar[str] = ""  # why a model without a random-effect term is refused
 
     def available(self) -> Support:

@@ -33,118 +33,7 @@ from compare.fitresult import FitResult
 from compare.priors import PriorSpec
 from compare.settings import Settings, setting
 
-R_CODE = _rbayes.R_SAMPLER + r"""
-if (!dir.exists(file.path(system.file(package = "BH"), "include", "boost")) && dir.exists("/usr/include/boost"))
-  rstan::rstan_options(boost_lib = "/usr/include")
-.hbench_brms_store <- new.env()
-.hbench_brms_store$models <- list()
-
-# brms's default priors for the data-dependent classes, with their numbers passed as data (stanvars), so the
-# generated Stan code does not change from one dataset to the next; the user's priors as given.
-.hbench_brms_priors <- function(f, data, fam, user_classes, user_priors) {
-  defaults <- brms::get_prior(f, data = data, family = fam)
-  have <- unique(defaults$class)
-  keep <- user_classes %in% have
-  prior <- brms::empty_prior()
-  for (k in which(keep)) prior <- prior + brms::set_prior(user_priors[k], class = user_classes[k])
-  sv <- NULL
-  text <- paste(user_classes[keep], "~", user_priors[keep])
-  rows <- defaults[defaults$coef == "" & defaults$group == "" & defaults$resp == "" & defaults$dpar == "" &
-                   defaults$nlpar == "" & defaults$prior != "" & defaults$class %in% c("Intercept", "sigma", "sd") &
-                   !(defaults$class %in% user_classes), ]
-  for (i in seq_len(nrow(rows))) {
-    cls <- rows$class[i]
-    m <- regmatches(rows$prior[i], regexec("^([A-Za-z_]+)\\((.*)\\)$", rows$prior[i]))[[1]]
-    args <- trimws(strsplit(m[3], ",")[[1]])
-    vals <- suppressWarnings(as.numeric(args))
-    if (length(m) != 3 || any(is.na(vals))) stop("cannot read brms's default prior '", rows$prior[i], "' for class ", cls)
-    nms <- paste0("hb_", cls, "_", seq_along(vals))
-    for (k in seq_along(vals)) sv <- if (is.null(sv)) brms::stanvar(vals[k], name = nms[k]) else sv + brms::stanvar(vals[k], name = nms[k])
-    prior <- prior + brms::set_prior(paste0(m[2], "(", paste(nms, collapse = ", "), ")"), class = cls)
-    text <- c(text, paste(cls, "~", rows$prior[i], "(brms default)"))
-  }
-  list(prior = prior, stanvars = sv, text = text, dropped = user_classes[!keep])
-}
-
-.hbench_brms_compiled <- function(code) {
-  for (m in .hbench_brms_store$models) if (identical(m$code, code)) return(m$fit)
-  NULL
-}
-
-.hbench_brms_forget <- function() { .hbench_brms_store$models <- list(); invisible(NULL) }
-
-.hbench_brms <- function(formula, data, family, link, user_classes, user_priors, chains, iter, warmup,
-                         adapt_delta, max_treedepth, cores, seed, terms) {
-  h <- .hbench_collector()
-  fam <- if (family == "gaussian") gaussian() else get(family)(link = link)
-  f <- brms::brmsformula(as.formula(formula))
-  t0 <- proc.time()[["elapsed"]]
-  withCallingHandlers({
-    pri <- .hbench_brms_priors(f, data, fam, user_classes, user_priors)
-    code <- sub("^[^\n]+\n", "", brms::make_stancode(f, data = data, family = fam, prior = pri$prior, stanvars = pri$stanvars))
-  }, warning = h$warning, message = h$message)
-  prep_s <- proc.time()[["elapsed"]] - t0
-  base <- .hbench_brms_compiled(code)
-  compile_s <- 0
-  compiled <- is.null(base)
-  if (compiled) {
-    t0 <- proc.time()[["elapsed"]]
-    base <- withCallingHandlers(brms::brm(f, data = data, family = fam, prior = pri$prior, stanvars = pri$stanvars,
-                                          chains = 0, silent = 2, refresh = 0),
-                                warning = h$warning, message = h$message)
-    compile_s <- proc.time()[["elapsed"]] - t0
-    .hbench_brms_store$models <- c(.hbench_brms_store$models, list(list(code = code, fit = base)))
-  }
-  # The program is this model's (same code), but the compiled fit may come from another formula generating the
-  # same code (brms passes design columns as data: (1 | g) + (0 + x | g) and (1 | g1) + (1 | g1:g2) do), so
-  # update() gets this formula and family, not the compiled fit's.
-  # update() appends the compiled fit's user priors to the ones given, and brms refuses the near-duplicates
-  # (they differ in filled-in bounds); the code identity above already guarantees the priors are these.
-  base$prior <- base$prior[base$prior$source != "user", ]
-  t0 <- proc.time()[["elapsed"]]
-  fit <- withCallingHandlers(
-    update(base, formula. = f, family = fam, newdata = data, recompile = FALSE, prior = pri$prior,
-           stanvars = pri$stanvars, chains = chains,
-           iter = iter, warmup = warmup, cores = cores, seed = seed, refresh = 0, silent = 2, open_progress = FALSE,
-           control = list(adapt_delta = adapt_delta, max_treedepth = max_treedepth)),
-    warning = h$warning, message = h$message)
-  wall <- proc.time()[["elapsed"]] - t0
-  out <- .hbench_brms_draws(fit, family, pri, compiled, compile_s, prep_s, wall, h$msgs)
-  out$terms <- utils::getFromNamespace("rename", "brms")(terms)  # brms's own names: Age25-34 -> Age25M34
-  out
-}
-
-# Draws by name from brms's accessors (original level labels), stacked chain after chain; the stacking is
-# checked against as.array's (iteration, chain) layout so the per-chain R-hat/ESS are computed on real chains.
-.hbench_prior_data <- function(fit) {
-  sd <- brms::standata(fit)
-  keep <- grep("^hb_", names(sd), value = TRUE)
-  list(names = keep, values = as.numeric(unlist(sd[keep])))
-}
-
-.hbench_brms_draws <- function(fit, family, pri, compiled, compile_s, prep_s, wall, msgs) {
-  vc <- brms::VarCorr(fit, summary = FALSE)
-  re <- brms::ranef(fit, summary = FALSE)
-  fe <- if (NROW(brms::fixef(fit)) > 0) brms::fixef(fit, summary = FALSE) else NULL  # NULL without fixed effects
-  arr <- as.array(fit)
-  g1 <- names(vc)[1]; t1 <- colnames(vc[[1]]$sd)[1]
-  if (!isTRUE(all.equal(as.vector(vc[[1]]$sd[, 1]), as.vector(arr[, , paste0("sd_", g1, "__", t1)]))))
-    stop("brms's VarCorr draws are not stacked chain after chain as expected")
-  dn <- function(a, k) dimnames(a)[[k]]
-  list(fixef = if (is.null(fe)) matrix(numeric(0), nrow(vc[[1]]$sd), 0) else unname(fe),
-       fixef_names = if (is.null(fe)) character(0) else colnames(fe),
-       groups = names(vc), sd = unname(lapply(vc, function(v) unname(v$sd))),
-       sd_names = unname(lapply(vc, function(v) colnames(v$sd))),
-       cor = unname(lapply(vc, function(v) if (is.null(v$cor)) array(0, c(nrow(v$sd), 1, 1)) else unname(v$cor))),
-       r = unname(lapply(names(vc), function(g) unname(re[[g]]))),
-       r_levels = unname(lapply(names(vc), function(g) dn(re[[g]], 2))),
-       r_terms = unname(lapply(names(vc), function(g) dn(re[[g]], 3))),
-       sigma = if (family == "gaussian") as.vector(arr[, , "sigma"]) else NULL,
-       sampler = .hbench_sampler(fit$fit), prior_text = pri$text, dropped = pri$dropped,
-       compiled = compiled, compile_s = compile_s, prep_s = prep_s, wall = wall, msgs = msgs,
-       prior_data = .hbench_prior_data(fit))
-}
-"""
+R_CODE = "brms.R"  # compare/estimators/R/brms.R (which imports rstan_sampler.R)
 
 
 def brms_priors(spec: PriorSpec) -> list[tuple[str, str]]:
@@ -179,7 +68,7 @@ class BrmsEngine(_rbayes.RSamplerEngine):
     def fit(self, data: FitData, *, seed: int) -> FitResult:
         start, md, priors = self.begin(data)
         s = self.settings
-        r = _r.call("brms", R_CODE, ".hbench_brms", _r.r_formula(data.formula, data.family, binomial="trials"),
+        r = _r.call("brms", R_CODE, "fit_brms", _r.r_formula(data.formula, data.family, binomial="trials"),
                     _r.r_frame(data), data.family, data.link, _r.str_vector([c for c, _ in priors]),
                     _r.str_vector([p for _, p in priors]), s.chains, s.warmup + s.draws, s.warmup, s.adapt_delta,
                     s.max_treedepth, s.cores, int(seed) % (2**31 - 1) or 1, _r.str_vector(_terms(md)))
@@ -203,11 +92,9 @@ class BrmsEngine(_rbayes.RSamplerEngine):
 
 def forget_compiled() -> None:
     """Drop this process's compiled brms models (tests use it to check reuse)."""
-    import rpy2.robjects as ro
-
     if _r.package_status("brms", R_CODE):
         with _r.quiet_r():
-            ro.r[".hbench_brms_forget"]()
+            _r.r_env(R_CODE)["forget_compiled"]()
 
 
 def _named(x: Any) -> dict[str, float]:

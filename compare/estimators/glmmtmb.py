@@ -31,53 +31,7 @@ from compare.fitresult import FitResult, boundary_flags, make_params
 from compare.formula import ModelSpec
 from compare.settings import Settings, setting
 
-R_CODE = r"""
-.hbench_glmmtmb <- function(formula, data, family, link, reml, profile, level) {
-  h <- .hbench_collector()
-  fam <- if (family == "gaussian") gaussian() else get(family)(link = link)
-  t0 <- proc.time()[["elapsed"]]
-  fit <- withCallingHandlers(glmmTMB::glmmTMB(as.formula(formula), data = data, family = fam, REML = reml),
-                             warning = h$warning, message = h$message)
-  wall <- proc.time()[["elapsed"]] - t0
-  vc_msgs <- character(0)
-  withCallingHandlers({
-    par <- fit$sdr$par.fixed
-    cov <- fit$sdr$cov.fixed
-    vc <- glmmTMB::VarCorr(fit)$cond
-    re <- as.data.frame(glmmTMB::ranef(fit, condVar = TRUE))
-    k <- length(glmmTMB::fixef(fit)$cond)  # vcov() is NULL without fixed effects
-    # vcov() inverts the Hessian, singular at some boundary fits: the fit is kept, its fixed effects' SEs NA
-    V <- if (k == 0) matrix(numeric(0), 0, 0) else tryCatch(as.matrix(vcov(fit)$cond), error = function(e) {
-      vc_msgs <<- paste("fixed-effect covariance not computed:", conditionMessage(e))
-      matrix(NA_real_, k, k)
-    })
-  }, warning = h$warning, message = h$message)
-  th <- which(names(par) == "theta")
-  bd <- which(names(par) == "betad")
-  struc <- fit$modelInfo$reStruc$condReStruc
-  prof <- NULL
-  prof_msgs <- character(0)
-  if (profile && !reml) {
-    prof <- tryCatch(withCallingHandlers(
-        as.matrix(confint(fit, parm = "theta_", level = level, method = "profile"))[, 1:2, drop = FALSE],
-        warning = function(w) { prof_msgs <<- c(prof_msgs, conditionMessage(w)); invokeRestart("muffleWarning") },
-        message = function(m) { prof_msgs <<- c(prof_msgs, trimws(conditionMessage(m))); invokeRestart("muffleMessage") }),
-      error = function(e) { prof_msgs <<- c(prof_msgs, paste("error:", conditionMessage(e))); NULL })
-  }
-  cnms <- fit$modelInfo$reTrms$cond$cnms
-  list(fixef = glmmTMB::fixef(fit)$cond, fixef_names = names(glmmTMB::fixef(fit)$cond), vcov = V,
-       vc = unname(lapply(vc, function(m) { m <- as.matrix(m); attr(m, "stddev") <- NULL; attr(m, "correlation") <- NULL; m })),
-       cnms_groups = names(cnms), cnms = unname(cnms),
-       theta = unname(par[th]), theta_cov = unname(cov[th, th, drop = FALSE]),
-       n_theta = unname(sapply(struc, function(s) s$blockNumTheta)),
-       block_codes = unname(sapply(struc, function(s) names(s$blockCode))),
-       betad = if (length(bd)) unname(par[bd]) else NULL, betad_var = if (length(bd)) unname(cov[bd, bd]) else NULL,
-       sigma = sigma(fit), loglik = -as.numeric(fit$fit$objective), pdHess = isTRUE(fit$sdr$pdHess),
-       opt_code = as.numeric(fit$fit$convergence), opt_message = as.character(fit$fit$message),
-       ranef = re, fitted = as.numeric(fitted(fit)), profile = prof, profile_msgs = prof_msgs,
-       msgs = c(h$msgs, vc_msgs), wall = wall)
-}
-"""
+R_CODE = "glmmtmb.R"  # compare/estimators/R/glmmtmb.R
 
 WALD_NOTE = "Wald interval (glmmTMB sdreport)"
 
@@ -111,7 +65,7 @@ class GlmmTMBEngine(Estimator):
     def fit(self, data: FitData, *, seed: int) -> FitResult:
         self.require(data.model)
         reml = self.settings.reml and data.family == "gaussian"
-        r, wall = fq.timed(lambda: _r.call("glmmTMB", R_CODE, ".hbench_glmmtmb",
+        r, wall = fq.timed(lambda: _r.call("glmmTMB", R_CODE, "fit_glmmtmb",
                                            _r.r_formula(data.formula, data.family), _r.r_frame(data), data.family,
                                            data.link, reml, self.settings.profile, self.level))
         out = summarise(r, data, reml, self.settings.profile, self.level)
@@ -120,7 +74,7 @@ class GlmmTMBEngine(Estimator):
 
 
 def summarise(r: dict[str, Any], data: FitData, reml: bool, profile: bool, level: float) -> FitResult:
-    """FitResult from the pieces .hbench_glmmtmb returns."""
+    """FitResult from the pieces fit_glmmtmb (R/glmmtmb.R) returns."""
     design = data.design
     gaussian = data.family == "gaussian"
     notes = ["converged = nlminb convergence code 0 and a positive-definite Hessian in TMB's sdreport (pdHess)"]

@@ -13,7 +13,8 @@ messages are collected with `withCallingHandlers` so they land in FitResult.warn
   likelihood for lmer by default (affordable), where the profile row is the primary one and the Wald row an
   extra one; glmer is not profiled by default (it costs many refits), so Wald is its primary interval.
 - `ddf`: Satterthwaite (lmerTest) / Kenward-Roger (pbkrtest) t intervals for the fixed effects, extra rows;
-  `bootstrap`: a parametric bootMer percentile interval for b, sd, cor and sigma, extra rows.
+  `bootstrap`: a parametric bootMer percentile interval for b, sd, cor and sigma, extra rows; `robust`:
+  cluster-robust CR2 SEs with Satterthwaite df (clubSandwich) for the fixed effects, extra 'cr2' rows.
 - `criterion` says whether `loglik` is REML or ML, so that the summary can check whether another engine
   on the same data reached lme4's optimum (lme4's and statsmodels' definitions agree, constants included).
 """
@@ -39,56 +40,9 @@ from compare.formula import ModelSpec
 
 GLMER_OPTIMIZER = "nlminbwrap"
 DDF_PACKAGES = {"satterthwaite": "lmerTest", "kenward-roger": "pbkrtest"}
+CR2_PACKAGE = "clubSandwich"
 
-FIT_CODE = r"""
-.hbench_fit <- function(formula, data, family, link, reml, optimizer, profile, level, ddf, bootstrap, seed,
-                        sd_tol, cor_tol) {
-  msgs <- character(0)
-  keep_w <- function(w) { msgs <<- c(msgs, paste0("warning: ", conditionMessage(w))); invokeRestart("muffleWarning") }
-  keep_m <- function(m) { msgs <<- c(msgs, paste0("message: ", trimws(conditionMessage(m)))); invokeRestart("muffleMessage") }
-  t0 <- proc.time()[["elapsed"]]
-  fit <- withCallingHandlers(
-    if (family == "gaussian") lme4::lmer(as.formula(formula), data = data, REML = reml)
-    else lme4::glmer(as.formula(formula), data = data, family = get(family)(link = link),
-                     control = lme4::glmerControl(optimizer = optimizer)),
-    warning = keep_w, message = keep_m)
-  wall <- proc.time()[["elapsed"]] - t0
-  # refit() (bootMer) re-evaluates the call's control in its own frame, where `optimizer` does not exist
-  if (family != "gaussian") fit@call$control <- lme4::glmerControl(optimizer = optimizer)
-  vc <- lme4::VarCorr(fit)
-  cnms <- lme4::getME(fit, "cnms")
-  re <- as.data.frame(lme4::ranef(fit, condVar = TRUE))
-  prof <- NULL
-  prof_msgs <- character(0)
-  if (profile) {
-    prof <- tryCatch(withCallingHandlers(
-        confint(fit, parm = "theta_", level = level, method = "profile", oldNames = FALSE, quiet = TRUE),
-        warning = function(w) { prof_msgs <<- c(prof_msgs, conditionMessage(w)); invokeRestart("muffleWarning") },
-        message = function(m) { prof_msgs <<- c(prof_msgs, trimws(conditionMessage(m))); invokeRestart("muffleMessage") }),
-      error = function(e) { prof_msgs <<- c(prof_msgs, paste("error:", conditionMessage(e))); NULL })
-  }
-  conv <- fit@optinfo$conv
-  out <- list(reml = lme4::isREML(fit), fixef = lme4::fixef(fit), fixef_names = names(lme4::fixef(fit)),
-       vcov = as.matrix(vcov(fit)),
-       vc = unname(lapply(vc, function(m) { m <- as.matrix(m); attr(m, "stddev") <- NULL; attr(m, "correlation") <- NULL; m })),
-       cnms_groups = names(cnms), cnms = unname(cnms),
-       sigma = sigma(fit), loglik = as.numeric(logLik(fit)), singular = lme4::isSingular(fit),
-       optimizer = as.character(fit@optinfo$optimizer), opt_code = as.numeric(conv$opt),
-       lme4_msgs = as.character(unlist(conv$lme4$messages)),
-       ranef = re, fitted = as.numeric(fitted(fit)),
-       profile = if (is.null(prof)) NULL else as.matrix(prof),
-       profile_names = if (is.null(prof)) character(0) else rownames(prof),
-       profile_msgs = prof_msgs, msgs = msgs, wall = wall)
-  # after everything is read from `fit`: these refit it or evaluate its deviance (on copies, but be safe);
-  # a failure is a note on the fit, not a failed fit
-  failed <- function(what) function(e) list(error = paste(what, "failed:", conditionMessage(e)))
-  out$wald <- tryCatch(.hbench_wald(fit, sd_tol, cor_tol), error = failed("Wald intervals"))
-  out$ddf <- if (length(ddf) > 0 && lme4::isLMM(fit)) .hbench_ddf(fit, ddf) else NULL
-  out$boot <- if (bootstrap > 0) tryCatch(.hbench_boot(fit, bootstrap, seed, level), error = failed("bootstrap")) else NULL
-  out
-}
-"""
-R_CODE = FIT_CODE + iv.R_CODE
+R_CODE = "lme4.R"  # compare/estimators/R/lme4.R (which imports lme4_intervals.R)
 
 
 def r_status() -> Support:
@@ -97,11 +51,11 @@ def r_status() -> Support:
 
 
 def run_r_fit(data: FitData, reml: bool, profile: bool, level: float = fq.LEVEL, ddf: tuple[str, ...] = (),
-              bootstrap: int = 0, seed: int = 1) -> dict[str, Any]:
+              bootstrap: int = 0, seed: int = 1, robust: bool = False) -> dict[str, Any]:
     """Fit in R and bring the pieces back as Python objects."""
-    return _r.call("lme4", R_CODE, ".hbench_fit", r_formula(data.formula, data.family), r_frame(data),
+    return _r.call("lme4", R_CODE, "fit_lme4", r_formula(data.formula, data.family), r_frame(data),
                    data.family, data.link, reml, GLMER_OPTIMIZER, profile, level, _r.str_vector(list(ddf)),
-                   bootstrap, seed % (2**31 - 1), iv.SD_TOL, iv.COR_TOL)
+                   bootstrap, seed % (2**31 - 1), iv.SD_TOL, iv.COR_TOL, robust)
 
 
 _strs, _nth, _term = _r.strs, _r.nth, _r.term
@@ -119,6 +73,10 @@ class Lme4Settings(Settings):
     bootstrap: int = setting(0, "parametric bootstrap simulations (lme4::bootMer, seeded from the fit seed): "
                                 "an extra percentile-interval row for b, sd, cor and sigma; 0 = off; "
                                 "costs that many refits", lo=0)
+    robust: bool = setting(False, "cluster-robust CR2 standard errors (clubSandwich) with Satterthwaite df for the "
+                                  "fixed effects of gaussian fits, clustered on the outermost grouping factor: an "
+                                  "extra 'cr2' row each (SE and df in details['cr2']); needs nested (not crossed) "
+                                  "grouping factors")
 
     def problems(self) -> list[str]:
         issues = super().problems()
@@ -144,6 +102,8 @@ class Lme4Engine(Estimator):
             if not _r.package_status(package):
                 return no(f"lme4 with ddf = {method!r} needs the R package {package} "
                           f"(apt-get install r-cran-{package.lower()})")
+        if status and self.settings.robust and not _r.package_status(CR2_PACKAGE):
+            return no(f"lme4 with robust = true needs the R package {CR2_PACKAGE} (apt-get install r-cran-clubsandwich)")
         return status
 
     def supports(self, model: ModelSpec) -> Support:
@@ -161,8 +121,8 @@ class Lme4Engine(Estimator):
         reml = self.settings.reml and gaussian
         profile = gaussian if self.settings.profile is None else self.settings.profile
         st = self.settings
-        r, wall = fq.timed(lambda: run_r_fit(data, reml, profile, self.level, st.ddf, st.bootstrap, seed))
-        out = summarise(r, data, profile, self.level, ddf=st.ddf)
+        r, wall = fq.timed(lambda: run_r_fit(data, reml, profile, self.level, st.ddf, st.bootstrap, seed, st.robust))
+        out = summarise(r, data, profile, self.level, ddf=st.ddf, robust=st.robust)
         out.wall_s = wall
         out.criterion = "REML" if reml else "ML"
         out.details["r_wall_s"] = float(np.atleast_1d(r["wall"])[0])
@@ -170,7 +130,7 @@ class Lme4Engine(Estimator):
 
 
 def summarise(r: dict[str, Any], data: FitData, profile: bool, level: float = fq.LEVEL,
-              ddf: tuple[str, ...] = ()) -> FitResult:
+              ddf: tuple[str, ...] = (), robust: bool = False) -> FitResult:
     design = data.design
     gaussian = data.family == "gaussian"
     notes: list[str] = []
@@ -195,6 +155,7 @@ def summarise(r: dict[str, Any], data: FitData, profile: bool, level: float = fq
     details: dict[str, Any] = {}
     reml = gaussian and bool(np.atleast_1d(r["reml"])[0])
     extra += _ddf_rows(r, data, ddf, names, rows, level, notes, details, reml)
+    extra += _cr2_rows(r, data, robust, names, rows, level, notes, details)
     extra += _boot_rows(r, names, blocks, gaussian, rows, notes)
     rows += extra
     rows += _r.ranef_rows(r["ranef"], level)
@@ -282,6 +243,28 @@ def _ddf_rows(r: dict[str, Any], data: FitData, ddf: tuple[str, ...], names: lis
     if "kenward-roger" in info and not reml:
         notes.append("kenward-roger is defined for REML fits: computed here from the ML fit")
     notes += [f"ddf: {m}" for m in msgs]
+    return extra
+
+
+def _cr2_rows(r: dict[str, Any], data: FitData, robust: bool, names: list[str], rows: list[dict[str, Any]],
+              level: float, notes: list[str], details: dict[str, Any]) -> list[dict[str, Any]]:
+    """Extra 'cr2' rows of the fixed effects: estimate +- t(Satterthwaite df) x CR2 SE (clubSandwich), laid out
+    like the ddf rows; a failure (crossed grouping factors, say) is a note, not a failed fit."""
+    if not robust or not names:
+        return []
+    if data.family != "gaussian":
+        notes.append("robust: CR2 standard errors (clubSandwich) are for gaussian (lmer) fits; none for this glmer fit")
+        return []
+    cr2 = r.get("cr2")
+    error = _get(cr2, "error")
+    if error is not None:
+        notes.append(" ".join(_strs(error)))
+        return []
+    first = _first_rows(rows)
+    extra, info, msgs = iv.ddf_rows(cr2, [first[name_b(n)] for n in names], level)
+    details["cr2"] = info.get("cr2", {})
+    notes.append(f"robust: CR2 clustered on {' '.join(_strs(_get(cr2, 'cluster')))}")
+    notes += [f"robust: {m}" for m in msgs]
     return extra
 
 

@@ -28,70 +28,56 @@ from compare.fitresult import FitResult
 from compare.priors import Dist, PriorSpec
 from compare.settings import Settings, setting
 
-R_CODE = _rbayes.R_SAMPLER + r"""
-.hbench_rstanarm <- function(formula, data, family, link, chains, iter, warmup, adapt_delta, max_treedepth,
-                             QR, cores, seed, prior_args, prior_exprs) {
-  h <- .hbench_collector()
-  fam <- if (family == "gaussian") gaussian() else get(family)(link = link)
-  # open_progress: R embedded by rpy2 is interactive(), so rstan would open a browser page when cores > 1
-  args <- list(formula = as.formula(formula), data = data, family = fam, chains = chains, iter = iter,
-               warmup = warmup, adapt_delta = adapt_delta, control = list(max_treedepth = max_treedepth),
-               QR = QR, cores = cores, seed = seed, refresh = 0, open_progress = FALSE)
-  for (k in seq_along(prior_args))
-    args[[prior_args[k]]] <- eval(parse(text = prior_exprs[k]), envir = asNamespace("rstanarm"))
-  t0 <- proc.time()[["elapsed"]]
-  fit <- withCallingHandlers(do.call(rstanarm::stan_glmer, args), warning = h$warning, message = h$message)
-  wall <- proc.time()[["elapsed"]] - t0
-  a <- as.array(fit)
-  prior_text <- capture.output(print(rstanarm::prior_summary(fit)))
-  list(draws = unname(a), names = dimnames(a)[[3]], sampler = .hbench_sampler(fit$stanfit),
-       control = fit$stanfit@stan_args[[1]]$control, prior_text = prior_text, wall = wall, msgs = h$msgs)
-}
-"""
+R_CODE = "rstanarm.R"  # compare/estimators/R/rstanarm.R (which imports rstan_sampler.R)
 
 
-def _num(x: float) -> str:
-    return repr(float(x))
+# rstanarm's prior functions and the names of their arguments, in hbench's prior-string order
+PRIOR_ARGS = {"normal": ("location", "scale"), "student_t": ("df", "location", "scale"),
+              "cauchy": ("location", "scale"), "exponential": ("rate",),
+              "decov": ("regularization", "concentration", "shape", "scale")}
+
+# (an rstanarm prior function's name, its named arguments): passed to R as values, called there by name
+RPrior = tuple[str, dict[str, float | bool]]
 
 
-def _coef_prior(d: Dist) -> str:
-    """normal / student_t / cauchy for coefficients or the (centred) intercept, on the data's scale."""
-    if d.name == "normal":
-        return f"normal(location = {_num(d.args[0])}, scale = {_num(d.args[1])}, autoscale = FALSE)"
-    if d.name == "student_t":
-        return (f"student_t(df = {_num(d.args[0])}, location = {_num(d.args[1])}, scale = {_num(d.args[2])}, "
-                "autoscale = FALSE)")
-    return f"cauchy(location = {_num(d.args[0])}, scale = {_num(d.args[1])}, autoscale = FALSE)"
+def _prior(d: Dist, autoscale: bool | None = False) -> RPrior:
+    """rstanarm's call for a parsed distribution (normal / student_t / cauchy for coefficients or the centred
+    intercept), on the data's scale: autoscale = FALSE where the function has that argument."""
+    args: dict[str, float | bool] = {k: float(v) for k, v in zip(PRIOR_ARGS[d.name], d.args, strict=True)}
+    if autoscale is not None:
+        args["autoscale"] = autoscale
+    return d.name, args
 
 
-def _aux_prior(d: Dist) -> str:
+def _aux_prior(d: Dist) -> RPrior:
     """sigma's prior: rstanarm's prior_aux is a half distribution for sigma, as hbench's sigma priors are."""
-    if d.name == "exponential":
-        return f"exponential(rate = {_num(d.args[0])}, autoscale = FALSE)"
     if d.name == "gamma":
         raise InputError("rstanarm: 'sigma ~ gamma(...)' cannot be expressed (prior_aux takes normal, student_t, "
                          "cauchy or exponential)")
-    return _coef_prior(d)
+    return _prior(d)
 
 
-def rstanarm_priors(spec: PriorSpec) -> dict[str, str]:
-    """stan_glmer's prior arguments (R expressions) for parsed prior strings; InputError where rstanarm
-    cannot express one. Classes not given keep rstanarm's defaults."""
+def rstanarm_priors(spec: PriorSpec) -> dict[str, RPrior]:
+    """stan_glmer's prior arguments (an rstanarm prior function and its arguments each) for parsed prior
+    strings; InputError where rstanarm cannot express one. Classes not given keep rstanarm's defaults."""
     if spec.sd is not None or spec.cor is not None:
         raise InputError("rstanarm cannot express separate 'sd'/'cor' priors (stan_glmer's covariance prior is "
                          "decov): give 'cov ~ decov(regularization, concentration, shape, scale)' or use brms")
     out = {}
     if spec.b is not None:
-        out["prior"] = _coef_prior(spec.b)
+        out["prior"] = _prior(spec.b)
     if spec.intercept is not None:
-        out["prior_intercept"] = _coef_prior(spec.intercept)
+        out["prior_intercept"] = _prior(spec.intercept)
     if spec.sigma is not None:
         out["prior_aux"] = _aux_prior(spec.sigma)
     if spec.cov is not None:
-        reg, conc, shape, scale = map(_num, spec.cov.args)
-        out["prior_covariance"] = (f"decov(regularization = {reg}, concentration = {conc}, shape = {shape}, "
-                                   f"scale = {scale})")
+        out["prior_covariance"] = _prior(spec.cov, autoscale=None)  # decov has no autoscale
     return out
+
+
+def _r_priors(priors: dict[str, RPrior]):
+    """The priors as the R list fit_rstanarm takes: by argument, list(fun = ..., args = list(...))."""
+    return _r.named_list({a: {"fun": fun, "args": args} for a, (fun, args) in priors.items()})
 
 
 @dataclass(frozen=True)
@@ -115,10 +101,9 @@ class RstanarmEngine(_rbayes.RSamplerEngine):
     def fit(self, data: FitData, *, seed: int) -> FitResult:
         start, md, priors = self.begin(data)
         s = self.settings
-        r = _r.call("rstanarm", R_CODE, ".hbench_rstanarm", _r.r_formula(data.formula, data.family), _r.r_frame(data),
+        r = _r.call("rstanarm", R_CODE, "fit_rstanarm", _r.r_formula(data.formula, data.family), _r.r_frame(data),
                     data.family, data.link, s.chains, s.warmup + s.draws, s.warmup, s.adapt_delta, s.max_treedepth,
-                    s.QR, s.cores, int(seed) % (2**31 - 1) or 1, _r.str_vector(list(priors)),
-                    _r.str_vector(list(priors.values())))
+                    s.QR, s.cores, int(seed) % (2**31 - 1) or 1, _r_priors(priors))
         draws = _draws(md, chains_values(r), _r.strs(r["names"]))
         sstats = _rbayes.sampler_stats(r["sampler"], s.chains, s.draws, s.max_treedepth)
         sampling_s = _r.num(r["wall"])

@@ -1,0 +1,24 @@
+# rstanarm::stan_glmer (compare/estimators/rstanarm.py): the draws per chain, the sampler's diagnostics and
+# rstanarm's description of the priors it used.
+
+# `priors`: a named list, by stan_glmer argument (prior, prior_intercept, prior_aux, prior_covariance), of
+# list(fun = an rstanarm prior function's name, args = its named arguments); arguments not given keep
+# rstanarm's defaults.
+fit_rstanarm <- function(formula, data, family, link, chains, iter, warmup, adapt_delta, max_treedepth,
+                         QR, cores, seed, priors) {
+  h <- collector()
+  fam <- if (family == "gaussian") gaussian() else get(family)(link = link)
+  # open_progress: R embedded by rpy2 is interactive(), so rstan would open a browser page when cores > 1
+  args <- list(formula = as.formula(formula), data = data, family = fam, chains = chains, iter = iter,
+               warmup = warmup, adapt_delta = adapt_delta, control = list(max_treedepth = max_treedepth),
+               QR = QR, cores = cores, seed = seed, refresh = 0, open_progress = FALSE)
+  for (a in names(priors))
+    args[[a]] <- do.call(getExportedValue("rstanarm", priors[[a]]$fun), as.list(priors[[a]]$args))
+  t0 <- proc.time()[["elapsed"]]
+  fit <- withCallingHandlers(do.call(rstanarm::stan_glmer, args), warning = h$warning, message = h$message)
+  wall <- proc.time()[["elapsed"]] - t0
+  a <- as.array(fit)
+  prior_text <- capture.output(print(rstanarm::prior_summary(fit)))
+  list(draws = unname(a), names = dimnames(a)[[3]], sampler = sampler_params(fit$stanfit),
+       control = fit$stanfit@stan_args[[1]]$control, prior_text = prior_text, wall = wall, msgs = h$msgs)
+}
