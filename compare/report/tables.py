@@ -61,7 +61,7 @@ FIT_MEASURE_TITLES = {"divergent_fit_rate": "fits with divergences", "singular_r
                       "failure_rate": "failed fits"}
 # The order interval types are read in, as the seed argues: Wald z, its small-J corrections, likelihood and
 # resampling intervals, then the posterior's; types not named here follow in name order.
-INTERVAL_ORDER = ("wald-z", "wald-t", "satterthwaite", "kenward-roger", "profile", "bootstrap", "quantile")
+INTERVAL_ORDER = ("wald-z", "wald-t", "satterthwaite", "kenward-roger", "cr2", "profile", "bootstrap", "quantile")
 LABEL_SEP = " · "
 
 
