@@ -1,6 +1,7 @@
 """`hbench fit` inputs the fuzzer (tests/test_fuzz.py) found mishandled: each is now one line on stderr, exit 2,
 nothing on stdout. In-process, so fast."""
 
+import json
 import tempfile
 
 import pytest
@@ -70,3 +71,20 @@ def test_binomial_trials_must_be_whole_numbers(run, trials):
                          "--formula", "y | trials(n) ~ x + (1 | g)", "--family", "binomial",
                          "--engine", "bayesmixedglm-map", "--format", "json")
     assert "column 'n': binomial trials" in one_line_error(code, out, err)
+
+
+def test_an_engine_that_fails_is_a_row_that_says_so_and_exit_1(run, monkeypatch):
+    """One fit path for `hbench fit` and the harness (compare.attempt): a failing engine is a record with status
+    failed and its error, the others still fit, the exit status is 1; never an empty table."""
+    monkeypatch.setenv("HBENCH_ENGINES", "tests.doubles")
+    csv = "y,x,g\n" + "".join(f"{i % 7 + 0.1 * i},{i % 5},g{i % 4}\n" for i in range(40))
+    code, out, err = run(csv, "--formula", "y ~ x + (1 | g)", "--engine", "ols-double", "--engine",
+                         "failing-double", "--format", "json")
+    records = {r["engine"]: r for r in json.loads(out)}
+    assert code == 1 and "1 of 2 engines failed: failing-double" in err
+    assert records["ols-double"]["status"] == "ok" and records["ols-double"]["parameters"]
+    failed = records["failing-double"]
+    assert failed["status"] == "failed" and failed["parameters"] == []
+    assert failed["error"].startswith("RuntimeError: deliberate failure on seed 1")
+    code, out, err = run(csv, "--formula", "y ~ x + (1 | g)", "--engine", "failing-double")
+    assert code == 1 and "no estimates: every engine failed" in out and "error: RuntimeError" in out

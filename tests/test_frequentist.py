@@ -138,11 +138,16 @@ def test_fit_json_shape(capsys):
         assert isinstance(r["loglik"], float) and r["wall_s"] > 0
         names = [p["parameter"] for p in r["parameters"]]
         assert {"b[Intercept]", "b[x]", "sd[g][Intercept]", "sigma"} <= set(names)
+        text = {"parameter", "param_class", "group", "term", "group_level", "interval"}
         for p in r["parameters"]:
-            assert set(p) == {"parameter", "interval", "estimate", "se", "lower", "upper"}
-            assert all(v is None or math.isfinite(v) for k, v in p.items() if k not in ("parameter", "interval"))
-        intervals = [p["interval"] for p in r["parameters"] if p["parameter"] == "b[x]"]
-        assert intervals == ["wald-z", "wald-t"]  # the primary interval first
+            assert set(p) == text | {"primary", "estimate", "se", "lower", "upper"}
+            assert all(v is None or math.isfinite(v) for k, v in p.items() if k not in text | {"primary"})
+        b_x = [(p["interval"], p["primary"], p["param_class"], p["term"]) for p in r["parameters"]
+               if p["parameter"] == "b[x]"]
+        assert b_x == [("wald-z", True, "b", "x"), ("wald-t", False, "b", "x")]
+        sd = next(p for p in r["parameters"] if p["parameter"] == "sd[g][Intercept]")
+        assert (sd["param_class"], sd["group"], sd["term"]) == ("sd", "g", "Intercept")
+        assert r["status"] == "ok"
     # --ml reached the engines: the ML log-likelihood is not the REML one of the fixture
     assert records[1]["loglik"] != pytest.approx(json.loads((FIXTURES / "varying_intercept.json").read_text())["loglik"])
 
