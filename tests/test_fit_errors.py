@@ -76,7 +76,12 @@ def test_binomial_trials_must_be_whole_numbers(run, trials):
 def test_an_engine_that_fails_is_a_row_that_says_so_and_exit_1(run, monkeypatch):
     """One fit path for `hbench fit` and the harness (compare.attempt): a failing engine is a record with status
     failed and its error, the others still fit, the exit status is 1; never an empty table."""
-    monkeypatch.setenv("HBENCH_ENGINES", "tests.doubles")
+    from compare import estimators
+    from tests.doubles import FailingDouble, OLSDouble
+
+    estimators.engine_names()  # discovered first, so the doubles below are removed again after the test
+    for cls in (OLSDouble, FailingDouble):
+        monkeypatch.setitem(estimators._REGISTRY, cls.name, cls)
     csv = "y,x,g\n" + "".join(f"{i % 7 + 0.1 * i},{i % 5},g{i % 4}\n" for i in range(40))
     code, out, err = run(csv, "--formula", "y ~ x + (1 | g)", "--engine", "ols-double", "--engine",
                          "failing-double", "--format", "json")
