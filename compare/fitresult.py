@@ -214,7 +214,8 @@ def _row(mapping: Mapping[str, Any]) -> ParamRow:
     unknown = sorted(set(mapping) - set(_INIT))
     missing = [f.name for f in fields(ParamRow) if f.init and f.default is MISSING and f.name not in mapping]
     if unknown or missing:
-        what = "; ".join(filter(None, [unknown and f"unknown keys {unknown}", missing and f"missing keys {missing}"]))
+        what = "; ".join(text for text, found in ((f"unknown keys {unknown}", unknown), (f"missing keys {missing}", missing))
+                         if found)
         raise ValueError(f"result row {mapping.get('parameter', '?')!r}: {what} (ParamRow takes {', '.join(_INIT)})")
     return ParamRow(**mapping)
 

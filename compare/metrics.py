@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -421,7 +422,7 @@ def fit_summary(table: pd.DataFrame, reference: str | None = None) -> pd.DataFra
     kinds = engine_kinds(table)
     rows = []
     for key, g in fits.groupby(FIT_KEYS, sort=True):
-        out: dict[str, float] = dict(zip(FIT_KEYS, key))
+        out: dict[str, Any] = dict(zip(FIT_KEYS, key))
         out["kind"] = kinds[key[2]]
         attempted = g[g["status"] != Status.SKIPPED]
         ok = g[g["status"] == Status.OK]

@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -181,6 +182,11 @@ def parse_priors(texts: list[str] | tuple[str, ...] | None) -> PriorSpec:
     return spec
 
 
+def _four(values: Any) -> tuple[float, float, float, float]:
+    a, b, c, d = (float(v) for v in values)
+    return a, b, c, d
+
+
 @dataclass
 class ResolvedPriors:
     """Numbers for one dataset: every prior with its data-dependent scales filled in.
@@ -250,7 +256,7 @@ def resolve(spec: PriorSpec, family: str, y: np.ndarray, X_free: np.ndarray, fre
                           intercept.code, np.array(intercept.padded()), sigma.code, np.array(sigma.padded()),
                           spec.separate, sd_code,
                           np.array([d.padded() for d in sd_dists], float).reshape(len(terms), 3),
-                          float(cor.args[0]), tuple(float(a) for a in decov), text, uncentred)
+                          float(cor.args[0]), _four(decov), text, uncentred)
 
 
 def _check_names(cls: str, given: list[str], known: list[str]) -> None:

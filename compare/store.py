@@ -268,6 +268,8 @@ class RunStore:
         try:
             (staging / "parts").mkdir()
             fd = _try_lock(staging / LOCK)
+            if fd is None:  # nobody else can know this folder's name yet
+                raise RuntimeError(f"could not lock {staging / LOCK}")
             owner = _write_owner(fd)
             _atomic_write(staging / "manifest.json", _manifest_bytes(manifest))
             os.rename(staging, self.dir)

@@ -19,6 +19,7 @@ data it cannot fit.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import inspect
 import math
 from collections.abc import Callable, Iterator
@@ -103,7 +104,7 @@ def check_identity(engine: Estimator) -> None:
 def check_settings_are_typed(engine: Estimator) -> None:
     cls = engine.Settings
     assert issubclass(cls, Settings) and dataclasses.is_dataclass(cls)
-    assert cls.__dataclass_params__.frozen, "settings are frozen: an engine cannot be reconfigured mid-run"
+    assert getattr(cls, "__dataclass_params__").frozen, "settings are frozen: an engine cannot be reconfigured mid-run"
     for f in dataclasses.fields(cls):
         assert f.metadata.get("doc"), f"setting {f.name!r} needs a one-line doc (setting(default, doc))"
     hash(engine.settings)  # workers key their cached engines by settings
@@ -291,7 +292,7 @@ def checks(engine: Estimator | str, fitting: bool = True) -> Iterator[tuple[str,
     """(check name, zero-argument callable) pairs for one engine; `fitting=False` gives only the static ones."""
     est = configured(engine)
     for check in STATIC_CHECKS + (FITTING_CHECKS if fitting else ()):
-        yield check.__name__, lambda check=check: check(est)
+        yield check.__name__, functools.partial(check, est)
 
 
 def check_engine(engine: Estimator | str) -> list[str]:

@@ -209,6 +209,7 @@ def _chunks(total: int, size: int = 500):
 
 def _loglik(md: ModelData, eta: np.ndarray, sigma: np.ndarray | None) -> np.ndarray:
     if md.family == "gaussian":
+        assert sigma is not None, "a gaussian model's draws carry sigma"
         return stats.norm.logpdf(md.y, eta, sigma[:, None])
     mu = inverse_link(md.link, eta)
     if md.family == "binomial":
@@ -226,7 +227,7 @@ def pointwise(md: ModelData, draws: Draws, weights: np.ndarray | None) -> tuple[
     for sl in _chunks(C * S):
         eta = _eta(md, b[sl], r[sl])
         ll[sl] = _loglik(md, eta, None if sigma is None else sigma[sl])
-        if weights is not None:
+        if weights is not None and mrp is not None:
             mrp[sl] = inverse_link(md.link, eta) @ weights / weights.sum()
     return ll.reshape(C, S, md.N), None if mrp is None else mrp.reshape(C, S)
 
@@ -241,6 +242,7 @@ def predictive(md: ModelData, draws: Draws, seed: int) -> np.ndarray:
     for sl in _chunks(C * S):
         eta = _eta(md, b[sl], r[sl])
         if md.family == "gaussian":
+            assert sigma is not None, "a gaussian model's draws carry sigma"
             out[sl] = eta + sigma[sl, None] * rng.standard_normal(eta.shape)
         elif md.family == "binomial":
             out[sl] = rng.binomial(md.trials.astype(np.int64), inverse_link(md.link, eta))
@@ -269,6 +271,7 @@ def pred_new(md: ModelData, draws: Draws, seed: int) -> np.ndarray:
             eta += u @ md.Z[:, blk.col:blk.col + blk.q].mean(axis=0)
         cor_at += n_pairs
     if md.family == "gaussian":
+        assert draws.sigma is not None, "a gaussian model's draws carry sigma"
         value = eta + draws.flat(draws.sigma) * rng.standard_normal(C * S)
     else:
         value = inverse_link(md.link, eta)
@@ -401,7 +404,7 @@ def _stats(sstats: SamplerStats) -> dict[str, np.ndarray]:
 
 
 def _diagnostics(params: pd.DataFrame, sstats: SamplerStats, sampling_s: float,
-                 loo: dict[str, float]) -> SamplerDiagnostics:
+                 loo: dict[str, Any]) -> SamplerDiagnostics:
     """Model parameters only (not derived predictions: mrp, pred_new); hyper-parameters apart from group effects."""
     frame = params[~params["param_class"].isin(DERIVED)]
     hyper = frame[frame["param_class"] != "r"]

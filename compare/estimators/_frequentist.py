@@ -106,11 +106,11 @@ def group_effect_rows(group: str, levels: list[str], terms: list[str], values: n
                       level: float = LEVEL) -> list[dict[str, Any]]:
     """r[g][level,term] rows: conditional mode/mean with a normal interval from the conditional SD."""
     rows, z = [], z_quantile(level)
-    for i, level in enumerate(levels):
+    for i, lv in enumerate(levels):
         for k, term in enumerate(terms):
             est = float(values[i, k])
             s = float(sds[i, k]) if sds is not None else NAN
-            row = {"parameter": name_r(group, level, term), "estimate": est, "se": s,
+            row = {"parameter": name_r(group, lv, term), "estimate": est, "se": s,
                    "lower": est - z * s, "upper": est + z * s,
                    "interval": "conditional-sd" if np.isfinite(s) else "none"}
             if not np.isfinite(s):
@@ -125,12 +125,12 @@ def cov_blocks_to_rows(group: str, terms: list[str], cov: np.ndarray, cov_se: np
     packed lower triangle (row-major tril order, variance units) for delta-method SEs."""
     q = len(terms)
     sds = np.sqrt(np.clip(np.diag(cov), 0, None))
-    tril = list(zip(*np.tril_indices(q), strict=True))
+    tril = [(int(i), int(j)) for i, j in zip(*np.tril_indices(q), strict=True)]
     pos = {ij: k for k, ij in enumerate(tril)}
     rows = []
     for i, term in enumerate(terms):
         var = cov[i, i]
-        se_var = safe_sqrt(cov_se[pos[(i, i)], pos[(i, i)]]) if cov_se is not None else NAN
+        se_var = safe_sqrt(float(cov_se[pos[(i, i)], pos[(i, i)]])) if cov_se is not None else NAN
         se_log = se_var / (2 * var) if var > 0 else NAN
         rows.append(sd_row(group, term, float(sds[i]), se_log, how, level=level))
     for i in range(q):

@@ -52,7 +52,7 @@ def wald_rows(w: Any, blocks: list[tuple[str, list[str], np.ndarray]], gaussian:
     est = np.atleast_1d(np.asarray(w["est"], float))
     se_u = np.atleast_1d(np.asarray(w["se_u"], float))
     status = _r.strs(w["status"])
-    hess_note = (_r.strs(w["note"]) or [None])[0]
+    hess_note = next(iter(_r.strs(w["note"])), None)
     notes = [f"Wald: {hess_note}"] if hess_note else []
     rows: dict[str, dict[str, Any]] = {}
     pos = 0

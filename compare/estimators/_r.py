@@ -166,6 +166,7 @@ def r_frame(data: FitData) -> pd.DataFrame:
         elif col.dtype == object or pd.api.types.is_string_dtype(col):
             frame[c] = pd.Categorical(col, categories=sorted(col.unique()))
     if data.family == "binomial":
+        assert design.trials is not None, "binomial designs carry their trials"
         frame["hb_s"] = design.y
         frame["hb_f"] = design.trials - design.y
         frame["hb_n"] = design.trials

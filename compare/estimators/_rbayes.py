@@ -40,10 +40,16 @@ class RSamplerSettings(_bayes.SamplerSettings):
         out = super().problems()
         if not out:
             try:
-                self.translate(parse_priors(self.priors))
+                self.translate(parse_priors(self.prior_strings))
             except InputError as exc:
                 out.append(str(exc))
         return out
+
+    @property
+    def prior_strings(self) -> tuple[str, ...] | None:
+        """The priors as strings: the R samplers' settings take no keyword ("scenario" is resolved to strings by
+        the harness before an R sampler is built)."""
+        return self.priors if isinstance(self.priors, tuple) else None
 
     @staticmethod
     def translate(spec: PriorSpec) -> Any:
@@ -60,6 +66,7 @@ class RSamplerEngine(Estimator):
     package: ClassVar[str] = ""  # the R package, as _r.package_status names it
     r_code: ClassVar[str] = ""  # the engine's R file (compare/estimators/R/), sourced once per R session
     no_blocks: ClassVar[str] = ""  # why a model without a random-effect term is refused
+    settings: RSamplerSettings
 
     def available(self) -> Support:
         return _r.package_status(self.package, self.r_code)
@@ -77,7 +84,7 @@ class RSamplerEngine(Estimator):
         self.require(data.model)
         started = time.perf_counter()
         md = _bayes.prepare(data, self.settings.priors)
-        return started, md, self.settings.translate(parse_priors(self.settings.priors))
+        return started, md, self.settings.translate(parse_priors(self.settings.prior_strings))
 
 
 def intercept_first(md: _bayes.ModelData) -> list[str]:

@@ -47,9 +47,10 @@ class Estimator:
 
     name: ClassVar[str] = ""
     kind: ClassVar[str] = "frequentist"  # or "bayesian": a sampler, reported with R-hat/ESS/divergences
-    Settings: ClassVar[type[Settings]] = Settings
+    Settings: ClassVar[type[_settings.Settings]] = _settings.Settings
+    settings: _settings.Settings  # each engine narrows this to its own Settings class
 
-    def __init__(self, settings: Settings | None = None) -> None:
+    def __init__(self, settings: _settings.Settings | None = None) -> None:
         settings = self.Settings() if settings is None else settings
         if type(settings) is not self.Settings:
             raise TypeError(f"{self.name}: settings must be {self.Settings.__name__}, not {type(settings).__name__}")

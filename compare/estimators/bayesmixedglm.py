@@ -41,6 +41,7 @@ CANONICAL = {"binomial": "logit", "poisson": "log"}
 
 def expand_bernoulli(design: Design) -> tuple[np.ndarray, np.ndarray]:
     """(row index into the original data, 0/1 outcome) with one Bernoulli row per trial."""
+    assert design.trials is not None and design.y is not None, "binomial designs carry outcomes and trials"
     trials = design.trials.astype(np.int64)
     succ = design.y.astype(np.int64)
     rows = np.repeat(np.arange(design.n), trials)
@@ -52,7 +53,9 @@ def expand_bernoulli(design: Design) -> tuple[np.ndarray, np.ndarray]:
 
 def vc_matrix(design: Design) -> tuple[sparse.csr_matrix, np.ndarray, list[tuple[int, int]]]:
     """Columns indicator(level) * term value for every (block, term): each term its own component."""
-    cols, ident, comps = [], [], []
+    cols: list[sparse.csr_matrix] = []
+    ident: list[int] = []
+    comps: list[tuple[int, int]] = []
     for bi, b in enumerate(design.blocks):
         for k in range(len(b.names)):
             data = b.X[:, k]
@@ -74,6 +77,7 @@ class BayesMixedGLMEngine(Estimator):
     name: ClassVar[str] = "bayesmixedglm-map"
     kind: ClassVar[str] = "frequentist"
     Settings: ClassVar[type[Settings]] = BayesMixedGLMSettings
+    settings: BayesMixedGLMSettings
     method: ClassVar[str] = "map"
 
     def supports(self, model: ModelSpec) -> Support:
@@ -108,6 +112,7 @@ class BayesMixedGLMEngine(Estimator):
     def _run(self, design: Design, vcp_p: float, fe_p: float, seed: int):
         vc, ident, comps = vc_matrix(design)
         X, y = design.X, design.y
+        assert y is not None, "a design to fit has an outcome"
         if design.family == "binomial":
             rows, y = expand_bernoulli(design)
             X, vc = X[rows], vc[rows]

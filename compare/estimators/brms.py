@@ -61,6 +61,7 @@ class BrmsEngine(_rbayes.RSamplerEngine):
 
     name: ClassVar[str] = "brms"
     Settings: ClassVar[type[Settings]] = BrmsSettings
+    settings: BrmsSettings
     package: ClassVar[str] = "brms"
     r_code: ClassVar[str] = R_CODE
     no_blocks: ClassVar[str] = "brms engine: hbench compares multilevel models; this one has no random-effect term"

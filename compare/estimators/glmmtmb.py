@@ -49,6 +49,7 @@ class GlmmTMBEngine(Estimator):
     name: ClassVar[str] = "glmmtmb"
     kind: ClassVar[str] = "frequentist"
     Settings: ClassVar[type[Settings]] = GlmmTMBSettings
+    settings: GlmmTMBSettings
 
     def available(self) -> Support:
         return _r.package_status("glmmTMB", R_CODE)

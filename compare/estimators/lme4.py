@@ -94,6 +94,7 @@ class Lme4Engine(Estimator):
     name: ClassVar[str] = "lme4"
     kind: ClassVar[str] = "frequentist"
     Settings: ClassVar[type[Settings]] = Lme4Settings
+    settings: Lme4Settings
 
     def available(self) -> Support:
         status = r_status()

@@ -160,6 +160,7 @@ class MixedLMEngine(Estimator):
     name: ClassVar[str] = "mixedlm"
     kind: ClassVar[str] = "frequentist"
     Settings: ClassVar[type[Settings]] = MixedLMSettings
+    settings: MixedLMSettings | MixedLMMLSettings
     methods: ClassVar[tuple[str, ...]] = ("default",)
 
     def supports(self, model: ModelSpec) -> Support:
@@ -191,7 +192,9 @@ class MixedLMEngine(Estimator):
     def _best_fit(self, design: Design, layout: Layout):
         """Fit with each method in turn; keep the highest finite llf (converged wins a near-tie). If no fit
         has a finite llf, the first one is returned so the caller can report it (not hide it)."""
-        best, first, attempts = None, None, {}
+        best: tuple[Any, list[str], str, float, bool] | None = None
+        first: tuple[Any, list[str], str, float, bool] | None = None
+        attempts: dict[str, dict[str, Any]] = {}
         for method in self.methods:
             model = make_model(design, layout)
             try:
@@ -202,7 +205,7 @@ class MixedLMEngine(Estimator):
                 continue
             llf = float(result.llf)
             attempts[method] = {"loglik": llf, "converged": bool(result.converged)}
-            if start is not None:
+            if start is not None and best is not None:
                 attempts[method]["started_from"] = best[2]
             candidate = (result, texts, method, llf, bool(result.converged))
             first = first or candidate

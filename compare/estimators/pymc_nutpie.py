@@ -214,6 +214,7 @@ class PyMCNutpieEstimator(Estimator):
     name: ClassVar[str] = "pymc"
     kind: ClassVar[str] = "bayesian"
     Settings: ClassVar[type[Settings]] = PyMCSettings
+    settings: PyMCSettings
     _compiled: ClassVar[dict[tuple, Any]] = {}  # per process: shape key -> (compiled nutpie model, PyMC model)
 
     def available(self) -> Support:

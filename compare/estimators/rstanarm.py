@@ -94,6 +94,7 @@ class RstanarmEngine(_rbayes.RSamplerEngine):
 
     name: ClassVar[str] = "rstanarm"
     Settings: ClassVar[type[Settings]] = RstanarmSettings
+    settings: RstanarmSettings
     package: ClassVar[str] = "rstanarm"
     r_code: ClassVar[str] = R_CODE
     no_blocks: ClassVar[str] = "rstanarm's stan_glmer needs at least one random-effect term (stan_glm otherwise)"

@@ -122,6 +122,7 @@ def _kept_predictive(run_dir: Path | None, ok: pd.DataFrame, scenario: str, cell
 
     out = {}
     for engine in sorted(ok["engine"].unique()) if run_dir is not None else []:
+        assert run_dir is not None
         path = posterior.draws_path(run_dir, part_key(scenario, cell, rep), engine)
         if path.is_file():
             y = posterior._az().from_netcdf(path).posterior_predictive["y"].values
