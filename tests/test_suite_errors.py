@@ -31,7 +31,7 @@ def test_valid_suite_parses():
 
 @pytest.mark.parametrize("engine,expected", [
     # a setting below its lower bound when it has no upper bound: the message's format was a ValueError
-    ({"name": "sleepy-double", "settings": {"sleep": -1}}, "engine[0].settings.sleep: -1.0 is outside 0..inf"),
+    ({"name": "sleepy-double", "settings": {"sleep": -1}}, "field 'engine[0].settings.sleep': -1.0 is outside [0, inf)"),
     # settings that are not a table: TypeError "'int' object is not iterable"
     ({"name": "ols-double", "settings": 1}, "field 'engine[0].settings': expected a table, got 1"),
 ])
@@ -49,7 +49,9 @@ def test_fuzz_found_suite_is_one_input_error(engine, expected):
     # a trillion replications was a MemoryError while the harness listed the tasks
     ({"reps": 10**12}, "field 'reps': 1,000,000,000,000 tasks"),
     # a number where the list of scenarios goes: TypeError "object of type 'int' has no len()"
-    ({"scenario": 5}, "field 'scenario': a suite needs at least one [[scenario]]"),
+    ({"scenario": 5}, "field 'scenario': 5 must be a list of tables ([[scenario]])"),
+    # no scenario at all
+    ({"scenario": []}, "field 'scenario': a suite needs at least one [[scenario]]"),
 ])
 def test_fuzz_found_suite_top_level(edit, expected):
     with pytest.raises(InputError) as exc:
