@@ -40,7 +40,7 @@ def handle(args: argparse.Namespace) -> int:
         if rec["description"]:
             print(f"    {rec['description']}")
         for s in rec["settings"]:
-            print(f"    {s['name']} = {s['default']}  [{s['type']}]  {s['doc']}")
+            print(f"    {s['name']} = {s['default']}  [{s['type']}{', ' + s['range'] if s['range'] else ''}]  {s['doc']}")
         print()
     print("Settings go in a suite's [[engine]] `settings = { ... }`; the interval level is the suite's `level`.")
     return 0
