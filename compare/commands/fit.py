@@ -281,8 +281,9 @@ def run(args: argparse.Namespace) -> int:
     draws_dir = Path(args.save_draws) if args.save_draws else None
     if draws_dir is not None and draws_dir.exists() and not draws_dir.is_dir():
         raise InputError(f"--save-draws {draws_dir}: is a file, not a folder")
+    sets = parse_sets(args.sets, args.level)  # before the data is read: a typo costs nothing
     data, dropped = load_data(args.data, args.formula, args.family, args.link, args.drop_missing)
-    engines = choose_engines(data, args.engine, _options(args), args.level, parse_sets(args.sets, args.level))
+    engines = choose_engines(data, args.engine, _options(args), args.level, sets)
     records = fit_all(data, engines, args.seed, draws_dir)
     if dropped:
         note = f"{dropped} rows with missing values were dropped before fitting (the same rows for every engine)"
