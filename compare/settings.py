@@ -165,8 +165,8 @@ def _unknown(cls: type[Table], fields: dict[str, dataclasses.Field], key: str) -
 
 def _field(value: Any, f: dataclasses.Field, hint: Any, where: str) -> Any:
     """One field's value: coerced to its type, within its bounds, past its check."""
-    value = _coerce(value, hint, where)
-    _check_bounds(value, f, where)
+    given, value = value, _coerce(value, hint, where)
+    _check_bounds(value, f, where, given)
     check = f.metadata.get("check")
     issue = check(value) if check is not None and value is not None else None
     if issue:
@@ -185,13 +185,14 @@ def bounds_text(f: dataclasses.Field) -> str:
     return f"{left}, {right}"
 
 
-def _check_bounds(value: Any, f: dataclasses.Field, where: str) -> None:
+def _check_bounds(value: Any, f: dataclasses.Field, where: str, given: Any) -> None:
+    """`value` within the field's bounds; the message shows what the user wrote (`given`, 0 rather than 0.0)."""
     lo, hi = f.metadata.get("lo"), f.metadata.get("hi")
     if isinstance(value, (int, float)) and not isinstance(value, bool) and (lo is not None or hi is not None):
         above = lo is None or (value > lo if f.metadata.get("lo_open") else value >= lo)
         below = hi is None or (value < hi if f.metadata.get("hi_open") else value <= hi)
         if not (above and below):  # NaN is neither, so it is refused
-            raise _Bad([Problem(where, f"{value!r} is outside {bounds_text(f)}")])
+            raise _Bad([Problem(where, f"{given!r} is outside {bounds_text(f)}")])
 
 
 def _fail(where: str, what: str) -> _Bad:
