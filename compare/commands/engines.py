@@ -42,5 +42,6 @@ def handle(args: argparse.Namespace) -> int:
         for s in rec["settings"]:
             print(f"    {s['name']} = {s['default']}  [{s['type']}{', ' + s['range'] if s['range'] else ''}]  {s['doc']}")
         print()
-    print("Settings go in a suite's [[engine]] `settings = { ... }`; the interval level is the suite's `level`.")
+    print("Settings go in a suite's [[engine]] `settings = { ... }` (`hbench suite-keys` lists a suite's other keys) "
+          "or `hbench fit --set ENGINE.KEY=VALUE`; the interval level is the suite's `level` (`hbench fit --level`).")
     return 0
