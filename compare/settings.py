@@ -287,7 +287,9 @@ def _default_text(f: dataclasses.Field) -> str:
     """The default as a suite writes it (JSON is TOML for these values)."""
     if f.metadata.get("required"):
         return "(required)"
-    default = f.default_factory() if f.default is dataclasses.MISSING else f.default  # type: ignore[misc]
+    default = f.default
+    if default is dataclasses.MISSING and f.default_factory is not dataclasses.MISSING:
+        default = f.default_factory()
     if default is None:
         return "(unset)"
     return json.dumps(_plain(default))

@@ -21,6 +21,7 @@ from compare.settings import DEFAULT_LEVEL, Problem, Settings, Table, check_valu
 from compare.spec import Scenario
 from compare.validate import read_toml
 
+
 @dataclass(frozen=True)
 class EngineSpec:
     name: str  # the registered engine

@@ -72,8 +72,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def sampler_flags() -> list[tuple[str, type, str]]:
     """(flag, type, help) of the sampler controls, generated from the engines' declared settings so that the
     help cannot drift from them: type, doc and range where the key is first declared (the samplers' shared
-    settings class), the default most samplers share, and the engines whose default differs."""
-    classes = [engine_class(n) for n in engine_names()]
+    settings class), the default most samplers share, and the samplers whose default differs."""
+    classes = [engine_class(n) for n in engine_names() if engine_class(n).kind == "bayesian"]
     out = []
     for key in SAMPLER_KEYS:
         having = [c for c in classes if key in c.Settings.__dataclass_fields__]
