@@ -1,24 +1,25 @@
 """Run suites (`scenarios/suites/*.toml`): which scenarios and cells, which engines with what settings,
 how many replications, the interval level, the run seed, the per-fit timeout and the fail-safe.
 
-Validated on load so a bad suite fails before anything is written.
+Every key a suite may hold is declared once, below, as a typed settings table (compare.settings: type,
+default, bounds, doc), like the engines' settings; `hbench suite-keys` lists them from these classes.
+Validated on load so a bad suite fails before anything is written, with every problem named in one line:
+first the keys and their types, then what needs the catalogue (scenario names, their cells, engine names
+and each engine's own settings, labels, `only`, `reference`, priors).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from compare.catalogue import load_scenario, suite_path
 from compare.errors import InputError
-from compare.settings import Settings
+from compare.settings import DEFAULT_LEVEL, Problem, Settings, Table, check_value, collect, one_line, setting
 from compare.spec import Scenario
-from compare.validate import check_keys as _keys
-from compare.validate import fail as _fail
 from compare.validate import read_toml
-
-_TOP = {"name", "description", "seed", "reps", "level", "timeout", "failsafe", "scenario", "engine", "reference"}
 
 
 @dataclass(frozen=True)
@@ -70,11 +71,98 @@ MAX_SEED = 2**63 - 1  # seeds are stored as int64
 MAX_TASKS = 1_000_000  # (cell, replication) tasks of one run: the harness holds them all in memory
 
 
+def _run_name(value: str) -> str | None:
+    if not value.strip() or "/" in value or "\0" in value or value.startswith(".") or len(value.encode()) > 100:
+        return f"{value!r}: expected a name of up to 100 bytes, without '/' or a leading '.' (it starts the run id)"
+    return None
+
+
+def _label(value: str) -> str | None:
+    return f"{value!r}: expected a short name without '/'" if not value.strip() or "/" in value else None
+
+
+def _cells(value: tuple[int, ...]) -> str | None:
+    if not value:
+        return f"{list(value)!r}: expected a non-empty list of cell indices"
+    return f"{list(value)!r} lists a cell twice" if len(set(value)) != len(value) else None
+
+
+def _at_least_one(table: str):
+    need = f"a suite needs at least one [[{table}]]"
+    return need, (lambda value: None if value else need)
+
+
+@dataclass(frozen=True)
+class FailsafeKeys(Table):
+    """`failsafe = { ... }`: when a run stops early (exit 1, results kept, resumable)."""
+
+    max_failure_rate: float = setting(0.5, "stop the run when an engine's share of failed fits in one cell passes "
+                                           "this", lo=0.0, hi=1.0, lo_open=True)
+    min_fits: int = setting(5, "fits of an engine in a cell before its failure rate counts", lo=1)
+
+
+@dataclass(frozen=True)
+class ScenarioKeys(Table):
+    """One `[[scenario]]`: a scenario, which of its cells, how many replications."""
+
+    name: str = setting("", "a scenario: a shipped spec or NAME.toml in a --scenarios folder (`hbench scenarios`)",
+                        required=True)
+    cells: tuple[int, ...] | None = setting(None, "cells of its grid to run (unset: every cell)", check=_cells)
+    reps: int | None = setting(None, "replications of each cell (unset: the suite's `reps`)", lo=1)
+
+
+@dataclass(frozen=True)
+class EngineKeys(Table):
+    """One `[[engine]]`: a registered engine, its settings and where it runs."""
+
+    name: str = setting("", "a registered engine (`hbench engines`)", required=True)
+    label: str | None = setting(None, "what results, tables and the regression compare call it (unset: the name); "
+                                      "give each a label to run one engine twice", check=_label)
+    settings: dict[str, Any] = setting({}, "the engine's own settings (`hbench engines` lists them); not `level`")
+    only: tuple[str, ...] = setting((), 'scenarios ("seed_slopes") or cells ("seed_slopes:0") of this suite it runs '
+                                        "on (empty: all)")
+    max_reps: int | None = setting(None, "run only on replications 0..max_reps-1 (costly engines in big suites)",
+                                   lo=1)
+
+
+_NEED_SCENARIO, _SOME_SCENARIO = _at_least_one("scenario")
+_NEED_ENGINE, _SOME_ENGINE = _at_least_one("engine")
+
+
+@dataclass(frozen=True)
+class SuiteKeys(Table):
+    """The top level of a suite file."""
+
+    name: str | None = setting(None, "the run's name, which starts its run id (unset: the suite file's name)",
+                               check=_run_name)
+    description: str = setting("", "what the suite is for, in a line")
+    seed: int = setting(20221, "run seed: every replication's seeds derive from it (`hbench run --seed`)",
+                        lo=0, hi=MAX_SEED)
+    reps: int = setting(10, "replications of every cell unless its [[scenario]] says (`hbench run --reps`)", lo=1)
+    level: float = setting(DEFAULT_LEVEL, "level of every engine's central intervals, and the nominal coverage",
+                           lo=0.0, hi=1.0, lo_open=True, hi_open=True)
+    timeout: float = setting(900.0, "seconds one fit may take; past it the fit is stopped and recorded as failed",
+                             lo=0.0, lo_open=True)
+    failsafe: FailsafeKeys = setting(FailsafeKeys(), "when a run stops early")
+    scenario: tuple[ScenarioKeys, ...] = setting((), "the scenarios to run", required=_NEED_SCENARIO,
+                                                 check=_SOME_SCENARIO)
+    engine: tuple[EngineKeys, ...] = setting((), "the engines to fit", required=_NEED_ENGINE, check=_SOME_ENGINE)
+    reference: str | None = setting(None, "the engine (label) for relative precision and \"reached the reference "
+                                          "optimum\"")
+
+
 class _Problems:
     """Every problem of a suite, collected so that one run of `hbench run` names them all (checkmate-style)."""
 
     def __init__(self) -> None:
         self.found: list[str] = []
+
+    def add(self, where: str, what: str) -> None:
+        self.found.append(f"field '{where}': {what}" if where else what)
+
+    def extend(self, problems: list[Problem]) -> None:
+        for p in problems:
+            self.add(p.where, p.what)
 
     def attempt(self, func, *args, **kwargs):
         """func(*args) or, when it raises InputError, None with its message kept."""
@@ -85,46 +173,54 @@ class _Problems:
             return None
 
     def raise_any(self) -> None:
-        if len(self.found) == 1:
-            raise InputError(self.found[0])
         if self.found:
-            raise InputError(f"{len(self.found)} problems: " + "; ".join(self.found))
+            raise InputError(one_line(self.found))
 
 
-def _int(value: Any, where: str, lo: int, hi: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < lo or (hi is not None and value > hi):
-        span = f"between {lo} and {hi}" if hi is not None else f">= {lo}"
-        raise _fail(where, f"{value!r} must be a whole number {span}")
-    return value
+def _scenario(i: int, s: ScenarioKeys, reps: int, problems: _Problems) -> ScenarioSpec | None:
+    """The scenario an entry names, its cells checked against the scenario's grid."""
+    try:
+        scenario = load_scenario(s.name)
+    except InputError as exc:  # unknown, or a spec with problems of its own
+        problems.add(f"scenario[{i}].name", str(exc))
+        return None
+    cells = s.cells if s.cells is not None else tuple(range(scenario.n_cells))
+    outside = [c for c in cells if not 0 <= c < scenario.n_cells]
+    if outside:
+        problems.add(f"scenario[{i}].cells", f"{outside[0]!r} is not a cell of {scenario.name} "
+                                             f"(0..{scenario.n_cells - 1})")
+        return None
+    return ScenarioSpec(scenario, cells, reps)
 
 
-def _names(value: Any, where: str) -> tuple[str, ...]:
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise _fail(where, f"{value!r}: expected a list of scenario names or scenario:cell, "
-                    f"e.g. [\"seed_slopes\", \"funding_like:0\"]")
-    return tuple(value)
+def _scenarios(entries: tuple[ScenarioKeys | None, ...], reps: int, override: bool,
+               problems: _Problems) -> tuple[ScenarioSpec | None, ...]:
+    """One spec per entry (None where it has a problem); `override`: --reps replaces every entry's reps."""
+    out = tuple(None if s is None else _scenario(i, s, reps if override or s.reps is None else s.reps, problems)
+                for i, s in enumerate(entries))
+    names = [s.scenario.name for s in out if s is not None]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        problems.add("scenario", f"{twice[0]!r} is listed twice: list its cells in one entry")
+    return out
 
 
-def _engine(i: int, e: Any, level: float, scenarios: dict[str, tuple[int, ...]] | None) -> EngineSpec:
+def _engine(i: int, e: EngineKeys, level: float, scenarios: dict[str, tuple[int, ...]] | None,
+            problems: _Problems) -> EngineSpec | None:
     from compare.estimators import engine_class, engine_names
 
-    e = _keys(e, {"name", "label", "settings", "only", "max_reps"}, f"engine[{i}]")
-    name = e.get("name")
-    if name not in engine_names():
-        raise _fail(f"engine[{i}].name", f"unknown engine {name!r} (known: {', '.join(engine_names())})")
-    label = e.get("label", name)
-    if not isinstance(label, str) or not label.strip() or "/" in label:
-        raise _fail(f"engine[{i}].label", f"{label!r}: expected a short name without '/'")
-    table = e.get("settings", {})
-    table = _keys(table, set(table) if isinstance(table, dict) else set(), f"engine[{i}].settings")
-    settings = engine_class(name).configured(table, f"engine[{i}].settings", level=level).settings
-    max_reps = _int(e["max_reps"], f"engine[{i}].max_reps", 1) if "max_reps" in e else None
-    only = _names(e["only"], f"engine[{i}].only") if "only" in e else ()
-    unknown = [n for n in only if scenarios is not None and not _in_suite(n, scenarios)]
+    if e.name not in engine_names():
+        problems.add(f"engine[{i}].name", f"unknown engine {e.name!r} (known: {', '.join(engine_names())})")
+        return None
+    settings, found = collect(engine_class(e.name).Settings, e.settings, f"engine[{i}].settings", level=level)
+    problems.extend(found)
+    unknown = [n for n in e.only if scenarios is not None and not _in_suite(n, scenarios)]
     if unknown:
-        raise _fail(f"engine[{i}].only", f"{unknown[0]!r} is not a scenario (or scenario:cell) of this suite "
-                    f"({', '.join(sorted(scenarios or ()))})")
-    return EngineSpec(name, settings, only, max_reps, label)
+        problems.add(f"engine[{i}].only", f"{unknown[0]!r} is not a scenario (or scenario:cell) of this suite "
+                                          f"({', '.join(sorted(scenarios or ()))})")
+    if found or unknown:
+        return None
+    return EngineSpec(e.name, settings, e.only, e.max_reps, e.label or e.name)
 
 
 def _in_suite(entry: str, scenarios: dict[str, tuple[int, ...]]) -> bool:
@@ -133,49 +229,14 @@ def _in_suite(entry: str, scenarios: dict[str, tuple[int, ...]]) -> bool:
     return name in scenarios and (not colon or (cell.isdigit() and int(cell) in scenarios[name]))
 
 
-def _engines(raw: Any, level: float, scenarios: dict[str, tuple[int, ...]] | None, problems: _Problems) -> tuple[EngineSpec, ...]:
-    if not isinstance(raw, list) or not raw:
-        problems.found.append(str(_fail("engine", "a suite needs at least one [[engine]]")))
-        return ()
-    out = [problems.attempt(_engine, i, e, level, scenarios) for i, e in enumerate(raw)]
-    labels = [e.label for e in out if e is not None]
+def _engines(entries: tuple[EngineKeys | None, ...], level: float, scenarios: dict[str, tuple[int, ...]] | None,
+             problems: _Problems) -> tuple[EngineSpec, ...]:
+    out = [None if e is None else _engine(i, e, level, scenarios, problems) for i, e in enumerate(entries)]
+    labels = [e.label if e.label else e.name for e in entries if e is not None]
     twice = sorted({x for x in labels if labels.count(x) > 1})
     if twice:
-        problems.found.append(str(_fail("engine", f"{twice[0]!r} is listed twice: give each a `label`")))
+        problems.add("engine", f"{twice[0]!r} is listed twice: give each a `label`")
     return tuple(e for e in out if e is not None)
-
-
-def _cells(value: Any, where: str, scenario: Scenario) -> tuple[int, ...]:
-    if not isinstance(value, list) or not value:
-        raise _fail(where, f"{value!r}: expected a non-empty list of cell indices")
-    for c in value:
-        if isinstance(c, bool) or not isinstance(c, int) or not 0 <= c < scenario.n_cells:
-            raise _fail(where, f"{c!r} is not a cell of {scenario.name} (0..{scenario.n_cells - 1})")
-    if len(set(value)) != len(value):
-        raise _fail(where, f"{value!r} lists a cell twice")
-    return tuple(value)
-
-
-def _scenario(i: int, s: Any, default_reps: int) -> ScenarioSpec:
-    s = _keys(s, {"name", "cells", "reps"}, f"scenario[{i}]")
-    if not isinstance(s.get("name"), str):
-        raise _fail(f"scenario[{i}].name", f"{s.get('name')!r}: needs a scenario name")
-    scenario = load_scenario(s["name"])
-    cells = _cells(s.get("cells", list(range(scenario.n_cells))), f"scenario[{i}].cells", scenario)
-    reps = _int(s.get("reps", default_reps), f"scenario[{i}].reps", 1)
-    return ScenarioSpec(scenario, cells, reps)
-
-
-def _scenarios(raw: Any, default_reps: int, problems: _Problems) -> tuple[ScenarioSpec, ...]:
-    if not isinstance(raw, list) or not raw:
-        problems.found.append(str(_fail("scenario", "a suite needs at least one [[scenario]]")))
-        return ()
-    out = [problems.attempt(_scenario, i, s, default_reps) for i, s in enumerate(raw)]
-    names = [s.scenario.name for s in out if s is not None]
-    twice = sorted({n for n in names if names.count(n) > 1})
-    if twice:
-        problems.found.append(str(_fail("scenario", f"{twice[0]!r} is listed twice: list its cells in one entry")))
-    return tuple(s for s in out if s is not None)
 
 
 def _check_priors(engines: tuple[EngineSpec, ...], scenarios: tuple[ScenarioSpec, ...], problems: _Problems) -> None:
@@ -200,58 +261,39 @@ def _check_priors(engines: tuple[EngineSpec, ...], scenarios: tuple[ScenarioSpec
                     problems.found[-1] = f"engine {e.label} on {cell.scenario} cell {c}: {problems.found[-1]}"
 
 
-def _level(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
-        raise _fail("level", f"{value!r} must be a number between 0 and 1")
-    return float(value)
-
-
-def _positive(value: Any, where: str, hi: float | None = None) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value or (hi and value > hi):
-        raise _fail(where, f"{value!r} must be a positive number" + (f" up to {hi:g}" if hi else ""))
-    return float(value)
-
-
-def _name(value: Any) -> str:
-    if (not isinstance(value, str) or not value.strip() or "/" in value or "\0" in value or value.startswith(".")
-            or len(value.encode()) > 100):
-        raise _fail("name", f"{value!r}: expected a name of up to 100 bytes, without '/' or a leading '.' "
-                    "(it starts the run id)")
-    return value
-
-
 def parse_suite(raw: dict[str, Any], path: Path | None = None, *, reps: int | None = None,
                 seed: int | None = None) -> Suite:
     """A Suite from a parsed TOML table; `reps`/`seed` override the file (the CLI's --reps/--seed).
     Every problem is found before anything runs, and all are reported in one line."""
     problems = _Problems()
-    problems.attempt(_keys, raw, _TOP, "")
-    n_reps = problems.attempt(_int, reps if reps is not None else raw.get("reps", 10), "--reps" if reps else "reps", 1)
-    run_seed = problems.attempt(_int, seed if seed is not None else raw.get("seed", 20221),
-                                "--seed" if seed is not None else "seed", 0, MAX_SEED)
-    level = problems.attempt(_level, raw.get("level", 0.95))
-    timeout = problems.attempt(_positive, raw.get("timeout", 900), "timeout")
-    fs = problems.attempt(_keys, raw.get("failsafe", {}), {"max_failure_rate", "min_fits"}, "failsafe") or {}
-    rate = problems.attempt(_positive, fs.get("max_failure_rate", 0.5), "failsafe.max_failure_rate", 1.0)
-    min_fits = problems.attempt(_int, fs.get("min_fits", 5), "failsafe.min_fits", 1)
-    scenarios = _scenarios(raw.get("scenario", []), n_reps or 1, problems)
-    if reps is not None:
-        scenarios = tuple(ScenarioSpec(s.scenario, s.cells, reps) for s in scenarios)
+    given = dict(raw) if isinstance(raw, dict) else raw
+    if isinstance(given, dict):
+        given.setdefault("name", path.stem if path else "suite")
+        for key, value in (("reps", reps), ("seed", seed)):
+            if value is not None:
+                given.pop(key, None)  # the flag's value replaces the file's, and is checked as the flag
+    keys, found = collect(SuiteKeys, given, "")
+    problems.extend(found)
+    for flag, key, value in (("--reps", "reps", reps), ("--seed", "seed", seed)):
+        if value is not None:
+            checked, found = check_value(SuiteKeys, key, value, flag)
+            problems.extend(found)
+            keys = dataclasses.replace(keys, **{key: checked}) if not found else keys
+    specs = _scenarios(keys.scenario, keys.reps, reps is not None, problems)
+    scenarios = tuple(s for s in specs if s is not None)
     n_tasks = sum(len(s.cells) * s.reps for s in scenarios)
     if n_tasks > MAX_TASKS:
-        problems.found.append(str(_fail("--reps" if reps else "reps",
-                                        f"{n_tasks:,} tasks (cells x replications): at most {MAX_TASKS:,} in one run")))
-    listed = raw.get("scenario")
-    names = ({s.scenario.name: s.cells for s in scenarios} if isinstance(listed, list) and len(scenarios) == len(listed)
-             else None)
-    engines = _engines(raw.get("engine", []), level or 0.95, names, problems)
+        problems.add("--reps" if reps else "reps",
+                     f"{n_tasks:,} tasks (cells x replications): at most {MAX_TASKS:,} in one run")
+    names = {s.scenario.name: s.cells for s in scenarios} if specs and None not in specs else None
+    engines = _engines(keys.engine, keys.level, names, problems)
     _check_priors(engines, scenarios, problems)
-    reference = raw.get("reference")
-    if reference is not None and reference not in [e.label for e in engines]:
-        problems.found.append(str(_fail("reference", f"{reference!r} is not one of the suite's engines")))
-    name = problems.attempt(_name, raw.get("name", path.stem if path else "suite"))
+    if keys.reference is not None and keys.reference not in [e.label for e in engines]:
+        problems.add("reference", f"{keys.reference!r} is not one of the suite's engines")
     problems.raise_any()
-    return Suite(name, path, run_seed, n_reps, level, timeout, rate, min_fits, scenarios, engines, reference, raw)
+    fs = keys.failsafe
+    return Suite(keys.name or "suite", path, keys.seed, keys.reps, keys.level, keys.timeout, fs.max_failure_rate,
+                 fs.min_fits, scenarios, engines, keys.reference, raw)
 
 
 def load_suite(source: str | Path, *, reps: int | None = None, seed: int | None = None) -> Suite:

@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from compare import metrics
+from compare.settings import DEFAULT_LEVEL
 from compare.store import RunStore
 
 
@@ -37,7 +38,7 @@ class RunSummary:
             df.to_csv(folder / f"{name}.csv", index=False)
 
 
-def summarise(table: pd.DataFrame, reference: str | None = None, level: float = 0.95) -> RunSummary:
+def summarise(table: pd.DataFrame, reference: str | None = None, level: float = DEFAULT_LEVEL) -> RunSummary:
     """Every measure of a results table, computed once."""
     precision = metrics.precision_vs(table, reference) if reference else pd.DataFrame()
     return RunSummary(performance=metrics.performance(table), intervals=metrics.intervals(table),
@@ -49,4 +50,4 @@ def summarise(table: pd.DataFrame, reference: str | None = None, level: float = 
 def of_run(store: RunStore, reference: str | None = None) -> RunSummary:
     """The summary of a stored run; the reference engine and the level come from its manifest."""
     manifest = store.manifest()
-    return summarise(store.load(), reference or manifest.get("reference"), float(manifest.get("level", 0.95)))
+    return summarise(store.load(), reference or manifest.get("reference"), float(manifest.get("level", DEFAULT_LEVEL)))

@@ -78,3 +78,30 @@ def test_a_reader_that_leaves_early_is_not_an_internal_error():
     proc.stdout.close()  # before hbench has written anything: its first write meets a closed pipe
     err = proc.stderr.read().decode()
     assert proc.wait() == 141 and err == "", err
+
+
+def test_suite_keys_lists_every_key_a_shipped_suite_uses():
+    """`hbench suite-keys` (text and JSON) is generated from the suite's typed tables: every key the shipped
+    suites write appears in it under its table, with a type and a doc; the text names each table."""
+    import tomllib
+
+    from compare.catalogue import SHIPPED
+
+    res = hbench("suite-keys", "--format", "json")
+    assert res.returncode == 0, res.stderr
+    rows = json.loads(res.stdout)
+    assert all(set(r) == {"table", "name", "type", "default", "range", "doc"} and r["doc"] for r in rows)
+    listed = {(r["table"], r["name"]) for r in rows}
+    for path in sorted((SHIPPED / "suites").glob("*.toml")):
+        raw = tomllib.loads(path.read_text())
+        used = {("", k) for k, v in raw.items() if not isinstance(v, (dict, list)) or k == "reference"}
+        used |= {("failsafe", k) for k in raw.get("failsafe", {})}
+        used |= {(f"[[{t}]]", k) for t in ("scenario", "engine") for entry in raw[t] for k in entry}
+        assert used <= listed, (path.name, used - listed)
+    from compare.settings import DEFAULT_LEVEL
+
+    assert next(r for r in rows if (r["table"], r["name"]) == ("", "level"))["default"] == json.dumps(DEFAULT_LEVEL)
+    text = hbench("suite-keys")
+    assert text.returncode == 0
+    for header in ("(top level)", "[failsafe]", "[[scenario]]", "[[engine]]"):
+        assert header in text.stdout.splitlines()

@@ -3,6 +3,7 @@ nothing on stdout. In-process, so fast."""
 
 import json
 import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -93,3 +94,103 @@ def test_an_engine_that_fails_is_a_row_that_says_so_and_exit_1(run, monkeypatch)
     assert failed["error"].startswith("RuntimeError: deliberate failure on seed 1")
     code, out, err = run(csv, "--formula", "y ~ x + (1 | g)", "--engine", "failing-double")
     assert code == 1 and "no estimates: every engine failed" in out and "error: RuntimeError" in out
+
+
+# -- --set ENGINE.KEY=VALUE, --engine with several names, sampler flags from the settings classes -----------
+
+FIXTURE = Path(__file__).parent / "fixtures" / "lme4" / "varying_intercept.csv"
+
+
+@pytest.mark.parametrize("sets,expected", [
+    (["mixedlm.reml=maybe"], "--set mixedlm.reml: 'maybe' must be true or false"),
+    (["mixedlm.rmel=false"], "--set mixedlm.rmel: unknown setting (expected one of reml)"),
+    (["mixedlm.level=0.9"], "--set mixedlm.level: unknown setting (the interval level is set once"),
+    (["nope.reml=false"], "--set nope.reml: unknown engine 'nope' (known: "),
+    (["mixedlm-reml=false"], "--set 'mixedlm-reml=false': expected ENGINE.KEY=VALUE"),
+    (["mixedlm.reml"], "--set 'mixedlm.reml': expected ENGINE.KEY=VALUE"),
+    (["mixedlm.reml=false", "mixedlm.reml=true"], "--set mixedlm.reml: given twice"),
+    (["mixedlm-ml.reml=true"], "--set mixedlm-ml.reml: mixedlm-ml is not among the engines fitted (mixedlm); "
+                               "name it with --engine"),
+    (["lme4.ddf=satterthwaite"], "--set lme4.ddf: 'satterthwaite' must be a list"),
+    (['lme4.ddf=["satterwhaite"]'], "ddf 'satterwhaite' is not one of 'satterthwaite', 'kenward-roger'"),
+    (["lme4.bootstrap=-1"], r"--set lme4.bootstrap: -1 is outside [0, inf)"),
+    (["stan.backend=cmdstan"], "--set stan.backend: 'cmdstan' is not one of 'auto', 'pystan', 'cmdstanpy'"),
+    (["pymc.adapt_delta=nan"], "--set pymc.adapt_delta: nan is outside [0.5, 0.9999]"),
+])
+def test_set_problem_is_one_line(run, sets, expected):
+    """Every --set is checked by the engine's settings class (the same parser as a suite's settings), before the
+    data is read: one line naming the item, exit 2, nothing on stdout."""
+    args = [a for item in sets for a in ("--set", item)]
+    line = one_line_error(*run(FIXTURE.read_text(), "--formula", "y ~ x + (1 | g)", "--engine", "mixedlm", *args))
+    assert expected in line, line
+
+
+def test_set_values_are_toml_literals_or_text():
+    from compare.commands.fit import parse_sets, toml_literal
+
+    assert toml_literal("false") is False and toml_literal("3") == 3 and toml_literal("0.9") == 0.9
+    assert toml_literal('["satterthwaite"]') == ["satterthwaite"] and toml_literal('"3"') == "3"
+    assert toml_literal("cmdstanpy") == "cmdstanpy" and toml_literal("1\nx = 2") == "1\nx = 2"
+    sets = parse_sets(["stan.backend=cmdstanpy", "lme4.profile=false", 'lme4.ddf=["satterthwaite"]', "pymc.chains=2"])
+    assert sets == {"stan": {"backend": "cmdstanpy"}, "lme4": {"profile": False, "ddf": ["satterthwaite"]},
+                    "pymc": {"chains": 2}}
+
+
+def _fit_json(run, *args: str) -> list[dict]:
+    import json
+
+    code, out, err = run(FIXTURE.read_text(), "--formula", "y ~ x + (1 | g)", "--format", "json", *args)
+    assert code == 0, err
+    return json.loads(out)
+
+
+def test_set_reaches_the_engine_and_engine_takes_several_names(run):
+    """`--engine mixedlm mixedlm-ml` fits both (as the flag twice does); `--set mixedlm.reml=false` makes mixedlm
+    the ML fit mixedlm-ml is: the same log-likelihood and estimates (same code, same data), and not the REML
+    fit mixedlm is without it."""
+    both = _fit_json(run, "--engine", "mixedlm", "mixedlm-ml")
+    assert [r["engine"] for r in both] == ["mixedlm", "mixedlm-ml"]
+    twice = _fit_json(run, "--engine", "mixedlm", "--engine", "mixedlm-ml")
+    assert [r["parameters"] for r in twice] == [r["parameters"] for r in both]
+    ml = _fit_json(run, "--engine", "mixedlm", "--set", "mixedlm.reml=false")[0]
+    assert ml["loglik"] == pytest.approx(both[1]["loglik"], rel=1e-12)
+    assert [p["estimate"] for p in ml["parameters"]] == pytest.approx([p["estimate"] for p in both[1]["parameters"]],
+                                                                      rel=1e-12)
+    assert ml["loglik"] != pytest.approx(both[0]["loglik"], rel=1e-6)
+
+
+def test_set_overrides_a_flag_for_its_engine_only():
+    """--chains 2 reaches every sampler named; --set stan.chains=3 overrides it for stan alone."""
+    from compare.commands.fit import choose_engines, load_data
+
+    data, _ = load_data(str(FIXTURE), "y ~ x + (1 | g)", "gaussian", None)
+    engines = choose_engines(data, ["stan", "pymc"], {"chains": 2}, sets={"stan": {"chains": 3}})
+    assert [(e.name, e.settings.chains) for e in engines] == [("stan", 3), ("pymc", 2)]
+
+
+def test_sampler_flags_are_generated_from_the_settings_classes():
+    """Each sampler flag's help names the default most samplers declare, every sampler whose default differs
+    (brms's max_treedepth 10, which the hand-written help missed), the declared doc and range; argparse's type
+    is the declared type; the flag's own default is unset (each engine keeps its own)."""
+    import argparse
+    from collections import Counter
+
+    from compare.commands import fit
+    from compare.estimators import engine_class, engine_names
+    from compare.estimators._bayes import SamplerSettings
+    from compare.settings import bounds_text
+
+    parser = argparse.ArgumentParser()
+    fit.register(parser.add_subparsers())
+    actions = {a.dest: a for a in parser._subparsers._group_actions[0].choices["fit"]._actions}
+    samplers = [engine_class(n) for n in engine_names() if engine_class(n).kind == "bayesian"]
+    for key in fit.SAMPLER_KEYS:
+        action, declared = actions[key], SamplerSettings.__dataclass_fields__[key]
+        defaults = {c.name: c.Settings.__dataclass_fields__[key].default for c in samplers}
+        common = Counter(defaults.values()).most_common(1)[0][0]
+        assert action.default is None and action.type is type(declared.default)
+        assert action.help.startswith(f"samplers: {declared.metadata['doc']} (default {common:g}")
+        assert f"within {bounds_text(declared)})" in action.help
+        for name, value in defaults.items():
+            assert (value == common) != (f"{name} {value:g}" in action.help), (key, name, action.help)
+    assert "brms 10" in actions["max_treedepth"].help

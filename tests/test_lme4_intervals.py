@@ -190,7 +190,7 @@ def test_bad_ddf_is_one_line_at_suite_load(tmp_path, capsys):
     assert "\n" not in str(exc.value)
     with pytest.raises(InputError, match="must be a list"):
         get_estimator("lme4", {"ddf": "satterthwaite"})
-    with pytest.raises(InputError, match="outside 0"):
+    with pytest.raises(InputError, match=r"-1 is outside \[0, inf\)"):
         get_estimator("lme4", {"bootstrap": -1})
     path = tmp_path / "s.toml"
     path.write_text('name = "s"\nreps = 1\n[[scenario]]\nname = "varying_intercept"\ncells = [0]\n'

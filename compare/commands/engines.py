@@ -40,7 +40,9 @@ def handle(args: argparse.Namespace) -> int:
         if rec["description"]:
             print(f"    {rec['description']}")
         for s in rec["settings"]:
-            print(f"    {s['name']} = {s['default']}  [{s['type']}]  {s['doc']}")
+            span = f", {s['range']}" if s["range"] else ""
+            print(f"    {s['name']} = {s['default']}  [{s['type']}{span}]  {s['doc']}")
         print()
-    print("Settings go in a suite's [[engine]] `settings = { ... }`; the interval level is the suite's `level`.")
+    print("Settings go in a suite's [[engine]] `settings = { ... }` (`hbench suite-keys` lists a suite's other keys) "
+          "or `hbench fit --set ENGINE.KEY=VALUE`; the interval level is the suite's `level` (`hbench fit --level`).")
     return 0

@@ -15,6 +15,9 @@ import argparse
 import json
 import math
 import sys
+import tomllib
+import typing
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -29,14 +32,11 @@ from compare.estimators.base import Estimator
 from compare.families import resolve_link
 from compare.fitresult import FitResult
 from compare.formula import parse_formula
+from compare.settings import DEFAULT_LEVEL, Settings, bounds_text, parse
 from compare.status import FAILED, Status
 
 BAYES_FIELDS = ("rhat_max", "ess_bulk_min", "ess_tail_min", "divergences")
-SAMPLER_FLAGS = [("--chains", int, "Markov chains (default 4)"),
-                 ("--warmup", int, "warm-up iterations per chain (default 1000)"),
-                 ("--draws", int, "draws per chain after warm-up (default 1000)"),
-                 ("--adapt-delta", float, "target acceptance rate (default 0.95, rstanarm's)"),
-                 ("--max-treedepth", int, "maximum tree depth (default 15, rstanarm's)")]
+SAMPLER_KEYS = ("chains", "warmup", "draws", "adapt_delta", "max_treedepth")  # --chains ... for every sampler
 PARAM_FIELDS = ("parameter", "param_class", "group", "term", "group_level", "interval", "primary", "estimate", "se",
                 "lower", "upper")
 TEXT_FIELDS = ("parameter", "param_class", "group", "term", "group_level", "interval")
@@ -48,24 +48,87 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--formula", required=True, help='lme4/brms formula, e.g. "y ~ x + (1 + x | g)"')
     p.add_argument("--family", default="gaussian", help="gaussian (default), binomial or poisson")
     p.add_argument("--link", default=None, help="link function (default: the family's canonical link)")
-    p.add_argument("--engine", action="append", default=None, metavar="NAME",
-                   help="engine to use (repeatable); default: every available non-Bayesian engine that "
-                        f"supports the model. Known: {', '.join(engine_names())}")
+    p.add_argument("--engine", action="extend", nargs="+", default=None, metavar="NAME",
+                   help="engines to use (several after one flag, or the flag repeated); default: every available "
+                        f"non-Bayesian engine that supports the model. Known: {', '.join(engine_names())}")
     reml = p.add_mutually_exclusive_group()
     reml.add_argument("--reml", dest="reml", action="store_true", default=None, help="REML (gaussian)")
     reml.add_argument("--ml", dest="reml", action="store_false", help="maximum likelihood (gaussian)")
     p.add_argument("--prior", action="append", default=None, metavar="SPEC",
                    help='prior for Bayesian engines, e.g. "b ~ normal(0, 4)" (repeatable)')
-    p.add_argument("--level", type=float, default=0.95, help="level of the central intervals (default 0.95)")
+    level_doc = Settings.__dataclass_fields__["level"].metadata["doc"]
+    p.add_argument("--level", type=float, default=DEFAULT_LEVEL, help=f"{level_doc} (default {DEFAULT_LEVEL:g})")
     p.add_argument("--seed", type=int, default=1, help="seed for the engines' samplers (default 1)")
-    for flag, kind, text in SAMPLER_FLAGS:
+    for flag, kind, text in sampler_flags():
         p.add_argument(flag, type=kind, default=None, help=f"samplers: {text}")
+    p.add_argument("--set", action="append", default=None, metavar="ENGINE.KEY=VALUE", dest="sets",
+                   help="any setting of a fitted engine (repeatable; `hbench engines` lists them), VALUE as a TOML "
+                        "literal (text that is not one is a string): --set lme4.profile=false, "
+                        "--set stan.backend=cmdstanpy, --set 'lme4.ddf=[\"satterthwaite\"]'; "
+                        "it overrides the flags above for that engine")
     p.add_argument("--save-draws", metavar="DIR", help="samplers: keep every draw as DIR/<engine>.nc (ArviZ "
                    "InferenceData: posterior, sample_stats, observed data, posterior predictive)")
     p.add_argument("--drop-missing", action="store_true",
                    help="drop rows with a missing value in any model column (once, for every engine)")
     p.add_argument("--format", choices=("table", "json"), default="table")
     p.set_defaults(handler=run)
+
+
+def sampler_flags() -> list[tuple[str, type, str]]:
+    """(flag, type, help) of the sampler controls, generated from the engines' declared settings so that the
+    help cannot drift from them: type, doc and range where the key is first declared (the samplers' shared
+    settings class), the default most samplers share, and the samplers whose default differs."""
+    classes = [engine_class(n) for n in engine_names() if engine_class(n).kind == "bayesian"]
+    out = []
+    for key in SAMPLER_KEYS:
+        having = [c for c in classes if key in c.Settings.__dataclass_fields__]
+        if not having:
+            continue
+        root = _declaring(having[0].Settings, key)
+        declared = root.__dataclass_fields__[key]
+        defaults = {c.name: c.Settings.__dataclass_fields__[key].default for c in having}
+        common = Counter(defaults.values()).most_common(1)[0][0]
+        others = ", ".join(f"{name} {value:g}" for name, value in defaults.items() if value != common)
+        span = f"; within {bounds_text(declared)}" if bounds_text(declared) else ""
+        out.append((f"--{key.replace('_', '-')}", typing.get_type_hints(root)[key],
+                    f"{declared.metadata['doc']} (default {common:g}{', ' + others if others else ''}{span})"))
+    return out
+
+
+def _declaring(cls: type[Settings], key: str) -> type[Settings]:
+    """The base-most settings class that declares `key` (whose doc is the general one)."""
+    return next(c for c in reversed(cls.__mro__) if key in vars(c).get("__annotations__", {}))
+
+
+def toml_literal(text: str) -> Any:
+    """VALUE of --set as a TOML literal (false, 3, 0.9, "x", ["a", "b"]); text that is not one stays a string,
+    so `--set stan.backend=cmdstanpy` needs no quotes."""
+    try:
+        parsed = tomllib.loads(f"value = {text}")
+    except tomllib.TOMLDecodeError:
+        return text
+    return parsed["value"] if list(parsed) == ["value"] else text
+
+
+def parse_sets(items: list[str] | None, level: float = DEFAULT_LEVEL) -> dict[str, dict[str, Any]]:
+    """--set ENGINE.KEY=VALUE items as {engine: {key: value}}, each engine's checked by its settings class: an
+    unknown engine or key, a wrong type or a value out of range is one InputError line."""
+    out: dict[str, dict[str, Any]] = {}
+    for item in items or []:
+        target, eq, text = item.partition("=")
+        engine, dot, key = target.strip().rpartition(".")
+        if not (eq and dot and engine and key):
+            raise InputError(f"--set {item!r}: expected ENGINE.KEY=VALUE, e.g. --set lme4.profile=false")
+        try:
+            engine_class(engine)
+        except InputError as exc:
+            raise InputError(f"--set {target}: {exc}") from None
+        if key in out.setdefault(engine, {}):
+            raise InputError(f"--set {target}: given twice")
+        out[engine][key] = toml_literal(text)
+    for engine, table in out.items():
+        parse(engine_class(engine).Settings, table, f"--set {engine}", level=level)
+    return out
 
 
 def load_data(path: str, formula_text: str, family: str, link: str | None,
@@ -98,17 +161,18 @@ def engine_settings(cls: type[Estimator], options: dict[str, Any]) -> dict[str, 
 
 def _options(args: argparse.Namespace) -> dict[str, Any]:
     """Engine settings named on the command line (unset ones left out)."""
-    out = {flag.lstrip("-").replace("-", "_"): getattr(args, flag.lstrip("-").replace("-", "_"))
-           for flag, _, _ in SAMPLER_FLAGS}
+    out = {key: getattr(args, key, None) for key in SAMPLER_KEYS}
     out["priors"] = list(args.prior) if args.prior else None
     out["reml"] = args.reml
     out["keep_draws"] = True if args.save_draws else None
     return {k: v for k, v in out.items() if v is not None}
 
 
-def choose_engines(data: FitData, names: list[str] | None, options: dict[str, Any],
-                   level: float = 0.95) -> list[Estimator]:
-    """The engines to fit, built with checked settings; the named ones must be able to fit the model."""
+def choose_engines(data: FitData, names: list[str] | None, options: dict[str, Any], level: float = DEFAULT_LEVEL,
+                   sets: dict[str, dict[str, Any]] | None = None) -> list[Estimator]:
+    """The engines to fit, built with checked settings (`sets`: --set's per engine, over `options`); the named
+    ones must be able to fit the model, and every engine --set names must be one of those fitted."""
+    sets = sets or {}
     if options.get("reml") is not None and data.family != "gaussian":
         raise InputError("--reml/--ml apply to gaussian models only")
     classes = [engine_class(n) for n in dict.fromkeys(names)] if names else \
@@ -117,16 +181,22 @@ def choose_engines(data: FitData, names: list[str] | None, options: dict[str, An
         if key != "reml" and not any(key in c.Settings.__dataclass_fields__ for c in classes):
             flag = "--prior" if key == "priors" else "--" + key.replace("_", "-")
             raise InputError(f"{flag} needs a Bayesian engine: name one with --engine (e.g. --engine pymc)")
-    engines = [c.configured(engine_settings(c, options), f"engine {c.name!r}", level=level) for c in classes]
+    engines = [c.configured({**engine_settings(c, options), **sets.get(c.name, {})}, f"engine {c.name!r}",
+                            level=level) for c in classes]
     if names:
         for engine in engines:
             for check in (engine.available(), engine.supports(data.model)):
                 if not check:
                     raise InputError(f"engine {engine.name!r} cannot fit this: {check.reason}")
-        return engines
-    engines = [e for e in engines if e.available() and e.supports(data.model)]
-    if not engines:
-        raise InputError("no available engine supports this model")
+    else:
+        engines = [e for e in engines if e.available() and e.supports(data.model)]
+        if not engines:
+            raise InputError("no available engine supports this model")
+    fitted = [e.name for e in engines]
+    for name in sets:
+        if name not in fitted:
+            raise InputError(f"--set {name}.{next(iter(sets[name]))}: {name} is not among the engines fitted "
+                             f"({', '.join(fitted)}); name it with --engine")
     return engines
 
 
@@ -221,8 +291,9 @@ def run(args: argparse.Namespace) -> int:
     draws_dir = Path(args.save_draws) if args.save_draws else None
     if draws_dir is not None and draws_dir.exists() and not draws_dir.is_dir():
         raise InputError(f"--save-draws {draws_dir}: is a file, not a folder")
+    sets = parse_sets(args.sets, args.level)  # before the data is read: a typo costs nothing
     data, dropped = load_data(args.data, args.formula, args.family, args.link, args.drop_missing)
-    engines = choose_engines(data, args.engine, _options(args), args.level)
+    engines = choose_engines(data, args.engine, _options(args), args.level, sets)
     records = fit_all(data, engines, args.seed, draws_dir)
     if dropped:
         note = f"{dropped} rows with missing values were dropped before fitting (the same rows for every engine)"

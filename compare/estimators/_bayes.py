@@ -27,7 +27,7 @@ from compare.fitresult import (FitResult, SamplerDiagnostics, describe, make_par
                                name_r, name_sd)
 from compare.formula import ModelSpec
 from compare.priors import ResolvedPriors, parse_priors, resolve
-from compare.settings import Settings, setting
+from compare.settings import DEFAULT_LEVEL, Settings, setting
 
 RHAT_OK = 1.01
 
@@ -322,7 +322,7 @@ def _convergence(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray
     return np.atleast_1d(rhat), np.atleast_1d(bulk), np.atleast_1d(tail)
 
 
-def summary_rows(names: list[str], values: np.ndarray, level: float = 0.95) -> list[dict[str, Any]]:
+def summary_rows(names: list[str], values: np.ndarray, level: float = DEFAULT_LEVEL) -> list[dict[str, Any]]:
     """Posterior mean, SD, median and the central `level` quantile interval of each named quantity."""
     flat = values.reshape(-1, values.shape[2])
     rhat, bulk, tail = _convergence(values)

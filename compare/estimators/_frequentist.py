@@ -19,8 +19,9 @@ from scipy import stats
 
 from compare.design import Design
 from compare.fitresult import interval_row, name_b, name_cor, name_r, name_sd
+from compare.settings import DEFAULT_LEVEL
 
-LEVEL = 0.95  # interval level unless an engine is given another (suite `level`, `hbench fit --level`)
+LEVEL = DEFAULT_LEVEL  # interval level unless an engine is given another (suite `level`, `hbench fit --level`)
 
 
 def z_quantile(level: float) -> float:

@@ -19,6 +19,7 @@ from compare import metrics
 from compare.report.plots import accuracy, boundary, coverage, ppc, runtime, sbc, sbc_ecdf, zipplot
 from compare.report.tables import (engine_controls, headline, headline_cells, headline_display, headline_tables,
                                    sbc_verdicts, write_tables)
+from compare.settings import DEFAULT_LEVEL
 from compare.status import FAILED, Status
 from compare.store import RunStore
 from compare.summary import RunSummary, summarise
@@ -151,7 +152,7 @@ def build(store: RunStore, out_root: Path | str = REPORTS_DIR) -> Path:
 def render(run_id: str, manifest: dict, table: pd.DataFrame, out: Path, run_dir: Path | None = None) -> Path:
     """Write index.html, summary.md and tables/ for a results table and its manifest into `out`. Apart from
     `build` so that a hand-made table (sampler columns, SBC ranks) renders without running any engine."""
-    result = summarise(table, manifest.get("reference"), float(manifest.get("level", 0.95)))
+    result = summarise(table, manifest.get("reference"), float(manifest.get("level", DEFAULT_LEVEL)))
     perf, ivals, fits, level = result.performance, result.intervals, result.fits, result.level
     out.mkdir(parents=True, exist_ok=True)
     heads = headline_tables(ivals, fits)
@@ -256,7 +257,7 @@ def _overview(manifest: dict, table: pd.DataFrame, heads: dict[str, pd.DataFrame
     sec = Section("Overview")
     n_fits = len(table.drop_duplicates(["scenario", "cell", "rep", "engine"]))
     sec.text(f"Suite {manifest.get('suite')}, run seed {manifest.get('run_seed')}, {manifest.get('n_tasks')} tasks, "
-             f"{n_fits} fits, status {manifest.get('status')}; intervals at level {manifest.get('level', 0.95)}, "
+             f"{n_fits} fits, status {manifest.get('status')}; intervals at level {manifest.get('level', DEFAULT_LEVEL)}, "
              f"reference engine {manifest.get('reference')}; git {manifest.get('git_commit')}; "
              f"started {manifest.get('started')}, finished {manifest.get('finished')}.")
     sec.table(controls, "Engines and their controls (settings as the run recorded them)")

@@ -7,9 +7,10 @@ import pandas as pd
 
 from compare.report.plots._style import engine_colours, figure
 from compare.report.tables import interval_label
+from compare.settings import DEFAULT_LEVEL
 
 
-def plot(ivals: pd.DataFrame, scenario: str, cell: int, nominal: float = 0.95, max_panels: int = 12):
+def plot(ivals: pd.DataFrame, scenario: str, cell: int, nominal: float = DEFAULT_LEVEL, max_panels: int = 12):
     d = ivals[(ivals["scenario"] == scenario) & (ivals["cell"] == cell) & ivals["coverage"].notna()]
     d = d[d["param_class"] != "r"]
     if d.empty:

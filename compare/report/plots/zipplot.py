@@ -10,9 +10,10 @@ from scipy import stats
 
 from compare.metrics import primary_rows
 from compare.report.plots._style import figure
+from compare.settings import DEFAULT_LEVEL
 
 
-def plot(table: pd.DataFrame, scenario: str, cell: int, parameter: str, nominal: float = 0.95):
+def plot(table: pd.DataFrame, scenario: str, cell: int, parameter: str, nominal: float = DEFAULT_LEVEL):
     table = primary_rows(table)
     d = table[(table["scenario"] == scenario) & (table["cell"] == cell) & (table["parameter"] == parameter)
               & (table["status"] == "ok") & table["lower"].notna() & table["true"].notna()]
