@@ -133,13 +133,31 @@ def _prior_params(cell: CellSpec, design: Design, rng: np.random.Generator) -> P
     return Params(b, sd, cor, sigma)
 
 
-def _group_effects(params: Params, design: Design, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """Each block's (J, q) effects: correlated normal with the block's SDs and correlations."""
+def _check_shapes(cell: CellSpec, design: Design) -> None:
+    terms = _block_terms(design)
+    for group, given in cell.shapes.groups.items():
+        _check_extra(given, terms[group], f"shape.{group}")
+
+
+def _standard_draws(cell: CellSpec, bd: BlockDesign, n: int, rng: np.random.Generator) -> np.ndarray:
+    """(n, q) independent draws with mean 0 and SD 1, each term's column of its shape. All normal: one
+    standard_normal((n, q)) call, the draw every scenario without a [shape] has always made."""
+    shapes = [cell.shapes.of(bd.group, t) for t in bd.names]
+    if all(s.kind == "normal" for s in shapes):
+        return rng.standard_normal((n, len(bd.names)))
+    return np.column_stack([s.standard(rng, n) for s in shapes]).reshape(n, len(bd.names))
+
+
+def _group_effects(cell: CellSpec, params: Params, design: Design, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Each block's (J, q) effects: standardized draws of each term's shape (normal unless [shape] says
+    otherwise) combined through the Cholesky factor of the block's correlation and scaled by its SDs. The effects
+    then have the true SDs and Pearson correlations whatever the shapes; a term after the block's first is a
+    mix of several terms' shapes, and dependence beyond correlation is not Gaussian."""
     effects = {}
     for bd in design.blocks:
         sds = np.array([params.sd[bd.group][t] for t in bd.names])
         chol = np.linalg.cholesky(params.cor[block_key(bd)])
-        z = rng.standard_normal((bd.n_levels, len(bd.names)))
+        z = _standard_draws(cell, bd, bd.n_levels, rng)
         effects[block_key(bd)] = (z @ chol.T) * sds
     return effects
 
@@ -152,10 +170,17 @@ def _linear_predictor(design: Design, params: Params, effects: dict[str, np.ndar
     return eta
 
 
+def _errors(cell: CellSpec, sigma, n: int, rng: np.random.Generator) -> np.ndarray:
+    """Level-1 errors with SD `sigma`: normal (the historical draw), or the [shape] residual standardized."""
+    if cell.shapes.residual.kind == "normal":
+        return rng.normal(0.0, sigma, n)
+    return sigma * cell.shapes.residual.standard(rng, n)
+
+
 def _respond(cell: CellSpec, frame: pd.DataFrame, mu: np.ndarray, sigma, trials, rng) -> None:
     r = cell.formula.response
     if cell.family == "gaussian":
-        frame[r.y] = mu + rng.normal(0.0, sigma, len(mu))
+        frame[r.y] = mu + _errors(cell, sigma, len(mu), rng)
     elif cell.family == "poisson":
         frame[r.y] = rng.poisson(mu)
     else:
@@ -201,10 +226,10 @@ def _new_group_truth(cell: CellSpec, design: Design, params: Params, rng) -> dic
         if bd.group != group:
             continue
         sds = np.array([params.sd[group][t] for t in bd.names])
-        u = (np.linalg.cholesky(params.cor[block_key(bd)]) @ rng.standard_normal(len(sds))) * sds
+        u = (np.linalg.cholesky(params.cor[block_key(bd)]) @ _standard_draws(cell, bd, 1, rng)[0]) * sds
         eta += float(bd.X.mean(0) @ u)
     if cell.family == "gaussian":
-        value = eta + rng.normal(0.0, params.sigma)
+        value = eta + float(_errors(cell, params.sigma, 1, rng)[0])
     else:
         value = float(inverse_link(cell.link, np.array([eta]))[0])
     return {f"pred_new[{group}]": float(value)}
@@ -241,8 +266,9 @@ def simulate(cell: CellSpec, rng: np.random.Generator, cell_rng: np.random.Gener
         if np.any(trials < 0):
             raise InputError("field 'trials': drew a negative number of trials")
     design = build_design(cell.formula, cell.family, frame, with_response=False)
+    _check_shapes(cell, design)
     params = _fixed_params(cell, design) if cell.dgp == "fixed" else _prior_params(cell, design, rng)
-    effects = _group_effects(params, design, cell_rng)
+    effects = _group_effects(cell, params, design, cell_rng)
     source = "truth" if cell.dgp == "fixed" else "priors"
     mu = inverse_link(cell.link, _linear_predictor(design, params, effects))
     _check_finite(mu, source, "the model's mean overflows: values too large for the covariates")

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from compare.distributions import Dist, parse_dist
+from compare.distributions import NORMAL, Dist, Shape, parse_dist, parse_shape
 from compare.errors import InputError
 from compare.families import FAMILIES
 from compare.formula import Formula, parse_formula
@@ -27,7 +27,7 @@ from compare.validate import fail as _fail
 from compare.validate import read_toml
 
 TOP_KEYS = {"name", "description", "source", "formula", "family", "link", "dgp", "design", "layout",
-            "covariates", "trials", "truth", "priors", "grid", "poststratify"}
+            "covariates", "trials", "truth", "priors", "grid", "poststratify", "shape"}
 TRUTH_KEYS = {"b", "sd", "cor", "sigma"}
 MAX_ROWS = 1_000_000  # rows of one simulated dataset: far beyond any benchmark cell, well within memory
 MAX_CELLS = 10_000  # grid cells of one scenario: each is resolved and dry-run when the scenario loads
@@ -58,6 +58,19 @@ class Priors:
 
 
 @dataclass(frozen=True)
+class Shapes:
+    """The [shape] table: distributions of group effects (by grouping factor, then term; "*" = every term) and of
+    the level-1 errors. Anything not named is normal."""
+
+    groups: dict[str, dict[str, Shape]] = field(default_factory=dict)
+    residual: Shape = NORMAL
+
+    def of(self, group: str, term: str) -> Shape:
+        terms = self.groups.get(group, {})
+        return terms.get(term, terms.get("*", NORMAL))
+
+
+@dataclass(frozen=True)
 class CellSpec:
     """One grid cell of a scenario, fully resolved and validated."""
 
@@ -77,6 +90,7 @@ class CellSpec:
     truth: Truth
     priors: Priors | None
     poststratify: str | None = None
+    shapes: Shapes = field(default_factory=Shapes)
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
 
@@ -225,6 +239,30 @@ def _parse_priors(raw: Any) -> Priors:
     return Priors(b, sd, cor, sigma)
 
 
+def _parse_shapes(raw: Any, family: str, groups: set[str]) -> Shapes:
+    raw = _table({} if raw is None else raw, "shape")
+    shapes: dict[str, dict[str, Shape]] = {}
+    residual = NORMAL
+    for key, value in raw.items():
+        where = f"shape.{key}"
+        if key == "residual":
+            if family != "gaussian":
+                raise _fail(where, f"a {family} model has no level-1 errors to shape")
+            residual = parse_shape(value, where)
+            continue
+        if key not in groups:
+            known = ", ".join(sorted(groups)) or "none"
+            raise _fail(where, f"not a grouping factor of the formula (grouping factors: {known}; or 'residual')")
+        if isinstance(value, dict) and "dist" in value:
+            shapes[key] = {"*": parse_shape(value, where)}
+        elif isinstance(value, dict) and value:
+            shapes[key] = {term: parse_shape(v, f"{where}.{term}") for term, v in value.items()}
+        else:
+            raise _fail(where, f"{value!r}: expected a shape such as {{ dist = \"chisq\", df = 1 }} or a table of "
+                               "them by term")
+    return Shapes(shapes, residual)
+
+
 def _choice(raw: dict[str, Any], key: str, options: tuple[str, ...], default: str | None = None) -> str:
     value = raw.get(key, default)
     if value not in options:
@@ -262,8 +300,9 @@ def _resolve_cell(name: str, index: int, factors: dict[str, Any], raw: dict[str,
     poststratify = raw.get("poststratify")
     if poststratify is not None and not isinstance(poststratify, str):
         raise _fail("poststratify", f"{poststratify!r}: expected the name of a generated covariate")
+    shapes = _parse_shapes(raw.get("shape"), family, {b.group for b in formula.blocks})
     cell = CellSpec(name, index, factors, formula, family, link, dgp, design, layout, covariates, fixed, per,
-                    trials, truth, priors, poststratify, raw)
+                    trials, truth, priors, poststratify, shapes, raw)
     _check_columns(cell)
     return cell
 

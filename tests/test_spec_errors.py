@@ -154,6 +154,34 @@ FOUND = {
 }
 
 
+# Bad values in the open data-generating fields (issue 20): [shape], ...
+SHAPE = "sigma = 1\n"
+DGP = {
+    "shape_unknown": ((SHAPE, 'sigma = 1\n[shape]\ng = { dist = "cauchy" }\n'), ["shape.g.dist", "unknown shape 'cauchy'"]),
+    "shape_negative_df": ((SHAPE, 'sigma = 1\n[shape]\ng = { dist = "chisq", df = -1 }\n'),
+                          ["shape.g.df", "-1 must be above 0"]),
+    "shape_t_infinite_variance": ((SHAPE, 'sigma = 1\n[shape]\nresidual = { dist = "t", df = 2 }\n'),
+                                  ["shape.residual.df", "finite variance"]),
+    "shape_unknown_parameter": ((SHAPE, 'sigma = 1\n[shape]\ng = { dist = "laplace", df = 3 }\n'),
+                                ["shape.g.df", "unknown parameter for shape laplace"]),
+    "shape_parameter_a_string": ((SHAPE, 'sigma = 1\n[shape]\ng = { dist = "skewnormal", alpha = "a" }\n'),
+                                 ["shape.g.alpha", "'a' must be a finite number"]),
+    "shape_mixture_weight_1": ((SHAPE, 'sigma = 1\n[shape]\ng = { dist = "mixture", p = 1 }\n'),
+                               ["shape.g.p", "below 1"]),
+    "shape_not_a_group": ((SHAPE, 'sigma = 1\n[shape]\nh = { dist = "laplace" }\n'),
+                          ["shape.h", "not a grouping factor", "g"]),
+    "shape_not_a_term": ((SHAPE, 'sigma = 1\n[shape]\ng = { z = { dist = "laplace" } }\n'),
+                         ["shape.g.z", "not a term of the model"]),
+    "shape_a_number": ((SHAPE, 'sigma = 1\n[shape]\ng = 3\n'), ["shape.g", "expected a shape"]),
+    "shape_residual_of_binomial": (BINOMIAL + ((X, X + '\n[trials]\ndist = "constant"\nvalue = 3\n[shape]\n'
+                                                   'residual = { dist = "laplace" }'),),
+                                   ["shape.residual", "binomial model has no level-1 errors"]),
+    "shape_grid_unknown": ((SHAPE, 'sigma = 1\n[grid]\n"shape.g.dist" = ["normal", "gamma"]\n'),
+                           ["grid cell 1", "shape.g.dist", "'gamma'"]),
+}
+FOUND.update(DGP)
+
+
 @pytest.mark.parametrize("case", sorted(FOUND))
 def test_fuzz_found_spec_is_one_line_exit_2(tmp_path, capsys, monkeypatch, case):
     from compare import cli
