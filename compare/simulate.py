@@ -177,6 +177,30 @@ def _errors(cell: CellSpec, sigma, n: int, rng: np.random.Generator) -> np.ndarr
     return sigma * cell.shapes.residual.standard(rng, n)
 
 
+def _residual_sd(cell: CellSpec, frame: pd.DataFrame, sigma: float | None, rng: np.random.Generator):
+    """sigma, or each row's sigma_i under `shape.residual.log_sigma`: log sigma_i = log sigma + gamma * x_i for a
+    covariate x, + v_l for the row's level l of a grouping factor, v_l ~ normal(0, its SD) (drawn with the groups'
+    effects). `truth.sigma` stays the SD at x = 0 in a level with v = 0."""
+    if sigma is None or not cell.shapes.log_sigma:
+        return sigma
+    log_sd = np.full(len(frame), np.log(sigma))
+    for name, v in cell.shapes.log_sigma.items():
+        where = f"shape.residual.log_sigma.{name}"
+        if name in cell.covariates:
+            x = frame[name]
+            if not pd.api.types.is_numeric_dtype(x) or pd.api.types.is_bool_dtype(x):
+                raise InputError(f"field '{where}': covariate {name!r} is not numeric")
+            log_sd += v * x.to_numpy(dtype=float)
+        else:
+            index, levels = group_index(frame, name)
+            log_sd += v * rng.standard_normal(len(levels))[index]
+    sd = np.exp(log_sd)
+    _check_finite(sd, "shape.residual.log_sigma", "the residual SD overflows")
+    if np.any(sd <= 0):
+        raise InputError("field 'shape.residual.log_sigma': the residual SD underflows to 0")
+    return sd
+
+
 def _respond(cell: CellSpec, frame: pd.DataFrame, mu: np.ndarray, sigma, trials, rng) -> None:
     r = cell.formula.response
     if cell.family == "gaussian":
@@ -274,7 +298,7 @@ def simulate(cell: CellSpec, rng: np.random.Generator, cell_rng: np.random.Gener
     _check_finite(mu, source, "the model's mean overflows: values too large for the covariates")
     if cell.family == "poisson" and np.max(mu, initial=0) > MAX_POISSON:
         raise InputError(f"field '{source}': a poisson mean of {np.max(mu):g} is more than {MAX_POISSON:g}")
-    _respond(cell, frame, mu, params.sigma, trials, rng)
+    _respond(cell, frame, mu, _residual_sd(cell, frame, params.sigma, cell_rng), trials, rng)
     truth = _truth(cell, design, params, effects, mu, frame)
     if design.blocks:
         truth.update(_new_group_truth(cell, design, params, rng))

@@ -64,6 +64,9 @@ class Shapes:
 
     groups: dict[str, dict[str, Shape]] = field(default_factory=dict)
     residual: Shape = NORMAL
+    # heteroscedastic errors, log sigma_i = log sigma + sum of: slope * covariate_i, and per grouping factor a
+    # normal effect of the row's level with this SD (both keyed by name in `residual.log_sigma`)
+    log_sigma: dict[str, float] = field(default_factory=dict)
 
     def of(self, group: str, term: str) -> Shape:
         terms = self.groups.get(group, {})
@@ -239,16 +242,34 @@ def _parse_priors(raw: Any) -> Priors:
     return Priors(b, sd, cor, sigma)
 
 
-def _parse_shapes(raw: Any, family: str, groups: set[str]) -> Shapes:
+def _parse_log_sigma(raw: Any, covariates: dict[str, Dist], layout: Layout) -> dict[str, float]:
+    """`log_sigma = { x = 0.5, g = 0.3 }`: a covariate's slope on log sigma, a layout factor's SD of level effects."""
+    out = {}
+    for name, v in _table(raw, "shape.residual.log_sigma").items():
+        where = f"shape.residual.log_sigma.{name}"
+        if name in covariates:
+            out[name] = _number(v, where, lo=-100, hi=100)
+        elif all(part in layout.factors for part in name.split(":")):
+            out[name] = _number(v, where, lo=0, hi=100)
+        else:
+            raise _fail(where, "not a covariate (slope of log sigma) or a layout factor (SD of its levels' effects "
+                               "on log sigma)")
+    return out
+
+
+def _parse_shapes(raw: Any, family: str, groups: set[str], covariates: dict[str, Dist], layout: Layout) -> Shapes:
     raw = _table({} if raw is None else raw, "shape")
     shapes: dict[str, dict[str, Shape]] = {}
-    residual = NORMAL
+    residual, log_sigma = NORMAL, {}
     for key, value in raw.items():
         where = f"shape.{key}"
         if key == "residual":
             if family != "gaussian":
                 raise _fail(where, f"a {family} model has no level-1 errors to shape")
-            residual = parse_shape(value, where)
+            value = dict(_check_keys(value, set(value) if isinstance(value, dict) else set(), where))
+            if "log_sigma" in value:
+                log_sigma = _parse_log_sigma(value.pop("log_sigma"), covariates, layout)
+            residual = parse_shape({"dist": "normal", **value}, where)
             continue
         if key not in groups:
             known = ", ".join(sorted(groups)) or "none"
@@ -260,7 +281,7 @@ def _parse_shapes(raw: Any, family: str, groups: set[str]) -> Shapes:
         else:
             raise _fail(where, f"{value!r}: expected a shape such as {{ dist = \"chisq\", df = 1 }} or a table of "
                                "them by term")
-    return Shapes(shapes, residual)
+    return Shapes(shapes, residual, log_sigma)
 
 
 def _choice(raw: dict[str, Any], key: str, options: tuple[str, ...], default: str | None = None) -> str:
@@ -300,7 +321,7 @@ def _resolve_cell(name: str, index: int, factors: dict[str, Any], raw: dict[str,
     poststratify = raw.get("poststratify")
     if poststratify is not None and not isinstance(poststratify, str):
         raise _fail("poststratify", f"{poststratify!r}: expected the name of a generated covariate")
-    shapes = _parse_shapes(raw.get("shape"), family, {b.group for b in formula.blocks})
+    shapes = _parse_shapes(raw.get("shape"), family, {b.group for b in formula.blocks}, covariates, layout)
     cell = CellSpec(name, index, factors, formula, family, link, dgp, design, layout, covariates, fixed, per,
                     trials, truth, priors, poststratify, shapes, raw)
     _check_columns(cell)

@@ -304,3 +304,40 @@ def test_no_shape_table_draws_what_it_always_drew(tmp_path):
     a = simulate(_spec(tmp_path, plain, "a").cell(0), np.random.default_rng(1))
     b = simulate(_spec(tmp_path, normal, "b").cell(0), np.random.default_rng(1))
     assert a.hash == b.hash
+
+
+HETERO = """
+name = "hetero"
+formula = "y ~ x + (1 | g)"
+family = "gaussian"
+[layout]
+factors = { g = 400 }
+size = 100
+[covariates]
+x = { dist = "normal", mean = 0, sd = 1 }
+[truth]
+b = { Intercept = 1, x = 0.5 }
+sd = { g = { Intercept = 1 } }
+sigma = 2
+[shape]
+residual = { log_sigma = { x = 0.4, g = 0.5 } }
+"""
+
+
+def test_heteroscedastic_errors_follow_the_log_linear_sd(tmp_path):
+    """log sigma_i = log 2 + 0.4 x_i + v_g, v_g ~ N(0, 0.5^2). log|e_i| = log sigma_i + log|z_i| with
+    var(log|z|) = pi^2 / 8 for normal z, so regressing log|e| on x and group dummies recovers 0.4 with OLS SE
+    sqrt(pi^2 / 8 / (N var x)); per-group mean log|e| has variance 0.25 + pi^2 / (8 n), checked against its SE
+    sqrt(2 / (J - 1)) times that (normal theory, the group means being near normal at n = 100)."""
+    ds = simulate(_spec(tmp_path, HETERO, "hetero").cell(0), np.random.default_rng(3))
+    frame = ds.frame.assign(l=np.log(np.abs(ds.data.design.y - _eta(ds))))
+    within = frame.groupby("g", observed=True)[["x", "l"]].transform(lambda c: c - c.mean())
+    slope = (within["x"] * within["l"]).sum() / (within["x"] ** 2).sum()
+    n = len(frame)
+    assert abs(slope - 0.4) <= Z * np.sqrt(np.pi**2 / 8 / (n * frame["x"].var())), slope
+    # group means of log|e| - 0.4 x: log 2 + E log|z| + v_g + noise
+    means = (frame["l"] - 0.4 * frame["x"]).groupby(frame["g"], observed=True).mean()
+    expected = 0.25 + np.pi**2 / 8 / 100
+    assert abs(means.var() - expected) <= Z * np.sqrt(2 / (len(means) - 1)) * expected, means.var()
+    e_log_abs_z = -(np.euler_gamma + np.log(2)) / 2
+    assert abs(means.mean() - (np.log(2) + e_log_abs_z)) <= Z * np.sqrt(expected / len(means))

@@ -178,6 +178,18 @@ DGP = {
                                    ["shape.residual", "binomial model has no level-1 errors"]),
     "shape_grid_unknown": ((SHAPE, 'sigma = 1\n[grid]\n"shape.g.dist" = ["normal", "gamma"]\n'),
                            ["grid cell 1", "shape.g.dist", "'gamma'"]),
+    "log_sigma_unknown_name": ((SHAPE, 'sigma = 1\n[shape]\nresidual = { log_sigma = { w = 0.5 } }\n'),
+                               ["shape.residual.log_sigma.w", "not a covariate"]),
+    "log_sigma_negative_group_sd": ((SHAPE, 'sigma = 1\n[shape]\nresidual = { log_sigma = { g = -0.5 } }\n'),
+                                    ["shape.residual.log_sigma.g", "-0.5 is below 0"]),
+    "log_sigma_not_a_table": ((SHAPE, 'sigma = 1\n[shape]\nresidual = { log_sigma = 0.5 }\n'),
+                              ["shape.residual.log_sigma", "expected a table"]),
+    "log_sigma_of_text": (((X, 'x = { dist = "categorical", levels = ["a", "b"] }'),
+                           (SHAPE, 'sigma = 1\n[shape]\nresidual = { log_sigma = { x = 0.5 } }\n'),
+                           ("y ~ x + (1 + x | g)", "y ~ 1 + (1 | g)"), ("b = { Intercept = 1, x = 0.5 }", "b = { Intercept = 1 }"),
+                           ("sd = { g = { Intercept = 1, x = 0.5 } }", "sd = { g = { Intercept = 1 } }"),
+                           ('cor = { g = { "Intercept,x" = 0.3 } }', "")),
+                          ["shape.residual.log_sigma.x", "not numeric"]),
 }
 FOUND.update(DGP)
 
