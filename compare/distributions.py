@@ -26,12 +26,13 @@ DISTRIBUTIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "halfcauchy": (("scale",), ()),
     "bernoulli": (("p",), ()),
     "poisson": (("mean",), ("min",)),
+    "negbinomial": (("mean", "phi"), ("min",)),  # NB2: variance mean + mean^2 / phi
     "categorical": (("levels",), ("probs",)),
     "values": (("values",), ()),
     "constant": (("value",), ()),
     "lkj": (("eta",), ()),
 }
-_POSITIVE = {"sd", "sdlog", "rate", "shape", "scale", "eta"}
+_POSITIVE = {"sd", "sdlog", "rate", "shape", "scale", "eta", "phi"}
 _LISTS = {"levels", "probs", "values"}
 MAX_WHOLE = 2**62  # bounds of uniform_int and poisson's min: numpy draws int64
 MAX_POISSON = 1e18  # numpy's largest poisson mean is about 9.2e18
@@ -64,6 +65,9 @@ class Dist:
             return rng.binomial(1, p["p"], n)
         if k == "poisson":
             return np.maximum(rng.poisson(p["mean"], n), p.get("min", 0))
+        if k == "negbinomial":
+            phi = p["phi"]
+            return np.maximum(rng.negative_binomial(phi, phi / (phi + p["mean"]), n), p.get("min", 0))
         if k == "categorical":
             levels = np.asarray(p["levels"])
             return levels[rng.choice(len(levels), n, p=p.get("probs"))]
@@ -135,11 +139,11 @@ def parse_dist(value: Any, where: str) -> Dist:
         raise InputError(f"field '{where}': low {params['low']!r} is above high {params['high']!r}")
     if kind == "uniform" and not math.isfinite(params["high"] - params["low"]):
         raise InputError(f"field '{where}': low {params['low']!r} to high {params['high']!r} is too wide a range")
-    for key in ("low", "high") if kind == "uniform_int" else ("min",) if kind == "poisson" else ():
+    for key in ("low", "high") if kind == "uniform_int" else ("min",) if kind in ("poisson", "negbinomial") else ():
         v = params.get(key, 0)
         if not float(v).is_integer() or abs(v) > MAX_WHOLE:
             raise InputError(f"field '{where}.{key}': {v!r} must be a whole number between -2^62 and 2^62")
-    if kind == "poisson" and not 0 < params["mean"] <= MAX_POISSON:
+    if kind in ("poisson", "negbinomial") and not 0 < params["mean"] <= MAX_POISSON:
         raise InputError(f"field '{where}.mean': {params['mean']!r} must be a positive number up to {MAX_POISSON:g}")
     if kind == "bernoulli" and not 0 <= params["p"] <= 1:
         raise InputError(f"field '{where}.p': {params['p']!r} is not a probability")

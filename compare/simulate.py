@@ -20,7 +20,7 @@ from compare.design import BlockDesign, Design, build_design, group_index
 from compare.errors import InputError
 from compare.families import inverse_link
 from compare.seeds import cell_seq, engine_seed, replication_seq
-from compare.spec import CellSpec, Scenario, correlation_matrix, lookup
+from compare.spec import MAX_ROWS, CellSpec, Scenario, correlation_matrix, lookup
 
 
 MAX_TRIALS = 2**62  # binomial trials are drawn as int64
@@ -45,8 +45,14 @@ def _layout_frame(cell: CellSpec, rng: np.random.Generator) -> pd.DataFrame:
     names = list(cell.layout.factors)
     combos = list(itertools.product(*(cell.layout.factors[n] for n in names)))
     size = cell.layout.size
-    counts = (np.full(len(combos), size) if isinstance(size, int)
-              else rng.integers(size[0], size[1], len(combos), endpoint=True))
+    if isinstance(size, int):
+        counts = np.full(len(combos), size)
+    elif isinstance(size, tuple):
+        counts = rng.integers(size[0], size[1], len(combos), endpoint=True)
+    else:
+        counts = size.draw(rng, len(combos))
+        if counts.sum() > MAX_ROWS:
+            raise InputError(f"field 'layout.size': drew {counts.sum():,} rows, more than {MAX_ROWS:,}")
     rows = np.repeat(np.arange(len(combos)), counts)
     frame = pd.DataFrame({n: [combos[r][i] for r in rows] for i, n in enumerate(names)})
     for n in names:  # keep the spec's level order, so the first level is the reference category
@@ -304,8 +310,44 @@ def simulate(cell: CellSpec, rng: np.random.Generator, cell_rng: np.random.Gener
         truth.update(_new_group_truth(cell, design, params, rng))
     _check_finite(frame[cell.formula.response.y].to_numpy(), source, "the simulated response overflows")
     _check_finite(np.array(list(truth.values())), source, "a true value overflows")
+    frame = _drop_missing(cell, frame, rng)
     data = FitData(frame, cell.formula, cell.family, cell.link, cell.poststratify)
     return Dataset(data, truth, cell.scenario, cell.index)
+
+
+def _drop_missing(cell: CellSpec, frame: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
+    """The observed rows under `[dropout]`: each row's response is missing with probability p_i (MCAR: the rate;
+    MAR: expit(a + slope * x_i) with `a` solved so that mean(p_i) is the rate on this dataset's covariate), and
+    the engines see only the other rows, as `--drop-missing` does for a user's data. Levels left without rows
+    are dropped from categorical columns."""
+    d = cell.dropout
+    if d is None or d.rate == 0:
+        return frame
+    p = np.full(len(frame), d.rate)
+    if d.by is not None and d.slope != 0:
+        x = frame[d.by]
+        if not pd.api.types.is_numeric_dtype(x) or pd.api.types.is_bool_dtype(x):
+            raise InputError(f"field 'dropout.by': covariate {d.by!r} is not numeric")
+        p = _calibrated(d.slope * x.to_numpy(dtype=float), d.rate)
+    keep = rng.random(len(frame)) >= p
+    if not keep.any():
+        raise InputError(f"field 'dropout.rate': every one of {len(frame)} responses dropped out")
+    out = frame.loc[keep].reset_index(drop=True)
+    for col in out.columns:
+        if isinstance(out[col].dtype, pd.CategoricalDtype):
+            out[col] = out[col].cat.remove_unused_categories()
+    return out
+
+
+def _calibrated(lin: np.ndarray, rate: float) -> np.ndarray:
+    """expit(a + lin) with mean `rate`: the mean is increasing in a, so bisection on a finds it."""
+    from scipy.optimize import brentq
+    from scipy.special import expit, logit
+
+    spread = float(np.max(np.abs(lin - lin.mean()), initial=0.0))
+    lo, hi = logit(rate) - lin.mean() - spread - 1, logit(rate) - lin.mean() + spread + 1
+    a = brentq(lambda a: float(expit(a + lin).mean()) - rate, lo, hi, xtol=1e-12)
+    return expit(a + lin)
 
 
 def dataset_for(scenario: Scenario, cell: int, rep: int, run_seed: int) -> Dataset:

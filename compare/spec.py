@@ -27,7 +27,7 @@ from compare.validate import fail as _fail
 from compare.validate import read_toml
 
 TOP_KEYS = {"name", "description", "source", "formula", "family", "link", "dgp", "design", "layout",
-            "covariates", "trials", "truth", "priors", "grid", "poststratify", "shape"}
+            "covariates", "trials", "truth", "priors", "grid", "poststratify", "shape", "dropout"}
 TRUTH_KEYS = {"b", "sd", "cor", "sigma"}
 MAX_ROWS = 1_000_000  # rows of one simulated dataset: far beyond any benchmark cell, well within memory
 MAX_CELLS = 10_000  # grid cells of one scenario: each is resolved and dry-run when the scenario loads
@@ -35,10 +35,11 @@ MAX_CELLS = 10_000  # grid cells of one scenario: each is resolved and dry-run w
 
 @dataclass(frozen=True)
 class Layout:
-    """Rows are the full crossing of the factors' levels, each repeated `size` times."""
+    """Rows are the full crossing of the factors' levels, each repeated `size` times (a number, a [min, max]
+    range drawn uniformly, or a poisson / negbinomial distribution with a minimum, drawn per crossing)."""
 
     factors: dict[str, list[Any]]
-    size: int | tuple[int, int]
+    size: int | tuple[int, int] | Dist
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,16 @@ class Shapes:
 
 
 @dataclass(frozen=True)
+class Dropout:
+    """Responses missing at `rate` (the expected share of rows): completely at random, or at random given
+    covariate `by`, P(missing_i) = expit(a + slope * by_i), a calibrated so the rows' mean is `rate`."""
+
+    rate: float
+    by: str | None = None
+    slope: float = 0.0
+
+
+@dataclass(frozen=True)
 class CellSpec:
     """One grid cell of a scenario, fully resolved and validated."""
 
@@ -94,6 +105,7 @@ class CellSpec:
     priors: Priors | None
     poststratify: str | None = None
     shapes: Shapes = field(default_factory=Shapes)
+    dropout: Dropout | None = None
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
 
@@ -161,17 +173,50 @@ def _parse_layout(raw: Any) -> Layout:
         else:
             raise _fail(where, f"{levels!r}: expected a number of levels or a list of labels")
     size = raw.get("size", 1)
-    if isinstance(size, list):
+    if isinstance(size, dict):
+        size = _size_dist(size)
+        largest = max(size.params["mean"], size.params["min"])  # expected rows; the draw is checked again
+    elif isinstance(size, list):
         whole = all(isinstance(v, int) and not isinstance(v, bool) for v in size)
         if len(size) != 2 or not whole or size[0] < 1 or size[0] > size[1]:
             raise _fail("layout.size", f"{size!r}: expected [min, max] with 1 <= min <= max")
         size = (int(size[0]), int(size[1]))
     elif not isinstance(size, int) or isinstance(size, bool) or size < 1:
         raise _fail("layout.size", f"{size!r}: expected a positive whole number")
-    rows = math.prod(len(v) for v in factors.values()) * (size if isinstance(size, int) else size[1])
+    if not isinstance(size, Dist):
+        largest = size if isinstance(size, int) else size[1]
+    rows = math.prod(len(v) for v in factors.values()) * largest
     if rows > MAX_ROWS:
         raise _fail("layout", f"up to {rows:,} rows (levels x size): at most {MAX_ROWS:,} rows can be simulated")
     return Layout(factors, size)
+
+
+def _size_dist(raw: dict[str, Any]) -> Dist:
+    """`size = { dist = "poisson", mean = 10, min = 2 }` (or negbinomial with phi); min defaults to 1."""
+    dist = parse_dist(raw, "layout.size")
+    if dist.kind not in ("poisson", "negbinomial"):
+        raise _fail("layout.size.dist", f"{dist.kind!r}: cluster sizes are drawn from poisson or negbinomial")
+    params = {"min": 1, **dist.params}
+    if params["min"] < 1:
+        raise _fail("layout.size.min", f"{params['min']!r}: a cluster has at least 1 row")
+    return Dist(dist.kind, params)
+
+
+def _parse_dropout(raw: Any, covariates: dict[str, Dist]) -> Dropout | None:
+    if raw is None:
+        return None
+    raw = _check_keys(raw, {"rate", "by", "slope"}, "dropout")
+    if "rate" not in raw:
+        raise _fail("dropout", "needs 'rate', the expected share of rows whose response is missing")
+    rate = _number(raw["rate"], "dropout.rate", lo=0)
+    if rate >= 1:
+        raise _fail("dropout.rate", f"{rate!r} must be below 1 (a share of rows, in [0, 1))")
+    by = raw.get("by")
+    if by is not None and (not isinstance(by, str) or by not in covariates):
+        raise _fail("dropout.by", f"{by!r} is not a generated covariate ({', '.join(sorted(covariates)) or 'none'})")
+    if "slope" in raw and by is None:
+        raise _fail("dropout.slope", "needs 'by', the covariate the dropout depends on")
+    return Dropout(rate, by, _number(raw.get("slope", 0.0), "dropout.slope", lo=-100, hi=100))
 
 
 def _parse_covariates(raw: Any, layout: Layout) -> tuple[dict[str, Dist], frozenset[str], dict[str, str]]:
@@ -323,7 +368,7 @@ def _resolve_cell(name: str, index: int, factors: dict[str, Any], raw: dict[str,
         raise _fail("poststratify", f"{poststratify!r}: expected the name of a generated covariate")
     shapes = _parse_shapes(raw.get("shape"), family, {b.group for b in formula.blocks}, covariates, layout)
     cell = CellSpec(name, index, factors, formula, family, link, dgp, design, layout, covariates, fixed, per,
-                    trials, truth, priors, poststratify, shapes, raw)
+                    trials, truth, priors, poststratify, shapes, _parse_dropout(raw.get("dropout"), covariates), raw)
     _check_columns(cell)
     return cell
 

@@ -341,3 +341,51 @@ def test_heteroscedastic_errors_follow_the_log_linear_sd(tmp_path):
     assert abs(means.var() - expected) <= Z * np.sqrt(2 / (len(means) - 1)) * expected, means.var()
     e_log_abs_z = -(np.euler_gamma + np.log(2)) / 2
     assert abs(means.mean() - (np.log(2) + e_log_abs_z)) <= Z * np.sqrt(expected / len(means))
+
+
+MISSING = HETERO.split("[shape]")[0].replace("factors = { g = 400 }", "factors = { g = 200 }").replace(
+    "size = 100", "size = 50")
+
+
+def test_mcar_and_mar_dropout_remove_the_stated_share_of_rows(tmp_path):
+    """Dropout comes last, so a spec with it sees a subset of the rows of the same spec without it (same seed).
+    The count dropped is a sum of independent Bernoulli(p_i) with mean(p_i) = rate: Z * sqrt(N rate (1 - rate))
+    bounds it. Under MAR with slope 1.5 on x the dropped rows' x is above the full sample's (by far more than
+    Z SEs: the mean of x among the dropped is about 0.5 here)."""
+    full = simulate(_spec(tmp_path, MISSING, "full").cell(0), np.random.default_rng(8)).frame
+    n = len(full)
+    for extra, name in (("[dropout]\nrate = 0.3\n", "mcar"), ('[dropout]\nrate = 0.3\nby = "x"\nslope = 1.5\n', "mar")):
+        seen = simulate(_spec(tmp_path, MISSING + extra, name).cell(0), np.random.default_rng(8)).frame
+        assert seen.notna().all().all()
+        dropped = n - len(seen)
+        assert abs(dropped - 0.3 * n) <= Z * np.sqrt(n * 0.3 * 0.7), (name, dropped)
+        merged = full.merge(seen, how="left", on=["g", "x", "y"], indicator=True)
+        assert (merged["_merge"] == "both").sum() == len(seen)  # the engines' rows are rows of the full data
+        gone = merged.loc[merged["_merge"] == "left_only", "x"]
+        shift = gone.mean() - full["x"].mean()
+        if name == "mcar":
+            assert abs(shift) <= Z * np.sqrt(1 / len(gone) + 1 / n)
+        else:
+            assert shift > 0.3
+
+
+@pytest.mark.parametrize("size", ['{ dist = "poisson", mean = 6, min = 2 }', '{ dist = "negbinomial", mean = 6, phi = 2 }'])
+def test_cluster_sizes_drawn_from_a_distribution_with_a_minimum(tmp_path, size):
+    """Group sizes: J = 2000 draws of max(X, min); their mean against E max(X, min) computed from scipy's pmf,
+    tolerance Z * sd / sqrt(J) with the sd of max(X, min) from the same pmf."""
+    from scipy import stats
+
+    text = MISSING.replace("factors = { g = 200 }", "factors = { g = 2000 }").replace("size = 50", f"size = {size}")
+    cell = _spec(tmp_path, text, "sizes").cell(0)
+    sizes = simulate(cell, np.random.default_rng(4)).frame.groupby("g", observed=True).size().to_numpy()
+    p = cell.layout.size.params
+    dist = stats.poisson(p["mean"]) if "phi" not in p else stats.nbinom(p["phi"], p["phi"] / (p["phi"] + p["mean"]))
+    k = np.arange(0, 200)
+    values = np.maximum(k, p["min"])
+    e1 = (values * dist.pmf(k)).sum()
+    sd = np.sqrt((values**2 * dist.pmf(k)).sum() - e1**2)
+    assert sizes.min() >= p["min"] and len(sizes) == 2000
+    assert abs(sizes.mean() - e1) <= Z * sd / np.sqrt(len(sizes)), (sizes.mean(), e1)
+    # SE of an SD: sd sqrt((excess kurtosis + 2) / (4 J)), below sd sqrt(2 / J) for excess kurtosis < 6 (NB2 at
+    # mean 6, phi 2: about 3.1)
+    assert abs(sizes.std() - sd) <= Z * sd * np.sqrt(2 / len(sizes))

@@ -190,6 +190,16 @@ DGP = {
                            ("sd = { g = { Intercept = 1, x = 0.5 } }", "sd = { g = { Intercept = 1 } }"),
                            ('cor = { g = { "Intercept,x" = 0.3 } }', "")),
                           ["shape.residual.log_sigma.x", "not numeric"]),
+    "dropout_rate_1": ((SHAPE, "sigma = 1\n[dropout]\nrate = 1\n"), ["dropout.rate", "below 1"]),
+    "dropout_rate_negative": ((SHAPE, "sigma = 1\n[dropout]\nrate = -0.1\n"), ["dropout.rate", "-0.1 is below 0"]),
+    "dropout_by_unknown": ((SHAPE, 'sigma = 1\n[dropout]\nrate = 0.2\nby = "w"\n'), ["dropout.by", "'w'"]),
+    "dropout_slope_without_by": ((SHAPE, "sigma = 1\n[dropout]\nrate = 0.2\nslope = 1\n"), ["dropout.slope", "by"]),
+    "dropout_without_rate": ((SHAPE, "sigma = 1\n[dropout]\nslope = 1\n"), ["dropout", "needs 'rate'"]),
+    "size_dist_not_a_count": (("size = 4", 'size = { dist = "normal", mean = 4, sd = 1 }'),
+                              ["layout.size.dist", "poisson or negbinomial"]),
+    "size_min_0": (("size = 4", 'size = { dist = "poisson", mean = 4, min = 0 }'), ["layout.size.min", "at least 1"]),
+    "size_negbinomial_phi_negative": (("size = 4", 'size = { dist = "negbinomial", mean = 4, phi = -1 }'),
+                                      ["layout.size.phi", "positive"]),
 }
 FOUND.update(DGP)
 
