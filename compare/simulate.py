@@ -265,6 +265,45 @@ def _new_group_truth(cell: CellSpec, design: Design, params: Params, rng) -> dic
     return {f"pred_new[{group}]": float(value)}
 
 
+def _center(cell: CellSpec, frame: pd.DataFrame) -> None:
+    """`center = "g"`: x_mean, the mean of x over the rows of the row's level of g, and x_within = x - x_mean
+    (group-mean centering, the Mundlak / within-between decomposition), on every row drawn (before dropout, so
+    that a formula of them generates the same data as one of x)."""
+    for x, group in cell.center.items():
+        values = frame[x]
+        if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+            raise InputError(f"field 'covariates.{x}.center': covariate {x!r} is not numeric")
+        index, _ = group_index(frame, group)
+        means = pd.Series(values.to_numpy(dtype=float)).groupby(index).transform("mean").to_numpy()
+        frame[f"{x}_mean"] = means
+        frame[f"{x}_within"] = values.to_numpy(dtype=float) - means
+
+
+def _intercepts(design: Design, effects: dict[str, np.ndarray], params: Params, group: str, where: str):
+    """(row level index, standardized random intercepts) of `group`'s block holding its Intercept."""
+    for bd in design.blocks:
+        if bd.group == group and "Intercept" in bd.names:
+            sd = params.sd[group]["Intercept"]
+            if not sd > 0:
+                raise InputError(f"field '{where}': needs a positive SD of the random intercept of {group}")
+            return bd.index, effects[block_key(bd)][:, bd.names.index("Intercept")] / sd
+    raise InputError(f"field '{where}': the formula has no random intercept of {group!r} to correlate with")
+
+
+def _shift_between(cell: CellSpec, frame: pd.DataFrame, design: Design, params: Params, effects, rng) -> bool:
+    """Add each `between` covariate's group part m_j, correlated `cor` with the standardized random intercept
+    z_j; True when some covariate moved (the design must then be rebuilt)."""
+    for x, bt in cell.between.items():
+        where = f"covariates.{x}.between"
+        index, z = _intercepts(design, effects, params, bt.group, where)
+        m = bt.sd * (bt.cor * z + np.sqrt(1 - bt.cor**2) * rng.standard_normal(len(z)))
+        values = frame[x]
+        if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+            raise InputError(f"field '{where}': covariate {x!r} is not numeric")
+        frame[x] = values.to_numpy(dtype=float) + m[index]
+    return bool(cell.between)
+
+
 def _check_finite(values: np.ndarray, where: str, what: str) -> None:
     """Huge but finite spec values can overflow to inf or NaN: one error line, not a dataset of infinities."""
     if values.dtype.kind in "iuf" and not np.all(np.isfinite(values)):
@@ -295,10 +334,14 @@ def simulate(cell: CellSpec, rng: np.random.Generator, cell_rng: np.random.Gener
         trials = trials.astype(float)
         if np.any(trials < 0):
             raise InputError("field 'trials': drew a negative number of trials")
+    _center(cell, frame)
     design = build_design(cell.formula, cell.family, frame, with_response=False)
     _check_shapes(cell, design)
     params = _fixed_params(cell, design) if cell.dgp == "fixed" else _prior_params(cell, design, rng)
     effects = _group_effects(cell, params, design, cell_rng)
+    if _shift_between(cell, frame, design, params, effects, cell_rng):
+        _center(cell, frame)
+        design = build_design(cell.formula, cell.family, frame, with_response=False)
     source = "truth" if cell.dgp == "fixed" else "priors"
     mu = inverse_link(cell.link, _linear_predictor(design, params, effects))
     _check_finite(mu, source, "the model's mean overflows: values too large for the covariates")

@@ -106,6 +106,8 @@ class CellSpec:
     poststratify: str | None = None
     shapes: Shapes = field(default_factory=Shapes)
     dropout: Dropout | None = None
+    center: dict[str, str] = field(default_factory=dict)  # covariate -> group: derived x_within and x_mean
+    between: dict[str, Between] = field(default_factory=dict)  # covariate -> its group part (endogeneity)
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
 
@@ -219,14 +221,62 @@ def _parse_dropout(raw: Any, covariates: dict[str, Dist]) -> Dropout | None:
     return Dropout(rate, by, _number(raw.get("slope", 0.0), "dropout.slope", lo=-100, hi=100))
 
 
-def _parse_covariates(raw: Any, layout: Layout) -> tuple[dict[str, Dist], frozenset[str], dict[str, str]]:
+@dataclass(frozen=True)
+class Between:
+    """A level-1 covariate's group part: x_ij = w_ij + m_j, w_ij drawn from the covariate's distribution and
+    m_j = sd * (cor * z_j + sqrt(1 - cor^2) * e_j), z_j the standardized random intercept of `group`, e_j normal:
+    cor(m_j, u_j) = cor, the endogeneity the random-intercept model assumes away."""
+
+    group: str
+    sd: float
+    cor: float
+
+
+def _parse_between(raw: Any, where: str, layout: Layout) -> Between:
+    raw = _check_keys(raw, {"group", "sd", "cor"}, where)
+    group = raw.get("group")
+    if not isinstance(group, str) or any(part not in layout.factors for part in group.split(":")):
+        raise _fail(f"{where}.group", f"{group!r} is not a layout factor")
+    if "sd" not in raw:
+        raise _fail(where, "needs 'sd', the SD of the covariate's group part")
+    return Between(group, _number(raw["sd"], f"{where}.sd", lo=0), _number(raw.get("cor", 0.0), f"{where}.cor",
+                                                                          lo=-1, hi=1))
+
+
+def _parse_level1(extra: dict[str, dict[str, Any]], layout: Layout, per: dict[str, str], fixed: frozenset[str],
+                  names: set[str]) -> tuple[dict[str, str], dict[str, Between]]:
+    """Covariates' `center = "g"` (derived columns x_within, x_mean) and `between` (endogeneity) keys."""
+    center, between = {}, {}
+    for name, keys in extra.items():
+        where = f"covariates.{name}"
+        if name in per:
+            raise _fail(where, f"a covariate drawn per {per[name]} has no within-group part to center or shift")
+        if "center" in keys:
+            group = keys["center"]
+            if not isinstance(group, str) or any(part not in layout.factors for part in group.split(":")):
+                raise _fail(f"{where}.center", f"{group!r} is not a layout factor")
+            for derived in (f"{name}_within", f"{name}_mean"):
+                if derived in names:
+                    raise _fail(f"{where}.center", f"makes column {derived!r}, which is already a column")
+            center[name] = group
+        if "between" in keys:
+            if name in fixed:
+                raise _fail(f"{where}.between", "follows the random intercept, redrawn each replication: not with "
+                                                 "fixed = true")
+            between[name] = _parse_between(keys["between"], f"{where}.between", layout)
+    return center, between
+
+
+def _parse_covariates(raw: Any, layout: Layout) -> tuple[dict[str, Dist], frozenset[str], dict[str, str],
+                                                         dict[str, dict[str, Any]]]:
     raw = _table({} if raw is None else raw, "covariates")
-    dists, fixed, per = {}, set(), {}
+    dists, fixed, per, extra = {}, set(), {}, {}
     for name, spec in raw.items():
         where = f"covariates.{name}"
         if name in layout.factors:
             raise _fail(where, "is also a layout factor")
-        spec = dict(_check_keys(spec, {"dist", "fixed", "per", *_all_params()}, where))
+        spec = dict(_check_keys(spec, {"dist", "fixed", "per", "center", "between", *_all_params()}, where))
+        extra[name] = {k: spec.pop(k) for k in ("center", "between") if k in spec}
         if spec.pop("fixed", False):
             fixed.add(name)
         if "per" in spec:
@@ -235,7 +285,7 @@ def _parse_covariates(raw: Any, layout: Layout) -> tuple[dict[str, Dist], frozen
                 raise _fail(f"{where}.per", f"{level!r} is not a layout factor")
             per[name] = str(level)
         dists[name] = parse_dist(spec, where)
-    return dists, frozenset(fixed), per
+    return dists, frozenset(fixed), per, {k: v for k, v in extra.items() if v}
 
 
 def _all_params() -> set[str]:
@@ -351,7 +401,8 @@ def _resolve_cell(name: str, index: int, factors: dict[str, Any], raw: dict[str,
     if dgp == "prior" and design == "stratified":
         raise _fail("design", "'stratified' keeps parameters fixed across replications; dgp = 'prior' redraws them")
     layout = _parse_layout(raw.get("layout"))
-    covariates, fixed, per = _parse_covariates(raw.get("covariates"), layout)
+    covariates, fixed, per, extra = _parse_covariates(raw.get("covariates"), layout)
+    center, between = _parse_level1(extra, layout, per, fixed, set(covariates) | set(layout.factors))
     trials = None
     if family == "binomial":
         if formula.response.kind == "single":
@@ -368,13 +419,15 @@ def _resolve_cell(name: str, index: int, factors: dict[str, Any], raw: dict[str,
         raise _fail("poststratify", f"{poststratify!r}: expected the name of a generated covariate")
     shapes = _parse_shapes(raw.get("shape"), family, {b.group for b in formula.blocks}, covariates, layout)
     cell = CellSpec(name, index, factors, formula, family, link, dgp, design, layout, covariates, fixed, per,
-                    trials, truth, priors, poststratify, shapes, _parse_dropout(raw.get("dropout"), covariates), raw)
+                    trials, truth, priors, poststratify, shapes, _parse_dropout(raw.get("dropout"), covariates),
+                    center, between, raw)
     _check_columns(cell)
     return cell
 
 
 def _check_columns(cell: CellSpec) -> None:
     generated = set(cell.layout.factors) | set(cell.covariates) | set(cell.formula.response.columns)
+    generated |= {f"{x}_{part}" for x in cell.center for part in ("within", "mean")}
     for var in sorted(cell.formula.variables):
         if var not in generated:
             raise _fail("formula", f"term {var!r} names a column that is not generated (have: {', '.join(sorted(generated))})")

@@ -389,3 +389,25 @@ def test_cluster_sizes_drawn_from_a_distribution_with_a_minimum(tmp_path, size):
     # SE of an SD: sd sqrt((excess kurtosis + 2) / (4 J)), below sd sqrt(2 / J) for excess kurtosis < 6 (NB2 at
     # mean 6, phi 2: about 3.1)
     assert abs(sizes.std() - sd) <= Z * sd * np.sqrt(2 / len(sizes))
+
+
+def test_endogenous_covariate_group_part_correlates_with_the_random_intercept(tmp_path):
+    """mundlak's x with J = 5000: cor(xbar_j, u_j) = cor * sd_m / sqrt(sd_m^2 + var(w) / n) = 0.5 / sqrt(1.1)
+    (normal theory SE (1 - r^2) / sqrt(J), all parts normal); x_within + x_mean = x, x_within sums to 0 in a
+    group; both formulas of the shipped scenario see the same kind of data (same columns)."""
+    from compare.catalogue import SHIPPED
+
+    text = (SHIPPED / "mundlak.toml").read_text().replace("factors = { g = 50 }", "factors = { g = 5000 }")
+    sc = _spec(tmp_path, text, "mundlak")
+    ds = simulate(sc.cell(0), np.random.default_rng(2))
+    f = ds.frame
+    xbar = f.groupby("g", observed=True)["x"].mean()
+    u = np.array([ds.truth[f"r[g][{lv},Intercept]"] for lv in xbar.index.astype(str)])
+    r, true = np.corrcoef(xbar.to_numpy(), u)[0, 1], 0.5 / np.sqrt(1.1)
+    assert abs(r - true) <= Z * (1 - true**2) / np.sqrt(len(u)), r
+    assert np.allclose(f["x_within"] + f["x_mean"], f["x"])
+    assert np.allclose(f.groupby("g", observed=True)["x_within"].sum(), 0, atol=1e-9)
+    exogenous = simulate(sc.cell(1), np.random.default_rng(2)).frame
+    xbar0 = exogenous.groupby("g", observed=True)["x"].mean().to_numpy()
+    assert abs(np.corrcoef(xbar0, u)[0, 1]) <= Z / np.sqrt(len(u))  # cor = 0: independent of the same u draw
+    assert set(simulate(sc.cell(2), np.random.default_rng(2)).frame.columns) == set(f.columns)

@@ -200,6 +200,24 @@ DGP = {
     "size_min_0": (("size = 4", 'size = { dist = "poisson", mean = 4, min = 0 }'), ["layout.size.min", "at least 1"]),
     "size_negbinomial_phi_negative": (("size = 4", 'size = { dist = "negbinomial", mean = 4, phi = -1 }'),
                                       ["layout.size.phi", "positive"]),
+    "between_cor_out_of_range": ((X, 'x = { dist = "normal", mean = 0, sd = 1, between = { group = "g", sd = 1, '
+                                      'cor = 1.5 } }'), ["covariates.x.between.cor", "1.5 is above 1"]),
+    "between_group_unknown": ((X, 'x = { dist = "normal", mean = 0, sd = 1, between = { group = "h", sd = 1 } }'),
+                              ["covariates.x.between.group", "'h'"]),
+    "between_without_sd": ((X, 'x = { dist = "normal", mean = 0, sd = 1, between = { group = "g" } }'),
+                           ["covariates.x.between", "needs 'sd'"]),
+    "between_fixed": ((X, 'x = { dist = "normal", mean = 0, sd = 1, fixed = true, between = { group = "g", sd = 1 } }'),
+                      ["covariates.x.between", "fixed = true"]),
+    "between_per_group": ((X, 'x = { dist = "normal", mean = 0, sd = 1, per = "g", center = "g" }'),
+                          ["covariates.x", "no within-group part"]),
+    "between_no_random_intercept": (((X, 'x = { dist = "normal", mean = 0, sd = 1, between = { group = "g", sd = 1 } }'),
+                                     ("y ~ x + (1 + x | g)", "y ~ x + (0 + x | g)"),
+                                     ("sd = { g = { Intercept = 1, x = 0.5 } }", "sd = { g = { x = 0.5 } }"),
+                                     ('cor = { g = { "Intercept,x" = 0.3 } }', "")),
+                                    ["covariates.x.between", "no random intercept of 'g'"]),
+    "center_unknown_group": ((X, 'x = { dist = "normal", mean = 0, sd = 1, center = "h" }'),
+                             ["covariates.x.center", "'h' is not a layout factor"]),
+    "derived_column_not_made": (("y ~ x + (1 + x | g)", "y ~ x_within + (1 + x | g)"), ["formula", "'x_within'"]),
 }
 FOUND.update(DGP)
 
