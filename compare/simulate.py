@@ -314,6 +314,10 @@ def _check_finite(values: np.ndarray, where: str, what: str) -> None:
 def simulate(cell: CellSpec, rng: np.random.Generator, cell_rng: np.random.Generator | None = None) -> Dataset:
     """Simulate one dataset of `cell`. `cell_rng` draws what stays fixed across reps: under a stratified design
     the groups, their effects and covariates; under a cluster design only covariates marked `fixed = true`."""
+    if cell.generator is not None:
+        from compare.generator import generate
+
+        return generate(cell, rng)
     fixed_rng = rng if cell_rng is None else cell_rng  # `fixed = true` covariates: the same in every rep
     if cell.design == "cluster" or cell_rng is None:
         cell_rng = rng

@@ -27,7 +27,10 @@ from compare.validate import fail as _fail
 from compare.validate import read_toml
 
 TOP_KEYS = {"name", "description", "source", "formula", "family", "link", "dgp", "design", "layout",
-            "covariates", "trials", "truth", "priors", "grid", "poststratify", "shape", "dropout"}
+            "covariates", "trials", "truth", "priors", "grid", "poststratify", "shape", "dropout", "generator",
+            "params"}
+# what a generator (compare.generator) makes itself: not given beside `generator`
+DECLARATIVE = ("layout", "covariates", "trials", "truth", "priors", "poststratify", "shape", "dropout", "design")
 TRUTH_KEYS = {"b", "sd", "cor", "sigma"}
 MAX_ROWS = 1_000_000  # rows of one simulated dataset: far beyond any benchmark cell, well within memory
 MAX_CELLS = 10_000  # grid cells of one scenario: each is resolved and dry-run when the scenario loads
@@ -108,6 +111,8 @@ class CellSpec:
     dropout: Dropout | None = None
     center: dict[str, str] = field(default_factory=dict)  # covariate -> group: derived x_within and x_mean
     between: dict[str, Between] = field(default_factory=dict)  # covariate -> its group part (endogeneity)
+    generator: str | None = None  # "package.module:function" making the data instead (compare.generator)
+    params: dict[str, Any] = field(default_factory=dict)  # the generator's [params], grid values applied
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
 
@@ -396,6 +401,10 @@ def _resolve_cell(name: str, index: int, factors: dict[str, Any], raw: dict[str,
         raise _fail("formula", str(exc).removeprefix("formula: ")) from None
     family = _choice(raw, "family", tuple(FAMILIES))
     link = _choice(raw, "link", FAMILIES[family].links, FAMILIES[family].default_link)
+    if "generator" in raw:
+        return _generator_cell(name, index, factors, raw, formula, family, link)
+    if "params" in raw:
+        raise _fail("params", "is the table a generator is called with: give `generator` too")
     dgp = _choice(raw, "dgp", ("fixed", "prior"), "fixed")
     design = _choice(raw, "design", ("cluster", "stratified"), "cluster")
     if dgp == "prior" and design == "stratified":
@@ -423,6 +432,27 @@ def _resolve_cell(name: str, index: int, factors: dict[str, Any], raw: dict[str,
                     center, between, raw)
     _check_columns(cell)
     return cell
+
+
+def _generator_cell(name: str, index: int, factors: dict[str, Any], raw: dict[str, Any], formula: Formula,
+                    family: str, link: str) -> CellSpec:
+    """A cell whose data come from a user's function: formula, family and link, the function and its params."""
+    from compare.generator import check_target
+
+    given = [k for k in DECLARATIVE if k in raw]
+    if given:
+        raise _fail(given[0], "not with `generator`: the generator makes the data and the truth")
+    if raw.get("dgp", "fixed") != "fixed":
+        raise _fail("dgp", f"{raw['dgp']!r}: a generator returns its own truth (dgp = 'fixed' or none)")
+    if family == "binomial" and formula.response.kind == "single":
+        raise _fail("formula", f"{formula.text!r}: binomial needs cbind(s, f) or s | trials(n) on the left")
+    if family != "binomial" and formula.response.kind != "single":
+        raise _fail("formula", f"{formula.text!r}: {family} takes a single response column")
+    params = _check_keys(raw.get("params", {}), set(raw.get("params", {})) if isinstance(raw.get("params"), dict)
+                         else set(), "params")
+    return CellSpec(name, index, factors, formula, family, link, "fixed", "cluster", Layout({}, 1), {}, frozenset(),
+                    {}, None, Truth({}, {}, {}, None), None, generator=check_target(raw["generator"]),
+                    params=params, raw=raw)
 
 
 def _check_columns(cell: CellSpec) -> None:

@@ -270,3 +270,63 @@ def test_spec_that_is_not_utf8_is_one_line_exit_2(tmp_path, capsys):
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and str(spec) in lines[0] and "not UTF-8" in lines[0] and "0xe9" in lines[0], lines
     assert not (tmp_path / "d.csv").exists()
+
+
+GEN = """
+name = "gen"
+generator = "tests.generators:two_level"
+formula = "y ~ x + (1 | g)"
+family = "gaussian"
+[params]
+groups = 6
+size = 4
+b0 = 1.0
+b1 = 0.5
+tau = 0.8
+sigma = 1.0
+"""
+GENERATOR_CASES = {
+    "wrong_columns": (("two_level", "wrong_columns"), ["generator tests.generators:wrong_columns",
+                                                       "no column 'x' named in the formula", "has: g, z, y"]),
+    "nan": (("two_level", "with_nan"), ["returned missing values", "'y' (1)"]),
+    "raises": (("two_level", "raises"), ["raised ValueError: no such design second line"]),
+    "unknown_truth": (("two_level", "unknown_truth"), ["truth 'b[z]'", "expected: b[Intercept], b[x]"]),
+    "missing_truth": (("two_level", "missing_truth"), ["no truth for sigma"]),
+    "not_a_tuple": (("two_level", "not_a_tuple"), ["returned DataFrame", "expected a tuple"]),
+    "no_such_function": (("two_level", "nosuch"), ["field 'generator'", "no function 'nosuch'"]),
+    "no_such_module": (("tests.generators", "tests.nosuch"), ["cannot import 'tests.nosuch'", "ModuleNotFoundError"]),
+    "not_a_target": (('"tests.generators:two_level"', '"tests/generators.py"'), ["field 'generator'", "package.module"]),
+    "declarative_beside": (("[params]", "[layout]\nfactors = { g = 3 }\n[params]"), ["field 'layout'", "not with"]),
+    "prior_dgp": (('family = "gaussian"', 'family = "gaussian"\ndgp = "prior"'), ["field 'dgp'", "own truth"]),
+    "params_without_generator": (('generator = "tests.generators:two_level"\n', ""), ["field 'params'", "generator"]),
+    "count_model_gets_reals": (('family = "gaussian"', 'family = "poisson"'), ["cannot take", "poisson counts"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(GENERATOR_CASES))
+def test_bad_generator_is_one_line_exit_2(tmp_path, capsys, case):
+    """A generator that cannot be imported, raises, or returns the wrong columns, NaN or wrong truth names: one
+    line naming the generator and what was wrong, exit 2, nothing written (checked when the scenario loads)."""
+    from compare import cli
+
+    (old, new), expected = GENERATOR_CASES[case]
+    assert old in GEN
+    spec = tmp_path / "gen.toml"
+    spec.write_text(GEN.replace(old, new, 1))
+    code = cli.main(["simulate", str(spec), "--out", str(tmp_path / "d.csv")])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("hbench: error:"), lines
+    for part in [str(spec), *expected]:
+        assert part in lines[0], lines[0]
+    assert not (tmp_path / "d.csv").exists()
+
+
+def test_good_generator_simulates(tmp_path, capsys):
+    from compare import cli
+
+    spec = tmp_path / "gen.toml"
+    spec.write_text(GEN)
+    assert cli.main(["simulate", str(spec), "--out", str(tmp_path / "d.csv"), "--rep", "2"]) == 0
+    import json
+    meta = json.loads((tmp_path / "d.json").read_text())
+    assert meta["truth"] == {"b[Intercept]": 1.0, "b[x]": 0.5, "sd[g][Intercept]": 0.8, "sigma": 1.0}
