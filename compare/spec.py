@@ -429,7 +429,7 @@ def _resolve_cell(name: str, index: int, factors: dict[str, Any], raw: dict[str,
     shapes = _parse_shapes(raw.get("shape"), family, {b.group for b in formula.blocks}, covariates, layout)
     cell = CellSpec(name, index, factors, formula, family, link, dgp, design, layout, covariates, fixed, per,
                     trials, truth, priors, poststratify, shapes, _parse_dropout(raw.get("dropout"), covariates),
-                    center, between, raw)
+                    center, between, raw=raw)
     _check_columns(cell)
     return cell
 

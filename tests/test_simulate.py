@@ -69,6 +69,10 @@ def test_response_is_generated_from_the_reported_truth(replications):
         sigma = cell.truth.sigma
         assert abs(resid.mean()) <= Z * sigma / np.sqrt(resid.size)
         assert abs(resid.std(ddof=1) - sigma) <= Z * sigma / np.sqrt(2 * (resid.size - 1))
+    elif cell.family == "poisson":  # counts against the rate: a standardised total (variance = mean)
+        obs = np.concatenate([ds.data.design.y for ds in datasets])
+        mu = np.concatenate([np.exp(_eta(ds)) for ds in datasets])
+        assert abs((obs.sum() - mu.sum()) / np.sqrt(mu.sum())) <= Z
     else:  # successes against trials * p: a standardised total
         from scipy.special import expit
         obs = np.concatenate([ds.data.design.y for ds in datasets])
