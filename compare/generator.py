@@ -20,8 +20,9 @@ import importlib.util
 import itertools
 import math
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -45,7 +46,7 @@ def resolve(target: Any) -> Callable[..., Any]:
     module_name, func = _split(target)
     try:
         module = importlib.import_module(module_name)
-    except Exception as exc:  # an import error of the user's module: its message is what they need
+    except Exception as exc:  # noqa: BLE001 - any error importing the user's module: its message is what they need
         raise InputError(f"field 'generator': cannot import {module_name!r}: {_one_line(exc)}") from None
     fn = getattr(module, func, None)
     if not callable(fn):
@@ -139,7 +140,7 @@ def generate(cell: Any, rng: np.random.Generator) -> Dataset:
     fn = resolve(cell.generator)
     try:
         result = fn(copy.deepcopy(cell.params), rng)
-    except Exception as exc:  # the user's code failed: one line naming it, never their traceback
+    except Exception as exc:  # noqa: BLE001 - the user's code failed: one line naming it, never their traceback
         raise InputError(f"{where} raised {_one_line(exc)}") from None
     if not isinstance(result, tuple) or len(result) != 2:
         raise InputError(f"{where} returned {type(result).__name__}: expected a tuple (data frame, truth dict)")

@@ -15,13 +15,13 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from compare import departures
 from compare.data import Dataset, FitData
 from compare.design import BlockDesign, Design, build_design, group_index
 from compare.errors import InputError
 from compare.families import inverse_link
 from compare.seeds import cell_seq, engine_seed, replication_seq
 from compare.spec import MAX_ROWS, CellSpec, Scenario, correlation_matrix, lookup
-
 
 MAX_TRIALS = 2**62  # binomial trials are drawn as int64
 MAX_POISSON = 1e18  # numpy's largest poisson mean is about 9.2e18
@@ -183,30 +183,6 @@ def _errors(cell: CellSpec, sigma, n: int, rng: np.random.Generator) -> np.ndarr
     return sigma * cell.shapes.residual.standard(rng, n)
 
 
-def _residual_sd(cell: CellSpec, frame: pd.DataFrame, sigma: float | None, rng: np.random.Generator):
-    """sigma, or each row's sigma_i under `shape.residual.log_sigma`: log sigma_i = log sigma + gamma * x_i for a
-    covariate x, + v_l for the row's level l of a grouping factor, v_l ~ normal(0, its SD) (drawn with the groups'
-    effects). `truth.sigma` stays the SD at x = 0 in a level with v = 0."""
-    if sigma is None or not cell.shapes.log_sigma:
-        return sigma
-    log_sd = np.full(len(frame), np.log(sigma))
-    for name, v in cell.shapes.log_sigma.items():
-        where = f"shape.residual.log_sigma.{name}"
-        if name in cell.covariates:
-            x = frame[name]
-            if not pd.api.types.is_numeric_dtype(x) or pd.api.types.is_bool_dtype(x):
-                raise InputError(f"field '{where}': covariate {name!r} is not numeric")
-            log_sd += v * x.to_numpy(dtype=float)
-        else:
-            index, levels = group_index(frame, name)
-            log_sd += v * rng.standard_normal(len(levels))[index]
-    sd = np.exp(log_sd)
-    _check_finite(sd, "shape.residual.log_sigma", "the residual SD overflows")
-    if np.any(sd <= 0):
-        raise InputError("field 'shape.residual.log_sigma': the residual SD underflows to 0")
-    return sd
-
-
 def _respond(cell: CellSpec, frame: pd.DataFrame, mu: np.ndarray, sigma, trials, rng) -> None:
     r = cell.formula.response
     if cell.family == "gaussian":
@@ -265,45 +241,6 @@ def _new_group_truth(cell: CellSpec, design: Design, params: Params, rng) -> dic
     return {f"pred_new[{group}]": float(value)}
 
 
-def _center(cell: CellSpec, frame: pd.DataFrame) -> None:
-    """`center = "g"`: x_mean, the mean of x over the rows of the row's level of g, and x_within = x - x_mean
-    (group-mean centering, the Mundlak / within-between decomposition), on every row drawn (before dropout, so
-    that a formula of them generates the same data as one of x)."""
-    for x, group in cell.center.items():
-        values = frame[x]
-        if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
-            raise InputError(f"field 'covariates.{x}.center': covariate {x!r} is not numeric")
-        index, _ = group_index(frame, group)
-        means = pd.Series(values.to_numpy(dtype=float)).groupby(index).transform("mean").to_numpy()
-        frame[f"{x}_mean"] = means
-        frame[f"{x}_within"] = values.to_numpy(dtype=float) - means
-
-
-def _intercepts(design: Design, effects: dict[str, np.ndarray], params: Params, group: str, where: str):
-    """(row level index, standardized random intercepts) of `group`'s block holding its Intercept."""
-    for bd in design.blocks:
-        if bd.group == group and "Intercept" in bd.names:
-            sd = params.sd[group]["Intercept"]
-            if not sd > 0:
-                raise InputError(f"field '{where}': needs a positive SD of the random intercept of {group}")
-            return bd.index, effects[block_key(bd)][:, bd.names.index("Intercept")] / sd
-    raise InputError(f"field '{where}': the formula has no random intercept of {group!r} to correlate with")
-
-
-def _shift_between(cell: CellSpec, frame: pd.DataFrame, design: Design, params: Params, effects, rng) -> bool:
-    """Add each `between` covariate's group part m_j, correlated `cor` with the standardized random intercept
-    z_j; True when some covariate moved (the design must then be rebuilt)."""
-    for x, bt in cell.between.items():
-        where = f"covariates.{x}.between"
-        index, z = _intercepts(design, effects, params, bt.group, where)
-        m = bt.sd * (bt.cor * z + np.sqrt(1 - bt.cor**2) * rng.standard_normal(len(z)))
-        values = frame[x]
-        if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
-            raise InputError(f"field '{where}': covariate {x!r} is not numeric")
-        frame[x] = values.to_numpy(dtype=float) + m[index]
-    return bool(cell.between)
-
-
 def _check_finite(values: np.ndarray, where: str, what: str) -> None:
     """Huge but finite spec values can overflow to inf or NaN: one error line, not a dataset of infinities."""
     if values.dtype.kind in "iuf" and not np.all(np.isfinite(values)):
@@ -338,63 +275,28 @@ def simulate(cell: CellSpec, rng: np.random.Generator, cell_rng: np.random.Gener
         trials = trials.astype(float)
         if np.any(trials < 0):
             raise InputError("field 'trials': drew a negative number of trials")
-    _center(cell, frame)
+    departures.center(cell, frame)
     design = build_design(cell.formula, cell.family, frame, with_response=False)
     _check_shapes(cell, design)
     params = _fixed_params(cell, design) if cell.dgp == "fixed" else _prior_params(cell, design, rng)
     effects = _group_effects(cell, params, design, cell_rng)
-    if _shift_between(cell, frame, design, params, effects, cell_rng):
-        _center(cell, frame)
+    if departures.shift_between(cell, frame, design, params, effects, cell_rng):
+        departures.center(cell, frame)
         design = build_design(cell.formula, cell.family, frame, with_response=False)
     source = "truth" if cell.dgp == "fixed" else "priors"
     mu = inverse_link(cell.link, _linear_predictor(design, params, effects))
     _check_finite(mu, source, "the model's mean overflows: values too large for the covariates")
     if cell.family == "poisson" and np.max(mu, initial=0) > MAX_POISSON:
         raise InputError(f"field '{source}': a poisson mean of {np.max(mu):g} is more than {MAX_POISSON:g}")
-    _respond(cell, frame, mu, _residual_sd(cell, frame, params.sigma, cell_rng), trials, rng)
+    _respond(cell, frame, mu, departures.residual_sd(cell, frame, params.sigma, cell_rng), trials, rng)
     truth = _truth(cell, design, params, effects, mu, frame)
     if design.blocks:
         truth.update(_new_group_truth(cell, design, params, rng))
     _check_finite(frame[cell.formula.response.y].to_numpy(), source, "the simulated response overflows")
     _check_finite(np.array(list(truth.values())), source, "a true value overflows")
-    frame = _drop_missing(cell, frame, rng)
+    frame = departures.drop_missing(cell, frame, rng)
     data = FitData(frame, cell.formula, cell.family, cell.link, cell.poststratify)
     return Dataset(data, truth, cell.scenario, cell.index)
-
-
-def _drop_missing(cell: CellSpec, frame: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
-    """The observed rows under `[dropout]`: each row's response is missing with probability p_i (MCAR: the rate;
-    MAR: expit(a + slope * x_i) with `a` solved so that mean(p_i) is the rate on this dataset's covariate), and
-    the engines see only the other rows, as `--drop-missing` does for a user's data. Levels left without rows
-    are dropped from categorical columns."""
-    d = cell.dropout
-    if d is None or d.rate == 0:
-        return frame
-    p = np.full(len(frame), d.rate)
-    if d.by is not None and d.slope != 0:
-        x = frame[d.by]
-        if not pd.api.types.is_numeric_dtype(x) or pd.api.types.is_bool_dtype(x):
-            raise InputError(f"field 'dropout.by': covariate {d.by!r} is not numeric")
-        p = _calibrated(d.slope * x.to_numpy(dtype=float), d.rate)
-    keep = rng.random(len(frame)) >= p
-    if not keep.any():
-        raise InputError(f"field 'dropout.rate': every one of {len(frame)} responses dropped out")
-    out = frame.loc[keep].reset_index(drop=True)
-    for col in out.columns:
-        if isinstance(out[col].dtype, pd.CategoricalDtype):
-            out[col] = out[col].cat.remove_unused_categories()
-    return out
-
-
-def _calibrated(lin: np.ndarray, rate: float) -> np.ndarray:
-    """expit(a + lin) with mean `rate`: the mean is increasing in a, so bisection on a finds it."""
-    from scipy.optimize import brentq
-    from scipy.special import expit, logit
-
-    spread = float(np.max(np.abs(lin - lin.mean()), initial=0.0))
-    lo, hi = logit(rate) - lin.mean() - spread - 1, logit(rate) - lin.mean() + spread + 1
-    a = brentq(lambda a: float(expit(a + lin).mean()) - rate, lo, hi, xtol=1e-12)
-    return expit(a + lin)
 
 
 def dataset_for(scenario: Scenario, cell: int, rep: int, run_seed: int) -> Dataset:

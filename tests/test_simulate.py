@@ -288,8 +288,8 @@ def test_shaped_group_effects_keep_the_true_sds_and_pearson_correlation(tmp_path
     ds = simulate(sc.cell(0), np.random.default_rng(5))
     u = _effects(ds)[block_key(ds.data.design.blocks[0])]
     j = u.shape[0]
-    kurt = stats.kurtosis(u, axis=0)  # SE of an SD: sd * sqrt((kurtosis + 2) / (4 J))
     for k, sd in enumerate((2.0, 0.5)):
+        # SE of an SD: sd sqrt((excess kurtosis + 2) / (4 J)), at chisq(1)'s 12 (the larger of the two shapes')
         assert abs(u[:, k].std(ddof=1) - sd) <= Z * sd * np.sqrt((12 + 2) / (4 * j)), (k, u[:, k].std())
     # correlation: the normal-theory SE inflated by sqrt(1 + excess kurtosis / 2) of the heavier margin, a
     # conservative bound for non-normal pairs

@@ -200,8 +200,8 @@ DGP = {
     "size_min_0": (("size = 4", 'size = { dist = "poisson", mean = 4, min = 0 }'), ["layout.size.min", "at least 1"]),
     "size_negbinomial_phi_negative": (("size = 4", 'size = { dist = "negbinomial", mean = 4, phi = -1 }'),
                                       ["layout.size.phi", "positive"]),
-    "between_cor_out_of_range": ((X, 'x = { dist = "normal", mean = 0, sd = 1, between = { group = "g", sd = 1, '
-                                      'cor = 1.5 } }'), ["covariates.x.between.cor", "1.5 is above 1"]),
+    "between_cor_out_of_range": ((X, ('x = { dist = "normal", mean = 0, sd = 1, between = { group = "g", sd = 1, '
+                                       'cor = 1.5 } }')), ["covariates.x.between.cor", "1.5 is above 1"]),
     "between_group_unknown": ((X, 'x = { dist = "normal", mean = 0, sd = 1, between = { group = "h", sd = 1 } }'),
                               ["covariates.x.between.group", "'h'"]),
     "between_without_sd": ((X, 'x = { dist = "normal", mean = 0, sd = 1, between = { group = "g" } }'),
