@@ -48,3 +48,9 @@ def missing_truth(params, rng):
 
 def not_a_tuple(params, rng):
     return two_level(params, rng)[0]
+
+
+def nan_label(params, rng):
+    frame, truth = two_level(params, rng)
+    frame.loc[0, "g"] = "NA"
+    return frame, truth

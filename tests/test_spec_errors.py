@@ -289,6 +289,7 @@ GENERATOR_CASES = {
     "wrong_columns": (("two_level", "wrong_columns"), ["generator tests.generators:wrong_columns",
                                                        "no column 'x' named in the formula", "has: g, z, y"]),
     "nan": (("two_level", "with_nan"), ["returned missing values", "'y' (1)"]),
+    "label_reads_as_missing": (("two_level", "nan_label"), ["'NA' in column 'g'", "reads back as missing"]),
     "raises": (("two_level", "raises"), ["raised ValueError: no such design second line"]),
     "unknown_truth": (("two_level", "unknown_truth"), ["truth 'b[z]'", "expected: b[Intercept], b[x]"]),
     "missing_truth": (("two_level", "missing_truth"), ["no truth for sigma"]),
