@@ -9,12 +9,10 @@ the data they always drew.
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import pandas as pd
 
-from compare.design import Design, group_index
+from compare.design import group_index
 from compare.errors import InputError
 from compare.spec import CellSpec
 
@@ -58,25 +56,23 @@ def center(cell: CellSpec, frame: pd.DataFrame) -> None:
         frame[f"{x}_within"] = values.to_numpy(dtype=float) - means
 
 
-def _intercepts(design: Design, effects: dict[str, np.ndarray], params: Any, group: str, where: str):
-    """(row level index, standardized random intercepts) of `group`'s block holding its Intercept."""
-    from compare.simulate import block_key  # simulate imports this module
-
-    for bd in design.blocks:
-        if bd.group == group and "Intercept" in bd.names:
-            sd = params.sd[group]["Intercept"]
-            if not sd > 0:
-                raise InputError(f"field '{where}': needs a positive SD of the random intercept of {group}")
-            return bd.index, effects[block_key(bd)][:, bd.names.index("Intercept")] / sd
-    raise InputError(f"field '{where}': the formula has no random intercept of {group!r} to correlate with")
+def _intercepts(intercepts: dict[str, tuple[np.ndarray, np.ndarray, float]], group: str, where: str):
+    """(row level index, standardized random intercepts) of `group`."""
+    if group not in intercepts:
+        raise InputError(f"field '{where}': the formula has no random intercept of {group!r} to correlate with")
+    index, u, sd = intercepts[group]
+    if not sd > 0:
+        raise InputError(f"field '{where}': needs a positive SD of the random intercept of {group}")
+    return index, u / sd
 
 
-def shift_between(cell: CellSpec, frame: pd.DataFrame, design: Design, params: Any, effects, rng) -> bool:
+def shift_between(cell: CellSpec, frame: pd.DataFrame, intercepts: dict[str, tuple[np.ndarray, np.ndarray, float]],
+                  rng: np.random.Generator) -> bool:
     """Add each `between` covariate's group part m_j, correlated `cor` with the standardized random intercept
     z_j; True when some covariate moved (the design must then be rebuilt)."""
     for x, bt in cell.between.items():
         where = f"covariates.{x}.between"
-        index, z = _intercepts(design, effects, params, bt.group, where)
+        index, z = _intercepts(intercepts, bt.group, where)
         m = bt.sd * (bt.cor * z + np.sqrt(1 - bt.cor**2) * rng.standard_normal(len(z)))
         values = frame[x]
         if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):

@@ -15,6 +15,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from compare.generator import source_digest
+
 if TYPE_CHECKING:
     from compare.suite import Suite
 
@@ -85,8 +87,6 @@ def _digest(data: bytes) -> str:
 def fingerprint(suite: "Suite") -> dict[str, Any]:
     """Content hashes of the suite's table, of each scenario's spec file, and of the source of each generator
     module a scenario names (compare.generator), by scenario name."""
-    from compare.generator import source_digest
-
     generators = {}
     for s in suite.scenarios:
         targets = sorted({c.generator for c in s.scenario.cells if c.generator is not None})

@@ -20,6 +20,7 @@ from compare.data import Dataset, FitData
 from compare.design import BlockDesign, Design, build_design, group_index
 from compare.errors import InputError
 from compare.families import inverse_link
+from compare.generator import generate
 from compare.seeds import cell_seq, engine_seed, replication_seq
 from compare.spec import MAX_ROWS, CellSpec, Scenario, correlation_matrix, lookup
 
@@ -168,6 +169,12 @@ def _group_effects(cell: CellSpec, params: Params, design: Design, rng: np.rando
     return effects
 
 
+def _intercepts(design: Design, params: Params, effects: dict[str, np.ndarray]) -> dict[str, tuple]:
+    """group -> (row level index, random intercepts, their true SD), for the groups whose blocks have one."""
+    return {bd.group: (bd.index, effects[block_key(bd)][:, bd.names.index("Intercept")], params.sd[bd.group]["Intercept"])
+            for bd in design.blocks if "Intercept" in bd.names}
+
+
 def _linear_predictor(design: Design, params: Params, effects: dict[str, np.ndarray]) -> np.ndarray:
     beta = np.array([params.b[n] for n in design.x_names])
     eta = design.X @ beta + design.offset if beta.size else design.offset.copy()
@@ -252,8 +259,6 @@ def simulate(cell: CellSpec, rng: np.random.Generator, cell_rng: np.random.Gener
     """Simulate one dataset of `cell`. `cell_rng` draws what stays fixed across reps: under a stratified design
     the groups, their effects and covariates; under a cluster design only covariates marked `fixed = true`."""
     if cell.generator is not None:
-        from compare.generator import generate
-
         return generate(cell, rng)
     fixed_rng = rng if cell_rng is None else cell_rng  # `fixed = true` covariates: the same in every rep
     if cell.design == "cluster" or cell_rng is None:
@@ -280,7 +285,7 @@ def simulate(cell: CellSpec, rng: np.random.Generator, cell_rng: np.random.Gener
     _check_shapes(cell, design)
     params = _fixed_params(cell, design) if cell.dgp == "fixed" else _prior_params(cell, design, rng)
     effects = _group_effects(cell, params, design, cell_rng)
-    if departures.shift_between(cell, frame, design, params, effects, cell_rng):
+    if cell.between and departures.shift_between(cell, frame, _intercepts(design, params, effects), cell_rng):
         departures.center(cell, frame)
         design = build_design(cell.formula, cell.family, frame, with_response=False)
     source = "truth" if cell.dgp == "fixed" else "priors"

@@ -22,6 +22,7 @@ from compare.distributions import NORMAL, Dist, Shape, parse_dist, parse_shape
 from compare.errors import InputError
 from compare.families import FAMILIES
 from compare.formula import Formula, parse_formula
+from compare.generator import check_target
 from compare.validate import check_keys as _check_keys
 from compare.validate import fail as _fail
 from compare.validate import read_toml
@@ -437,8 +438,6 @@ def _resolve_cell(name: str, index: int, factors: dict[str, Any], raw: dict[str,
 def _generator_cell(name: str, index: int, factors: dict[str, Any], raw: dict[str, Any], formula: Formula,
                     family: str, link: str) -> CellSpec:
     """A cell whose data come from a user's function: formula, family and link, the function and its params."""
-    from compare.generator import check_target
-
     given = [k for k in DECLARATIVE if k in raw]
     if given:
         raise _fail(given[0], "not with `generator`: the generator makes the data and the truth")
