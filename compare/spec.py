@@ -183,7 +183,7 @@ def _parse_layout(raw: Any) -> Layout:
     size = raw.get("size", 1)
     if isinstance(size, dict):
         size = _size_dist(size)
-        largest = max(size.params["mean"], size.params["min"])  # expected rows; the draw is checked again
+        largest = math.ceil(max(size.params["mean"], size.params["min"]))  # expected size; draws checked again
     elif isinstance(size, list):
         whole = all(isinstance(v, int) and not isinstance(v, bool) for v in size)
         if len(size) != 2 or not whole or size[0] < 1 or size[0] > size[1]:
