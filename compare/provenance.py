@@ -15,6 +15,8 @@ from importlib import metadata, resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from compare.generator import source_digest
+
 if TYPE_CHECKING:
     from compare.suite import Suite
 
@@ -82,9 +84,16 @@ def _digest(data: bytes) -> str:
 
 
 def fingerprint(suite: "Suite") -> dict[str, Any]:
-    """Content hashes of the suite's table and of each scenario's spec file, by scenario name."""
+    """Content hashes of the suite's table, of each scenario's spec file, and of the source of each generator
+    module a scenario names (compare.generator), by scenario name."""
+    generators = {}
+    for s in suite.scenarios:
+        targets = sorted({c.generator for c in s.scenario.cells if c.generator is not None})
+        if targets:
+            generators[s.scenario.name] = {t: source_digest(t) for t in targets}
     return {"suite": _digest(json.dumps(suite.raw, sort_keys=True, default=str).encode()),
-            "scenarios": {s.scenario.name: _digest(Path(s.scenario.path).read_bytes()) for s in suite.scenarios}}
+            "scenarios": {s.scenario.name: _digest(Path(s.scenario.path).read_bytes()) for s in suite.scenarios},
+            "generators": generators}
 
 
 def changes(manifest: dict[str, Any], suite: "Suite") -> list[str]:
@@ -95,6 +104,9 @@ def changes(manifest: dict[str, Any], suite: "Suite") -> list[str]:
     now = fingerprint(suite)
     out = [f"scenario {name} changed since the run started ({suite_file(suite, name)})"
            for name, digest in before["scenarios"].items() if now["scenarios"].get(name) != digest]
+    for name, targets in before.get("generators", {}).items():
+        out += [f"generator {t} of scenario {name} changed since the run started"
+                for t, digest in targets.items() if now["generators"].get(name, {}).get(t) != digest]
     if before["suite"] != now["suite"]:
         out.append("the suite recorded in the manifest was edited")
     old_versions = manifest.get("versions", {})

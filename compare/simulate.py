@@ -15,13 +15,14 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from compare import departures
 from compare.data import Dataset, FitData
 from compare.design import BlockDesign, Design, build_design, group_index
 from compare.errors import InputError
 from compare.families import inverse_link
+from compare.generator import generate
 from compare.seeds import cell_seq, engine_seed, replication_seq
-from compare.spec import CellSpec, Scenario, correlation_matrix, lookup
-
+from compare.spec import MAX_ROWS, CellSpec, Scenario, correlation_matrix, lookup
 
 MAX_TRIALS = 2**62  # binomial trials are drawn as int64
 MAX_POISSON = 1e18  # numpy's largest poisson mean is about 9.2e18
@@ -45,8 +46,14 @@ def _layout_frame(cell: CellSpec, rng: np.random.Generator) -> pd.DataFrame:
     names = list(cell.layout.factors)
     combos = list(itertools.product(*(cell.layout.factors[n] for n in names)))
     size = cell.layout.size
-    counts = (np.full(len(combos), size) if isinstance(size, int)
-              else rng.integers(size[0], size[1], len(combos), endpoint=True))
+    if isinstance(size, int):
+        counts = np.full(len(combos), size)
+    elif isinstance(size, tuple):
+        counts = rng.integers(size[0], size[1], len(combos), endpoint=True)
+    else:
+        counts = size.draw(rng, len(combos))
+        if counts.sum() > MAX_ROWS:
+            raise InputError(f"field 'layout.size': drew {counts.sum():,} rows, more than {MAX_ROWS:,}")
     rows = np.repeat(np.arange(len(combos)), counts)
     frame = pd.DataFrame({n: [combos[r][i] for r in rows] for i, n in enumerate(names)})
     for n in names:  # keep the spec's level order, so the first level is the reference category
@@ -133,15 +140,39 @@ def _prior_params(cell: CellSpec, design: Design, rng: np.random.Generator) -> P
     return Params(b, sd, cor, sigma)
 
 
-def _group_effects(params: Params, design: Design, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """Each block's (J, q) effects: correlated normal with the block's SDs and correlations."""
+def _check_shapes(cell: CellSpec, design: Design) -> None:
+    terms = _block_terms(design)
+    for group, given in cell.shapes.groups.items():
+        _check_extra(given, terms[group], f"shape.{group}")
+
+
+def _standard_draws(cell: CellSpec, bd: BlockDesign, n: int, rng: np.random.Generator) -> np.ndarray:
+    """(n, q) independent draws with mean 0 and SD 1, each term's column of its shape. All normal: one
+    standard_normal((n, q)) call, the draw every scenario without a [shape] has always made."""
+    shapes = [cell.shapes.of(bd.group, t) for t in bd.names]
+    if all(s.kind == "normal" for s in shapes):
+        return rng.standard_normal((n, len(bd.names)))
+    return np.column_stack([s.standard(rng, n) for s in shapes]).reshape(n, len(bd.names))
+
+
+def _group_effects(cell: CellSpec, params: Params, design: Design, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Each block's (J, q) effects: standardized draws of each term's shape (normal unless [shape] says
+    otherwise) combined through the Cholesky factor of the block's correlation and scaled by its SDs. The effects
+    then have the true SDs and Pearson correlations whatever the shapes; a term after the block's first is a
+    mix of several terms' shapes, and dependence beyond correlation is not Gaussian."""
     effects = {}
     for bd in design.blocks:
         sds = np.array([params.sd[bd.group][t] for t in bd.names])
         chol = np.linalg.cholesky(params.cor[block_key(bd)])
-        z = rng.standard_normal((bd.n_levels, len(bd.names)))
+        z = _standard_draws(cell, bd, bd.n_levels, rng)
         effects[block_key(bd)] = (z @ chol.T) * sds
     return effects
+
+
+def _intercepts(design: Design, params: Params, effects: dict[str, np.ndarray]) -> dict[str, tuple]:
+    """group -> (row level index, random intercepts, their true SD), for the groups whose blocks have one."""
+    return {bd.group: (bd.index, effects[block_key(bd)][:, bd.names.index("Intercept")], params.sd[bd.group]["Intercept"])
+            for bd in design.blocks if "Intercept" in bd.names}
 
 
 def _linear_predictor(design: Design, params: Params, effects: dict[str, np.ndarray]) -> np.ndarray:
@@ -152,10 +183,17 @@ def _linear_predictor(design: Design, params: Params, effects: dict[str, np.ndar
     return eta
 
 
+def _errors(cell: CellSpec, sigma, n: int, rng: np.random.Generator) -> np.ndarray:
+    """Level-1 errors with SD `sigma`: normal (the historical draw), or the [shape] residual standardized."""
+    if cell.shapes.residual.kind == "normal":
+        return rng.normal(0.0, sigma, n)
+    return sigma * cell.shapes.residual.standard(rng, n)
+
+
 def _respond(cell: CellSpec, frame: pd.DataFrame, mu: np.ndarray, sigma, trials, rng) -> None:
     r = cell.formula.response
     if cell.family == "gaussian":
-        frame[r.y] = mu + rng.normal(0.0, sigma, len(mu))
+        frame[r.y] = mu + _errors(cell, sigma, len(mu), rng)
     elif cell.family == "poisson":
         frame[r.y] = rng.poisson(mu)
     else:
@@ -201,10 +239,10 @@ def _new_group_truth(cell: CellSpec, design: Design, params: Params, rng) -> dic
         if bd.group != group:
             continue
         sds = np.array([params.sd[group][t] for t in bd.names])
-        u = (np.linalg.cholesky(params.cor[block_key(bd)]) @ rng.standard_normal(len(sds))) * sds
+        u = (np.linalg.cholesky(params.cor[block_key(bd)]) @ _standard_draws(cell, bd, 1, rng)[0]) * sds
         eta += float(bd.X.mean(0) @ u)
     if cell.family == "gaussian":
-        value = eta + rng.normal(0.0, params.sigma)
+        value = eta + float(_errors(cell, params.sigma, 1, rng)[0])
     else:
         value = float(inverse_link(cell.link, np.array([eta]))[0])
     return {f"pred_new[{group}]": float(value)}
@@ -220,6 +258,8 @@ def _check_finite(values: np.ndarray, where: str, what: str) -> None:
 def simulate(cell: CellSpec, rng: np.random.Generator, cell_rng: np.random.Generator | None = None) -> Dataset:
     """Simulate one dataset of `cell`. `cell_rng` draws what stays fixed across reps: under a stratified design
     the groups, their effects and covariates; under a cluster design only covariates marked `fixed = true`."""
+    if cell.generator is not None:
+        return generate(cell, rng)
     fixed_rng = rng if cell_rng is None else cell_rng  # `fixed = true` covariates: the same in every rep
     if cell.design == "cluster" or cell_rng is None:
         cell_rng = rng
@@ -240,20 +280,26 @@ def simulate(cell: CellSpec, rng: np.random.Generator, cell_rng: np.random.Gener
         trials = trials.astype(float)
         if np.any(trials < 0):
             raise InputError("field 'trials': drew a negative number of trials")
+    departures.center(cell, frame)
     design = build_design(cell.formula, cell.family, frame, with_response=False)
+    _check_shapes(cell, design)
     params = _fixed_params(cell, design) if cell.dgp == "fixed" else _prior_params(cell, design, rng)
-    effects = _group_effects(params, design, cell_rng)
+    effects = _group_effects(cell, params, design, cell_rng)
+    if cell.between and departures.shift_between(cell, frame, _intercepts(design, params, effects), cell_rng):
+        departures.center(cell, frame)
+        design = build_design(cell.formula, cell.family, frame, with_response=False)
     source = "truth" if cell.dgp == "fixed" else "priors"
     mu = inverse_link(cell.link, _linear_predictor(design, params, effects))
     _check_finite(mu, source, "the model's mean overflows: values too large for the covariates")
     if cell.family == "poisson" and np.max(mu, initial=0) > MAX_POISSON:
         raise InputError(f"field '{source}': a poisson mean of {np.max(mu):g} is more than {MAX_POISSON:g}")
-    _respond(cell, frame, mu, params.sigma, trials, rng)
+    _respond(cell, frame, mu, departures.residual_sd(cell, frame, params.sigma, cell_rng), trials, rng)
     truth = _truth(cell, design, params, effects, mu, frame)
     if design.blocks:
         truth.update(_new_group_truth(cell, design, params, rng))
     _check_finite(frame[cell.formula.response.y].to_numpy(), source, "the simulated response overflows")
     _check_finite(np.array(list(truth.values())), source, "a true value overflows")
+    frame = departures.drop_missing(cell, frame, rng)
     data = FitData(frame, cell.formula, cell.family, cell.link, cell.poststratify)
     return Dataset(data, truth, cell.scenario, cell.index)
 

@@ -18,16 +18,20 @@ from typing import Any
 
 import numpy as np
 
-from compare.distributions import Dist, parse_dist
+from compare.distributions import NORMAL, Dist, Shape, parse_dist, parse_shape
 from compare.errors import InputError
 from compare.families import FAMILIES
 from compare.formula import Formula, parse_formula
+from compare.generator import check_target
 from compare.validate import check_keys as _check_keys
 from compare.validate import fail as _fail
 from compare.validate import read_toml
 
 TOP_KEYS = {"name", "description", "source", "formula", "family", "link", "dgp", "design", "layout",
-            "covariates", "trials", "truth", "priors", "grid", "poststratify"}
+            "covariates", "trials", "truth", "priors", "grid", "poststratify", "shape", "dropout", "generator",
+            "params"}
+# what a generator (compare.generator) makes itself: not given beside `generator`
+DECLARATIVE = ("layout", "covariates", "trials", "truth", "priors", "poststratify", "shape", "dropout", "design")
 TRUTH_KEYS = {"b", "sd", "cor", "sigma"}
 MAX_ROWS = 1_000_000  # rows of one simulated dataset: far beyond any benchmark cell, well within memory
 MAX_CELLS = 10_000  # grid cells of one scenario: each is resolved and dry-run when the scenario loads
@@ -35,10 +39,11 @@ MAX_CELLS = 10_000  # grid cells of one scenario: each is resolved and dry-run w
 
 @dataclass(frozen=True)
 class Layout:
-    """Rows are the full crossing of the factors' levels, each repeated `size` times."""
+    """Rows are the full crossing of the factors' levels, each repeated `size` times (a number, a [min, max]
+    range drawn uniformly, or a poisson / negbinomial distribution with a minimum, drawn per crossing)."""
 
     factors: dict[str, list[Any]]
-    size: int | tuple[int, int]
+    size: int | tuple[int, int] | Dist
 
 
 @dataclass(frozen=True)
@@ -55,6 +60,32 @@ class Priors:
     sd: dict[str, dict[str, Dist]]
     cor: dict[str, Dist]
     sigma: Dist | None
+
+
+@dataclass(frozen=True)
+class Shapes:
+    """The [shape] table: distributions of group effects (by grouping factor, then term; "*" = every term) and of
+    the level-1 errors. Anything not named is normal."""
+
+    groups: dict[str, dict[str, Shape]] = field(default_factory=dict)
+    residual: Shape = NORMAL
+    # heteroscedastic errors, log sigma_i = log sigma + sum of: slope * covariate_i, and per grouping factor a
+    # normal effect of the row's level with this SD (both keyed by name in `residual.log_sigma`)
+    log_sigma: dict[str, float] = field(default_factory=dict)
+
+    def of(self, group: str, term: str) -> Shape:
+        terms = self.groups.get(group, {})
+        return terms.get(term, terms.get("*", NORMAL))
+
+
+@dataclass(frozen=True)
+class Dropout:
+    """Responses missing at `rate` (the expected share of rows): completely at random, or at random given
+    covariate `by`, P(missing_i) = expit(a + slope * by_i), a calibrated so the rows' mean is `rate`."""
+
+    rate: float
+    by: str | None = None
+    slope: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -77,6 +108,12 @@ class CellSpec:
     truth: Truth
     priors: Priors | None
     poststratify: str | None = None
+    shapes: Shapes = field(default_factory=Shapes)
+    dropout: Dropout | None = None
+    center: dict[str, str] = field(default_factory=dict)  # covariate -> group: derived x_within and x_mean
+    between: dict[str, Between] = field(default_factory=dict)  # covariate -> its group part (endogeneity)
+    generator: str | None = None  # "package.module:function" making the data instead (compare.generator)
+    params: dict[str, Any] = field(default_factory=dict)  # the generator's [params], grid values applied
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
 
@@ -144,27 +181,108 @@ def _parse_layout(raw: Any) -> Layout:
         else:
             raise _fail(where, f"{levels!r}: expected a number of levels or a list of labels")
     size = raw.get("size", 1)
-    if isinstance(size, list):
+    if isinstance(size, dict):
+        size = _size_dist(size)
+        largest = math.ceil(max(size.params["mean"], size.params["min"]))  # expected size; draws checked again
+    elif isinstance(size, list):
         whole = all(isinstance(v, int) and not isinstance(v, bool) for v in size)
         if len(size) != 2 or not whole or size[0] < 1 or size[0] > size[1]:
             raise _fail("layout.size", f"{size!r}: expected [min, max] with 1 <= min <= max")
         size = (int(size[0]), int(size[1]))
     elif not isinstance(size, int) or isinstance(size, bool) or size < 1:
         raise _fail("layout.size", f"{size!r}: expected a positive whole number")
-    rows = math.prod(len(v) for v in factors.values()) * (size if isinstance(size, int) else size[1])
+    if not isinstance(size, Dist):
+        largest = size if isinstance(size, int) else size[1]
+    rows = math.prod(len(v) for v in factors.values()) * largest
     if rows > MAX_ROWS:
         raise _fail("layout", f"up to {rows:,} rows (levels x size): at most {MAX_ROWS:,} rows can be simulated")
     return Layout(factors, size)
 
 
-def _parse_covariates(raw: Any, layout: Layout) -> tuple[dict[str, Dist], frozenset[str], dict[str, str]]:
+def _size_dist(raw: dict[str, Any]) -> Dist:
+    """`size = { dist = "poisson", mean = 10, min = 2 }` (or negbinomial with phi); min defaults to 1."""
+    dist = parse_dist(raw, "layout.size")
+    if dist.kind not in ("poisson", "negbinomial"):
+        raise _fail("layout.size.dist", f"{dist.kind!r}: cluster sizes are drawn from poisson or negbinomial")
+    params = {"min": 1, **dist.params}
+    if params["min"] < 1:
+        raise _fail("layout.size.min", f"{params['min']!r}: a cluster has at least 1 row")
+    return Dist(dist.kind, params)
+
+
+def _parse_dropout(raw: Any, covariates: dict[str, Dist]) -> Dropout | None:
+    if raw is None:
+        return None
+    raw = _check_keys(raw, {"rate", "by", "slope"}, "dropout")
+    if "rate" not in raw:
+        raise _fail("dropout", "needs 'rate', the expected share of rows whose response is missing")
+    rate = _number(raw["rate"], "dropout.rate", lo=0)
+    if rate >= 1:
+        raise _fail("dropout.rate", f"{rate!r} must be below 1 (a share of rows, in [0, 1))")
+    by = raw.get("by")
+    if by is not None and (not isinstance(by, str) or by not in covariates):
+        raise _fail("dropout.by", f"{by!r} is not a generated covariate ({', '.join(sorted(covariates)) or 'none'})")
+    if "slope" in raw and by is None:
+        raise _fail("dropout.slope", "needs 'by', the covariate the dropout depends on")
+    return Dropout(rate, by, _number(raw.get("slope", 0.0), "dropout.slope", lo=-100, hi=100))
+
+
+@dataclass(frozen=True)
+class Between:
+    """A level-1 covariate's group part: x_ij = w_ij + m_j, w_ij drawn from the covariate's distribution and
+    m_j = sd * (cor * z_j + sqrt(1 - cor^2) * e_j), z_j the standardized random intercept of `group`, e_j normal:
+    cor(m_j, u_j) = cor, the endogeneity the random-intercept model assumes away."""
+
+    group: str
+    sd: float
+    cor: float
+
+
+def _parse_between(raw: Any, where: str, layout: Layout) -> Between:
+    raw = _check_keys(raw, {"group", "sd", "cor"}, where)
+    group = raw.get("group")
+    if not isinstance(group, str) or any(part not in layout.factors for part in group.split(":")):
+        raise _fail(f"{where}.group", f"{group!r} is not a layout factor")
+    if "sd" not in raw:
+        raise _fail(where, "needs 'sd', the SD of the covariate's group part")
+    return Between(group, _number(raw["sd"], f"{where}.sd", lo=0), _number(raw.get("cor", 0.0), f"{where}.cor",
+                                                                          lo=-1, hi=1))
+
+
+def _parse_level1(extra: dict[str, dict[str, Any]], layout: Layout, per: dict[str, str], fixed: frozenset[str],
+                  names: set[str]) -> tuple[dict[str, str], dict[str, Between]]:
+    """Covariates' `center = "g"` (derived columns x_within, x_mean) and `between` (endogeneity) keys."""
+    center, between = {}, {}
+    for name, keys in extra.items():
+        where = f"covariates.{name}"
+        if name in per:
+            raise _fail(where, f"a covariate drawn per {per[name]} has no within-group part to center or shift")
+        if "center" in keys:
+            group = keys["center"]
+            if not isinstance(group, str) or any(part not in layout.factors for part in group.split(":")):
+                raise _fail(f"{where}.center", f"{group!r} is not a layout factor")
+            for derived in (f"{name}_within", f"{name}_mean"):
+                if derived in names:
+                    raise _fail(f"{where}.center", f"makes column {derived!r}, which is already a column")
+            center[name] = group
+        if "between" in keys:
+            if name in fixed:
+                raise _fail(f"{where}.between", "follows the random intercept, redrawn each replication: not with "
+                                                 "fixed = true")
+            between[name] = _parse_between(keys["between"], f"{where}.between", layout)
+    return center, between
+
+
+def _parse_covariates(raw: Any, layout: Layout) -> tuple[dict[str, Dist], frozenset[str], dict[str, str],
+                                                         dict[str, dict[str, Any]]]:
     raw = _table({} if raw is None else raw, "covariates")
-    dists, fixed, per = {}, set(), {}
+    dists, fixed, per, extra = {}, set(), {}, {}
     for name, spec in raw.items():
         where = f"covariates.{name}"
         if name in layout.factors:
             raise _fail(where, "is also a layout factor")
-        spec = dict(_check_keys(spec, {"dist", "fixed", "per", *_all_params()}, where))
+        spec = dict(_check_keys(spec, {"dist", "fixed", "per", "center", "between", *_all_params()}, where))
+        extra[name] = {k: spec.pop(k) for k in ("center", "between") if k in spec}
         if spec.pop("fixed", False):
             fixed.add(name)
         if "per" in spec:
@@ -173,7 +291,7 @@ def _parse_covariates(raw: Any, layout: Layout) -> tuple[dict[str, Dist], frozen
                 raise _fail(f"{where}.per", f"{level!r} is not a layout factor")
             per[name] = str(level)
         dists[name] = parse_dist(spec, where)
-    return dists, frozenset(fixed), per
+    return dists, frozenset(fixed), per, {k: v for k, v in extra.items() if v}
 
 
 def _all_params() -> set[str]:
@@ -225,6 +343,48 @@ def _parse_priors(raw: Any) -> Priors:
     return Priors(b, sd, cor, sigma)
 
 
+def _parse_log_sigma(raw: Any, covariates: dict[str, Dist], layout: Layout) -> dict[str, float]:
+    """`log_sigma = { x = 0.5, g = 0.3 }`: a covariate's slope on log sigma, a layout factor's SD of level effects."""
+    out = {}
+    for name, v in _table(raw, "shape.residual.log_sigma").items():
+        where = f"shape.residual.log_sigma.{name}"
+        if name in covariates:
+            out[name] = _number(v, where, lo=-100, hi=100)
+        elif all(part in layout.factors for part in name.split(":")):
+            out[name] = _number(v, where, lo=0, hi=100)
+        else:
+            raise _fail(where, "not a covariate (slope of log sigma) or a layout factor (SD of its levels' effects "
+                               "on log sigma)")
+    return out
+
+
+def _parse_shapes(raw: Any, family: str, groups: set[str], covariates: dict[str, Dist], layout: Layout) -> Shapes:
+    raw = _table({} if raw is None else raw, "shape")
+    shapes: dict[str, dict[str, Shape]] = {}
+    residual, log_sigma = NORMAL, {}
+    for key, value in raw.items():
+        where = f"shape.{key}"
+        if key == "residual":
+            if family != "gaussian":
+                raise _fail(where, f"a {family} model has no level-1 errors to shape")
+            value = dict(_check_keys(value, set(value) if isinstance(value, dict) else set(), where))
+            if "log_sigma" in value:
+                log_sigma = _parse_log_sigma(value.pop("log_sigma"), covariates, layout)
+            residual = parse_shape({"dist": "normal", **value}, where)
+            continue
+        if key not in groups:
+            known = ", ".join(sorted(groups)) or "none"
+            raise _fail(where, f"not a grouping factor of the formula (grouping factors: {known}; or 'residual')")
+        if isinstance(value, dict) and "dist" in value:
+            shapes[key] = {"*": parse_shape(value, where)}
+        elif isinstance(value, dict) and value:
+            shapes[key] = {term: parse_shape(v, f"{where}.{term}") for term, v in value.items()}
+        else:
+            raise _fail(where, f"{value!r}: expected a shape such as {{ dist = \"chisq\", df = 1 }} or a table of "
+                               "them by term")
+    return Shapes(shapes, residual, log_sigma)
+
+
 def _choice(raw: dict[str, Any], key: str, options: tuple[str, ...], default: str | None = None) -> str:
     value = raw.get(key, default)
     if value not in options:
@@ -242,12 +402,17 @@ def _resolve_cell(name: str, index: int, factors: dict[str, Any], raw: dict[str,
         raise _fail("formula", str(exc).removeprefix("formula: ")) from None
     family = _choice(raw, "family", tuple(FAMILIES))
     link = _choice(raw, "link", FAMILIES[family].links, FAMILIES[family].default_link)
+    if "generator" in raw:
+        return _generator_cell(name, index, factors, raw, formula, family, link)
+    if "params" in raw:
+        raise _fail("params", "is the table a generator is called with: give `generator` too")
     dgp = _choice(raw, "dgp", ("fixed", "prior"), "fixed")
     design = _choice(raw, "design", ("cluster", "stratified"), "cluster")
     if dgp == "prior" and design == "stratified":
         raise _fail("design", "'stratified' keeps parameters fixed across replications; dgp = 'prior' redraws them")
     layout = _parse_layout(raw.get("layout"))
-    covariates, fixed, per = _parse_covariates(raw.get("covariates"), layout)
+    covariates, fixed, per, extra = _parse_covariates(raw.get("covariates"), layout)
+    center, between = _parse_level1(extra, layout, per, fixed, set(covariates) | set(layout.factors))
     trials = None
     if family == "binomial":
         if formula.response.kind == "single":
@@ -262,14 +427,36 @@ def _resolve_cell(name: str, index: int, factors: dict[str, Any], raw: dict[str,
     poststratify = raw.get("poststratify")
     if poststratify is not None and not isinstance(poststratify, str):
         raise _fail("poststratify", f"{poststratify!r}: expected the name of a generated covariate")
+    shapes = _parse_shapes(raw.get("shape"), family, {b.group for b in formula.blocks}, covariates, layout)
     cell = CellSpec(name, index, factors, formula, family, link, dgp, design, layout, covariates, fixed, per,
-                    trials, truth, priors, poststratify, raw)
+                    trials, truth, priors, poststratify, shapes, _parse_dropout(raw.get("dropout"), covariates),
+                    center, between, raw=raw)
     _check_columns(cell)
     return cell
 
 
+def _generator_cell(name: str, index: int, factors: dict[str, Any], raw: dict[str, Any], formula: Formula,
+                    family: str, link: str) -> CellSpec:
+    """A cell whose data come from a user's function: formula, family and link, the function and its params."""
+    given = [k for k in DECLARATIVE if k in raw]
+    if given:
+        raise _fail(given[0], "not with `generator`: the generator makes the data and the truth")
+    if raw.get("dgp", "fixed") != "fixed":
+        raise _fail("dgp", f"{raw['dgp']!r}: a generator returns its own truth (dgp = 'fixed' or none)")
+    if family == "binomial" and formula.response.kind == "single":
+        raise _fail("formula", f"{formula.text!r}: binomial needs cbind(s, f) or s | trials(n) on the left")
+    if family != "binomial" and formula.response.kind != "single":
+        raise _fail("formula", f"{formula.text!r}: {family} takes a single response column")
+    params = _check_keys(raw.get("params", {}), set(raw.get("params", {})) if isinstance(raw.get("params"), dict)
+                         else set(), "params")
+    return CellSpec(name, index, factors, formula, family, link, "fixed", "cluster", Layout({}, 1), {}, frozenset(),
+                    {}, None, Truth({}, {}, {}, None), None, generator=check_target(raw["generator"]),
+                    params=params, raw=raw)
+
+
 def _check_columns(cell: CellSpec) -> None:
     generated = set(cell.layout.factors) | set(cell.covariates) | set(cell.formula.response.columns)
+    generated |= {f"{x}_{part}" for x in cell.center for part in ("within", "mean")}
     for var in sorted(cell.formula.variables):
         if var not in generated:
             raise _fail("formula", f"term {var!r} names a column that is not generated (have: {', '.join(sorted(generated))})")

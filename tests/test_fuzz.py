@@ -197,7 +197,9 @@ WORDS = ["", " ", "1", "0.5", "nan", "inf", "true", "NA", "None", "True", "x", "
          "logit", "identity", "log", "probit", "ols-double", "failing-double", "mixedlm", "lme4",
          "varying_intercept", "seed_slopes", "funding_like", "a/b", "..", "é", "名", "\u0000", "g1:g2",
          "layout.factors.g", "truth.sd.g.x", "layout.size", "mean", "sd", "levels", "probs", "values", "low",
-         "high", "p", "rate", "eta", "value", "min"]
+         "high", "p", "rate", "eta", "value", "min", "chisq", "laplace", "t", "skewnormal", "mixture", "df",
+         "alpha", "sdlog", "delta", "ratio", "residual", "log_sigma", "shape.g.dist", "negbinomial", "phi", "x_within",
+         "x_mean", "center", "between", "group", "cor", "by", "slope", "tests.generators:two_level"]
 SCALARS = st.one_of(
     st.sampled_from([0, 1, -1, 2, 3, 20, 0.5, -0.5, 1.0, 0.0, -0.0, 0.999, 1.5, math.nan, math.inf, -math.inf,
                      True, False, *HUGE, *(-h for h in HUGE)]),
@@ -537,3 +539,57 @@ def test_fuzz_fit_csv(case):
             levels = {p["parameter"].split("][")[1].split(",")[0] for p in rec["parameters"]
                       if p["parameter"].startswith("r[")}
             assert all(level.strip() and level != "nan" for level in levels), f"a phantom group: {levels}"
+
+
+# -- what a generator of one's own returns (compare.generator) ---------------------------------------------
+
+GEN_SPEC = """
+name = "fz"
+generator = "tests.generators:two_level"
+formula = "y ~ x + (1 | g)"
+family = "gaussian"
+[params]
+groups = 3
+size = 2
+b0 = 1.0
+b1 = 0.5
+tau = 0.8
+sigma = 1.0
+"""
+CELL_VALUES = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-3, 3), st.sampled_from(WORDS),
+                        st.none(), st.booleans())
+TRUTH_NAMES = ["b[Intercept]", "b[x]", "sd[g][Intercept]", "sigma", "b[z]", "sd[g][x]", "cor[g][Intercept,x]",
+               "r[g][g1,Intercept]", "pred_new[g]", "mrp", "", "sigma "]
+
+
+@st.composite
+def generator_return(draw):
+    """(frame, truth) such as a careless generator returns: columns missing, renamed or holding NaN, text or
+    None; truth names misspelt, values NaN or text; or something that is not a pair at all."""
+    n = draw(st.integers(0, 6))
+    cols = draw(st.lists(st.sampled_from(["g", "x", "y", "z", "Y", "x "]), max_size=5, unique=True))
+    good = {"g": [f"g{i % 3 + 1}" for i in range(n)], "x": [float(i) for i in range(n)],
+            "y": [float((i * 7) % 5) for i in range(n)], "z": [1.0] * n}
+    frame = pd.DataFrame({c: draw(st.one_of(st.just(good.get(c, [0.0] * n)),
+                                            st.lists(CELL_VALUES, min_size=n, max_size=n))) for c in cols})
+    truth = draw(st.one_of(
+        st.just({"b[Intercept]": 1.0, "b[x]": 0.5, "sd[g][Intercept]": 0.8, "sigma": 1.0}),
+        st.dictionaries(st.sampled_from(TRUTH_NAMES), CELL_VALUES, max_size=6)))
+    return draw(st.sampled_from([(frame, truth), (frame, truth), [frame, truth], frame, None, (truth, frame),
+                                 (frame, truth, 1)]))
+
+
+@budget(150)
+@given(returned=generator_return())
+def test_fuzz_generator_returns(returned):
+    """Whatever a generator returns, `hbench simulate` writes a finite dataset whose truth names the model's
+    parameters, or says what was wrong in one line (exit 2) and writes nothing."""
+    import tests.generators
+
+    with scratch() as tmp, mock.patch.object(tests.generators, "two_level", lambda params, rng: returned):
+        spec = tmp / "fz.toml"
+        spec.write_text(GEN_SPEC)
+        code, err = check_spec(tmp, spec)
+        if code == 0:
+            meta = json.loads((tmp / "out" / "data.json").read_text())
+            assert set(meta["truth"]) >= {"b[Intercept]", "b[x]", "sd[g][Intercept]", "sigma"}

@@ -154,6 +154,74 @@ FOUND = {
 }
 
 
+# Bad values in the open data-generating fields (issue 20): [shape], ...
+SHAPE = "sigma = 1\n"
+DGP = {
+    "shape_unknown": ((SHAPE, 'sigma = 1\n[shape]\ng = { dist = "cauchy" }\n'), ["shape.g.dist", "unknown shape 'cauchy'"]),
+    "shape_negative_df": ((SHAPE, 'sigma = 1\n[shape]\ng = { dist = "chisq", df = -1 }\n'),
+                          ["shape.g.df", "-1 must be above 0"]),
+    "shape_t_infinite_variance": ((SHAPE, 'sigma = 1\n[shape]\nresidual = { dist = "t", df = 2 }\n'),
+                                  ["shape.residual.df", "finite variance"]),
+    "shape_unknown_parameter": ((SHAPE, 'sigma = 1\n[shape]\ng = { dist = "laplace", df = 3 }\n'),
+                                ["shape.g.df", "unknown parameter for shape laplace"]),
+    "shape_parameter_a_string": ((SHAPE, 'sigma = 1\n[shape]\ng = { dist = "skewnormal", alpha = "a" }\n'),
+                                 ["shape.g.alpha", "'a' must be a finite number"]),
+    "shape_mixture_weight_1": ((SHAPE, 'sigma = 1\n[shape]\ng = { dist = "mixture", p = 1 }\n'),
+                               ["shape.g.p", "below 1"]),
+    "shape_not_a_group": ((SHAPE, 'sigma = 1\n[shape]\nh = { dist = "laplace" }\n'),
+                          ["shape.h", "not a grouping factor", "g"]),
+    "shape_not_a_term": ((SHAPE, 'sigma = 1\n[shape]\ng = { z = { dist = "laplace" } }\n'),
+                         ["shape.g.z", "not a term of the model"]),
+    "shape_a_number": ((SHAPE, 'sigma = 1\n[shape]\ng = 3\n'), ["shape.g", "expected a shape"]),
+    "shape_residual_of_binomial": (BINOMIAL + ((X, X + '\n[trials]\ndist = "constant"\nvalue = 3\n[shape]\n'
+                                                   'residual = { dist = "laplace" }'),),
+                                   ["shape.residual", "binomial model has no level-1 errors"]),
+    "shape_grid_unknown": ((SHAPE, 'sigma = 1\n[grid]\n"shape.g.dist" = ["normal", "gamma"]\n'),
+                           ["grid cell 1", "shape.g.dist", "'gamma'"]),
+    "log_sigma_unknown_name": ((SHAPE, 'sigma = 1\n[shape]\nresidual = { log_sigma = { w = 0.5 } }\n'),
+                               ["shape.residual.log_sigma.w", "not a covariate"]),
+    "log_sigma_negative_group_sd": ((SHAPE, 'sigma = 1\n[shape]\nresidual = { log_sigma = { g = -0.5 } }\n'),
+                                    ["shape.residual.log_sigma.g", "-0.5 is below 0"]),
+    "log_sigma_not_a_table": ((SHAPE, 'sigma = 1\n[shape]\nresidual = { log_sigma = 0.5 }\n'),
+                              ["shape.residual.log_sigma", "expected a table"]),
+    "log_sigma_of_text": (((X, 'x = { dist = "categorical", levels = ["a", "b"] }'),
+                           (SHAPE, 'sigma = 1\n[shape]\nresidual = { log_sigma = { x = 0.5 } }\n'),
+                           ("y ~ x + (1 + x | g)", "y ~ 1 + (1 | g)"), ("b = { Intercept = 1, x = 0.5 }", "b = { Intercept = 1 }"),
+                           ("sd = { g = { Intercept = 1, x = 0.5 } }", "sd = { g = { Intercept = 1 } }"),
+                           ('cor = { g = { "Intercept,x" = 0.3 } }', "")),
+                          ["shape.residual.log_sigma.x", "not numeric"]),
+    "dropout_rate_1": ((SHAPE, "sigma = 1\n[dropout]\nrate = 1\n"), ["dropout.rate", "below 1"]),
+    "dropout_rate_negative": ((SHAPE, "sigma = 1\n[dropout]\nrate = -0.1\n"), ["dropout.rate", "-0.1 is below 0"]),
+    "dropout_by_unknown": ((SHAPE, 'sigma = 1\n[dropout]\nrate = 0.2\nby = "w"\n'), ["dropout.by", "'w'"]),
+    "dropout_slope_without_by": ((SHAPE, "sigma = 1\n[dropout]\nrate = 0.2\nslope = 1\n"), ["dropout.slope", "by"]),
+    "dropout_without_rate": ((SHAPE, "sigma = 1\n[dropout]\nslope = 1\n"), ["dropout", "needs 'rate'"]),
+    "size_dist_not_a_count": (("size = 4", 'size = { dist = "normal", mean = 4, sd = 1 }'),
+                              ["layout.size.dist", "poisson or negbinomial"]),
+    "size_min_0": (("size = 4", 'size = { dist = "poisson", mean = 4, min = 0 }'), ["layout.size.min", "at least 1"]),
+    "size_negbinomial_phi_negative": (("size = 4", 'size = { dist = "negbinomial", mean = 4, phi = -1 }'),
+                                      ["layout.size.phi", "positive"]),
+    "between_cor_out_of_range": ((X, ('x = { dist = "normal", mean = 0, sd = 1, between = { group = "g", sd = 1, '
+                                       'cor = 1.5 } }')), ["covariates.x.between.cor", "1.5 is above 1"]),
+    "between_group_unknown": ((X, 'x = { dist = "normal", mean = 0, sd = 1, between = { group = "h", sd = 1 } }'),
+                              ["covariates.x.between.group", "'h'"]),
+    "between_without_sd": ((X, 'x = { dist = "normal", mean = 0, sd = 1, between = { group = "g" } }'),
+                           ["covariates.x.between", "needs 'sd'"]),
+    "between_fixed": ((X, 'x = { dist = "normal", mean = 0, sd = 1, fixed = true, between = { group = "g", sd = 1 } }'),
+                      ["covariates.x.between", "fixed = true"]),
+    "between_per_group": ((X, 'x = { dist = "normal", mean = 0, sd = 1, per = "g", center = "g" }'),
+                          ["covariates.x", "no within-group part"]),
+    "between_no_random_intercept": (((X, 'x = { dist = "normal", mean = 0, sd = 1, between = { group = "g", sd = 1 } }'),
+                                     ("y ~ x + (1 + x | g)", "y ~ x + (0 + x | g)"),
+                                     ("sd = { g = { Intercept = 1, x = 0.5 } }", "sd = { g = { x = 0.5 } }"),
+                                     ('cor = { g = { "Intercept,x" = 0.3 } }', "")),
+                                    ["covariates.x.between", "no random intercept of 'g'"]),
+    "center_unknown_group": ((X, 'x = { dist = "normal", mean = 0, sd = 1, center = "h" }'),
+                             ["covariates.x.center", "'h' is not a layout factor"]),
+    "derived_column_not_made": (("y ~ x + (1 + x | g)", "y ~ x_within + (1 + x | g)"), ["formula", "'x_within'"]),
+}
+FOUND.update(DGP)
+
+
 @pytest.mark.parametrize("case", sorted(FOUND))
 def test_fuzz_found_spec_is_one_line_exit_2(tmp_path, capsys, monkeypatch, case):
     from compare import cli
@@ -202,3 +270,64 @@ def test_spec_that_is_not_utf8_is_one_line_exit_2(tmp_path, capsys):
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and str(spec) in lines[0] and "not UTF-8" in lines[0] and "0xe9" in lines[0], lines
     assert not (tmp_path / "d.csv").exists()
+
+
+GEN = """
+name = "gen"
+generator = "tests.generators:two_level"
+formula = "y ~ x + (1 | g)"
+family = "gaussian"
+[params]
+groups = 6
+size = 4
+b0 = 1.0
+b1 = 0.5
+tau = 0.8
+sigma = 1.0
+"""
+GENERATOR_CASES = {
+    "wrong_columns": (("two_level", "wrong_columns"), ["generator tests.generators:wrong_columns",
+                                                       "no column 'x' named in the formula", "has: g, z, y"]),
+    "nan": (("two_level", "with_nan"), ["returned missing values", "'y' (1)"]),
+    "label_reads_as_missing": (("two_level", "nan_label"), ["'NA' in column 'g'", "reads back as missing"]),
+    "raises": (("two_level", "raises"), ["raised ValueError: no such design second line"]),
+    "unknown_truth": (("two_level", "unknown_truth"), ["truth 'b[z]'", "expected: b[Intercept], b[x]"]),
+    "missing_truth": (("two_level", "missing_truth"), ["no truth for sigma"]),
+    "not_a_tuple": (("two_level", "not_a_tuple"), ["returned DataFrame", "expected a tuple"]),
+    "no_such_function": (("two_level", "nosuch"), ["field 'generator'", "no function 'nosuch'"]),
+    "no_such_module": (("tests.generators", "tests.nosuch"), ["cannot import 'tests.nosuch'", "ModuleNotFoundError"]),
+    "not_a_target": (('"tests.generators:two_level"', '"tests/generators.py"'), ["field 'generator'", "package.module"]),
+    "declarative_beside": (("[params]", "[layout]\nfactors = { g = 3 }\n[params]"), ["field 'layout'", "not with"]),
+    "prior_dgp": (('family = "gaussian"', 'family = "gaussian"\ndgp = "prior"'), ["field 'dgp'", "own truth"]),
+    "params_without_generator": (('generator = "tests.generators:two_level"\n', ""), ["field 'params'", "generator"]),
+    "count_model_gets_reals": (('family = "gaussian"', 'family = "poisson"'), ["cannot take", "poisson counts"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(GENERATOR_CASES))
+def test_bad_generator_is_one_line_exit_2(tmp_path, capsys, case):
+    """A generator that cannot be imported, raises, or returns the wrong columns, NaN or wrong truth names: one
+    line naming the generator and what was wrong, exit 2, nothing written (checked when the scenario loads)."""
+    from compare import cli
+
+    (old, new), expected = GENERATOR_CASES[case]
+    assert old in GEN
+    spec = tmp_path / "gen.toml"
+    spec.write_text(GEN.replace(old, new, 1))
+    code = cli.main(["simulate", str(spec), "--out", str(tmp_path / "d.csv")])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("hbench: error:"), lines
+    for part in [str(spec), *expected]:
+        assert part in lines[0], lines[0]
+    assert not (tmp_path / "d.csv").exists()
+
+
+def test_good_generator_simulates(tmp_path, capsys):
+    from compare import cli
+
+    spec = tmp_path / "gen.toml"
+    spec.write_text(GEN)
+    assert cli.main(["simulate", str(spec), "--out", str(tmp_path / "d.csv"), "--rep", "2"]) == 0
+    import json
+    meta = json.loads((tmp_path / "d.json").read_text())
+    assert meta["truth"] == {"b[Intercept]": 1.0, "b[x]": 0.5, "sd[g][Intercept]": 0.8, "sigma": 1.0}
