@@ -56,6 +56,15 @@ def find() -> str | None:
     return None
 
 
+def missing() -> str:
+    """Why no CmdStan is found, in one line."""
+    env = os.environ.get("CMDSTAN")
+    if env:
+        return f"CMDSTAN={env} is not a built CmdStan installation (no makefile or bin/stanc)"
+    return ("no CmdStan installation found (set CMDSTAN, or run make setup with HBENCH_CMDSTAN_SRC naming a "
+            "CmdStan source tarball; see scripts/install_cmdstan.sh)")
+
+
 def _dot_cmdstan() -> list[str]:
     return sorted(glob.glob(os.path.expanduser("~/.cmdstan/cmdstan-*")), key=_version_key, reverse=True)
 

@@ -25,7 +25,7 @@ import shutil
 import subprocess
 import tempfile
 import time
-from importlib import resources
+from importlib import metadata, resources
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
@@ -174,14 +174,23 @@ class StanEstimator(Estimator):
     def available(self) -> Support:
         if self.backend() == "cmdstanpy":
             if not cmdstan_path():
-                return no("backend cmdstanpy: no CmdStan installation found (set CMDSTAN, or run make setup "
-                          "with HBENCH_CMDSTAN_SRC naming a CmdStan source tarball)")
+                return no(f"backend cmdstanpy: {_cmdstan.missing()}")
             return YES
         try:
             import stan  # noqa: F401
         except ImportError as exc:
             return no(f"PyStan is not installed ({exc})")
         return YES
+
+    def backends(self) -> str:
+        """What `hbench engines` says: which backend `auto` takes here and what each backend would run on."""
+        cmdstan = cmdstan_path()
+        try:
+            pystan = f"PyStan {metadata.version('pystan')}"
+        except metadata.PackageNotFoundError:
+            pystan = "PyStan missing"
+        cmd = f"CmdStan {_cmdstan.version(cmdstan)} at {cmdstan}" if cmdstan else "CmdStan missing"
+        return f"auto -> {'cmdstanpy' if cmdstan else 'pystan'}; cmdstanpy: {cmd}; pystan: {pystan}"
 
     def supports(self, model: ModelSpec) -> Support:
         return _bayes.supports(model)
@@ -261,8 +270,7 @@ def _run_cmdstanpy(cache: dict, md: _bayes.ModelData, s: StanSettings, seed: int
     """glmm.stan through CmdStan: compiled once per machine (see _cmdstan), then one CmdStan run per fit."""
     cmdstan = cmdstan_path()
     if cmdstan is None:
-        raise _cmdstan.CmdStanError("backend cmdstanpy: no CmdStan installation found (set CMDSTAN, or run "
-                                    "make setup with HBENCH_CMDSTAN_SRC)")
+        raise _cmdstan.CmdStanError(f"backend cmdstanpy: {_cmdstan.missing()}")
     compile_s, count = 0.0, 0
     if cache.get("cmdstanpy", (None,))[0] != cmdstan:
         t0 = time.perf_counter()
