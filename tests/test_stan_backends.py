@@ -111,6 +111,18 @@ def test_missing_cmdstan_in_a_suite_is_a_skipped_row_with_that_line(tmp_path):
     assert set(rows["status"]) == {"skipped"}
     assert rows["error"].str.contains("backend cmdstanpy: CMDSTAN=").all()
     assert not rows["error"].str.contains("\n").any()
+    manifest = RunStore("m", tmp_path / "results").manifest()  # provenance: CmdStan's version, the backend
+    assert manifest["versions"]["CmdStan"] == "missing" and manifest["engines"][0]["backend"] == "cmdstanpy"
+
+
+def test_provenance_records_cmdstan_and_the_backend_auto_takes(cmdstan):
+    from compare.estimators.stan import StanSettings
+    from compare.provenance import engine_backend, versions
+
+    assert versions(["stan"])["CmdStan"] == _cmdstan.version(cmdstan) and "CmdStan" not in versions(["pymc"])
+    assert engine_backend("stan", StanSettings()) == "cmdstanpy"
+    assert engine_backend("stan", StanSettings(backend="pystan")) == "pystan"
+    assert engine_backend("pymc", None) is None
 
 
 def test_compiled_once_per_machine_even_by_concurrent_workers(cmdstan, tmp_path, monkeypatch):
