@@ -26,6 +26,7 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -157,8 +158,6 @@ def _first_error(text: str) -> str:
 def sample(exe: Path, cmdstan: str, data: dict[str, Any], *, chains: int, warmup: int, draws: int,
            adapt_delta: float, max_treedepth: int, seed: int) -> tuple[Callable[[str], np.ndarray], float]:
     """One NUTS run; returns `get(name) -> (chains, draws, k)` over the run's columns, and its seconds."""
-    import time
-
     import cmdstanpy
 
     cmdstanpy.set_cmdstan_path(cmdstan)
