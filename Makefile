@@ -1,12 +1,15 @@
 # hbench: `make test` and `make bench` work from a fresh clone; each first brings the environment up to date.
 # Everything runs from the virtualenv in .venv.
+# CmdStan (the stan engine's faster backend): CMDSTAN, else cmdstanpy's installer, else built from the source
+# tarball HBENCH_CMDSTAN_SRC names (see scripts/install_cmdstan.sh); without any, the stan engine uses PyStan.
 PY := .venv/bin/python
 PYTEST := $(PY) -m pytest
 HBENCH := $(PY) -m compare
 # Set-up is done when this stamp is newer than everything that decides what set-up installs. It lives inside
 # .venv, so deleting .venv also redoes the set-up; when it is current, targets start at once.
 STAMP := .venv/.hbench-setup
-SETUP_INPUTS := pyproject.toml scripts/install_r.sh scripts/install_debian.sh Makefile
+SETUP_INPUTS := pyproject.toml scripts/install_r.sh scripts/install_debian.sh scripts/install_cmdstan.sh \
+	scripts/assemble_cmdstan.sh Makefile
 
 .PHONY: setup test test-slow bench bench-quick bench-speed bench-speed-compare report clean
 
@@ -15,6 +18,7 @@ $(STAMP): $(SETUP_INPUTS)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev]'
 	bash scripts/install_r.sh $(PY)
+	bash scripts/install_cmdstan.sh $(PY)
 	command -v chromium >/dev/null 2>&1 || bash scripts/install_debian.sh "the report's real-browser test" chromium
 	touch $@
 

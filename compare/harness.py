@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from compare.errors import InputError
 from compare.executors import DaskExecutor, LocalExecutor
-from compare.provenance import changes, fingerprint, git_commit, machine, versions
+from compare.provenance import changes, engine_backend, fingerprint, git_commit, machine, versions
 from compare.status import FAILED, Status
 from compare.store import RESULTS_DIR, RunStore
 from compare.suite import Suite, load_suite
@@ -66,7 +66,8 @@ def new_manifest(suite: Suite, tasks: list[Task], executor: str, workers: int,
             "run_seed": suite.seed, "reps": suite.reps, "reps_override": reps_override, "level": suite.level,
             "timeout": suite.timeout,
             "engines": [{"name": e.name, "label": e.label, "settings": e.settings.public(), "only": list(e.only),
-                         "max_reps": e.max_reps} for e in suite.engines],
+                         "max_reps": e.max_reps, "backend": engine_backend(e.name, e.settings)}
+                        for e in suite.engines],
             "reference": suite.reference, "n_tasks": len(tasks), "executor": executor, "workers": workers,
             "git_commit": git_commit(), "versions": versions([e.name for e in suite.engines]),
             "fingerprint": fingerprint(suite),

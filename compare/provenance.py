@@ -20,7 +20,7 @@ from compare.generator import source_digest
 if TYPE_CHECKING:
     from compare.suite import Suite
 
-PACKAGES = ["hbench", "numpy", "scipy", "pandas", "statsmodels", "pymc", "pytensor", "nutpie", "pystan", "httpstan",
+PACKAGES = ["hbench", "numpy", "scipy", "pandas", "statsmodels", "pymc", "pytensor", "nutpie", "pystan", "httpstan", "cmdstanpy",
             "arviz", "formulae", "rpy2", "dask", "distributed"]
 
 
@@ -48,7 +48,25 @@ def versions(engines: list[str]) -> dict[str, str]:
         except metadata.PackageNotFoundError:
             pass
     out.update(r_versions(sorted({p for e in engines for p in R_PACKAGES.get(e, ())})))
+    if "stan" in engines:  # which Stan backend `auto` takes depends on it: a change is a change of engine
+        out["CmdStan"] = cmdstan_version()
     return out
+
+
+def cmdstan_version() -> str:
+    """The version of the CmdStan the stan engine would use, or "missing"."""
+    from compare.estimators import _cmdstan
+
+    path = _cmdstan.find()
+    return _cmdstan.version(path) if path else "missing"
+
+
+def engine_backend(name: str, settings: Any) -> str | None:
+    """The backend an engine resolves its settings to on this machine (the stan engine's `auto`), if it has one."""
+    from compare.estimators import engine_class
+
+    engine = engine_class(name)(settings)
+    return engine.backend() if hasattr(engine, "backend") else None
 
 
 def r_versions(packages: list[str]) -> dict[str, str]:

@@ -21,8 +21,10 @@ def catalogue() -> list[dict]:
     out = []
     for name in engine_names():
         cls = engine_class(name)
-        status = cls().available()
+        engine = cls()
+        status = engine.available()
         out.append({"engine": name, "kind": cls.kind, "available": status.ok, "why_not": status.reason or None,
+                    "backends": engine.backends() if hasattr(engine, "backends") else None,
                     "description": (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else "",
                     "settings": describe(cls.Settings)})
     return out
@@ -39,6 +41,8 @@ def handle(args: argparse.Namespace) -> int:
         print(f"{rec['engine']} ({rec['kind']}; {state})")
         if rec["description"]:
             print(f"    {rec['description']}")
+        if rec["backends"]:
+            print(f"    backends: {rec['backends']}")
         for s in rec["settings"]:
             span = f", {s['range']}" if s["range"] else ""
             print(f"    {s['name']} = {s['default']}  [{s['type']}{span}]  {s['doc']}")

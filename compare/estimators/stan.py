@@ -1,5 +1,8 @@
-"""Engine `stan`: the package's generic GLMM program (compare/stan/glmm.stan) through PyStan 3, or through
-cmdstanpy when a CmdStan installation exists.
+"""Engine `stan`: the package's generic GLMM program (compare/stan/glmm.stan) through PyStan 3 or through
+CmdStan (cmdstanpy; compare/estimators/_cmdstan.py). `backend = "auto"` takes CmdStan when an installation
+exists (it samples the seed model faster: README "Stan backends"), else PyStan. Same program, same data,
+same seed (Stan's seed + chain ids 1..chains on both), same FitResult and InferenceData layout; a fit's
+notes name the backend that ran it.
 
 One program serves every family and scenario (X and the random-effect blocks are data), so a worker
 compiles once.  PyStan/httpstan traps handled here (see shared FINDINGS):
@@ -22,8 +25,7 @@ import shutil
 import subprocess
 import tempfile
 import time
-from importlib import resources
-from pathlib import Path
+from importlib import metadata, resources
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
@@ -31,7 +33,7 @@ import numpy as np
 
 from compare.data import FitData
 from compare.families import FAMILIES, LINKS
-from compare.estimators import _bayes
+from compare.estimators import _bayes, _cmdstan
 from compare.estimators.base import YES, Estimator, Support, no
 from compare.fitresult import FitResult
 from compare.formula import ModelSpec
@@ -146,21 +148,19 @@ def _drop_fits(names: list[str]) -> int:
 
 
 def cmdstan_path() -> str | None:
-    """A CmdStan installation cmdstanpy can use (CMDSTAN or its default location), else None."""
+    """A CmdStan installation cmdstanpy can use (compare.estimators._cmdstan.find), else None."""
     try:
-        import cmdstanpy
+        import cmdstanpy  # noqa: F401
     except ImportError:
         return None
-    try:
-        return cmdstanpy.cmdstan_path()
-    except Exception:  # cmdstanpy raises ValueError when no installation is found
-        return None
+    return _cmdstan.find()
 
 
 @dataclass(frozen=True)
 class StanSettings(_bayes.SamplerSettings):
     backend: Literal["auto", "pystan", "cmdstanpy"] = setting(
-        "auto", "auto: cmdstanpy when a CmdStan installation exists, else PyStan 3")
+        "auto", "auto: cmdstanpy when a CmdStan installation exists (CMDSTAN, the one make setup builds in "
+                ".venv, or ~/.cmdstan), else PyStan 3")
 
 
 class StanEstimator(Estimator):
@@ -172,13 +172,25 @@ class StanEstimator(Estimator):
     _compiled: ClassVar[dict[str, Any]] = {}  # per process: backend -> compiled handle
 
     def available(self) -> Support:
+        if self.backend() == "cmdstanpy":
+            if not cmdstan_path():
+                return no(f"backend cmdstanpy: {_cmdstan.missing()}")
+            return YES
         try:
             import stan  # noqa: F401
         except ImportError as exc:
             return no(f"PyStan is not installed ({exc})")
-        if self.settings.backend == "cmdstanpy" and not cmdstan_path():
-            return no("backend cmdstanpy: no CmdStan installation found (CMDSTAN or cmdstanpy's default place)")
         return YES
+
+    def backends(self) -> str:
+        """What `hbench engines` says: which backend `auto` takes here and what each backend would run on."""
+        cmdstan = cmdstan_path()
+        try:
+            pystan = f"PyStan {metadata.version('pystan')}"
+        except metadata.PackageNotFoundError:
+            pystan = "PyStan missing"
+        cmd = f"CmdStan {_cmdstan.version(cmdstan)} at {cmdstan}" if cmdstan else "CmdStan missing"
+        return f"auto -> {'cmdstanpy' if cmdstan else 'pystan'}; cmdstanpy: {cmd}; pystan: {pystan}"
 
     def supports(self, model: ModelSpec) -> Support:
         return _bayes.supports(model)
@@ -225,8 +237,15 @@ def _run_pystan(cache: dict, md: _bayes.ModelData, s: StanSettings, seed: int):
             found = _drop_fits(names)
         sampling_s = time.perf_counter() - t0
     if found != s.chains:
-        notes.append(f"httpstan fit cache: found {found} of {s['chains']} fit files to delete")
-    return _pystan_draws(fit, md, s) + (compile_s, count, sampling_s, notes)
+        notes.append(f"httpstan fit cache: found {found} of {s.chains} fit files to delete")
+
+    def get(name: str) -> np.ndarray:
+        idx = fit._parameter_indexes(name)
+        if not len(idx):
+            return np.zeros((fit.num_chains, s.draws, 0))
+        return np.transpose(fit._draws[list(idx), :, :], (2, 1, 0))
+
+    return _draws(get, md, s) + (compile_s, count, sampling_s, notes)
 
 
 def level_major(md: _bayes.ModelData, r: np.ndarray) -> np.ndarray:
@@ -238,13 +257,8 @@ def level_major(md: _bayes.ModelData, r: np.ndarray) -> np.ndarray:
     return out
 
 
-def _pystan_draws(fit, md: _bayes.ModelData, s: StanSettings):
-    def get(name: str) -> np.ndarray:
-        idx = fit._parameter_indexes(name)
-        if not len(idx):
-            return np.zeros((fit.num_chains, s.draws, 0))
-        return np.transpose(fit._draws[list(idx), :, :], (2, 1, 0))
-
+def _draws(get, md: _bayes.ModelData, s: StanSettings) -> tuple[_bayes.Draws, _bayes.SamplerStats]:
+    """Draws and sampler statistics from `get(name) -> (chains, draws, k)`, the same for both backends."""
     sigma = get("sigma")[..., 0] if md.family == "gaussian" else None
     draws = _bayes.Draws(get("b"), get("sds"), get("cors"), level_major(md, get("r")), sigma)
     sstats = _bayes.SamplerStats(get("divergent__")[..., 0] > 0,
@@ -253,34 +267,22 @@ def _pystan_draws(fit, md: _bayes.ModelData, s: StanSettings):
 
 
 def _run_cmdstanpy(cache: dict, md: _bayes.ModelData, s: StanSettings, seed: int):
-    import cmdstanpy
-
+    """glmm.stan through CmdStan: compiled once per machine (see _cmdstan), then one CmdStan run per fit."""
+    cmdstan = cmdstan_path()
+    if cmdstan is None:
+        raise _cmdstan.CmdStanError(f"backend cmdstanpy: {_cmdstan.missing()}")
     compile_s, count = 0.0, 0
-    if "cmdstanpy" not in cache:
+    if cache.get("cmdstanpy", (None,))[0] != cmdstan:
         t0 = time.perf_counter()
-        exe_dir = Path(tempfile.mkdtemp(prefix="hbench_cmdstan_"))
-        stan_file = exe_dir / PROGRAM
-        stan_file.write_text(program_code())
-        cache["cmdstanpy"] = cmdstanpy.CmdStanModel(stan_file=str(stan_file))
-        compile_s, count = time.perf_counter() - t0, 1
-    model = cache["cmdstanpy"]
-    t0 = time.perf_counter()
-    fit = model.sample(data=stan_data(md, 0), chains=s.chains, iter_warmup=s.warmup,
-                       iter_sampling=s.draws, adapt_delta=s.adapt_delta, max_treedepth=s.max_treedepth,
-                       seed=seed, show_progress=False, show_console=False)
-    sampling_s = time.perf_counter() - t0
-
-    def get(name: str) -> np.ndarray:
-        a = np.asarray(fit.stan_variable(name, inc_warmup=False))
-        return a.reshape(s.chains, s.draws, int(np.prod(a.shape[1:])))
-
-    sigma = get("sigma")[..., 0] if md.family == "gaussian" else None
-    draws = _bayes.Draws(get("b"), get("sds"), get("cors"), level_major(md, get("r")), sigma)
-    raw = fit.draws(concat_chains=False)  # (draws, chains, columns)
-    col = {c: i for i, c in enumerate(fit.column_names)}
-    stat = lambda c: raw[:, :, col[c]].T  # noqa: E731
-    sstats = _bayes.SamplerStats(stat("divergent__") > 0, stat("treedepth__") >= s.max_treedepth, stat("energy__"))
-    return draws, sstats, compile_s, count, sampling_s, ["backend: cmdstanpy"]
+        exe, compiled = _cmdstan.executable(program_code(), cmdstan)
+        compile_s, count = time.perf_counter() - t0, int(compiled)
+        cache["cmdstanpy"] = (cmdstan, exe)
+    exe = cache["cmdstanpy"][1]
+    get, sampling_s = _cmdstan.sample(exe, cmdstan, stan_data(md, 0), chains=s.chains, warmup=s.warmup,
+                                      draws=s.draws, adapt_delta=s.adapt_delta, max_treedepth=s.max_treedepth,
+                                      seed=seed)
+    notes = [f"backend: CmdStan {_cmdstan.version(cmdstan)} through cmdstanpy"]
+    return _draws(get, md, s) + (compile_s, count, sampling_s, notes)
 
 
 ESTIMATORS = [StanEstimator]
