@@ -23,9 +23,10 @@ def factor_name(key: str) -> str:
     return ".".join(parts[-2:]) if parts[0] == "truth" else parts[-1]
 
 
-def cell_grid(scenario: str, cells: list[int]) -> pd.DataFrame:
-    """Index: the run's cells of `scenario`; per varying factor a text column (its short name) and a rank
-    column (`<name>#`), in the spec's factor order. Empty columns when the scenario cannot be loaded."""
+def cell_grid(scenario: str, cells: list[int], among_spec: bool = False) -> pd.DataFrame:
+    """Index: the run's cells of `scenario`; per factor that varies among them (`among_spec`: among all the
+    spec's cells, for labels) a text column (its short name) and a rank column (`<name>#`), in the spec's
+    factor order. Empty columns when the scenario cannot be loaded."""
     from compare.catalogue import load_scenario
 
     try:
@@ -38,7 +39,8 @@ def cell_grid(scenario: str, cells: list[int]) -> pd.DataFrame:
     out = pd.DataFrame(index=pd.Index(cells, name="cell"))
     for key in keys:
         texts = [_text(rows[c].get(key, "")) for c in cells]
-        if len(set(texts)) < 2:
+        pool = {_text(f.get(key, "")) for f in by_index.values()} if among_spec else set(texts)
+        if len(pool) < 2:
             continue
         order = list(dict.fromkeys(_text(c.factors.get(key, "")) for c in spec.cells))  # the spec's level order
         name = factor_name(key)

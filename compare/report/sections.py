@@ -28,13 +28,13 @@ def key_cells(long: pd.DataFrame) -> list[tuple[str, int]]:
 
 
 def cell_title(scenario: str, cell: int) -> str:
-    grid = gridmod.cell_grid(scenario, [cell])
+    grid = gridmod.cell_grid(scenario, [cell], among_spec=True)
     label = gridmod.label(grid, cell) if gridmod.factors(grid) else ""
     return f"{scenario}, cell {cell}" + (f" ({label})" if label else "")
 
 
 def _cell_labels(scenario: str, cells: list[int]) -> dict[int, str]:
-    grid = gridmod.cell_grid(scenario, cells)
+    grid = gridmod.cell_grid(scenario, cells, among_spec=True)
     return {c: gridmod.label(grid, c) for c in cells} if gridmod.factors(grid) else {}
 
 

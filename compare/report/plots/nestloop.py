@@ -43,6 +43,8 @@ def draw(d: pd.DataFrame, grid: pd.DataFrame, title: str, nominal: float = 0.95)
     ref = REFERENCE.get(measure)
     if ref is not None:
         ax.axhline(nominal if ref == "nominal" else ref, color="black", lw=0.8, ls="--")
+    if measure in ("coverage", "be_coverage"):
+        ax.set_ylim(min(nominal - 0.1, float((d["value"] - 1.96 * d["mcse"].fillna(0)).min()) - 0.02), 1.02)
     ax.set_ylabel(TITLES.get(measure, measure), fontsize=8)
     ax.tick_params(labelsize=7)
     ax.set_title(title, fontsize=9)
