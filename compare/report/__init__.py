@@ -125,7 +125,7 @@ def render(run_id: str, manifest: dict, table: pd.DataFrame, out: Path, run_dir:
     head_text = headline_display(head_data)
     controls = engine_controls(manifest, metrics.engine_kinds(table))
     write_tables(out / "tables", {**result.tables(), **heads, "headline": head_data, "engine_controls": controls,
-                                  "measures": long}, tex={"headline": head_text})
+                                  "measures": long, "failures": _failures(table)}, tex={"headline": head_text})
     sections = [secs.front(long, head_text, level), secs.across_grid(long, level), secs.warnings_section(result),
                 secs.robust(result, long, level), secs.between_engines(result, table, long),
                 _sbc_section(table, result.sbc), _overview(manifest, table, heads, controls)]
@@ -153,7 +153,7 @@ def _failures_section(table: pd.DataFrame) -> Section:
     if len(failures):
         fail.text(f"{len(failures)} fits failed, timed out or crashed; each with the seed and command that "
                   f"regenerate its data.")
-        fail.table(failures, "failed fits", csv=None)
+        fail.table(failures, "failed fits", csv="failures", open_=True)
     else:
         fail.text("No fit failed, timed out or crashed.")
     skipped = table[table["status"] == Status.SKIPPED].drop_duplicates(["scenario", "engine"])

@@ -91,8 +91,8 @@ table.tbl{border-collapse:collapse;font-size:.8em;margin:.5em 0}
 table.tbl td,table.tbl th{padding:2px 8px;border-bottom:1px solid #eee;text-align:right}
 table.nowrap td{white-space:nowrap} details{margin:.4em 0} summary{cursor:pointer;font-size:.9em}
 pre{background:#f6f6f6;padding:1em;font-size:.75em;overflow:auto}
-nav{position:sticky;top:0;background:#fff;padding:.3em 0;border-bottom:1px solid #ddd;font-size:.85em;z-index:1}
-nav a{margin-right:.8em} p.long{font-size:.9em} section{scroll-margin-top:3em} div.wide{overflow-x:auto} p{max-width:70em}"""
+nav{position:sticky;top:0;background:#fff;padding:.3em 0;border-bottom:1px solid #ddd;font-size:.85em;z-index:1;white-space:nowrap;overflow-x:auto}
+nav a{margin-right:.8em} p.long{font-size:.9em} section{scroll-margin-top:3.5em} div.wide{overflow-x:auto} p{max-width:70em}"""
 
 
 def render_page(run_id: str, sections: list[Section]) -> str:
