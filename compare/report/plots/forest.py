@@ -35,7 +35,8 @@ def _panel(ax, g: pd.DataFrame, measures: list[str], engines: list[str], colours
     if ref is not None:
         ax.axvline(nominal if ref == "nominal" else ref, color="black", lw=0.8, ls="--")
     if measures[0] in ("coverage", "be_coverage"):  # a coverage axis always shows the nominal line and 1
-        lo = (g["value"] - 1.96 * g["mcse"].fillna(0)).min()
+        shown = g[g["measure"].isin(measures)]
+        lo = (shown["value"] - 1.96 * shown["mcse"].fillna(0)).min()
         ax.set_xlim(min(nominal - 0.1, lo - 0.02), 1.01)
     ax.set_ylim(len(engines) - 0.5, -0.5)
     ax.tick_params(axis="x", labelsize=6)
