@@ -40,7 +40,7 @@ def draw(d: pd.DataFrame, title: str):
             for j in range(len(columns)):
                 v = share.iat[i, j]
                 if pd.notna(v):
-                    ax.text(j, i, f"{v:.2f}\n({mcse.iat[i, j]:.2f})", ha="center", va="center", fontsize=5,
+                    ax.text(j, i, f"{v:.2f}\n({mcse.iat[i, j]:.2f})", ha="center", va="center", fontsize=6,
                             color="white" if v > 0.6 else "black")
         ax.set_xticks(range(len(columns)), columns, fontsize=6, rotation=0 if one else 45, ha="center" if one else "right")
         ax.set_yticks(range(len(engines)), engines, fontsize=6)
