@@ -28,10 +28,11 @@ def cell_grid(scenario: str, cells: list[int], among_spec: bool = False) -> pd.D
     spec's cells, for labels) a text column (its short name) and a rank column (`<name>#`), in the spec's
     factor order. Empty columns when the scenario cannot be loaded."""
     from compare.catalogue import load_scenario
+    from compare.errors import InputError
 
     try:
         spec = load_scenario(scenario)
-    except Exception:  # renamed or removed since the run: the figures fall back to cell numbers
+    except InputError:  # renamed or removed since the run: the figures fall back to cell numbers
         return pd.DataFrame(index=pd.Index(cells, name="cell"))
     by_index = {c.index: c.factors for c in spec.cells}
     rows = {c: by_index.get(c, {}) for c in cells}

@@ -92,7 +92,7 @@ def warnings_section(result: RunSummary) -> Section:
     sec.text("Share of fits per engine and cell that failed, were singular (optimisers), did not converge, had "
              "divergent transitions, reached the maximum tree depth, or had R-hat > 1.01 (samplers); MCSE in "
              "parentheses. Blank: the engine cannot raise that warning.")
-    fig, d = heat.plot(w)
+    fig, _ = heat.plot(w)
     sec.figure(fig, "warnings tally per engine and cell (share of fits, MCSE)", "tables/warnings.csv")
     wide = w.assign(text=[f"{s:.3f} ({m:.3f})" for s, m in zip(w["share"], w["share_mcse"])]).pivot_table(
         index=["scenario", "cell", "engine", "fits"], columns="warning", values="text", aggfunc="first").reset_index()
