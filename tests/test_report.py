@@ -288,7 +288,7 @@ def test_front_figure_numbers_by_hand(handmade_report):
     assert not d.index.get_level_values("parameter").str.startswith("r[").any()
     html = (handmade_report / "index.html").read_text()
     for needle in ("warnings tally per engine and cell", "Robust summaries", "median width",
-                   "coverage and bias over all fits beside those without divergent"):
+                   "key parameter over all fits beside those without divergent"):
         assert needle in html, needle
 
 

@@ -105,11 +105,12 @@ def robust(result: RunSummary, long: pd.DataFrame, level: float) -> Section:
     doubtful fits beside all fits."""
     sec = Section("Robust summaries")
     params = [p for s in sorted(long["scenario"].unique()) for p in key_parameters(long, s)]
-    fig, d = sensitivity.plot(result.sensitivity, sorted(set(params)), level)
-    if not sec.figure(fig, "coverage and bias over all fits beside those without divergent (samplers) or "
-                      "non-converged (optimisers) fits", d, "sensitivity"):
-        sec.text("No successful fit diverged or failed to converge: coverage and bias without them are those of "
-                 "all fits (tables/sensitivity.csv).")
+    keys = {key_parameter(long, s) for s in long["scenario"].unique()} - {None}
+    fig, d = sensitivity.plot(result.sensitivity, sorted(keys), level)
+    if not sec.figure(fig, "coverage and bias of each scenario's key parameter over all fits beside those "
+                      "without divergent (samplers) or non-converged (optimisers) fits", d, "sensitivity"):
+        sec.text("No successful fit with an estimate of a key parameter diverged or failed to converge: coverage "
+                 "and bias without them are those of all fits (every parameter: tables/sensitivity.csv).")
     width = long[long["measure"].isin(["width", "width_median"])].pivot_table(
         index=["scenario", "cell", "engine", "parameter", "interval"], columns="measure", values="value").reset_index()
     width = width[width["parameter"].isin(params)]
