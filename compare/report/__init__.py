@@ -34,7 +34,7 @@ def _scenario_section(table, long, ivals, fits, scenario: str, level: float, run
     per cell, a zip plot and a predictive check; the grid and the fit outcomes collapsed."""
     sec = Section(f"Scenario {scenario}", nav=scenario)
     cells = sorted(int(c) for c in table[table["scenario"] == scenario]["cell"].unique())
-    labels = secs._cell_labels(scenario, cells)
+    labels = secs.cell_labels(scenario, cells)
     sec.table(pd.DataFrame({"cell": cells, "grid": [labels.get(c, "") for c in cells]}), "grid cells")
     sec.figure(boundary.plot(fits, scenario, labels), f"singular (boundary) fit rate by engine and grid cell, "
                f"{scenario}", "tables/fits.csv")

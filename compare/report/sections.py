@@ -33,7 +33,7 @@ def cell_title(scenario: str, cell: int) -> str:
     return f"{scenario}, cell {cell}" + (f" ({label})" if label else "")
 
 
-def _cell_labels(scenario: str, cells: list[int]) -> dict[int, str]:
+def cell_labels(scenario: str, cells: list[int]) -> dict[int, str]:
     grid = gridmod.cell_grid(scenario, cells, among_spec=True)
     return {c: gridmod.label(grid, c) for c in cells} if gridmod.factors(grid) else {}
 
