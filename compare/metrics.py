@@ -115,6 +115,21 @@ def bias_eliminated_coverage(lower: np.ndarray, upper: np.ndarray, est: np.ndarr
     return proportion((lower <= centre) & (centre <= upper))
 
 
+def median_width(lower: np.ndarray, upper: np.ndarray) -> Pair:
+    """median(upper - lower), beside the mean because a few Wald intervals on the log-SD scale at a boundary are
+    1e+36 wide and carry the mean; MCSE distribution-free from the order statistics around the median,
+    (w_(u) - w_(l)) / (2 x 1.96) with l, u = n/2 -/+ 1.96 sqrt(n)/2 (the binomial interval for the median)."""
+    w = np.sort(upper - lower)
+    n = w.size
+    if n < 2:
+        return NAN
+    half = 1.96 * math.sqrt(n) / 2
+    lo, hi = max(0, int(math.floor(n / 2 - half))), min(n - 1, int(math.ceil(n / 2 + half)) - 1)
+    with np.errstate(invalid="ignore"):
+        spread = float(w[hi] - w[lo])
+    return float(np.median(w)), spread / (2 * 1.96)
+
+
 def interval_width(lower: np.ndarray, upper: np.ndarray) -> Pair:
     """mean(upper - lower); MCSE sd(width) / sqrt(n). Coverage alone rewards wide intervals: at equal coverage
     the engine with the narrower intervals is the better one, so the two are read together."""
@@ -332,6 +347,7 @@ def _interval_measures(g: pd.DataFrame) -> dict[str, float]:
     _put(out, "be_coverage", bias_eliminated_coverage(lo[iv], hi[iv], est) if iv.any() else NAN)
     _put(out, "rejection", rejection(lo[iv], hi[iv]))
     _put(out, "width", interval_width(lo[iv], hi[iv]))
+    _put(out, "width_median", median_width(lo[iv], hi[iv]))
     return out
 
 
@@ -365,17 +381,31 @@ def precision_vs(table: pd.DataFrame, reference: str) -> pd.DataFrame:
     wide = ok.pivot_table(index=["scenario", "cell", "parameter", "rep"], columns="engine", values="estimate")
     if reference not in wide.columns:
         return described(pd.DataFrame(columns=PARAM_KEYS + ["relprec", "relprec_mcse"]), table)
-    rows = []
-    for (scenario, cell, parameter), g in wide.groupby(level=[0, 1, 2]):
-        for engine in wide.columns:
-            if engine == reference:
-                continue
-            pair = g[[engine, reference]].dropna()
-            value, mcse = relative_precision(pair[engine].to_numpy(), pair[reference].to_numpy())
-            rows.append({"scenario": scenario, "cell": cell, "engine": engine, "parameter": parameter,
-                         "reference": reference, "relprec": value, "relprec_mcse": mcse, "n_paired": len(pair)})
-    return described(pd.DataFrame(rows, columns=[*PARAM_KEYS, "reference", "relprec", "relprec_mcse", "n_paired"]),
-                     table)
+    keys = wide.index.droplevel("rep").unique()
+    parts = [_relative_precision_by_key(wide[[engine, reference]], engine, reference, keys)
+             for engine in wide.columns if engine != reference]
+    out = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+    return described(out.reindex(columns=[*PARAM_KEYS, "reference", "relprec", "relprec_mcse", "n_paired"]), table)
+
+
+def _relative_precision_by_key(pair: pd.DataFrame, engine: str, reference: str, keys: pd.MultiIndex) -> pd.DataFrame:
+    """relative_precision of `engine` against `reference` for every (scenario, cell, parameter) at once, on the
+    replications both estimated (the same formula, vectorised: one groupby instead of a loop over keys)."""
+    pair = pair.dropna()
+    g = pair.groupby(level=[0, 1, 2])
+    n = g.size().reindex(keys, fill_value=0)
+    ea, eb = g[engine].std().reindex(keys), g[reference].std().reindex(keys)
+    centred = pair - g.transform("mean")
+    cov = (centred[engine] * centred[reference]).groupby(level=[0, 1, 2]).sum().reindex(keys) / (n - 1)
+    ratio2 = (eb / ea) ** 2
+    valid = (n >= 3) & (ea > 0) & (eb > 0)
+    rho = (cov / (ea * eb)).clip(-1, 1)
+    value = (100 * (ratio2 - 1)).where(valid)
+    mcse = (200 * ratio2 * np.sqrt((1 - rho**2).clip(lower=0) / (n - 1))).where(valid)
+    out = keys.to_frame(index=False)
+    out.columns = ["scenario", "cell", "parameter"]
+    return out.assign(engine=engine, reference=reference, relprec=value.to_numpy(), relprec_mcse=mcse.to_numpy(),
+                      n_paired=n.to_numpy())
 
 
 def _rate(put, name: str, flags: pd.Series) -> None:
@@ -440,6 +470,8 @@ def fit_summary(table: pd.DataFrame, reference: str | None = None) -> pd.DataFra
         if ok["divergences"].notna().any():
             _rate(put, "divergent_fit_rate", (ok["divergences"] > 0).where(ok["divergences"].notna()))
             _rate(put, "rhat_gt_101_rate", (ok["rhat_max"] > 1.01).where(ok["rhat_max"].notna()))
+            hits = ok["treedepth_hits"] if "treedepth_hits" in ok else pd.Series(pd.NA, index=ok.index)
+            _rate(put, "treedepth_rate", (hits > 0).where(hits.notna()))
             out["ess_bulk_per_s_median"] = float(ok["ess_bulk_per_s"].median())
         wall = ok["wall_s"].dropna()
         for q, label in ((0.1, "wall_s_q10"), (0.5, "wall_s_median"), (0.9, "wall_s_q90")):
@@ -502,3 +534,67 @@ def agreement(table: pd.DataFrame) -> pd.DataFrame:
                              "mean_d_mcse": float(g.std(ddof=1) / math.sqrt(n)) if n > 1 else math.nan,
                              "mean_abs_d": float(g.abs().mean())})
     return described(pd.DataFrame(rows), table)
+
+
+# ---- warnings tally and the sensitivity view -------------------------------------------------------------------
+
+# The warnings a reader checks before trusting a cell (SimDesign's tally per condition), as fit_summary columns;
+# each a share of fits with its binomial MCSE in `<name>_mcse`.
+WARNINGS = {"failure_rate": "failed", "singular_rate": "singular", "nonconvergence_rate": "not converged",
+            "divergent_fit_rate": "divergent", "treedepth_rate": "tree depth reached", "rhat_gt_101_rate": "R-hat > 1.01"}
+
+
+def warnings_tally(fits: pd.DataFrame) -> pd.DataFrame:
+    """Long form of the warnings of fit_summary: per (scenario, cell, engine, warning) the share of fits, its MCSE
+    and the fits it is out of; a warning an engine cannot raise (divergences of an optimiser) has no row."""
+    rows = []
+    for _, f in fits.iterrows():
+        for col, label in WARNINGS.items():
+            if col in f and pd.notna(f[col]):
+                rows.append({"scenario": f["scenario"], "cell": f["cell"], "engine": f["engine"], "kind": f["kind"],
+                             "warning": label, "share": f[col], "share_mcse": f[f"{col}_mcse"], "fits": f["fits"]})
+    return pd.DataFrame(rows, columns=["scenario", "cell", "engine", "kind", "warning", "share", "share_mcse", "fits"])
+
+
+def flagged_fits(table: pd.DataFrame) -> pd.Series:
+    """Per row: does its fit count as doubtful? Samplers: divergent transitions; optimisers: the engine said it did
+    not converge. What the sensitivity view leaves out."""
+    kinds = engine_kinds(table)
+    sampler = table["engine"].map(kinds).eq("sampler")
+    divergent = table["divergences"].fillna(0).astype(float) > 0 if "divergences" in table else False
+    not_converged = table["converged"].astype("boolean").eq(False).fillna(False).astype(bool)
+    return (sampler & divergent) | (~sampler & not_converged)
+
+
+SENSITIVITY_CLASSES = ("b", "sd", "cor", "sigma")
+
+
+def sensitivity(table: pd.DataFrame) -> pd.DataFrame:
+    """Coverage of the primary interval and bias, with MCSE, of every b, sd, cor and sigma parameter: over all
+    successful fits (`_all`) beside those that neither diverged (samplers) nor failed to converge (optimisers)
+    (`_clean`), per (scenario, cell, engine, parameter), with the fits each reads (`n_all`, `n_clean`)."""
+    rows = primary_rows(table)
+    rows = rows[rows["param_class"].isin(SENSITIVITY_CLASSES)]
+    rows = rows.assign(_flag=flagged_fits(rows).to_numpy())
+    parts = []
+    for suffix, part in (("all", rows), ("clean", rows[~rows["_flag"]])):
+        point = _per_key(part, PARAM_KEYS, _point_measures)
+        iv = _per_key(part, PARAM_KEYS, _interval_measures)
+        keep = point[[*PARAM_KEYS, "n", "bias", "bias_mcse"]].merge(
+            iv[[*PARAM_KEYS, "coverage", "coverage_mcse"]], on=PARAM_KEYS, how="outer")
+        parts.append(keep.set_index(PARAM_KEYS).add_suffix(f"_{suffix}"))
+    out = parts[0].join(parts[1], how="left").reset_index()
+    if len(out):
+        out["n_clean"] = out["n_clean"].fillna(0)
+    return described(out, table)
+
+
+def primary_intervals(ivals: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
+    """The rows of the interval table (`intervals`) of each engine's primary interval type: per parameter, the
+    type its primary rows carry most often, i.e. what the engine reports first."""
+    rows = primary_rows(table)
+    rows = rows[rows["interval"].notna() & (rows["interval"] != NO_INTERVAL)]
+    if rows.empty or ivals.empty:
+        return ivals.iloc[:0]
+    kind = rows.groupby(PARAM_KEYS)["interval"].agg(lambda s: s.mode().iloc[0]).rename("interval").reset_index()
+    return ivals.merge(kind, on=[*PARAM_KEYS, "interval"])

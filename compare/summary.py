@@ -26,6 +26,8 @@ class RunSummary:
     sbc: pd.DataFrame  # per prior-DGP (scenario, cell, engine, parameter): rank uniformity
     precision: pd.DataFrame  # relative precision against `reference` (empty without one)
     agreement: pd.DataFrame  # per pair of engines and parameter: standardised differences
+    warnings: pd.DataFrame  # per (scenario, cell, engine, warning): share of fits with MCSE (fits, long form)
+    sensitivity: pd.DataFrame  # per parameter: primary coverage and bias, all fits beside non-flagged fits
     reference: str | None
     level: float
 
@@ -41,9 +43,10 @@ class RunSummary:
 def summarise(table: pd.DataFrame, reference: str | None = None, level: float = DEFAULT_LEVEL) -> RunSummary:
     """Every measure of a results table, computed once."""
     precision = metrics.precision_vs(table, reference) if reference else pd.DataFrame()
-    return RunSummary(performance=metrics.performance(table), intervals=metrics.intervals(table),
-                      fits=metrics.fit_summary(table, reference),
+    fits = metrics.fit_summary(table, reference)
+    return RunSummary(performance=metrics.performance(table), intervals=metrics.intervals(table), fits=fits,
                       sbc=metrics.sbc_summary(table), precision=precision, agreement=metrics.agreement(table),
+                      warnings=metrics.warnings_tally(fits), sensitivity=metrics.sensitivity(table),
                       reference=reference, level=level)
 
 

@@ -232,3 +232,51 @@ def test_engine_kinds_from_sampler_diagnostics():
     assert kinds == {"a": "optimiser", "b": "sampler"}
     fits = m.fit_summary(pd.concat([t, sampler])).set_index("engine")
     assert fits.loc["b", "divergent_fit_rate"] == pytest.approx(1 / 2)  # 1 of the 2 ok fits that report it
+
+
+def test_median_width_beside_the_mean():  # widths 3, 0.5, 2 -> median 2; one enormous width moves only the mean
+    assert m.median_width(LO, HI)[0] == pytest.approx(2.0)
+    hi = HI.copy()
+    hi[0] = 1e36
+    assert m.interval_width(LO, hi)[0] > 1e35 and m.median_width(LO, hi)[0] == pytest.approx(2.0)
+    # 20 widths 1.5 and 20 of 2.5: l, u = 20 -/+ 1.96 sqrt(40) / 2 = 13.8, 26.2 -> order statistics 13 and 26
+    # (0-based, sorted: 1.5 and 2.5): MCSE (2.5 - 1.5) / 3.92
+    w = np.tile([1.5, 2.5], 20)
+    assert m.median_width(np.zeros(40), w) == pytest.approx((2.0, 1 / 3.92))
+    iv = m.intervals(_table()).iloc[0]
+    assert iv["width_median"] == pytest.approx(2.0)
+
+
+def test_treedepth_and_warnings_tally():
+    t = _table()
+    sampler = t.assign(engine="b", divergences=[0.0, 2.0, 0.0, np.nan, np.nan], rhat_max=[1.0, 1.02, 1.0, np.nan,
+                       np.nan], treedepth_hits=pd.array([0, 0, 5, pd.NA, pd.NA], dtype="Int64"))
+    fits = m.fit_summary(pd.concat([t, sampler]))
+    b = fits.set_index("engine").loc["b"]
+    assert (b["treedepth_rate"], b["treedepth_rate_mcse"]) == pytest.approx((1 / 3, math.sqrt(2 / 27)))
+    tally = m.warnings_tally(fits).set_index(["engine", "warning"])
+    assert tally.loc[("b", "divergent"), "share"] == pytest.approx(1 / 3)
+    assert tally.loc[("b", "R-hat > 1.01"), "share"] == pytest.approx(1 / 3)
+    assert tally.loc[("a", "failed"), "share"] == pytest.approx(1 / 4)  # 1 failure in 4 attempts
+    assert tally.loc[("a", "not converged"), "share_mcse"] == pytest.approx(math.sqrt(2 / 27))
+    assert ("a", "divergent") not in tally.index  # an optimiser cannot diverge: no row, not a 0
+
+
+def test_sensitivity_leaves_out_divergent_and_non_converged_fits():
+    """Optimiser a did not converge on rep 2 (interval [3, 5], estimate 4); sampler b diverged on rep 1."""
+    t = _table()
+    sampler = t.assign(engine="b", divergences=[0.0, 2.0, 0.0, np.nan, np.nan], converged=True)
+    sens = m.sensitivity(pd.concat([t, sampler])).set_index("engine")
+    a, b = sens.loc["a"], sens.loc["b"]
+    assert (a["n_all"], a["n_clean"]) == (3, 2) and (b["n_all"], b["n_clean"]) == (3, 2)
+    assert a["coverage_all"] == pytest.approx(1 / 3) and a["coverage_clean"] == pytest.approx(1 / 2)  # [0,3], [1,1.5]
+    assert a["bias_all"] == pytest.approx(1 / 3) and a["bias_clean"] == pytest.approx(-1 / 2)  # est 1, 2 of truth 2
+    assert b["bias_clean"] == pytest.approx(0.5)  # reps 0 and 2: estimates 1 and 4 of truth 2, errors -1 and 2
+
+
+def test_precision_vs_matches_relative_precision_on_the_paired_replications():
+    t = _table()
+    ref = t.assign(engine="ref", estimate=t["estimate"] * 0.5 + np.array([0.3, -0.2, 0.1, 0, 0]))
+    out = m.precision_vs(pd.concat([t, ref]), "ref").iloc[0]
+    expect = m.relative_precision(EST, EST * 0.5 + np.array([0.3, -0.2, 0.1]))
+    assert (out["relprec"], out["relprec_mcse"]) == pytest.approx(expect) and out["n_paired"] == 3

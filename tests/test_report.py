@@ -1,5 +1,7 @@
-"""The report: built from a stored run (test-double engines), tables for papers, and a real browser
-load (headless Chromium via Playwright) that checks every image renders and nothing logs an error.
+"""The report: built from a stored run (test-double engines), tables for papers, `hbench plot`, and a real
+browser load (headless Chromium via Playwright) that checks every image renders, nothing logs an error, the
+first screen shows a figure, every navigation link lands on its section and every figure has alt text and a
+link to the CSV of its numbers.
 Skipped with a clear reason only when no Chromium is installed (the Makefile's set-up installs Debian's).
 
 The headline (samplers beside optimisers) and the SBC section need sampler results; rather than run a
@@ -8,16 +10,19 @@ measures worked out by hand, and rendered by the report's own functions."""
 
 import math
 import os
+import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import urlparse
 
 import pandas as pd
 import pytest
 
 from compare import report as report_module
 from compare.report import tables
+from compare.report.page import MAX_INLINE_ROWS
 from compare.store import conform
 from compare.summary import summarise
 from tests.doubles import seeds_of
@@ -98,9 +103,11 @@ def handmade_table() -> pd.DataFrame:
     width 2; interval "wald-z" for b, "profile" for sd and cor) and gives b[x] a second interval, "wald-t",
     [t - 2, t + 2] (always covers, width 4), singular on every 5th (8/40), and fails 2 more fits (2/42);
     'bayes' (a sampler, "quantile" intervals) always covers
-    b[x] with widths 1.5 and 2.5 in turn (mean 2), has a divergence on every 10th fit (4/40), ranks of b[x]
-    spread evenly over 0..99 (calibrated) and of sd[g][x] piled at 0 and 99 (a U: too narrow). Cell 1: only
-    'freq', so it has no side-by-side answer."""
+    b[x] with widths 1.5 and 2.5 in turn (mean 2), has a divergence on every 10th fit (4/40; on those its
+    estimates are 0.5 too high), reaches the maximum tree depth on every 8th (5/40), ranks of b[x]
+    spread evenly over 0..99 (calibrated) and of sd[g][x] piled at 0 and 99 (a U: too narrow). 'freq' says it
+    did not converge exactly on the fits whose intervals miss (every 4th). Cell 1: only 'freq', so it has no
+    side-by-side answer."""
     rows = []
     for rep in range(N):
         for p in PARAMS:
@@ -108,14 +115,14 @@ def handmade_table() -> pd.DataFrame:
             lo, hi = (t + 1, t + 3) if rep % 4 == 0 else (t - 1, t + 1)
             how = {"b": "wald-z", "r": "conditional-sd"}.get(p[0], "profile")
             rows.append(_row(0, rep, "freq", p, estimate=t, se=0.5, lower=lo, upper=hi, true=t, interval=how,
-                             singular=rep % 5 == 0))
+                             singular=rep % 5 == 0, converged=rep % 4 != 0))
             if p == "b[x]":
                 rows.append({**rows[-1], "interval": "wald-t", "lower": t - 2, "upper": t + 2, "primary": False})
             half = 0.75 if rep % 2 == 0 else 1.25
             rank = rep * 100 // N if p != "sd[g][x]" else (0 if rep % 2 == 0 else 99)
-            rows.append(_row(0, rep, "bayes", p, estimate=t, se=0.5, lower=t - half, upper=t + half, true=t,
-                             interval="quantile", divergences=float(rep % 10 == 0), rhat_max=1.001,
-                             sbc_rank=float(rank), sbc_draws=99.0))
+            rows.append(_row(0, rep, "bayes", p, estimate=t + 0.5 * (rep % 10 == 0), se=0.5, lower=t - half,
+                             upper=t + half, true=t, interval="quantile", divergences=float(rep % 10 == 0),
+                             treedepth_hits=3 * (rep % 8 == 0), rhat_max=1.001, sbc_rank=float(rank), sbc_draws=99.0))
         rows.append(_row(1, rep, "freq", "b[x]", estimate=0.0, se=1.0, lower=-2.0, upper=2.0, true=0.0, singular=False,
                          interval="wald-z"))
     for rep in (N, N + 1):
@@ -197,8 +204,11 @@ def test_handmade_report_sections(handmade_report):
     html = (handmade_report / "index.html").read_text()
     first, overview = html.index(f"<h2>{report_module.HEADLINE_TITLE}</h2>"), html.index("<h2>Overview</h2>")
     assert html.index("<h2>") == first < overview
-    head = html[first:overview]
-    assert "toy, cell 0" in head and "toy, cell 1" not in head  # cell 1 had no sampler
+    head = html[first:html.index("</section>", first)]
+    side = "samplers beside optimisers, every interval type: toy, cell "
+    assert side + "0" in head and side + "1" not in head  # cell 1 had no sampler
+    assert head.index("<img") < head.index("<table")  # pictures first, tables collapsed beneath
+    assert "coverage of each engine&#x27;s primary interval, bias and RMSE, toy, cell 1" in head
     assert "0.750 (" in head and "fits with divergences" in head
     assert "freq · wald-z" in head and "freq · wald-t" in head and "bayes · quantile" in head
     for needle in ("SBC verdicts, toy, cell 0", "SBC ECDF difference with simultaneous 95% band",
@@ -230,6 +240,108 @@ def test_report_bad_run_id_exit_2(tmp_path):
     assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1
 
 
+def test_handmade_warnings_and_sensitivity_by_hand():
+    result = summarise(handmade_table())
+    w = result.warnings.set_index(["cell", "engine", "warning"])
+    assert w.loc[(0, "bayes", "tree depth reached"), "share"] == pytest.approx(5 / 40)
+    assert w.loc[(0, "bayes", "tree depth reached"), "share_mcse"] == pytest.approx(math.sqrt(0.125 * 0.875 / 40))
+    assert w.loc[(0, "bayes", "divergent"), "share"] == pytest.approx(0.1)
+    assert w.loc[(0, "freq", "not converged"), "share"] == pytest.approx(10 / 40)
+    assert w.loc[(0, "freq", "failed"), "share"] == pytest.approx(2 / 42)
+    assert (0, "freq", "divergent") not in w.index and (0, "bayes", "singular") not in w.index
+    sens = result.sensitivity.set_index(["cell", "engine", "parameter"])
+    freq, bayes = sens.loc[(0, "freq", "b[x]")], sens.loc[(0, "bayes", "b[x]")]
+    # freq's non-converged fits are exactly its non-covering ones: 30/40 cover over all fits, 30/30 without them
+    assert (freq["n_all"], freq["n_clean"]) == (40, 30)
+    assert (freq["coverage_all"], freq["coverage_clean"]) == (0.75, 1.0)
+    # bayes is 0.5 too high on its 4 divergent fits: bias 4 x 0.5 / 40 = 0.05 over all, 0 without them
+    assert bayes["n_clean"] == 36 and bayes["bias_all"] == pytest.approx(0.05) and bayes["bias_clean"] == 0
+
+
+def _figures(html: str) -> list[tuple[str, str, str]]:
+    return re.findall(r'<figure><img alt="([^"]*)" src="data:image/png;base64,([^"]+)"><figcaption>.*?'
+                      r'<a class="csv" href="([^"]+)">numbers \(CSV\)</a>', html)
+
+
+@pytest.mark.parametrize("which", ["report", "handmade_report"])
+def test_every_figure_has_alt_text_and_its_numbers(which, request):
+    report = request.getfixturevalue(which)
+    html = (report / "index.html").read_text()
+    figures = _figures(html)
+    assert len(figures) == html.count("<figure>") >= 6
+    for alt, _, href in figures:
+        assert alt.strip() and (report / href).is_file(), href
+        assert len(pd.read_csv(report / href)) > 0, href
+    assert len({data for _, data, _ in figures}) == len(figures)  # nothing embedded twice
+    tables_html = re.findall(r"<table.*?</table>", html, re.DOTALL)
+    assert tables_html and all("<td" in t for t in tables_html)  # no empty tables
+    assert all(t.count("<tr") <= MAX_INLINE_ROWS + 1 for t in tables_html)  # long tables: links only
+
+
+def test_front_figure_numbers_by_hand(handmade_report):
+    """The front figure's CSV holds what it draws: freq's primary (wald-z) coverage of b[x] 30/40, bayes's bias."""
+    d = pd.read_csv(handmade_report / "tables" / "figures" / "front-toy-0.csv").set_index(
+        ["engine", "parameter", "measure"])
+    assert d.loc[("freq", "b[x]", "coverage"), "value"] == 0.75 and d.loc[("freq", "b[x]", "coverage"),
+                                                                            "interval"] == "wald-z"
+    assert d.loc[("bayes", "b[x]", "bias"), "value"] == pytest.approx(0.05)
+    assert not d.index.get_level_values("parameter").str.startswith("r[").any()
+    html = (handmade_report / "index.html").read_text()
+    for needle in ("warnings tally per engine and cell", "Robust summaries", "median width",
+                   "key parameter over all fits beside those without divergent"):
+        assert needle in html, needle
+
+
+def test_grid_figures_and_between_engines(report):
+    """varying_intercept ran on 2 cells: nested-loop plots of coverage and bias and rejection curves; two
+    engines on the same datasets: scatter and Bland-Altman against the reference (here the first engine)."""
+    html = (report / "index.html").read_text()
+    for needle in ("nested-loop plot of coverage of b[x] across the grid cells of varying_intercept",
+                   "nested-loop plot of bias of b[x]", "rejection rate of the fixed effects along each grid factor",
+                   "estimate against failing-double&#x27;s estimate", "Bland-Altman against failing-double"):
+        assert needle in html, needle
+    nest = pd.read_csv(report / "tables" / "figures" / "nestloop-coverage-varying-intercept.csv")
+    assert sorted(set(nest["cell"])) == [0, 1] and {"position", "size"} <= set(nest.columns)
+    assert (nest["measure"] == "coverage").all() and set(nest["engine"]) == {"ols-double", "failing-double"}
+
+
+def test_nested_order_loops_over_the_first_factor_slowest():
+    from compare.report import grid
+
+    g = grid.cell_grid("maas_hox", list(range(27)))
+    assert grid.factors(g) == ["g", "size", "sd.g"]
+    order = g.loc[grid.nested_order(g)]
+    assert order["g#"].is_monotonic_increasing
+    assert all(part["size#"].is_monotonic_increasing for _, part in order.groupby("g#"))
+    assert list(order["g"].iloc[[0, 9, 18]]) == ["30", "50", "100"]
+
+
+@pytest.mark.parametrize("kind,out,magic", [("forest", "f.pdf", b"%PDF"), ("zip", "z.svg", b"<?xml"),
+                                            ("nestloop", "n.png", b"\x89PNG"), ("scatter", "s.svg", b"<?xml"),
+                                            ("bland-altman", "b.svg", b"<?xml"), ("heat", "h.svg", b"<?xml")])
+def test_plot_command_writes_one_figure(report, kind, out, magic):
+    tmp = report.parent.parent
+    res = subprocess.run([sys.executable, "-m", "compare", "plot", "rep", kind, "--scenario", "varying_intercept",
+                          "--out", out], cwd=tmp, env=ENV, capture_output=True, text=True, check=False)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert (tmp / out).read_bytes().startswith(magic) and res.stdout.strip() == out
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["pie"], "plot kind 'pie'"), (["forest", "--scenario", "nope"], "--scenario nope: not in this run"),
+    (["forest", "--out", "bad/f.jpg"], "must end in .pdf, .svg or .png"),
+    (["nestloop", "--scenario", "seed_slopes"], "needs a grid"), (["zip", "--parameter", "b[nope]"], "b[nope]"),
+    (["forest", "--cell", "7"], "--cell 7"), (["forest", "--measure", "speed"], "--measure speed")])
+def test_plot_bad_input_exit_2(report, args, needle):
+    tmp = report.parent.parent
+    (tmp / "bad").mkdir(exist_ok=True)
+    out = [] if "--out" in args else ["--out", "bad/x.svg"]
+    res = subprocess.run([sys.executable, "-m", "compare", "plot", "rep", *args, *out], cwd=tmp, env=ENV,
+                         capture_output=True, text=True, check=False)
+    assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1 and needle in res.stderr, res.stderr
+    assert list((tmp / "bad").iterdir()) == []
+
+
 @pytest.mark.skipif(CHROMIUM is None, reason="no chromium installed (apt-get install chromium)")
 @pytest.mark.parametrize("which", ["report", "handmade_report"])
 def test_report_loads_in_a_real_browser(which, request):
@@ -246,9 +358,32 @@ def test_report_loads_in_a_real_browser(which, request):
         page.goto((report / "index.html").as_uri())
         page.wait_for_load_state("load")
         images = page.eval_on_selector_all("img", "els => els.map(e => [e.complete, e.naturalWidth])")
+        first = page.evaluate("() => { const r = document.querySelector('figure img').getBoundingClientRect();"
+                              " return [r.top, r.height, window.innerHeight]; }")
         page.screenshot(path=str(report / "screenshot.png"), full_page=False)
+        figures = page.eval_on_selector_all("figure", "els => els.map(f => [f.querySelector('img').alt, "
+                                            "(f.querySelector('a.csv') || {}).href || ''])")
+        landed = []
+        for href in page.eval_on_selector_all("nav a", "els => els.map(a => a.getAttribute('href'))"):
+            page.click(f"nav a[href='{href}']")
+            landed.append((href, page.evaluate(LANDED, href[1:])))
         browser.close()
     assert len(images) >= 5
     assert all(done and width > 0 for done, width in images), images
     assert errors == []
+    top, height, screen = first
+    assert 0 <= top and top + height / 2 < screen  # the first screen shows (most of) a figure
+    assert figures and all(alt.strip() and href.endswith(".csv") and Path(urlparse(href).path).is_file()
+                           for alt, href in figures), figures
+    assert len(landed) >= 8
+    for href, (heading_top, nav_bottom, at_end, screen_h) in landed:
+        # the section's heading just below the sticky navigation bar, or the page scrolled to its end with the
+        # heading on screen (a short last section cannot reach the top)
+        assert nav_bottom - 1 <= heading_top <= nav_bottom + 80 or (at_end and 0 <= heading_top < screen_h), href
     assert (report / "screenshot.png").stat().st_size > 10_000
+
+
+LANDED = """id => { const h = document.getElementById(id).querySelector('h2').getBoundingClientRect();
+  const nav = document.querySelector('nav').getBoundingClientRect();
+  const end = window.scrollY + window.innerHeight >= document.documentElement.scrollHeight - 2;
+  return [h.top, nav.bottom, end, window.innerHeight]; }"""

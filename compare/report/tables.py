@@ -47,9 +47,31 @@ def write_tables(folder: Path, tables: dict[str, pd.DataFrame], tex: dict[str, p
             continue
         df.to_csv(folder / f"{name}.csv", index=False)
         shown = tex.get(name, df)
-        if len(shown):
-            styler = shown.style.format(precision=3, na_rep="").hide(axis="index")
-            (folder / f"{name}.tex").write_text(styler.to_latex(hrules=True))
+        if len(shown) and name not in CSV_ONLY:
+            (folder / f"{name}.tex").write_text(booktabs(shown))
+
+
+CSV_ONLY = ("measures",)  # the figures' numbers in long form: a data file, not a table for a paper
+_LATEX_SPECIAL = {"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}",
+                  "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "\\": r"\textbackslash{}"}
+
+
+def _latex_cell(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
+        return ""
+    text = f"{value:.3f}" if isinstance(value, float) else str(value)
+    return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in text)
+
+
+def booktabs(df: pd.DataFrame) -> str:
+    """`df` as a booktabs tabular (floats to 3 decimals, blanks for missing), written directly: pandas' Styler
+    takes seconds for a table of thousands of rows, and the report writes dozens."""
+    cols = "".join("r" if pd.api.types.is_numeric_dtype(df[c]) else "l" for c in df.columns)
+    lines = [f"\\begin{{tabular}}{{{cols}}}", "\\toprule",
+             " & ".join(_latex_cell(c) for c in df.columns) + " \\\\", "\\midrule"]
+    lines += [" & ".join(_latex_cell(v) for v in row) + " \\\\" for row in df.itertuples(index=False)]
+    lines += ["\\bottomrule", "\\end{tabular}", ""]
+    return "\n".join(lines)
 
 
 # ---- the seed's question: does the Bayesian version work fine? -------------------------------------------------
