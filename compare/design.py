@@ -147,8 +147,25 @@ def build_design(formula: Formula, family: str, frame: pd.DataFrame, *, with_res
     offset = np.zeros(len(frame)) if formula.offset_node is None else _offset(formula, frame)
     y = trials = None
     if with_response:
+        check_rank(X, names)
         y, trials = response_arrays(formula, family, frame)
     return Design(formula, family, X, names, offset, block_designs(formula, frame), y, trials)
+
+
+def check_rank(X: np.ndarray, names: list[str]) -> None:
+    """Refuse linearly dependent fixed-effect columns (`age:sex` with `scale(age)`, `0 + a + b` with all levels):
+    lme4 drops a column, glmmTMB and MixedLM fail, samplers wander along a ridge, so engines would fit different
+    models. One line naming the first column that the ones before it already span, as lme4 would drop it."""
+    if X.shape[1] == 0:
+        return
+    norms = np.linalg.norm(X, axis=0)
+    Xs = X / np.where(norms > 0, norms, 1.0)
+    if np.linalg.matrix_rank(Xs) == X.shape[1]:
+        return
+    k = next(k for k in range(1, X.shape[1] + 1) if np.linalg.matrix_rank(Xs[:, :k]) < k)
+    raise InputError(f"formula: the fixed-effect column {names[k - 1]!r} is a linear combination of the columns "
+                     f"before it ({X.shape[0]} rows, {X.shape[1]} columns): remove a term (lme4 would drop it, "
+                     "other engines cannot fit it)")
 
 
 def _offset(formula: Formula, frame: pd.DataFrame) -> np.ndarray:
