@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from compare.suite import Suite
 
 PACKAGES = ["hbench", "numpy", "scipy", "pandas", "statsmodels", "pymc", "pytensor", "nutpie", "pystan", "httpstan",
-            "arviz", "formulae", "rpy2", "dask", "distributed"]
+            "arviz", "rpy2", "dask", "distributed"]
 
 
 def machine() -> dict[str, Any]:
