@@ -92,7 +92,7 @@ def test_frequentist_engines_fit_the_same_model(frequentist_fits, engine):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("engine", ["stan", "pymc", "rstanarm"])
+@pytest.mark.parametrize("engine", ["stan", "pymc", "rstanarm", "brms"])
 def test_samplers_fit_the_same_model(frequentist_fits, engine):
     if not usable(engine):
         pytest.skip(f"{engine} is not available here")
