@@ -75,14 +75,16 @@ def _codings(terms: Terms, values: dict[str, rexpr.Factor | rexpr.Numeric]) -> l
     return out
 
 
-def _atom_columns(label: str, value: rexpr.Factor | rexpr.Numeric, contrasts: bool) -> tuple[list[np.ndarray], list[str]]:
+def _atom_columns(label: str, value: rexpr.Factor | rexpr.Numeric,
+                  contrasts: bool) -> tuple[list[np.ndarray], list[str]]:
     if isinstance(value, rexpr.Factor):
         levels = list(enumerate(value.levels))[1 if contrasts else 0:]
         return [(value.codes == k).astype(float) for k, _ in levels], [f"{label}{lv}" for _, lv in levels]
     X = value.X
     if X.shape[1] == 1:
         return [X[:, 0]], [label]
-    return [X[:, k] for k in range(X.shape[1])], [f"{label}{c}" for c in value.colnames]
+    colnames = value.colnames or tuple(str(k + 1) for k in range(X.shape[1]))
+    return [X[:, k] for k in range(X.shape[1])], [f"{label}{c}" for c in colnames]
 
 
 def model_matrix(terms: Terms | str, frame: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
@@ -93,9 +95,9 @@ def model_matrix(terms: Terms | str, frame: pd.DataFrame) -> tuple[np.ndarray, l
         terms = parse_rhs(terms) if terms.strip() else Terms(False, ())
     values = {a.label: rexpr.evaluate(a.node, frame) for t in terms.terms for a in t}
     cols, names = ([np.ones(len(frame))], ["Intercept"]) if terms.intercept else ([], [])
-    for term, coding in zip(terms.terms, _codings(terms, values)):
+    for term, coding in zip(terms.terms, _codings(terms, values), strict=True):
         cur_cols, cur_names = [np.ones(len(frame))], [""]
-        for a, contrasts in zip(term, coding):
+        for a, contrasts in zip(term, coding, strict=True):
             new_cols, new_names = _atom_columns(a.label, values[a.label], contrasts)
             cur_cols = [c * n for n in new_cols for c in cur_cols]
             cur_names = [f"{p}:{q}" if p else q for q in new_names for p in cur_names]
@@ -144,7 +146,7 @@ def build_design(formula: Formula, family: str, frame: pd.DataFrame, *, with_res
                 and np.isinf(values.to_numpy(dtype=float, na_value=np.nan)).any()):
             raise InputError(f"column {col!r} has infinite values")
     X, names = model_matrix(formula.fixed_terms, frame)
-    offset = np.zeros(len(frame)) if formula.offset_node is None else _offset(formula, frame)
+    offset = _offset(formula, frame)
     y = trials = None
     if with_response:
         check_rank(X, names)
@@ -169,6 +171,8 @@ def check_rank(X: np.ndarray, names: list[str]) -> None:
 
 
 def _offset(formula: Formula, frame: pd.DataFrame) -> np.ndarray:
+    if formula.offset_node is None:
+        return np.zeros(len(frame))
     values = rexpr.numeric(formula.offset_node, frame)
     if not np.all(np.isfinite(values)):
         raise InputError(f"formula: offset({formula.offset}) has missing or infinite values")
@@ -192,6 +196,7 @@ def response_arrays(formula: Formula, family: str, frame: pd.DataFrame) -> tuple
         if r.kind == "single":
             trials = np.ones_like(y)
         else:
+            assert r.other is not None, "cbind() and trials() responses name a second column"
             other = _numeric(frame, r.other)
             trials = other if r.kind == "trials" else y + other
         if np.any(trials != np.round(trials)) or np.any(trials > 2**62):

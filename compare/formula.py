@@ -206,10 +206,11 @@ class _Expander:
             removed = self.terms(node.right, not deleting)
             return [t for t in left if t not in removed]
         if op == "^":
-            if not (isinstance(node.right, Num) and node.right.value >= 1 and node.right.value == int(node.right.value)):
+            power = node.right
+            if not (isinstance(power, Num) and power.value >= 1 and power.value == int(power.value)):
                 raise self.fail(f"the power in {deparse(node)} must be a whole number (use I() for arithmetic)")
             out = left
-            for _ in range(int(node.right.value) - 1):
+            for _ in range(int(power.value) - 1):
                 out = _union(out, [a | b for a in out for b in left])
             return out
         right = self.terms(node.right, deleting)
@@ -277,7 +278,7 @@ def _prune(node: Node) -> Node | None:
 def _rhs_text(node: Node | None, terms: Terms) -> str:
     """R text of a right-hand side: as written (R then orders variables as we did), `1 + ` in front where the
     intercept is implicit; '1' or '' when it has no terms."""
-    if not terms.terms:
+    if not terms.terms or node is None:
         return "1" if terms.intercept else ""
     text = deparse(node)
     return text if _explicit_intercept(node) else f"1 + {text}"

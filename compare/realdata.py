@@ -85,7 +85,7 @@ def _from_r(ds: RealDataset) -> tuple[pd.DataFrame, dict[str, Any]]:
     prov = {"dataset": ds.name, "package": ds.package, "package_version": _r.strs(out["version"])[0],
             "licence": " ".join(_r.strs(out["licence"])), "r_version": _r.strs(out["r_version"])[0],
             "ordered_factors_made_plain": _r.strs(out["ordered"]),
-            "loaded_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "loaded_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "citation": ds.citation}
     return frame.reset_index(drop=True), prov
 
@@ -107,8 +107,9 @@ def load(name: str, *, refresh: bool = False) -> tuple[pd.DataFrame, dict[str, A
     """The dataset and its provenance: from the cache, or through R (then cached)."""
     ds = get(name)
     data_path, prov_path = _paths(name)
-    if not refresh and cached(name) is not None:
-        return pd.read_parquet(data_path), cached(name)
+    prov_cached = None if refresh else cached(name)
+    if prov_cached is not None:
+        return pd.read_parquet(data_path), prov_cached
     frame, prov = _from_r(ds)
     frame = _derived(ds, frame)
     prov.update(rows=len(frame), columns={c: str(t) for c, t in frame.dtypes.items()},

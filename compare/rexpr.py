@@ -60,7 +60,8 @@ def check_numeric(node: Node, text: str) -> None:
         return check_numeric(node.right, text)
     if isinstance(node, Call):
         if node.fn == "I" or node.fn in MATH:
-            base_ok = node.fn == "log" and (len(node.args), tuple(k for k, _ in node.kwargs)) in ((2, ()), (1, ("base",)))
+            shape = (len(node.args), tuple(k for k, _ in node.kwargs))
+            base_ok = node.fn == "log" and shape in ((2, ()), (1, ("base",)))
             if not base_ok and (len(node.args) != 1 or node.kwargs):
                 raise _fail(f"{node.fn}() takes {'x (and base)' if node.fn == 'log' else 'one argument'}", text)
             for a in [*node.args, *(v for _, v in node.kwargs)]:
@@ -134,7 +135,8 @@ def column_factor(col: pd.Series, *, drop_unused: bool) -> Factor | None:
     if pd.api.types.is_bool_dtype(col):
         values = col.to_numpy(dtype=bool)
         present = sorted(set(values.tolist())) if drop_unused else [False, True]
-        return Factor(np.searchsorted(present, values).astype(np.int64), tuple("TRUE" if v else "FALSE" for v in present))
+        labels = tuple("TRUE" if v else "FALSE" for v in present)
+        return Factor(np.searchsorted(present, values).astype(np.int64), labels)
     if _is_text(col):
         text = col.astype(str).to_numpy()
         levels = sorted(set(text.tolist()))
@@ -210,8 +212,8 @@ def evaluate(node: Node, frame: pd.DataFrame) -> Factor | Numeric:
         with np.errstate(all="ignore"):
             return Numeric(((x - x.mean()) / sd)[:, None])
     if isinstance(node, Call) and node.fn == "poly":
-        x, degree, raw = _poly_args(node, "")
-        x = numeric(x, frame)
+        arg, degree, raw = _poly_args(node, "")
+        x = numeric(arg, frame)
         X = np.vander(x, degree + 1, increasing=True)[:, 1:] if raw else poly_basis(x, degree)
         return Numeric(X, tuple(str(k) for k in range(1, degree + 1)))
     return Numeric(numeric(node, frame)[:, None])

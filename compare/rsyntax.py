@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import TypeAlias
 
 from compare.errors import InputError
 
@@ -34,29 +35,29 @@ class Var:
 @dataclass(frozen=True)
 class Call:
     fn: str
-    args: tuple  # positional argument nodes
-    kwargs: tuple = ()  # (name, node) pairs, in the order written
+    args: tuple[Node, ...]  # positional arguments
+    kwargs: tuple[tuple[str, Node], ...] = ()  # (name, node) pairs, in the order written
 
 
 @dataclass(frozen=True)
 class Bin:
     op: str
-    left: object
-    right: object
+    left: Node
+    right: Node
 
 
 @dataclass(frozen=True)
 class Unary:
     op: str  # "-" or "+"
-    operand: object
+    operand: Node
 
 
 @dataclass(frozen=True)
 class Paren:
-    inner: object
+    inner: Node
 
 
-Node = Num | Var | Call | Bin | Unary | Paren
+Node: TypeAlias = "Num | Var | Call | Bin | Unary | Paren"
 
 
 def r_number(v: float) -> str:
@@ -79,7 +80,7 @@ def tokens(text: str) -> list[tuple[str, str]]:
         m = _TOKEN.match(text, pos)
         if not m or m.end() == pos:
             raise InputError(f"formula: unexpected character {text[pos:].lstrip()[:1]!r} in {text!r}")
-        kind = m.lastgroup
+        kind = m.lastgroup or ""
         out.append((kind, m.group(kind)))
         pos = m.end()
     return out
