@@ -19,8 +19,8 @@ from compare.design import Design, build_design
 from compare.errors import InputError
 from compare.formula import Formula, ModelSpec
 
-# Names that formulae (Python) or R read as literals rather than as a column: one engine would use the column,
-# another the constant, so a model naming one is refused rather than fitted two ways.
+# Names that R (and so hbench's formula reader) or Python read as literals rather than as a column: one engine
+# would use the column, another the constant, so a model naming one is refused rather than fitted two ways.
 RESERVED = frozenset({"True", "False", "None", "TRUE", "FALSE", "T", "F", "NA", "NULL", "Inf", "NaN", "pi"})
 
 
@@ -62,7 +62,7 @@ def checked_frame(frame: pd.DataFrame, formula: Formula, *, drop_missing: bool =
     needed = sorted(formula.variables | set(extra))
     reserved = [c for c in needed if c in RESERVED]
     if reserved:
-        raise InputError(f"column {reserved[0]!r}: a name that formulae or R reads as a literal, not a column; "
+        raise InputError(f"column {reserved[0]!r}: a name that R reads as a literal, not a column; "
                          "rename it")
     absent = [c for c in needed if c not in frame.columns]
     if absent:

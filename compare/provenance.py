@@ -20,8 +20,8 @@ from compare.generator import source_digest
 if TYPE_CHECKING:
     from compare.suite import Suite
 
-PACKAGES = ["hbench", "numpy", "scipy", "pandas", "statsmodels", "pymc", "pytensor", "nutpie", "pystan", "httpstan", "cmdstanpy",
-            "arviz", "formulae", "rpy2", "dask", "distributed"]
+PACKAGES = ["hbench", "numpy", "scipy", "pandas", "statsmodels", "pymc", "pytensor", "nutpie", "pystan", "httpstan",
+            "cmdstanpy", "arviz", "rpy2", "dask", "distributed"]
 
 
 def machine() -> dict[str, Any]:

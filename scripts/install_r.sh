@@ -9,9 +9,10 @@ HERE=$(dirname "$0")
 # lme4: the reference engine. glmmTMB, rstanarm and brms: the R engines (brms compiles need libboost-dev's
 # headers, as Debian's r-cran-bh ships none); lmerTest + pbkrtest: Satterthwaite / Kenward-Roger df; numDeriv:
 # the Hessian of lme4's deviance behind its Wald intervals of SDs, cors and sigma; clubSandwich: lme4's
-# cluster-robust CR2 standard errors (robust = true).
+# cluster-robust CR2 standard errors (robust = true); nlme, mlmRev, HSAUR3: datasets of `hbench data`
+# (lme4, rstanarm, brms and glmmTMB ship the others).
 # Debian names them r-cran-<lower-case name>.
-R_PACKAGES="lme4 numDeriv glmmTMB lmerTest pbkrtest clubSandwich rstanarm brms"
+R_PACKAGES="lme4 numDeriv glmmTMB lmerTest pbkrtest clubSandwich rstanarm brms nlme mlmRev HSAUR3"
 debs=()
 if command -v Rscript >/dev/null 2>&1; then
   # system.file() finds a package without loading it (loading brms takes seconds)

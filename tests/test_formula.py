@@ -19,7 +19,7 @@ def test_double_bar_splits_into_uncorrelated_blocks():
 
 def test_nesting_expands_like_lme4():
     f = parse_formula("y ~ x + (1 | g1/g2)")
-    assert [b.group for b in f.blocks] == ["g1", "g1:g2"]
+    assert [b.group for b in f.blocks] == ["g1", "g2:g1"]  # lme4's names: (1 | batch/cask) has cask:batch
     assert f.variables == {"y", "x", "g1", "g2"}
 
 

@@ -27,6 +27,7 @@ from compare.data import FitData
 from compare.estimators import _frequentist as fq
 from compare.estimators.base import YES, Support, no
 from compare.formula import Formula
+from compare.rexpr import level_labels
 
 # Debian package of each R package we load (the `apt-get install` hint of an unavailable engine)
 DEBIAN = {"lme4": "r-cran-lme4", "glmmTMB": "r-cran-glmmtmb", "rstanarm": "r-cran-rstanarm", "brms": "r-cran-brms"}
@@ -151,14 +152,21 @@ def r_frame(data: FitData) -> pd.DataFrame:
 
     Factors get the design's reference level and R's default (treatment) contrasts, so R's coefficient names
     are the design's: a pandas categorical keeps its category order but is passed unordered (an ordered one
-    would get polynomial contrasts, `Age.L`), and text columns (object, or pandas' `str` dtype) get sorted
-    levels as formulae gives them, not R's locale-dependent order."""
+    would get polynomial contrasts, `Age.L`), text columns (object, or pandas' `str` dtype) get sorted
+    levels as the design gives them, not R's locale-dependent order, and a number read only as factor(x) or
+    C(x) becomes a factor with the design's level labels (R's C() refuses a number)."""
     f = data.formula
     design = data.design
     cols = sorted(f.variables - set(f.response.columns))
     frame = data.frame[cols].copy()
     for g in {c for b in f.blocks for c in b.group_columns}:
         frame[g] = frame[g].astype(str)
+    for c in f.factor_columns:  # numbers read only as factor(x) / C(x): an R factor with the design's levels
+        col = frame[c]
+        if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
+            values = np.unique(col.to_numpy())
+            labels = level_labels(values, pd.api.types.is_integer_dtype(col))
+            frame[c] = pd.Categorical.from_codes(np.searchsorted(values, col.to_numpy()), categories=labels)
     for c in frame.columns:
         col = frame[c]
         if isinstance(col.dtype, pd.CategoricalDtype):
@@ -257,7 +265,8 @@ def items(x: Any) -> list[tuple[str, Any]]:
 
 
 def term(name: str) -> str:
-    """R's '(Intercept)' is hbench's 'Intercept'; other term names are the same (compare.design.lme4_name)."""
+    """R's '(Intercept)' is hbench's 'Intercept'; other term names are the same (compare.design builds them as
+    R's model.matrix names them)."""
     return "Intercept" if name == "(Intercept)" else name
 
 

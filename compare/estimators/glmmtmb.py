@@ -81,7 +81,8 @@ def summarise(r: dict[str, Any], data: FitData, reml: bool, profile: bool, level
     notes = ["converged = nlminb convergence code 0 and a positive-definite Hessian in TMB's sdreport (pdHess)"]
     names = [_r.term(n) for n in _r.strs(r["fixef_names"])]
     if names != design.x_names:
-        notes.append(f"glmmTMB's fixed-effect names {names} differ from the design's {design.x_names}")
+        raise RuntimeError(f"glmmTMB fitted another model than the design's: fixed effects {names}, "
+                           f"the design's {design.x_names}")
     est = np.atleast_1d(np.asarray(r["fixef"], float))
     se = np.array([fq.safe_sqrt(v) for v in np.diag(np.atleast_2d(np.asarray(r["vcov"], float)))]) if est.size else est
     rows = [_explain(row, "no finite SE for this fixed effect (Hessian not positive definite)")

@@ -137,7 +137,8 @@ def summarise(r: dict[str, Any], data: FitData, profile: bool, level: float = fq
     notes: list[str] = []
     names = [_term(n) for n in _strs(r["fixef_names"])]
     if names != design.x_names:
-        notes.append(f"lme4's fixed-effect names {names} differ from the design's {design.x_names}")
+        raise RuntimeError(f"lme4 fitted another model than the design's: fixed effects {names}, "
+                           f"the design's {design.x_names}")
     est = np.atleast_1d(np.asarray(r["fixef"], float))
     se = np.sqrt(np.diag(np.atleast_2d(np.asarray(r["vcov"], float)))) if est.size else np.zeros(0)
     rows = fq.fixed_rows(names, est, se, fq.t_df(design), level)

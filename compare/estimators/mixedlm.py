@@ -8,7 +8,7 @@ How lme4 structures map onto MixedLM (one `groups` factor, one correlated `exog_
 independent variance components):
 - one grouping factor: groups = g; its first block is exog_re, further single-term blocks are
   variance components (this covers `(x || g)`);
-- nested `g1` and `g1:g2`: groups = g1, the g1:g2 terms are variance components within g1;
+- nested `g1` and `g2:g1` (lme4's name, from g1/g2): groups = g1, the g2:g1 terms are variance components within g1;
 - crossed factors: one all-covering group, every block a variance component (dense and slow),
   so a correlated multi-term block cannot be crossed with another factor.
 
@@ -36,7 +36,7 @@ from compare.estimators import _frequentist as fq
 from compare.estimators import _mixedlm_hessian as mh
 from compare.estimators.base import YES, Estimator, Support, no
 from compare.fitresult import FitResult, boundary_flags, make_params
-from compare.formula import Formula, ModelSpec
+from compare.formula import Block, Formula, ModelSpec
 from compare.settings import Settings, setting
 
 ROBUST_METHODS = ("default", "lbfgs", "powell", "nm")
@@ -67,21 +67,26 @@ def structure(formula: Formula) -> tuple[str | None, str]:
     primary = min(groups, key=len)
     if len(groups) == 1:
         return primary, "single"
-    if all(g == primary or g.startswith(primary + ":") for g in groups):
+    if all(_columns(primary) <= _columns(g) for g in groups):
         return primary, "nested"
     return None, "crossed"
 
 
-def n_terms(expr: str) -> int:
-    """Terms of a block expression ('1 + x' -> 2, '0 + x' -> 1), before factor expansion."""
-    return sum(1 for t in expr.split("+") if t.strip() not in ("0", "-1", ""))
+def _columns(group: str) -> set[str]:
+    """The columns of a grouping factor: g, g2:g1 (lme4's name for g2 nested in g1), g3:(g2:g1)."""
+    return {p.strip("() ") for p in group.split(":")}
+
+
+def n_terms(block: Block) -> int:
+    """Terms of a block ('1 + x' -> 2, '0 + x' -> 1, '1 + poly(x, 2)' -> 2), before factor expansion."""
+    return len(block.terms.terms) + block.terms.intercept
 
 
 def supports_formula(formula: Formula) -> Support:
     if not formula.blocks:
         return no("MixedLM needs at least one random-effect term")
     primary, kind = structure(formula)
-    multi = [b for b in formula.blocks if b.correlated and n_terms(b.expr) > 1]
+    multi = [b for b in formula.blocks if b.correlated and n_terms(b) > 1]
     if kind == "crossed" and multi:
         return no(f"MixedLM cannot cross a correlated block ({multi[0].expr} | {multi[0].group}) with another "
                   "grouping factor: crossed factors are independent variance components of one all-covering group")
