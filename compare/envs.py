@@ -61,7 +61,7 @@ class Resolved:
 def parse_env(text: str) -> EnvSpec:
     """`NAME=SPEC` -> EnvSpec, or InputError naming what is wrong."""
     name, eq, spec = text.partition("=")
-    if not eq or not NAME.match(name.strip()):
+    if not eq or not NAME.match(name.strip()) or spec.startswith("="):  # "statsmodels==0.14.4": a pin, no name
         raise InputError(f"--env {text!r}: expected NAME=SPEC with NAME of letters, digits, '.', '_' or '-' "
                          "(e.g. old=statsmodels==0.14.4)")
     name, spec = name.strip(), spec.strip()
@@ -92,7 +92,7 @@ def _check_pin(pin: str, name: str) -> str:
     try:
         req = Requirement(pin)
     except InvalidRequirement as exc:
-        raise InputError(f"--env {name}: {pin!r} is not a requirement ({exc})") from None
+        raise InputError(f"--env {name}: {pin!r} is not a requirement ({str(exc).splitlines()[0]})") from None
     if canonicalize_name(req.name) == "hbench":
         raise InputError(f"--env {name}: hbench itself is installed from this checkout; pin its dependencies")
     return str(req)
