@@ -215,8 +215,10 @@ def run_logged(cmd: list[str], log) -> None:
 
 def clean_env(path_first: Path | None = None) -> dict[str, str]:
     """The environment for a child of another Python: without PYTHONPATH (which would import this checkout's
-    code instead of the environment's) and without a venv of ours."""
+    code instead of the environment's) and without a venv of ours; PYTHONSAFEPATH, so that `python -m compare`
+    started in the checkout does not import ./compare ahead of the installed wheel."""
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
+    env["PYTHONSAFEPATH"] = "1"
     if path_first is not None:
         env["PATH"] = f"{path_first}{os.pathsep}{env.get('PATH', '')}"
     return env

@@ -79,7 +79,7 @@ def test_lock_drops_hbench_comments_and_options():
 def test_children_of_another_python_do_not_inherit_pythonpath(monkeypatch):
     monkeypatch.setenv("PYTHONPATH", "/somewhere")
     env = envs.clean_env(Path("/env/bin"))
-    assert "PYTHONPATH" not in env and env["PATH"].startswith("/env/bin")
+    assert "PYTHONPATH" not in env and env["PATH"].startswith("/env/bin") and env["PYTHONSAFEPATH"] == "1"
 
 
 @pytest.mark.parametrize("args, message", [
