@@ -124,3 +124,11 @@ def test_two_environments_differing_in_one_pin(tmp_path):
     assert again.stderr.count("reused") == 2
     assert all(e["built now"] is False for e in json.loads((tmp_path / "reports" / "m2" / "matrix.json")
                                                          .read_text())["environments"])
+
+
+def test_upgrade_suite_loads_with_python_engines_only():
+    from compare.provenance import R_PACKAGES
+    from compare.suite import load_suite
+
+    suite = load_suite("upgrade")
+    assert suite.reps == 40 and not {e.name for e in suite.engines} & set(R_PACKAGES)  # R: one version each

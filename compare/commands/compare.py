@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -47,6 +48,10 @@ def handle(args: argparse.Namespace) -> int:
     if reasons and not args.allow_different:
         raise InputError(f"{base.run_id} and {run.run_id} are not comparable: {'; '.join(reasons)} "
                          "(--allow-different compares them anyway)")
+    if reasons and args.adjust == "none":  # other seeds: independent Monte Carlo error in every measure
+        print("hbench: note: runs that are not comparable differ by Monte Carlo error in every measure; "
+              "--adjust holm keeps false flags rare over thousands of them (README, 'Tracking an upgrade')",
+              file=sys.stderr)
     out = Path(args.json) if args.json else run.dir / f"compare-{base.run_id}.json"
     text = json.dumps(to_json(result, base, run, thresholds), indent=1, default=str) + "\n"
     out.write_text(text)
