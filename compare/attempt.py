@@ -4,7 +4,8 @@
 Every way a fit can end is an `Outcome` with a `Status`: the engine cannot run or cannot express the model
 (skipped, with its reason), it raised (failed, with the exception and the innermost frames), it returned NaN
 for every fixed effect and SD (failed: nothing to measure), or it returned estimates (ok). `wall_s` is the
-engine's own figure when it gives one, else the time around `fit`.
+engine's own figure when it gives one, else the time around `fit`; `cpu_s` is always measured here, around `fit`
+(`compare.cputime`: this process and its children), so every engine's is counted the same way.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import time
 import traceback
 from dataclasses import dataclass
 
+from compare.cputime import CpuClock
 from compare.data import FitData
 from compare.estimators.base import Estimator
 from compare.fitresult import FitResult
@@ -29,24 +31,28 @@ class Outcome:
     result: FitResult | None = None  # set when status is ok
     error: str = ""  # why it was skipped or failed
     wall_s: float = math.nan
+    cpu_s: float = math.nan
 
 
 def attempt(estimator: Estimator, data: FitData, seed: int) -> Outcome:
     """Fit `estimator` on `data` with `seed`; never raises for anything the engine does."""
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), CpuClock()
     try:
         for check in (estimator.available(), estimator.supports(data.model)):
             if not check:
                 return Outcome(Status.SKIPPED, error=check.reason)
         start = time.perf_counter()
+        cpu.restart()
         result = estimator.fit(data, seed=seed)
     except Exception as exc:  # a failing fit is a result, recorded with where it happened
-        return Outcome(Status.FAILED, error=describe_exception(exc), wall_s=time.perf_counter() - start)
+        return Outcome(Status.FAILED, error=describe_exception(exc), wall_s=time.perf_counter() - start,
+                       cpu_s=cpu.elapsed())
+    result.cpu_s = cpu.elapsed()
     if not math.isfinite(result.wall_s):
         result.wall_s = time.perf_counter() - start
     if _all_core_nan(result):
-        return Outcome(Status.FAILED, error=ALL_NAN, wall_s=result.wall_s)
-    return Outcome(Status.OK, result=result, wall_s=result.wall_s)
+        return Outcome(Status.FAILED, error=ALL_NAN, wall_s=result.wall_s, cpu_s=result.cpu_s)
+    return Outcome(Status.OK, result=result, wall_s=result.wall_s, cpu_s=result.cpu_s)
 
 
 def _all_core_nan(result: FitResult) -> bool:

@@ -285,6 +285,9 @@ class FitResult:
     warnings: list[str] = doc("warnings raised during the fit, one a line", default_factory=list)
     notes: list[str] = doc("what qualifies the fit (fallbacks, priors used, ...), one a line", default_factory=list)
     wall_s: float = doc("seconds for the whole fit, compile included", math.nan)
+    cpu_s: float = doc("CPU seconds of the fit, compile included: the worker's process time (every thread; R "
+                       "under rpy2) plus its child processes' (CmdStan, Rscript, httpstan's pool), measured by "
+                       "compare.attempt around fit; what `hbench compare` judges runtime on", math.nan)
     compile_s: float = doc("seconds spent compiling a model (0 when reused)", 0.0)
     warmup_s: float = doc("seconds of sampler warm-up (NaN when not reported apart)", math.nan)
     sampling_s: float = doc("seconds of sampling (warm-up included where not separated)", math.nan)

@@ -285,6 +285,7 @@ PARAM_KEYS = ["scenario", "cell", "engine", "parameter"]
 INTERVAL_KEYS = [*PARAM_KEYS, "interval"]  # interval measures: one row per parameter x interval type
 ROW_KEYS = ["scenario", "cell", "rep", "engine", "parameter"]  # one fit's rows of one parameter
 FIT_KEYS = ["scenario", "cell", "engine"]
+RUNTIME_COLUMNS = ("wall_s", "cpu_s")  # per fit: quantiles of each in fit_summary (cpu_s is what compare judges)
 NO_INTERVAL = "none"
 
 
@@ -473,9 +474,10 @@ def fit_summary(table: pd.DataFrame, reference: str | None = None) -> pd.DataFra
             hits = ok["treedepth_hits"] if "treedepth_hits" in ok else pd.Series(pd.NA, index=ok.index)
             _rate(put, "treedepth_rate", (hits > 0).where(hits.notna()))
             out["ess_bulk_per_s_median"] = float(ok["ess_bulk_per_s"].median())
-        wall = ok["wall_s"].dropna()
-        for q, label in ((0.1, "wall_s_q10"), (0.5, "wall_s_median"), (0.9, "wall_s_q90")):
-            out[label] = float(wall.quantile(q)) if len(wall) else math.nan
+        for col in RUNTIME_COLUMNS:
+            times = ok[col].dropna() if col in ok else ok["wall_s"].iloc[:0]  # cpu_s: absent in old runs
+            for q, label in ((0.1, "q10"), (0.5, "median"), (0.9, "q90")):
+                out[f"{col}_{label}"] = float(times.quantile(q)) if len(times) else math.nan
         out["compile_s_total"] = float(ok["compile_s"].fillna(0).sum())
         out["compile_count_total"] = float(ok["compile_count"].fillna(0).sum())
         rows.append(out)

@@ -70,7 +70,7 @@ _ARROW_TYPES = {"string": pa.string(), "int64": pa.int64(), "Int64": pa.int64(),
                 "boolean": pa.bool_()}
 ARROW_SCHEMA = pa.schema([(col, _ARROW_TYPES[dtype]) for col, dtype in SCHEMA.items()])
 # Columns that legitimately differ between two runs of the same seeds (clock time).
-TIMING_COLUMNS = ["wall_s", "compile_s", "warmup_s", "sampling_s", "compile_count", "ess_bulk_per_s"]
+TIMING_COLUMNS = ["wall_s", "cpu_s", "compile_s", "warmup_s", "sampling_s", "compile_count", "ess_bulk_per_s"]
 
 
 def schema_markdown() -> str:

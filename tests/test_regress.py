@@ -93,3 +93,58 @@ def test_quick_suite_matches_committed_baseline(tmp_path):
     res = subprocess.run([sys.executable, "-m", "compare", "compare", str(baseline), "now", "--results",
                           str(tmp_path), "--runtime-ratio", "5"], cwd=ROOT, env=env, capture_output=True, text=True)
     assert res.returncode == 0, res.stdout[-5000:]
+
+
+def test_markdown_summary_names_the_changes(runs):
+    res = hbench(runs, "compare", "base", "changed", "--format", "markdown", "--json", str(runs / "m.json"))
+    assert res.returncode == 1  # exit statuses do not depend on the format
+    md = res.stdout
+    assert md.startswith("### hbench compare: `base` -> `changed`") and "**CHANGED**" in md
+    assert "| parameters |" in md and "#### Flagged measures" in md
+    flagged = [line for line in md.splitlines() if line.startswith("| varying_intercept")]
+    assert any("b[x]" in line and "| bias " in line for line in flagged)
+    assert not any("sigma" in line for line in flagged)  # sigma did not move
+    same = hbench(runs, "compare", "base", "same", "--format", "markdown", "--json", str(runs / "m2.json"))
+    assert same.returncode == 0 and "No measure moved beyond its Monte Carlo error." in same.stdout
+
+
+def test_json_format_prints_what_it_writes(runs):
+    res = hbench(runs, "compare", "base", "same", "--format", "json", "--json", str(runs / "j.json"))
+    assert res.returncode == 0
+    assert json.loads(res.stdout) == json.loads((runs / "j.json").read_text())
+    rt = json.loads(res.stdout)["runtime"]
+    assert rt and all(r["judged"] == "cpu" and r["cpu_s_median_base"] > 0 for r in rt)
+
+
+def test_baseline_without_cpu_seconds_falls_back_to_wall_with_a_note(runs):
+    """A baseline written before cpu_s existed: runtime judged on wall seconds, said once, no crash."""
+    import shutil
+
+    import pyarrow.parquet as pq
+
+    old = runs / "results" / "oldbase"
+    if not old.exists():
+        shutil.copytree(runs / "results" / "base", old)
+        for part in (old / "parts").glob("*.parquet"):
+            table = pq.read_table(part)
+            pq.write_table(table.drop_columns(["cpu_s"]), part)
+    res = hbench(runs, "compare", "oldbase", "same", "--json", str(runs / "o.json"))
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "note: runtime judged on wall seconds" in res.stdout
+    out = json.loads((runs / "o.json").read_text())
+    assert out["notes"] and all(r["judged"] == "wall" for r in out["runtime"])
+
+
+def test_holm_flags_by_the_family_wise_level():
+    """Holm at alpha = P(|Z| > 3): of 1,000 no-change z values one at 3.5 is not flagged (its p, 4.7e-4, is
+    above alpha / 1000), one at 6 is; a per-measure threshold flags both."""
+    import numpy as np
+    import pandas as pd
+
+    from compare.regress import Thresholds, holm
+
+    z = np.zeros(1000)
+    z[:2] = [6.0, 3.5]
+    tables = [pd.DataFrame({"z": z[:400]}), pd.DataFrame({"z": z[400:]})]
+    holm(tables, Thresholds().alpha())
+    assert tables[0]["flagged"].tolist()[:2] == [True, False] and int(sum(t["flagged"].sum() for t in tables)) == 1
