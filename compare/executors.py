@@ -25,6 +25,7 @@ from typing import Iterator
 
 import pyarrow as pa
 
+from compare.lifeline import tie_to_parent
 from compare.status import Status
 from compare.tasks import Task, failure_rows, fit_all, prepare_worker, run_task
 
@@ -33,8 +34,9 @@ def _worker_main(conn: Connection) -> None:
     """Worker loop: receive a task, fit its engines one by one, reporting each start and result.
 
     The worker leads its own process group, so the processes its engines start (httpstan runs Stan
-    chains in a process pool) are killed with it and never outlive the run holding its stdout open."""
-    os.setpgrp()
+    chains in a process pool) are killed with it and never outlive the run holding its stdout open; and it
+    is tied to the parent (`compare.lifeline`): if the run's main process dies, the whole group ends."""
+    tie_to_parent()
     prepare_worker()
     while True:
         try:
@@ -218,10 +220,14 @@ class DaskExecutor:
 
         if self.scheduler:
             return Client(self.scheduler), None
+        from compare.lifeline_dask import LifelinePlugin
+
         dask.config.set({"distributed.scheduler.allowed-failures": 0})
         cluster = LocalCluster(n_workers=self.n, threads_per_worker=1, processes=True,
                                dashboard_address=None, silence_logs=40)
-        return Client(cluster), cluster
+        client = Client(cluster)
+        client.register_plugin(LifelinePlugin())  # its workers are our children: they end with this process
+        return client, cluster
 
     def run(self, tasks: list[Task]) -> Iterator[tuple[Task, pa.Table]]:
         """Keep at most one task per worker thread in flight, so time since submission is running time

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 
 from compare.harness import FailSafeTriggered, run as run_suite
@@ -24,6 +25,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
+    # SIGTERM (`timeout`, `kill`, SLURM's scancel) ends a run like Ctrl-C: workers stopped, manifest "interrupted"
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         store = run_suite(args.suite, run_id=args.run_id, reps=args.reps, seed=args.seed, workers=args.workers,
                           executor=args.executor, scheduler=args.scheduler, resume=args.resume,
