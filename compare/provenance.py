@@ -83,7 +83,9 @@ def _digest(data: bytes) -> str:
 
 def fingerprint(suite: "Suite") -> dict[str, Any]:
     """Content hashes of the suite's table and of each scenario's spec file, by scenario name."""
-    return {"suite": _digest(json.dumps(suite.raw, sort_keys=True, default=str).encode()),
+    # where it runs ([cluster]: queue, walltime...) is not what it computes: shards may be placed differently
+    what = {key: value for key, value in suite.raw.items() if key != "cluster"}
+    return {"suite": _digest(json.dumps(what, sort_keys=True, default=str).encode()),
             "scenarios": {s.scenario.name: _digest(Path(s.scenario.path).read_bytes()) for s in suite.scenarios}}
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from compare.catalogue import load_scenario, suite_path
+from compare.cluster import ClusterSpec, parse_cluster
 from compare.errors import InputError
 from compare.settings import Settings
 from compare.spec import Scenario
@@ -18,7 +19,8 @@ from compare.validate import check_keys as _keys
 from compare.validate import fail as _fail
 from compare.validate import read_toml
 
-_TOP = {"name", "description", "seed", "reps", "level", "timeout", "failsafe", "scenario", "engine", "reference"}
+_TOP = {"name", "description", "seed", "reps", "level", "timeout", "failsafe", "scenario", "engine", "reference",
+        "cluster"}
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,7 @@ class Suite:
     engines: tuple[EngineSpec, ...]
     reference: str | None  # engine for relative precision
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
+    cluster: ClusterSpec = field(default_factory=ClusterSpec)  # batch-cluster settings (compare.cluster)
 
 
 MAX_SEED = 2**63 - 1  # seeds are stored as int64
@@ -250,8 +253,10 @@ def parse_suite(raw: dict[str, Any], path: Path | None = None, *, reps: int | No
     if reference is not None and reference not in [e.label for e in engines]:
         problems.found.append(str(_fail("reference", f"{reference!r} is not one of the suite's engines")))
     name = problems.attempt(_name, raw.get("name", path.stem if path else "suite"))
+    cluster = problems.attempt(parse_cluster, raw.get("cluster", {}))
     problems.raise_any()
-    return Suite(name, path, run_seed, n_reps, level, timeout, rate, min_fits, scenarios, engines, reference, raw)
+    return Suite(name, path, run_seed, n_reps, level, timeout, rate, min_fits, scenarios, engines, reference, raw,
+                 cluster)
 
 
 def load_suite(source: str | Path, *, reps: int | None = None, seed: int | None = None) -> Suite:

@@ -19,6 +19,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--executor", choices=["local", "dask"], default="local")
     p.add_argument("--scheduler", help="dask scheduler address (default: a LocalCluster)")
     p.add_argument("--resume", metavar="RUN_ID", help="complete a run that was interrupted")
+    p.add_argument("--shard", metavar="i/N", help="run only shard i of N of the tasks into --run-id (array jobs on a "
+                   "shared filesystem; every shard gets the same SUITE, --run-id and N)")
     p.add_argument("--results", default="results", help="results root folder")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(handler=handle)
@@ -29,7 +31,7 @@ def handle(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         store = run_suite(args.suite, run_id=args.run_id, reps=args.reps, seed=args.seed, workers=args.workers,
-                          executor=args.executor, scheduler=args.scheduler, resume=args.resume,
+                          executor=args.executor, scheduler=args.scheduler, resume=args.resume, shard=args.shard,
                           root=args.results, progress=not args.no_progress)
     except FailSafeTriggered as exc:
         print(f"hbench: {exc}. Results so far are kept; fix the cause and resume.", file=sys.stderr)

@@ -1,0 +1,103 @@
+"""A batch cluster's settings: a suite's `[cluster]` table (queue, cores, memory, walltime, ...), read by
+`--executor slurm` (dask-jobqueue: the workers are SLURM jobs) and by `hbench slurm-script` (an sbatch array
+script, one array task per shard, no scheduler process).
+
+    [cluster]
+    queue = "short"         # SLURM partition (sbatch --partition); empty: the cluster's default
+    account = ""            # sbatch --account
+    cores = 4               # cores per job: its hbench workers (sbatch --cpus-per-task)
+    memory = "8GB"          # per job (sbatch --mem)
+    walltime = "04:00:00"   # per job (sbatch --time)
+    jobs = 2                # --executor slurm: how many worker jobs to keep running
+    setup = ["module load R/4.3"]   # shell lines run in each job before hbench (modules, a venv)
+    extra = ["--qos=normal"]        # further sbatch options, each as sbatch spells it
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from compare.validate import check_keys, fail
+
+_MEMORY = re.compile(r"^\d+(\.\d+)?\s*([KMGT]i?B?)?$", re.IGNORECASE)
+_WALLTIME = re.compile(r"^(\d+-)?\d{1,3}(:\d{2}){0,2}$")  # SLURM: minutes, MM:SS, HH:MM:SS, D-HH:MM:SS
+
+
+@dataclass(frozen=True)
+class ClusterSpec:
+    queue: str = ""
+    account: str = ""
+    cores: int = 1
+    memory: str = "4GB"
+    walltime: str = "01:00:00"
+    jobs: int = 1
+    setup: tuple[str, ...] = ()
+    extra: tuple[str, ...] = ()
+
+    @property
+    def sbatch_memory(self) -> str:
+        """sbatch wants 8G, not 8GB: its units are K, M, G, T."""
+        number, unit = re.match(r"^(\d+(?:\.\d+)?)\s*([KMGT]?)", self.memory.upper()).groups()
+        return f"{number}{unit or 'M'}"
+
+
+def _text(value: Any, where: str, pattern: re.Pattern | None = None, hint: str = "") -> str:
+    if not isinstance(value, str) or "\n" in value or (pattern is not None and not pattern.match(value)):
+        raise fail(where, f"{value!r}: expected {hint or 'a string on one line'}")
+    return value
+
+
+def _count(value: Any, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 10_000:
+        raise fail(where, f"{value!r} must be a whole number from 1 to 10000")
+    return value
+
+
+def _lines(value: Any, where: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) and "\n" not in v for v in value):
+        raise fail(where, f"{value!r}: expected a list of one-line strings")
+    return tuple(value)
+
+
+def parse_cluster(raw: Any) -> ClusterSpec:
+    """The suite's `[cluster]` table as a ClusterSpec; InputError names the field that is wrong."""
+    table = check_keys(raw, {f.name for f in fields(ClusterSpec)}, "cluster")
+    d = ClusterSpec()
+    return ClusterSpec(
+        queue=_text(table.get("queue", d.queue), "cluster.queue"),
+        account=_text(table.get("account", d.account), "cluster.account"),
+        cores=_count(table.get("cores", d.cores), "cluster.cores"),
+        memory=_text(table.get("memory", d.memory), "cluster.memory", _MEMORY, "a size such as \"8GB\" or \"500MB\""),
+        walltime=_text(table.get("walltime", d.walltime), "cluster.walltime", _WALLTIME,
+                       "a SLURM time such as \"04:00:00\" or \"1-12:00:00\""),
+        jobs=_count(table.get("jobs", d.jobs), "cluster.jobs"),
+        setup=_lines(table.get("setup", []), "cluster.setup"),
+        extra=_lines(table.get("extra", []), "cluster.extra"))
+
+
+def sbatch_script(spec: ClusterSpec, *, suite: Path, run_id: str, shards: int, python: str, results: Path,
+                  workdir: Path, extra_args: list[str] = (), global_args: list[str] = ()) -> str:
+    """An sbatch array script: array task i runs `hbench run SUITE --run-id RUN_ID --shard i/N` with one worker
+    per core of its job, all into one run folder (paths absolute: the jobs start elsewhere)."""
+    q = shlex.quote
+    head = ["#!/bin/bash", f"#SBATCH --job-name={q('hbench-' + run_id)}", f"#SBATCH --array=1-{shards}",
+            "#SBATCH --ntasks=1", f"#SBATCH --cpus-per-task={spec.cores}", f"#SBATCH --mem={spec.sbatch_memory}",
+            f"#SBATCH --time={spec.walltime}", f"#SBATCH --chdir={q(str(workdir))}",
+            f"#SBATCH --output={q('hbench-' + run_id + '-%A_%a.out')}"]  # in --chdir: a folder that exists
+    head += [f"#SBATCH --partition={q(spec.queue)}"] * bool(spec.queue)
+    head += [f"#SBATCH --account={q(spec.account)}"] * bool(spec.account)
+    head += [f"#SBATCH {option}" for option in spec.extra]
+    cmd = [python, "-m", "compare", *global_args, "run", str(suite), "--run-id", run_id, "--results", str(results), "--no-progress",
+           *extra_args]
+    body = ["# Written by `hbench slurm-script`. Submit with `sbatch THIS_FILE`; when every array task has ended,",
+            f"# `hbench verify {run_id} --results {results}` says whether the run is complete or names the missing",
+            "# tasks. An array task that failed or ran out of time is rerun by `sbatch --array=I THIS_FILE`:",
+            "# it skips the tasks its shard already finished.",
+            "set -euo pipefail", *spec.setup,
+            " ".join(q(c) for c in cmd) + f' --shard "${{SLURM_ARRAY_TASK_ID}}/{shards}"'
+            ' --workers "${SLURM_CPUS_PER_TASK:-1}"']
+    return "\n".join(head + [""] + body) + "\n"
