@@ -107,7 +107,9 @@ def run(suite_path: str | None, *, run_id: str | None = None, reps: int | None =
         return _run_shard(suite_path, parse_shard(shard), run_id=run_id, reps=reps, seed=seed, workers=workers,
                           executor=executor, scheduler=scheduler, resume=resume, root=root, progress=progress)
     if resume:
-        store, suite, manifest = _resumed(resume, root, suite_path=suite_path, run_id=run_id, reps=reps, seed=seed)
+        store, suite, manifest = _resumed(resume, root, suite_path=suite_path, run_id=run_id, seed=seed)
+        if reps is not None:
+            suite = _extended(store, manifest, suite, reps)
     else:
         if suite_path is None:
             raise InputError("give a suite file, or --resume RUN_ID")
@@ -148,6 +150,27 @@ def _resumed(resume: str, root: Path | str, **given_values: Any) -> tuple[RunSto
                          + (f" (and {len(changed) - 1} more changes)" if len(changed) > 1 else "")
                          + "; start a new run")
     return store, suite, manifest
+
+
+def _extended(store: RunStore, manifest: dict[str, Any], suite: Suite, reps: int) -> Suite:
+    """The run's suite with `reps` replications of every cell, recorded in the manifest (what it had before,
+    when). The seeds are addressed by replication, so replications 0..had-1 are the tasks already stored
+    (skipped, never refitted) and the new ones are those a run started with `reps` would have had."""
+    from compare.suite import parse_suite
+
+    had = {s.scenario.name: s.reps for s in suite.scenarios}
+    most = max(had, key=had.get)
+    if reps < had[most]:
+        raise InputError(f"--reps {reps}: run {store.run_id!r} already has {had[most]} replications of {most}; "
+                         "--reps with --resume adds replications, it never drops any")
+    extended = parse_suite(manifest["suite_raw"], suite.path, reps=reps, seed=manifest["run_seed"])
+    n_tasks = len(expand(extended))
+    if n_tasks != manifest["n_tasks"]:
+        manifest.setdefault("extensions", []).append(
+            {"at": _now(), "reps_before": manifest.get("reps_override") or had, "reps": reps,
+             "n_tasks_before": manifest["n_tasks"], "n_tasks": n_tasks})
+    manifest.update(reps=reps, reps_override=reps, n_tasks=n_tasks)
+    return extended
 
 
 def _finish(store: RunStore, manifest: dict[str, Any], state: str) -> None:

@@ -12,7 +12,8 @@ from compare.harness import FailSafeTriggered, run as run_suite
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="run a suite of scenarios x engines x replications")
     p.add_argument("suite", nargs="?", help="suite file, or a name from scenarios/suites/ (quick, default, paper)")
-    p.add_argument("--reps", type=int, help="replications per cell (overrides the suite)")
+    p.add_argument("--reps", type=int, help="replications per cell (overrides the suite); with --resume, "
+                   "extends the run to N replications (adds, never refits)")
     p.add_argument("--workers", type=int, help="worker processes (default: one per core)")
     p.add_argument("--seed", type=int, help="run seed (overrides the suite)")
     p.add_argument("--run-id", help="results/<run-id>/ (default: <suite>-<timestamp>)")
