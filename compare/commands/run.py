@@ -5,8 +5,11 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+from functools import partial
 
+from compare.errors import InputError
 from compare.harness import FailSafeTriggered, run as run_suite
+from compare.precision import parse_targets, run_until, summary
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -22,6 +25,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", metavar="RUN_ID", help="complete a run that was interrupted")
     p.add_argument("--shard", metavar="i/N", help="run only shard i of N of the tasks into --run-id (array jobs on a "
                    "shared filesystem; every shard gets the same SUITE, --run-id and N)")
+    p.add_argument("--until-mcse", action="append", metavar="MEASURE=MCSE",
+                   help="run batches of replications until every key MEASURE (coverage, bias, rejection) has a Monte "
+                        "Carlo SE of at most MCSE, e.g. coverage=0.01; repeatable; needs --max-reps")
+    p.add_argument("--max-reps", type=int, help="with --until-mcse: stop at this many replications per cell")
     p.add_argument("--results", default="results", help="results root folder")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(handler=handle)
@@ -30,12 +37,35 @@ def register(sub: argparse._SubParsersAction) -> None:
 def handle(args: argparse.Namespace) -> int:
     # SIGTERM (`timeout`, `kill`, SLURM's scancel) ends a run like Ctrl-C: workers stopped, manifest "interrupted"
     signal.signal(signal.SIGTERM, signal.default_int_handler)
+    common = dict(workers=args.workers, executor=args.executor, scheduler=args.scheduler, root=args.results,
+                  progress=not args.no_progress)
+    start = partial(run_suite, args.suite, run_id=args.run_id, reps=args.reps, seed=args.seed, resume=args.resume,
+                    shard=args.shard, **common)
     try:
-        store = run_suite(args.suite, run_id=args.run_id, reps=args.reps, seed=args.seed, workers=args.workers,
-                          executor=args.executor, scheduler=args.scheduler, resume=args.resume, shard=args.shard,
-                          root=args.results, progress=not args.no_progress)
+        if args.until_mcse or args.max_reps is not None:
+            store, lines = _until(args, start, common)
+        else:
+            store, lines = start(), []
     except FailSafeTriggered as exc:
         print(f"hbench: {exc}. Results so far are kept; fix the cause and resume.", file=sys.stderr)
         return 1
     print(f"run {store.run_id}: {len(store.done_keys())} tasks in {store.dir}")
+    for line in lines:
+        print(line)
     return 0
+
+
+def _until(args: argparse.Namespace, start, common: dict) -> tuple:
+    if not args.until_mcse or args.max_reps is None:
+        raise InputError("--until-mcse and --max-reps go together: targets, and a cap on replications per cell")
+    if args.shard:
+        raise InputError("--until-mcse runs batches one after another: it cannot run a --shard")
+    if args.max_reps < 1:
+        raise InputError(f"--max-reps {args.max_reps}: must be at least 1")
+    targets = parse_targets(args.until_mcse)
+
+    def extend(run_id: str, reps: int):
+        return run_suite(None, resume=run_id, reps=reps, **common)
+
+    store, found, reps = run_until(targets, args.max_reps, start, extend)
+    return store, summary(found, reps, args.max_reps)
