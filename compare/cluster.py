@@ -79,6 +79,30 @@ def parse_cluster(raw: Any) -> ClusterSpec:
         extra=_lines(table.get("extra", []), "cluster.extra"))
 
 
+# The settings a command line may override (the rest are the suite's to say), with their types.
+OVERRIDES = {"queue": str, "account": str, "cores": int, "memory": str, "walltime": str, "jobs": int}
+
+
+def add_arguments(parser) -> None:
+    """--queue, --cores, ...: override the suite's `[cluster]` table for this command."""
+    for name, kind in OVERRIDES.items():
+        parser.add_argument(f"--{name}", type=kind, help=f"[cluster] {name} for this run (overrides the suite)")
+
+
+def given(args) -> dict[str, Any]:
+    """The --queue, --cores, ... a command line gave."""
+    return {name: getattr(args, name) for name in OVERRIDES if getattr(args, name, None) is not None}
+
+
+def overridden(suite, given: dict[str, Any] | None) -> Any:
+    """The suite with its `[cluster]` table overridden by `given` (checked as the table is)."""
+    if not given:
+        return suite
+    from dataclasses import replace
+
+    return replace(suite, cluster=parse_cluster({**suite.raw.get("cluster", {}), **given}))
+
+
 def sbatch_script(spec: ClusterSpec, *, suite: Path, run_id: str, shards: int, python: str, results: Path,
                   workdir: Path, extra_args: list[str] = (), global_args: list[str] = ()) -> str:
     """An sbatch array script: array task i runs `hbench run SUITE --run-id RUN_ID --shard i/N` with one worker

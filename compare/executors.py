@@ -17,6 +17,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import signal
+import sys
 import time
 from collections import defaultdict, deque
 from dataclasses import dataclass, field, replace
@@ -229,6 +230,9 @@ class DaskExecutor:
         client.register_plugin(LifelinePlugin())  # its workers are our children: they end with this process
         return client, cluster
 
+    def _slots(self, client) -> int:
+        return max(1, sum(client.nthreads().values()))
+
     def run(self, tasks: list[Task]) -> Iterator[tuple[Task, pa.Table]]:
         """Keep at most one task per worker thread in flight, so time since submission is running time
         and the per-fit timeout (times the task's engine count) can be enforced from here."""
@@ -236,9 +240,9 @@ class DaskExecutor:
 
         client, cluster = self._client()
         try:
-            slots = max(1, sum(client.nthreads().values()))
             queue, running = deque(tasks), {}
             while queue or running:
+                slots = self._slots(client)  # again each round: batch-cluster workers come and go
                 while queue and len(running) < slots:
                     t = queue.popleft()
                     running[client.submit(run_task, t, key=f"hbench-{t.key}", pure=False)] = (t, time.perf_counter())
@@ -277,3 +281,38 @@ class DaskExecutor:
         future.cancel()
         if holders:
             client.restart_workers(holders)
+
+
+class SlurmExecutor(DaskExecutor):
+    """Dask on SLURM (dask-jobqueue): the workers are SLURM jobs, `spec.jobs` of them, each with `spec.cores`
+    single-threaded worker processes, started by sbatch with the queue, memory and walltime of the suite's
+    `[cluster]` table. The scheduler runs in this process; when it goes, the workers lose it and end after
+    `DEATH_TIMEOUT_S` (and SLURM ends their jobs), and `close` cancels the jobs at once."""
+
+    DEATH_TIMEOUT_S = 30
+    START_TIMEOUT_S = 600  # a queue can be slow to start the first job
+
+    def __init__(self, spec, timeout: float, log_dir: str | None = None) -> None:
+        super().__init__(spec.jobs * spec.cores, timeout)
+        self.spec = spec
+        self.log_dir = log_dir  # the jobs' stdout and stderr (default: the working directory)
+
+    def _client(self):
+        import dask
+        from dask_jobqueue import SLURMCluster
+        from distributed import Client
+
+        from compare.lifeline_dask import LifelinePlugin
+
+        s = self.spec
+        dask.config.set({"distributed.scheduler.allowed-failures": 0})
+        cluster = SLURMCluster(queue=s.queue or None, account=s.account or None, cores=s.cores, processes=s.cores,
+                               memory=s.memory, walltime=s.walltime, job_extra_directives=list(s.extra),
+                               job_script_prologue=list(s.setup), python=sys.executable,
+                               death_timeout=self.DEATH_TIMEOUT_S, scheduler_options={"dashboard_address": None},
+                               log_directory=self.log_dir, silence_logs=40)
+        cluster.scale(jobs=s.jobs)
+        client = Client(cluster)
+        client.register_plugin(LifelinePlugin())  # a worker and its fits' processes end with its nanny
+        client.wait_for_workers(1, timeout=self.START_TIMEOUT_S)
+        return client, cluster

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -18,8 +18,9 @@ import pandas as pd
 import pyarrow as pa
 from tqdm import tqdm
 
+from compare.cluster import overridden
 from compare.errors import InputError
-from compare.executors import DaskExecutor, LocalExecutor
+from compare.executors import DaskExecutor, LocalExecutor, SlurmExecutor
 from compare.provenance import changes, fingerprint, git_commit, machine, versions
 from compare.shards import SHARDED, Shard, join, parse_shard, record
 from compare.status import FAILED, Status
@@ -86,26 +87,29 @@ def suite_from_manifest(manifest: dict[str, Any]) -> Suite:
         raise InputError(f"the run's manifest lacks its suite ({exc}): it cannot be resumed") from None
 
 
-def _executor(kind: str, workers: int, timeout: float, scheduler: str | None):
+def _executor(kind: str, workers: int, suite: Suite, scheduler: str | None, store: RunStore):
     if kind == "local":
-        return LocalExecutor(workers, timeout)
+        return LocalExecutor(workers, suite.timeout)
     if kind == "dask":
-        return DaskExecutor(workers, timeout, scheduler)
-    raise InputError(f"--executor {kind!r}: choose local or dask")
+        return DaskExecutor(workers, suite.timeout, scheduler)
+    if kind == "slurm":
+        return SlurmExecutor(suite.cluster, suite.timeout, str(store.dir / "slurm-logs"))
+    raise InputError(f"--executor {kind!r}: choose local, dask or slurm")
 
 
 def run(suite_path: str | None, *, run_id: str | None = None, reps: int | None = None, seed: int | None = None,
         workers: int | None = None, executor: str = "local", scheduler: str | None = None,
         resume: str | None = None, shard: str | None = None, root: Path | str = RESULTS_DIR,
-        progress: bool = True) -> RunStore:
-    """Run (or resume) a suite into results/<run_id>/, or one shard of it (`compare.shards`). Returns the store;
-    raises FailSafeTriggered."""
+        progress: bool = True, cluster: dict[str, Any] | None = None) -> RunStore:
+    """Run (or resume) a suite into results/<run_id>/, or one shard of it (`compare.shards`). `cluster` overrides
+    the suite's [cluster] table (--executor slurm). Returns the store; raises FailSafeTriggered."""
     workers = workers or os.cpu_count() or 1
     if workers < 1:
         raise InputError(f"--workers {workers}: must be at least 1")
     if shard is not None:
         return _run_shard(suite_path, parse_shard(shard), run_id=run_id, reps=reps, seed=seed, workers=workers,
-                          executor=executor, scheduler=scheduler, resume=resume, root=root, progress=progress)
+                          executor=executor, scheduler=scheduler, resume=resume, root=root, progress=progress,
+                          cluster=cluster)
     if resume:
         store, suite, manifest = _resumed(resume, root, suite_path=suite_path, run_id=run_id, seed=seed)
         if reps is not None:
@@ -117,6 +121,7 @@ def run(suite_path: str | None, *, run_id: str | None = None, reps: int | None =
         run_id = run_id or f"{suite.name}-{dt.datetime.now():%Y%m%d-%H%M%S}"
         store = RunStore(run_id, root)
         manifest = None
+    suite = overridden(suite, cluster)
     tasks = expand(suite, str(store.dir))
     if manifest is None:
         manifest = new_manifest(suite, tasks, executor, workers, reps)
@@ -124,13 +129,19 @@ def run(suite_path: str | None, *, run_id: str | None = None, reps: int | None =
     store.acquire()
     try:
         manifest["status"] = "running"
-        manifest["sessions"].append({"started": _now(), "executor": executor, "workers": workers})
+        manifest["sessions"].append(_session(executor, workers, suite))
         store.write_manifest(manifest)
-        _recorded(lambda: _execute(store, suite, tasks, _executor(executor, workers, suite.timeout, scheduler),
+        _recorded(lambda: _execute(store, suite, tasks, _executor(executor, workers, suite, scheduler, store),
                                    progress), lambda state: _finish(store, manifest, state))
     finally:
         store.release()
     return store
+
+
+def _session(executor: str, workers: int, suite: Suite) -> dict[str, Any]:
+    where = {"cluster": asdict(suite.cluster), "workers": suite.cluster.jobs * suite.cluster.cores} \
+        if executor == "slurm" else {}
+    return {"started": _now(), "executor": executor, "workers": workers, **where}
 
 
 def _resumed(resume: str, root: Path | str, **given_values: Any) -> tuple[RunStore, Suite, dict[str, Any]]:
@@ -196,12 +207,12 @@ def _recorded(execute: Callable[[], None], record: Callable[[str], None]) -> Non
 
 def _run_shard(suite_path: str | None, shard: Shard, *, run_id: str | None, reps: int | None, seed: int | None,
                workers: int, executor: str, scheduler: str | None, resume: str | None, root: Path | str,
-               progress: bool) -> RunStore:
+               progress: bool, cluster: dict[str, Any] | None) -> RunStore:
     """Run shard i of N into results/<run_id>/: create the run if this shard is first, else join it."""
     if resume or suite_path is None or run_id is None:
         raise InputError("--shard runs one shard of a run: give SUITE and --run-id (the same for every shard); "
                          "run a shard again the same way to finish it")
-    suite = load_suite(suite_path, reps=reps, seed=seed)
+    suite = overridden(load_suite(suite_path, reps=reps, seed=seed), cluster)
     store = RunStore(run_id, root)
     tasks = expand(suite, str(store.dir))
     if not store.exists():
@@ -218,7 +229,7 @@ def _run_shard(suite_path: str | None, shard: Shard, *, run_id: str | None, reps
         mine = shard.of(tasks)
         rec = record(shard, executor, workers, len(mine), _now())
         store.write_shard_record(shard.label, rec)
-        ex = _executor(executor, workers, suite.timeout, scheduler)
+        ex = _executor(executor, workers, suite, scheduler, store)
 
         def finish(state: str) -> None:
             rec.update(status=state, finished=_now())

@@ -7,6 +7,7 @@ import signal
 import sys
 from functools import partial
 
+from compare import cluster
 from compare.errors import InputError
 from compare.harness import FailSafeTriggered, run as run_suite
 from compare.precision import parse_targets, run_until, summary
@@ -20,7 +21,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=int, help="worker processes (default: one per core)")
     p.add_argument("--seed", type=int, help="run seed (overrides the suite)")
     p.add_argument("--run-id", help="results/<run-id>/ (default: <suite>-<timestamp>)")
-    p.add_argument("--executor", choices=["local", "dask"], default="local")
+    p.add_argument("--executor", choices=["local", "dask", "slurm"], default="local",
+                   help="local: a pool of worker processes; dask: a Dask cluster (--scheduler, or a local one); "
+                        "slurm: Dask workers as SLURM jobs (the suite's [cluster] table, or --queue ...)")
     p.add_argument("--scheduler", help="dask scheduler address (default: a LocalCluster)")
     p.add_argument("--resume", metavar="RUN_ID", help="complete a run that was interrupted")
     p.add_argument("--shard", metavar="i/N", help="run only shard i of N of the tasks into --run-id (array jobs on a "
@@ -29,6 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="run batches of replications until every key MEASURE (coverage, bias, rejection) has a Monte "
                         "Carlo SE of at most MCSE, e.g. coverage=0.01; repeatable; needs --max-reps")
     p.add_argument("--max-reps", type=int, help="with --until-mcse: stop at this many replications per cell")
+    cluster.add_arguments(p)
     p.add_argument("--results", default="results", help="results root folder")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(handler=handle)
@@ -38,7 +42,7 @@ def handle(args: argparse.Namespace) -> int:
     # SIGTERM (`timeout`, `kill`, SLURM's scancel) ends a run like Ctrl-C: workers stopped, manifest "interrupted"
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     common = dict(workers=args.workers, executor=args.executor, scheduler=args.scheduler, root=args.results,
-                  progress=not args.no_progress)
+                  progress=not args.no_progress, cluster=cluster.given(args))
     start = partial(run_suite, args.suite, run_id=args.run_id, reps=args.reps, seed=args.seed, resume=args.resume,
                     shard=args.shard, **common)
     try:

@@ -9,7 +9,7 @@ import datetime as dt
 import sys
 from pathlib import Path
 
-from compare.cluster import sbatch_script
+from compare.cluster import add_arguments, given, overridden, sbatch_script
 from compare.errors import InputError
 from compare.store import RunStore
 from compare.suite import load_suite
@@ -23,6 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--reps", type=int, help="replications per cell (overrides the suite), for every shard")
     p.add_argument("--seed", type=int, help="run seed (overrides the suite), for every shard")
     p.add_argument("--results", default="results", help="results root folder (on a filesystem every node sees)")
+    add_arguments(p)
     p.add_argument("--output", "-o", help="write the script here (default: standard output)")
     p.set_defaults(handler=handle)
 
@@ -30,7 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def handle(args: argparse.Namespace) -> int:
     if args.shards < 1:
         raise InputError(f"--shards {args.shards}: must be at least 1")
-    suite = load_suite(args.suite, reps=args.reps, seed=args.seed)  # a bad suite fails here, not on the cluster
+    suite = overridden(load_suite(args.suite, reps=args.reps, seed=args.seed), given(args))  # fails here, not there
     if args.shards > (n := _n_tasks(suite)):
         raise InputError(f"--shards {args.shards}: the suite has only {n} tasks")
     run_id = args.run_id or f"{suite.name}-{dt.datetime.now():%Y%m%d-%H%M%S}"
