@@ -31,13 +31,13 @@ from compare.status import Status
 from compare.tasks import Task, failure_rows, fit_all, prepare_worker, run_task
 
 
-def _worker_main(conn: Connection) -> None:
+def _worker_main(conn: Connection, parent: int) -> None:
     """Worker loop: receive a task, fit its engines one by one, reporting each start and result.
 
     The worker leads its own process group, so the processes its engines start (httpstan runs Stan
     chains in a process pool) are killed with it and never outlive the run holding its stdout open; and it
     is tied to the parent (`compare.lifeline`): if the run's main process dies, the whole group ends."""
-    tie_to_parent()
+    tie_to_parent(parent)
     prepare_worker()
     while True:
         try:
@@ -81,7 +81,7 @@ class LocalExecutor:
 
     def _spawn(self) -> _Worker:
         parent, child = self.ctx.Pipe()
-        proc = self.ctx.Process(target=_worker_main, args=(child,), daemon=False)  # PyStan builds in a process pool
+        proc = self.ctx.Process(target=_worker_main, args=(child, os.getpid()), daemon=False)  # PyStan builds in a process pool
         proc.start()
         child.close()
         return _Worker(proc, parent)
@@ -227,7 +227,7 @@ class DaskExecutor:
         cluster = LocalCluster(n_workers=self.n, threads_per_worker=1, processes=True,
                                dashboard_address=None, silence_logs=40)
         client = Client(cluster)
-        client.register_plugin(LifelinePlugin())  # its workers are our children: they end with this process
+        client.register_plugin(LifelinePlugin(os.getpid()))  # its workers are our children: they end with us
         return client, cluster
 
     def _slots(self, client) -> int:

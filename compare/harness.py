@@ -223,7 +223,7 @@ def _run_shard(suite_path: str | None, shard: Shard, *, run_id: str | None, reps
         except InputError:
             if not store.exists():
                 raise  # not a shard that started at the same moment: a folder without a manifest
-    manifest = join(store, suite, shard, reps)
+    join(store, suite, shard, reps)  # InputError unless this shard runs what the run runs
     fd = store.acquire_shard(shard.label)
     try:
         mine = shard.of(tasks)

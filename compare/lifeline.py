@@ -44,7 +44,7 @@ _TIED = False
 
 
 def _pdeathsig() -> None:
-    """SIGKILL this process when its parent dies (Linux; elsewhere the reaper alone does it)."""
+    """SIGKILL this process when its parent dies (Linux only: see `supported`)."""
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
@@ -54,9 +54,11 @@ def supported() -> bool:
     return sys.platform.startswith("linux") and os.path.isdir("/proc/self")
 
 
-def tie_to_parent() -> subprocess.Popen | None:
-    """Make this process (a worker) and everything it starts end when its parent ends. Idempotent; returns the
-    reaper (None where /proc is missing: not Linux, where workers then only lead their own group)."""
+def tie_to_parent(parent: int | None = None) -> subprocess.Popen | None:
+    """Make this process (a worker) and everything it starts end when its parent ends. `parent`: the pid the
+    parent had when it started us (None: whatever parent we have now), so that a parent that died before this
+    ran is seen. Idempotent; returns the reaper (None where /proc is missing: not Linux, where workers then only
+    lead their own group)."""
     global _TIED
     if _TIED:
         return None
@@ -65,9 +67,9 @@ def tie_to_parent() -> subprocess.Popen | None:
     _TIED = True
     if not supported():
         return None
-    parent = os.getppid()
+    parent = parent or os.getppid()
     _pdeathsig()
-    if os.getppid() != parent:  # the parent died before the kernel was told: end now
+    if os.getppid() != parent:  # the parent died before the kernel was told (man prctl): end now
         os.killpg(os.getpgrp(), signal.SIGKILL)
     return subprocess.Popen([sys.executable, "-I", "-S", "-c", _REAPER, str(parent), str(os.getpid()),
                              str(os.getpgrp())], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,

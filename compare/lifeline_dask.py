@@ -12,5 +12,8 @@ from compare.lifeline import tie_to_parent
 class LifelinePlugin(WorkerPlugin):
     name = "hbench-lifeline"
 
+    def __init__(self, parent: int | None = None) -> None:
+        self.parent = parent  # the pid of the workers' parent (a LocalCluster's: this process); None: their own
+
     def setup(self, worker) -> None:  # noqa: ARG002 - the plugin protocol passes the worker
-        tie_to_parent()
+        tie_to_parent(self.parent)

@@ -92,8 +92,8 @@ SAMPLERS = {"pymc", "stan", "rstanarm", "brms"}
 @pytest.mark.slow
 def test_the_quick_suite_through_slurm_equals_a_local_run(tmp_path, slurm):
     """Every shipped engine, two SLURM jobs of one core against two local workers: the samplers bit for bit
-    (seeded, one BLAS thread everywhere), the frequentist engines to 1e-6 relative (their optimizers' tolerance
-    is far coarser than that; on one machine they agree exactly unless the order of work changes a start)."""
+    (seeded, one BLAS thread everywhere), the frequentist engines to 1e-6 relative (lme4 moves by ~1e-8 when its
+    R session fitted other replications first: its optimizer's tolerance)."""
     env = {k: v for k, v in slurm.items() if k != "HBENCH_ENGINES"}
     args = ["--no-progress", "--results", str(tmp_path / "results")]
     for run_id, extra in (("local", ["--workers", "2"]), ("slurm", ["--executor", "slurm", "--cores", "1",
@@ -101,7 +101,7 @@ def test_the_quick_suite_through_slurm_equals_a_local_run(tmp_path, slurm):
         res = subprocess.run([sys.executable, "-m", "compare", "run", "quick", "--run-id", run_id, *args, *extra],
                              capture_output=True, text=True, cwd=tmp_path, env=env)
         assert res.returncode == 0, res.stderr[-2000:]
-    local, remote = table(tmp_path, "local"), table(tmp_path, "slurm")
+    local, remote = (table(tmp_path, run_id).drop(columns=["details"]) for run_id in ("local", "slurm"))  # R's times
     sampled = local["engine"].isin(SAMPLERS)
     pd.testing.assert_frame_equal(local[sampled], remote[sampled])
     pd.testing.assert_frame_equal(local[~sampled], remote[~sampled], check_exact=False, rtol=1e-6)

@@ -24,9 +24,9 @@ def shard(tmp, suite, i, n=3, run_id="sh", *extra) -> subprocess.Popen:
                             cwd=tmp, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def finish(*procs: subprocess.Popen) -> None:
+def finish(*procs: subprocess.Popen, timeout: float = 300) -> None:
     for p in procs:
-        out, err = p.communicate(timeout=300)
+        out, err = p.communicate(timeout=timeout)
         assert p.returncode == 0, err[-2000:]
 
 
@@ -78,8 +78,10 @@ def test_three_concurrent_shards_equal_an_unsharded_run(tmp_path):
 
 @pytest.mark.slow
 def test_the_quick_suite_in_three_shards_equals_an_unsharded_run(tmp_path):
-    """Every shipped engine: the frequentist ones deterministic, the samplers seeded, so bit for bit (timings
-    aside). Minutes: the quick suite twice."""
+    """Every shipped engine: samplers bit for bit (seeded), everything else to 1e-6 relative: lme4 moves by
+    ~1e-8 when its R session has fitted other replications first (its optimizer's tolerance), and `details`
+    holds R's own wall time. Measured 3 Dec 2026: every engine but lme4 bit for bit. Minutes: the quick
+    suite twice."""
     env = {k: v for k, v in ENV.items() if k != "HBENCH_ENGINES"}
     root = ["--results", str(tmp_path / "results"), "--no-progress", "--workers", "1"]
     whole = subprocess.run([sys.executable, "-m", "compare", "run", "quick", "--run-id", "whole", *root],
@@ -88,8 +90,12 @@ def test_the_quick_suite_in_three_shards_equals_an_unsharded_run(tmp_path):
     procs = [subprocess.Popen([sys.executable, "-m", "compare", "run", "quick", "--run-id", "sh", "--shard", f"{i}/3",
                                *root], cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for i in (1, 2, 3)]
-    finish(*procs)
-    pd.testing.assert_frame_equal(table(tmp_path, "whole"), table(tmp_path, "sh"))
+    finish(*procs, timeout=3600)
+    whole, sharded = (table(tmp_path, run_id).drop(columns=["details"]) for run_id in ("whole", "sh"))
+    sampled = whole["engine"].isin(["pymc", "stan", "rstanarm", "brms"])
+    assert sampled.any()
+    pd.testing.assert_frame_equal(whole[sampled], sharded[sampled])
+    pd.testing.assert_frame_equal(whole, sharded, check_exact=False, rtol=1e-6)
 
 
 CLUSTER = ('[cluster]\nqueue = "short"\naccount = "lab"\ncores = 4\nmemory = "8GB"\nwalltime = "04:00:00"\n'
