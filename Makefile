@@ -11,7 +11,7 @@ STAMP := .venv/.hbench-setup
 SETUP_INPUTS := pyproject.toml scripts/install_r.sh scripts/install_debian.sh scripts/install_cmdstan.sh \
 	scripts/assemble_cmdstan.sh Makefile
 
-.PHONY: setup test test-slow bench bench-quick bench-speed bench-speed-compare report clean
+.PHONY: setup test test-slow test-cluster bench bench-quick bench-speed bench-speed-compare report clean
 
 $(STAMP): $(SETUP_INPUTS)
 	test -x $(PY) || python3 -m venv .venv
@@ -28,10 +28,16 @@ setup:
 	$(MAKE) --no-print-directory $(STAMP)
 
 test: $(STAMP)
-	$(PYTEST) -q -m "not slow and not bench" tests
+	$(PYTEST) -q -m "not slow and not bench and not cluster" tests
+
+# --executor slurm against a real SLURM on localhost (root: munged, slurmctld and one slurmd, started by the tests);
+# includes the quick suite through SLURM against a local run (minutes)
+test-cluster: $(STAMP)
+	bash scripts/install_debian.sh "the SLURM executor's tests" slurmctld slurmd slurm-client munge
+	$(PYTEST) -q -m cluster tests/test_cluster.py
 
 test-slow: $(STAMP)
-	$(PYTEST) -q -m "slow" tests
+	$(PYTEST) -q -m "slow and not cluster" tests
 
 bench: $(STAMP)
 	$(HBENCH) run default --run-id default-$$(date +%Y%m%d-%H%M%S)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import signal
+import sys
 import time
 from collections import defaultdict, deque
 from dataclasses import dataclass, field, replace
@@ -25,16 +26,18 @@ from typing import Iterator
 
 import pyarrow as pa
 
+from compare.lifeline import tie_to_parent
 from compare.status import Status
 from compare.tasks import Task, failure_rows, fit_all, prepare_worker, run_task
 
 
-def _worker_main(conn: Connection) -> None:
+def _worker_main(conn: Connection, parent: int) -> None:
     """Worker loop: receive a task, fit its engines one by one, reporting each start and result.
 
     The worker leads its own process group, so the processes its engines start (httpstan runs Stan
-    chains in a process pool) are killed with it and never outlive the run holding its stdout open."""
-    os.setpgrp()
+    chains in a process pool) are killed with it and never outlive the run holding its stdout open; and it
+    is tied to the parent (`compare.lifeline`): if the run's main process dies, the whole group ends."""
+    tie_to_parent(parent)
     prepare_worker()
     while True:
         try:
@@ -78,7 +81,7 @@ class LocalExecutor:
 
     def _spawn(self) -> _Worker:
         parent, child = self.ctx.Pipe()
-        proc = self.ctx.Process(target=_worker_main, args=(child,), daemon=False)  # PyStan builds in a process pool
+        proc = self.ctx.Process(target=_worker_main, args=(child, os.getpid()), daemon=False)  # PyStan builds in a process pool
         proc.start()
         child.close()
         return _Worker(proc, parent)
@@ -218,10 +221,17 @@ class DaskExecutor:
 
         if self.scheduler:
             return Client(self.scheduler), None
+        from compare.lifeline_dask import LifelinePlugin
+
         dask.config.set({"distributed.scheduler.allowed-failures": 0})
         cluster = LocalCluster(n_workers=self.n, threads_per_worker=1, processes=True,
                                dashboard_address=None, silence_logs=40)
-        return Client(cluster), cluster
+        client = Client(cluster)
+        client.register_plugin(LifelinePlugin(os.getpid()))  # its workers are our children: they end with us
+        return client, cluster
+
+    def _slots(self, client) -> int:
+        return max(1, sum(client.nthreads().values()))
 
     def run(self, tasks: list[Task]) -> Iterator[tuple[Task, pa.Table]]:
         """Keep at most one task per worker thread in flight, so time since submission is running time
@@ -230,9 +240,9 @@ class DaskExecutor:
 
         client, cluster = self._client()
         try:
-            slots = max(1, sum(client.nthreads().values()))
             queue, running = deque(tasks), {}
             while queue or running:
+                slots = self._slots(client)  # again each round: batch-cluster workers come and go
                 while queue and len(running) < slots:
                     t = queue.popleft()
                     running[client.submit(run_task, t, key=f"hbench-{t.key}", pure=False)] = (t, time.perf_counter())
@@ -271,3 +281,38 @@ class DaskExecutor:
         future.cancel()
         if holders:
             client.restart_workers(holders)
+
+
+class SlurmExecutor(DaskExecutor):
+    """Dask on SLURM (dask-jobqueue): the workers are SLURM jobs, `spec.jobs` of them, each with `spec.cores`
+    single-threaded worker processes, started by sbatch with the queue, memory and walltime of the suite's
+    `[cluster]` table. The scheduler runs in this process; when it goes, the workers lose it and end after
+    `DEATH_TIMEOUT_S` (and SLURM ends their jobs), and `close` cancels the jobs at once."""
+
+    DEATH_TIMEOUT_S = 30
+    START_TIMEOUT_S = 600  # a queue can be slow to start the first job
+
+    def __init__(self, spec, timeout: float, log_dir: str | None = None) -> None:
+        super().__init__(spec.jobs * spec.cores, timeout)
+        self.spec = spec
+        self.log_dir = log_dir  # the jobs' stdout and stderr (default: the working directory)
+
+    def _client(self):
+        import dask
+        from dask_jobqueue import SLURMCluster
+        from distributed import Client
+
+        from compare.lifeline_dask import LifelinePlugin
+
+        s = self.spec
+        dask.config.set({"distributed.scheduler.allowed-failures": 0})
+        cluster = SLURMCluster(queue=s.queue or None, account=s.account or None, cores=s.cores, processes=s.cores,
+                               memory=s.memory, walltime=s.walltime, job_extra_directives=list(s.extra),
+                               job_script_prologue=list(s.setup), python=sys.executable,
+                               death_timeout=self.DEATH_TIMEOUT_S, scheduler_options={"dashboard_address": None},
+                               log_directory=self.log_dir, silence_logs=40)
+        cluster.scale(jobs=s.jobs)
+        client = Client(cluster)
+        client.register_plugin(LifelinePlugin())  # a worker and its fits' processes end with its nanny
+        client.wait_for_workers(1, timeout=self.START_TIMEOUT_S)
+        return client, cluster

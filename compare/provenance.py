@@ -102,14 +102,16 @@ def _digest(data: bytes) -> str:
 
 
 def fingerprint(suite: "Suite") -> dict[str, Any]:
-    """Content hashes of the suite's table, of each scenario's spec file, and of the source of each generator
-    module a scenario names (compare.generator), by scenario name."""
+    """Content hashes of the suite's table (but `[cluster]`), of each scenario's spec file, and of the source of
+    each generator module a scenario names (compare.generator), by scenario name."""
     generators = {}
     for s in suite.scenarios:
         targets = sorted({c.generator for c in s.scenario.cells if c.generator is not None})
         if targets:
             generators[s.scenario.name] = {t: source_digest(t) for t in targets}
-    return {"suite": _digest(json.dumps(suite.raw, sort_keys=True, default=str).encode()),
+    # where it runs ([cluster]: queue, walltime...) is not what it computes: shards may be placed differently
+    what = {key: value for key, value in suite.raw.items() if key != "cluster"}
+    return {"suite": _digest(json.dumps(what, sort_keys=True, default=str).encode()),
             "scenarios": {s.scenario.name: _digest(Path(s.scenario.path).read_bytes()) for s in suite.scenarios},
             "generators": generators}
 

@@ -8,7 +8,11 @@ Trust nothing a killed or interrupted process could leave behind:
   writer sets bad parts aside in parts/.bad/ so --resume refits them; readers skip them;
 - one writer per run: the writer holds an exclusive `flock` on `lock` for its lifetime. The OS
   drops it when the process dies (even by SIGKILL), so a stale lock is simply a free one and a
-  takeover race has one winner; the file records host and pid for the error message only.
+  takeover race has one winner; the file records host and pid for the error message only;
+- or one writer per shard (`hbench run --shard i/N`, array jobs on a shared filesystem): each shard's
+  writer holds `shards/<i>-of-<N>.lock` instead, and writes only its own tasks' parts and its own
+  record `shards/<i>-of-<N>.json`, never the manifest; a whole-run writer and shard writers exclude
+  each other (each refuses to start while the other kind is live).
 """
 
 from __future__ import annotations
@@ -168,6 +172,7 @@ def _arrow_column(values: Any, dtype: str, typ: pa.DataType) -> pa.Array:
 
 
 LOCK = "lock"
+SHARDS = "shards"  # under the run folder: one lock and one record per shard writer
 STAGING = ".starting"  # under the results root: run folders being prepared, renamed into place when whole
 BAD = ".bad"  # under parts/: parts that did not read back, set aside by the writer
 _LOCK_TRIES = 4  # a status probe holds the lock for microseconds, a writer for its whole run
@@ -255,8 +260,9 @@ class RunStore:
 
     # -- creating a run -------------------------------------------------------------------------
 
-    def create(self, manifest: dict[str, Any]) -> None:
-        """Make the run folder with its manifest, owned by this store (as after `acquire`).
+    def create(self, manifest: dict[str, Any], writer: bool = True) -> None:
+        """Make the run folder with its manifest, owned by this store (as after `acquire`) unless `writer` is
+        False (a sharded run: its shards take their own locks).
 
         Prepared in `<root>/.starting/` and renamed into place, so an interrupted start-up leaves
         no `results/<run_id>/` without a manifest. Refuses an existing folder: two runs never share one."""
@@ -267,10 +273,10 @@ class RunStore:
         fd = None
         try:
             (staging / "parts").mkdir()
-            fd = _try_lock(staging / LOCK)
-            if fd is None:  # nobody else can know this folder's name yet
+            fd = _try_lock(staging / LOCK) if writer else None
+            if writer and fd is None:  # nobody else can know this folder's name yet
                 raise RuntimeError(f"could not lock {staging / LOCK}")
-            owner = _write_owner(fd)
+            owner = _write_owner(fd) if fd is not None else None
             _atomic_write(staging / "manifest.json", _manifest_bytes(manifest))
             os.rename(staging, self.dir)
         except BaseException as exc:
@@ -310,9 +316,62 @@ class RunStore:
             fd = _try_lock(self.lock_path)
             if fd is not None:
                 self._lock_fd, self._owner = fd, _write_owner(fd)
-                return
+                break
             time.sleep(_LOCK_WAIT_S)
-        raise InputError(self._busy())
+        else:
+            raise InputError(self._busy())
+        shards = self.shard_writers()
+        if shards:
+            self.release()
+            label, owner = next(iter(shards.items()))
+            raise InputError(f"run {self.run_id!r} has {len(shards)} shard writers running (shard {label}: process "
+                             f"{owner.get('pid', '?')} on {owner['host']}): wait for them to finish")
+
+    # -- shard writers ------------------------------------------------------------------------------
+
+    def shard_lock_path(self, label: str) -> Path:
+        return self.dir / SHARDS / f"{label}.lock"
+
+    def acquire_shard(self, label: str) -> int:
+        """Become the only writer of one shard (an fd holding its flock, released by closing it or by the
+        process ending), or InputError naming who writes it, or the whole run, now."""
+        (self.dir / SHARDS).mkdir(exist_ok=True)
+        fd = _try_lock(self.shard_lock_path(label))
+        if fd is None:
+            owner = _read_owner(self.shard_lock_path(label))
+            raise InputError(f"shard {label} of run {self.run_id!r} is being written by process "
+                             f"{owner.get('pid', '?')} on {owner['host']} (since {owner['since']})")
+        _write_owner(fd)
+        if self.writer() is not None:
+            os.close(fd)
+            raise InputError(self._busy())
+        return fd
+
+    def shard_writers(self) -> dict[str, dict[str, Any]]:
+        """Shard label -> owner, for every shard whose writer is alive now."""
+        live = {}
+        for path in sorted((self.dir / SHARDS).glob("*.lock")) if (self.dir / SHARDS).is_dir() else []:
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                live[path.stem] = _read_owner(path)
+            finally:
+                os.close(fd)
+        return live
+
+    def write_shard_record(self, label: str, record: dict[str, Any]) -> None:
+        _atomic_write(self.dir / SHARDS / f"{label}.json", _manifest_bytes(record))
+
+    def shard_records(self) -> dict[str, dict[str, Any]]:
+        """What each shard writer recorded of its sessions (label -> record), unreadable ones left out."""
+        out = {}
+        for path in sorted((self.dir / SHARDS).glob("*.json")) if (self.dir / SHARDS).is_dir() else []:
+            try:
+                out[path.stem] = json.loads(path.read_text())
+            except (OSError, ValueError):
+                continue
+        return out
 
     def _busy(self) -> str:
         owner = self.writer() or _read_owner(self.lock_path)

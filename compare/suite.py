@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from compare.catalogue import load_scenario, suite_path
+from compare.cluster import ClusterSpec
 from compare.errors import InputError
 from compare.settings import DEFAULT_LEVEL, Problem, Settings, Table, check_value, collect, one_line, setting
 from compare.spec import Scenario
@@ -65,6 +66,7 @@ class Suite:
     engines: tuple[EngineSpec, ...]
     reference: str | None  # engine for relative precision
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
+    cluster: ClusterSpec = field(default_factory=ClusterSpec)  # batch-cluster settings (compare.cluster)
 
 
 MAX_SEED = 2**63 - 1  # seeds are stored as int64
@@ -149,6 +151,7 @@ class SuiteKeys(Table):
     engine: tuple[EngineKeys, ...] = setting((), "the engines to fit", required=_NEED_ENGINE, check=_SOME_ENGINE)
     reference: str | None = setting(None, "the engine (label) for relative precision and \"reached the reference "
                                           "optimum\"")
+    cluster: ClusterSpec = setting(ClusterSpec(), "batch-cluster settings: --executor slurm, hbench slurm-script")
 
 
 class _Problems:
@@ -293,7 +296,7 @@ def parse_suite(raw: dict[str, Any], path: Path | None = None, *, reps: int | No
     problems.raise_any()
     fs = keys.failsafe
     return Suite(keys.name or "suite", path, keys.seed, keys.reps, keys.level, keys.timeout, fs.max_failure_rate,
-                 fs.min_fits, scenarios, engines, keys.reference, raw)
+                 fs.min_fits, scenarios, engines, keys.reference, raw, keys.cluster)
 
 
 def load_suite(source: str | Path, *, reps: int | None = None, seed: int | None = None) -> Suite:

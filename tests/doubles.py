@@ -7,6 +7,7 @@ tests name those seeds with `seeds_of` (compare.seeds.engine_seed, the harness's
 from __future__ import annotations
 
 import os
+import subprocess
 import time
 from dataclasses import dataclass
 
@@ -142,6 +143,24 @@ class SlowDouble(OLSDouble):
         return OLSDouble.fit(self, data, seed=seed)
 
 
+@dataclass(frozen=True)
+class ChildSettings(SleepySettings):
+    short: float = setting(0.2, "seconds the child process runs on the other replications", lo=0)
+
+
+class ChildDouble(OLSDouble):
+    """OLS after a child process (`sleep`) has run: `sleep` seconds on `slow_seeds`, `short` seconds otherwise.
+    A stand-in for the R and Stan processes an engine starts under its worker (the no-orphans tests)."""
+
+    name = "child-double"
+    Settings = ChildSettings
+
+    def fit(self, data, *, seed):
+        pause = self.settings.sleep if seed in self.settings.slow_seeds else self.settings.short
+        subprocess.run(["sleep", f"{pause:g}"], check=True)
+        return OLSDouble.fit(self, data, seed=seed)
+
+
 class MutatingDouble(OLSDouble):
     """Breaks the contract: scales the response in place (the next engine on the task would see it)."""
 
@@ -165,4 +184,4 @@ class SeedlessDouble(OLSDouble):
         return out
 
 
-ESTIMATORS = [OLSDouble, FailingDouble, CrashingDouble, SleepyDouble, SlowDouble]
+ESTIMATORS = [OLSDouble, FailingDouble, CrashingDouble, SleepyDouble, SlowDouble, ChildDouble]

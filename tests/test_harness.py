@@ -181,7 +181,8 @@ def test_reps_flag_must_be_positive(tmp_path):
 
 def test_resume_refuses_a_changed_scenario_and_options_it_would_ignore(tmp_path):
     """A run is one version of its specs: editing a scenario between the start and --resume is refused with
-    one line naming it, as are a SUITE, --reps or --seed given with --resume (they would be ignored)."""
+    one line naming it, as are a SUITE or --seed given with --resume (they would be ignored) and a --reps
+    below the run's (it only adds replications)."""
     mine = tmp_path / "mine"
     mine.mkdir()
     spec = (ROOT / "compare" / "scenarios" / "varying_intercept.toml").read_text()
@@ -192,7 +193,7 @@ def test_resume_refuses_a_changed_scenario_and_options_it_would_ignore(tmp_path)
     res = subprocess.run([sys.executable, "-m", "compare", *scen, "run", str(suite), "--run-id", "v", "--no-progress",
                           "--results", str(tmp_path / "results")], capture_output=True, text=True, cwd=tmp_path, env=ENV)
     assert res.returncode == 0, res.stderr[-2000:]
-    for extra, word in ((["--reps", "3"], "--reps"), (["--seed", "9"], "--seed"), ([str(suite)], "SUITE")):
+    for extra, word in ((["--reps", "1"], "never drops"), (["--seed", "9"], "--seed"), ([str(suite)], "SUITE")):
         again = hbench(tmp_path, *scen, "run", *extra, "--resume", "v", "--no-progress")
         assert again.returncode == 2 and word in again.stderr and len(again.stderr.strip().splitlines()) == 1
     assert hbench(tmp_path, *scen, "run", "--resume", "v", "--no-progress").returncode == 0  # unchanged: fine
@@ -432,3 +433,33 @@ def test_kill_9_and_resume_with_the_cmdstan_backend_is_bit_for_bit(tmp_path):
     res = hbench(tmp_path, "run", "--resume", "killed", *args)
     assert res.returncode == 0, res.stderr[-2000:]
     pd.testing.assert_frame_equal(full, table(tmp_path, "killed"))
+
+
+def test_more_replications_on_resume_equal_a_run_started_with_them(tmp_path):
+    """`--resume ID --reps 100` on a 50-replication run: the 50 stored tasks are kept as they are (not one
+    part rewritten), the 50 new ones are those of replications 50..99, and the whole equals a run started
+    with 100 replications (the seeds are addressed by replication); the manifest records the extension."""
+    suite = tmp_path / "x.toml"
+    suite.write_text('name = "x"\nseed = 3\nreps = 50\n[[scenario]]\nname = "varying_intercept"\ncells = [0]\n'
+                     + OLS + f'[[engine]]\nname = "failing-double"\nsettings = {{ fail_seeds = '
+                     f'{seeds_of(3, [("varying_intercept", 0)], [7, 70])} }}\n')
+    args = ["--no-progress", "--workers", "2"]
+    assert hbench(tmp_path, "run", str(suite), "--run-id", "hundred", "--reps", "100", *args).returncode == 0
+    assert hbench(tmp_path, "run", str(suite), "--run-id", "ext", *args).returncode == 0
+    parts = tmp_path / "results" / "ext" / "parts"
+    before = {p.name: p.stat().st_mtime_ns for p in parts.glob("*.parquet")}
+    assert len(before) == 50
+    refused = hbench(tmp_path, "run", "--resume", "ext", "--reps", "40", *args)
+    assert refused.returncode == 2 and "never drops" in refused.stderr
+    res = hbench(tmp_path, "run", "--resume", "ext", "--reps", "100", *args)
+    assert res.returncode == 0, res.stderr[-2000:]
+    after = {p.name: p.stat().st_mtime_ns for p in parts.glob("*.parquet")}
+    assert len(after) == 100 and {k: after[k] for k in before} == before  # nothing refitted
+    pd.testing.assert_frame_equal(table(tmp_path, "hundred"), table(tmp_path, "ext"))
+    manifest = RunStore("ext", tmp_path / "results").manifest()
+    assert manifest["n_tasks"] == 100 and manifest["reps_override"] == 100
+    assert [(e["reps_before"], e["reps"], e["n_tasks_before"]) for e in manifest["extensions"]] == [
+        ({"varying_intercept": 50}, 100, 50)]
+    assert "sound: status complete, 100/100 tasks done" in hbench(tmp_path, "verify", "ext").stdout
+    assert (table(tmp_path, "ext").query("engine == 'failing-double'")
+            .drop_duplicates("rep").query("status == 'failed'")["rep"].tolist() == [7, 70])

@@ -261,7 +261,8 @@ def test_resume_refits_damaged_parts_and_verify_agrees(finished, tmp_path):
     res = hbench(root, "verify", "r")
     assert res.returncode == 1, res.stdout + res.stderr
     lines = res.stdout.strip().splitlines()
-    assert lines[-1] == f"run r: 4 problems: status complete, {N_TASKS - 3}/{N_TASKS} tasks done (3 not done yet)"
+    missing = ", ".join(sorted(Path(name).stem for name in broken))
+    assert lines[-1] == f"run r: 4 problems: status complete, {N_TASKS - 3}/{N_TASKS} tasks done (3 not done yet: {missing})"
     assert sorted(line.split(":")[0] for line in lines[:-2]) == sorted(f"part {name}" for name in broken)
     assert lines[-2].startswith("manifest says complete but 3 tasks without a part")
 
@@ -302,7 +303,8 @@ def test_verify_names_each_problem(finished, tmp_path, capsys):
         "part varying_intercept__c0__r0.parquet: engine ols-double has duplicated rows (parameter, interval) for "
         "b[Intercept], b[x]",
     ]
-    assert lines[-1] == f"run r: 5 problems: status interrupted, {N_TASKS - 1}/{N_TASKS} tasks done (1 not done yet)"
+    assert lines[-1] == (f"run r: 5 problems: status interrupted, {N_TASKS - 1}/{N_TASKS} tasks done "
+                         "(1 not done yet: seed_slopes__c0__r0)")
 
 
 def test_verify_unknown_run_is_exit_2(tmp_path, capsys):

@@ -135,7 +135,7 @@ def test_suite_keys_listing_is_the_parser():
     for row in catalogue():
         listed.setdefault(row["table"], {})[row["name"]] = row
     base = suite()
-    edits = {"": {**base, "zz": 1}, "failsafe": {**base, "failsafe": {"zz": 1}},
+    edits = {"": {**base, "zz": 1}, "failsafe": {**base, "failsafe": {"zz": 1}}, "cluster": {**base, "cluster": {"zz": 1}},
              "[[scenario]]": {**base, "scenario": [{**base["scenario"][0], "zz": 1}]},
              "[[engine]]": {**base, "engine": [{**base["engine"][0], "zz": 1}]}}
     assert set(edits) == set(listed)
@@ -143,10 +143,11 @@ def test_suite_keys_listing_is_the_parser():
         with pytest.raises(InputError) as exc:
             parse_suite(raw)
         named = str(exc.value).partition("expected one of ")[2].rstrip(")").split(", ")
-        nested = {"failsafe", "scenario", "engine"} if table == "" else set()
+        nested = {"failsafe", "cluster", "scenario", "engine"} if table == "" else set()
         assert set(named) == set(listed[table]) | nested, (table, named)
     written = {k: json.loads(r["default"]) for k, r in listed[""].items() if not r["default"].startswith("(")}
     written["failsafe"] = {k: json.loads(r["default"]) for k, r in listed["failsafe"].items()}
+    written["cluster"] = {k: json.loads(r["default"]) for k, r in listed["cluster"].items()}
     plain = parse_suite({k: v for k, v in base.items() if k not in ("seed", "reps")})
     explicit = parse_suite({**written, **{k: v for k, v in base.items() if k not in ("seed", "reps")}})
     assert dataclasses.replace(explicit, raw=plain.raw) == plain

@@ -10,6 +10,7 @@ from compare.regress import open_run
 from compare.report.autoplot import FORMATS, KINDS, Choice, draw, save
 from compare.report.measures import MEASURES
 from compare.summary import summarise
+from compare.settings import DEFAULT_LEVEL
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -44,7 +45,7 @@ def handle(args: argparse.Namespace) -> int:
     store = open_run(latest(results) if args.run_id == "latest" else args.run_id, results)
     manifest = store.manifest()
     table = store.load()
-    result = summarise(table, manifest.get("reference"), float(manifest.get("level", 0.95)))
+    result = summarise(table, manifest.get("reference"), float(manifest.get("level", DEFAULT_LEVEL)))
     fig, _ = draw(Choice(args.kind, args.scenario, args.cell, args.parameter, args.measure, args.reference),
                   result, table)
     save(fig, str(out))

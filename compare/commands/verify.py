@@ -19,6 +19,7 @@ from compare.errors import InputError
 from compare.store import BAD, BadPart, RunStore, read_verified_part
 
 KEYS = ["scenario", "cell", "rep", "engine", "parameter", "interval"]
+SHOWN = 5  # missing tasks named in the summary
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -130,9 +131,13 @@ def _summary(store: RunStore, manifest: dict[str, Any] | None, expected: dict[st
              done: set[str], problems: list[str]) -> str:
     verdict = _n(len(problems), "problem") if problems else "sound"
     if expected is not None:
-        todo = len(set(expected) - done)
+        todo = sorted(set(expected) - done)
         progress = f"{len(done & set(expected))}/{len(expected)} tasks done"
-        progress += f" ({todo} not done yet)" if todo else ""
+        if todo:
+            shown = ", ".join(todo[:SHOWN]) + (", ..." if len(todo) > SHOWN else "")
+            progress += f" ({len(todo)} not done yet: {shown})"
+        elif manifest and manifest.get("status") != "complete":
+            progress += " (complete)"  # a sharded run: its shards never mark the manifest complete
     else:
         progress = f"{len(done)} parts read back"
     notes = []
@@ -140,8 +145,11 @@ def _summary(store: RunStore, manifest: dict[str, Any] | None, expected: dict[st
     if aside.is_dir() and any(aside.iterdir()):
         notes.append(f"{_n(sum(1 for _ in aside.iterdir()), 'bad part')} set aside in parts/{BAD}/")
     owner = store.writer()
+    shards = store.shard_writers()
     if owner:
         notes.append(f"being written by process {owner.get('pid', '?')} on {owner['host']}")
+    elif shards:
+        notes.append(f"{_n(len(shards), 'shard')} being written ({', '.join(shards)})")
     elif manifest and manifest.get("status") == "running":
         notes.append("no live writer: interrupted, `hbench run --resume` completes it")
     status = f"status {manifest.get('status')}, " if manifest else ""
