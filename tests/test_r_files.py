@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from compare import provenance
+from compare import provenance, realdata
 from compare.estimators import _r, brms, glmmtmb, lme4, rstanarm
 
 R_DIR = Path(str(_r.R_DIR))
@@ -53,7 +53,8 @@ def test_a_syntax_error_is_reported_with_its_file_and_line(tmp_path):
 def test_every_r_file_is_the_bridge_an_engine_or_an_import():
     """No orphan file and no file named in Python that is missing from the folder (versions.R is run by
     Rscript for a run's provenance)."""
-    named = {_r.BRIDGE, lme4.R_CODE, glmmtmb.R_CODE, rstanarm.R_CODE, brms.R_CODE, provenance.R_VERSIONS}
+    named = {_r.BRIDGE, lme4.R_CODE, glmmtmb.R_CODE, rstanarm.R_CODE, brms.R_CODE, provenance.R_VERSIONS,
+             realdata.R_CODE}
     named |= {f for deps in _r.IMPORTS.values() for f in deps} | set(_r.IMPORTS)
     assert named == {p.name for p in R_FILES}
 
