@@ -17,7 +17,7 @@ import pandas as pd
 from compare import regress
 from compare.matrix import MatrixResult
 from compare.regress_markdown import MEASURE_TABLES, RUNTIME_COLUMNS, headline, to_markdown
-from compare.report import CSS, Section
+from compare.report.page import CSS, Section
 
 
 def environments(m: MatrixResult) -> pd.DataFrame:
@@ -82,7 +82,7 @@ def render(m: MatrixResult, out: Path) -> Path:
     secs[0].text(f"Suite {p.suite_name}, seed {p.seed}, replications {p.reps or 'as the suite says'}; every "
                  f"environment runs the same hbench wheel (built from this checkout). Python packages only: R and "
                  f"its packages are Debian's, one version each.")
-    secs[0].table(environments(m))
+    secs[0].table(environments(m), "Environments (pins, cache key, build and run cost)", open_=True)
     secs[1].table(version_table(m, differing=True), "Resolved versions that differ between environments")
     secs[1].table(version_table(m, differing=False), "Versions each run recorded (manifest)")
     secs += [_comparison_section(m, name) for name in m.comparisons]
