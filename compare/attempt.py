@@ -44,7 +44,7 @@ def attempt(estimator: Estimator, data: FitData, seed: int) -> Outcome:
         start = time.perf_counter()
         cpu.restart()
         result = estimator.fit(data, seed=seed)
-    except Exception as exc:  # a failing fit is a result, recorded with where it happened
+    except Exception as exc:  # noqa: BLE001 - a failing fit is a result, recorded with where it happened
         return Outcome(Status.FAILED, error=describe_exception(exc), wall_s=time.perf_counter() - start,
                        cpu_s=cpu.elapsed())
     result.cpu_s = cpu.elapsed()

@@ -92,7 +92,8 @@ def overridden(suite, given: dict[str, Any] | None) -> Any:
 
 
 def sbatch_script(spec: ClusterSpec, *, suite: Path, run_id: str, shards: int, python: str, results: Path,
-                  workdir: Path, extra_args: list[str] = (), global_args: list[str] = ()) -> str:
+                  workdir: Path, extra_args: tuple[str, ...] | list[str] = (),
+                  global_args: tuple[str, ...] | list[str] = ()) -> str:
     """An sbatch array script: array task i runs `hbench run SUITE --run-id RUN_ID --shard i/N` with one worker
     per core of its job, all into one run folder (paths absolute: the jobs start elsewhere)."""
     q = shlex.quote

@@ -20,9 +20,9 @@ import signal
 import sys
 import time
 from collections import defaultdict, deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from multiprocessing.connection import Connection, wait
-from typing import Iterator
 
 import pyarrow as pa
 
@@ -51,9 +51,14 @@ def _worker_main(conn: Connection, parent: int) -> None:
         conn.send(("done",))
 
 
+def _pid(w: _Worker) -> int:
+    assert w.proc.pid is not None, "a worker is started when it is made"
+    return w.proc.pid
+
+
 @dataclass
 class _Worker:
-    proc: mp.Process
+    proc: mp.process.BaseProcess
     conn: Connection
     tasks: deque[Task] = field(default_factory=deque)  # sent, not yet done; the first is running
     engine: str | None = None
@@ -90,7 +95,7 @@ class LocalExecutor:
         """Stop a worker and every process it started: wait `grace` seconds for a clean exit first."""
         w.proc.join(timeout=grace)
         try:
-            os.killpg(w.proc.pid, signal.SIGKILL)
+            os.killpg(_pid(w), signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass  # the group is gone already
         w.proc.join(timeout=5)
@@ -177,6 +182,7 @@ class LocalExecutor:
     def _handle(self, w: _Worker, msg: tuple, pending: dict[str, _Pending]):
         kind = msg[0]
         task = w.task
+        assert task is not None, "a worker reports only on a task it was sent"
         if kind == "start":
             w.engine, w.started = msg[1], time.perf_counter()
         elif kind == "rows":
@@ -192,6 +198,7 @@ class LocalExecutor:
         """Record the running fit as failed, replace the worker, and requeue the task's remaining engines
         and the tasks queued behind it."""
         task, engine = w.task, w.engine
+        assert task is not None, "only a worker with a running task is replaced"
         self._kill(w)
         for queued in list(w.tasks)[1:]:
             queues.setdefault(queued.shape, deque()).appendleft(queued)
@@ -240,7 +247,8 @@ class DaskExecutor:
 
         client, cluster = self._client()
         try:
-            queue, running = deque(tasks), {}
+            queue: deque[Task] = deque(tasks)
+            running: dict = {}
             while queue or running:
                 slots = self._slots(client)  # again each round: batch-cluster workers come and go
                 while queue and len(running) < slots:
@@ -269,7 +277,7 @@ class DaskExecutor:
     def _rows(future, task: Task) -> pa.Table:
         try:
             return future.result()
-        except Exception as exc:  # a killed worker, or a task that raised outside fit_one
+        except Exception as exc:  # noqa: BLE001 - a killed worker, or a task that raised outside fit_one
             return pa.concat_tables([failure_rows(task, None, e.label, Status.CRASHED,
                                                  f"dask task failed: {type(exc).__name__}: {exc}")
                                     for e in task.engines])

@@ -7,8 +7,8 @@ tables (`Family.links`) to what they can fit; none keeps a table of its own.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 from scipy.special import expit

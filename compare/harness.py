@@ -10,9 +10,10 @@ from __future__ import annotations
 import datetime as dt
 import os
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
@@ -27,7 +28,6 @@ from compare.status import FAILED, Status
 from compare.store import RESULTS_DIR, RunStore
 from compare.suite import Suite, load_suite
 from compare.tasks import Task, expand
-
 
 
 class FailSafeTriggered(RuntimeError):
@@ -59,7 +59,7 @@ class FailSafe:
 
 
 def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
 def new_manifest(suite: Suite, tasks: list[Task], executor: str, workers: int,
@@ -171,7 +171,7 @@ def _extended(store: RunStore, manifest: dict[str, Any], suite: Suite, reps: int
     from compare.suite import parse_suite
 
     had = {s.scenario.name: s.reps for s in suite.scenarios}
-    most = max(had, key=had.get)
+    most = max(had, key=lambda name: had[name])
     if reps < had[most]:
         raise InputError(f"--reps {reps}: run {store.run_id!r} already has {had[most]} replications of {most}; "
                          "--reps with --resume adds replications, it never drops any")

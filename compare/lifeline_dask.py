@@ -15,5 +15,5 @@ class LifelinePlugin(WorkerPlugin):
     def __init__(self, parent: int | None = None) -> None:
         self.parent = parent  # the pid of the workers' parent (a LocalCluster's: this process); None: their own
 
-    def setup(self, worker) -> None:  # noqa: ARG002 - the plugin protocol passes the worker
+    def setup(self, worker) -> None:
         tie_to_parent(self.parent)

@@ -14,7 +14,7 @@ import resource
 import subprocess
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -50,7 +50,7 @@ class EnvRun:
     build_s: float
     run_wall_s: float
     run_cpu_s: float  # CPU seconds of the whole `hbench run` (its workers included)
-    store: RunStore | None = None
+    store: RunStore  # the environment's run
 
 
 @dataclass
@@ -62,12 +62,15 @@ class MatrixResult:
 
 
 def default_id() -> str:
-    return "matrix-" + datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+    return "matrix-" + datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+
+
+DEFAULT_THRESHOLDS = regress.Thresholds()
 
 
 def plan(suite: str, env_texts: list[str], *, results: Path, matrix_id: str | None = None, seed: int | None = None,
-         reps: int | None = None, workers: int | None = None, scenarios: list[str] = (),
-         thresholds: regress.Thresholds = regress.Thresholds()) -> Plan:
+         reps: int | None = None, workers: int | None = None, scenarios: tuple[str, ...] | list[str] = (),
+         thresholds: regress.Thresholds = DEFAULT_THRESHOLDS) -> Plan:
     """Everything checked and resolved, nothing written: bad input raises InputError here."""
     specs = envs.parse_envs(env_texts)
     loaded = load_suite(suite, reps=reps, seed=seed)  # InputError on an unknown or malformed suite

@@ -312,7 +312,7 @@ def described(out: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
     return merged[order]
 
 
-def _put(out: dict[str, float], name: str, pair: Pair) -> None:
+def _put(out: dict[str, Any], name: str, pair: Pair) -> None:
     out[name], out[f"{name}_mcse"] = pair
 
 
@@ -458,9 +458,7 @@ def fit_summary(table: pd.DataFrame, reference: str | None = None) -> pd.DataFra
         attempted = g[g["status"] != Status.SKIPPED]
         ok = g[g["status"] == Status.OK]
         out.update({"fits": float(len(attempted)), "ok": float(len(ok)), "skipped": float((g["status"] == Status.SKIPPED).sum())})
-
-        def put(name: str, pair: Pair) -> None:
-            out[name], out[f"{name}_mcse"] = pair
+        put = functools.partial(_put, out)
 
         put("failure_rate", proportion(attempted["status"].isin(list(FAILED)).to_numpy()) if len(attempted) else NAN)
         _rate(put, "singular_rate", ok["singular"])

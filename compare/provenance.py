@@ -101,7 +101,7 @@ def _digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def fingerprint(suite: "Suite") -> dict[str, Any]:
+def fingerprint(suite: Suite) -> dict[str, Any]:
     """Content hashes of the suite's table (but `[cluster]`), of each scenario's spec file, and of the source of
     each generator module a scenario names (compare.generator), by scenario name."""
     generators = {}
@@ -116,7 +116,7 @@ def fingerprint(suite: "Suite") -> dict[str, Any]:
             "generators": generators}
 
 
-def changes(manifest: dict[str, Any], suite: "Suite") -> list[str]:
+def changes(manifest: dict[str, Any], suite: Suite) -> list[str]:
     """What differs between the run's manifest and this machine now: scenario files, packages, hbench itself."""
     before = manifest.get("fingerprint")
     if before is None:
@@ -139,5 +139,5 @@ def changes(manifest: dict[str, Any], suite: "Suite") -> list[str]:
     return out
 
 
-def suite_file(suite: "Suite", name: str) -> str:
+def suite_file(suite: Suite, name: str) -> str:
     return next((str(s.scenario.path) for s in suite.scenarios if s.scenario.name == name), name)

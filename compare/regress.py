@@ -103,7 +103,8 @@ def holm(tables: list[pd.DataFrame], alpha: float) -> None:
     the k-th smallest (from 0) is flagged while p <= alpha / (m - k). The chance of any false flag in a
     comparison is then at most alpha, whatever the number m of measures (issue 23: a no-change comparison of
     thousands of measures at a per-measure 0.27% raises some flags by chance alone)."""
-    p = np.concatenate([2 * stats.norm.sf(np.abs(df["z"].to_numpy(float))) for df in tables]) if tables else []
+    p = (np.concatenate([2 * stats.norm.sf(np.abs(df["z"].to_numpy(float))) for df in tables]) if tables
+         else np.array([]))
     m = len(p)
     order = np.argsort(p, kind="stable")
     passed = p[order] <= alpha / (m - np.arange(m))

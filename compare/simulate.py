@@ -101,9 +101,9 @@ def _fixed_params(cell: CellSpec, design: Design) -> Params:
         sd[g] = {term: lookup(given, term, f"truth.sd.{g}") for term in terms}
     cor = {}
     for bd in design.blocks:
-        given = t.cor.get(bd.group, {})
+        cors = t.cor.get(bd.group, {})
         if bd.block.correlated:
-            cor[block_key(bd)] = correlation_matrix(bd.names, given, f"truth.cor.{bd.group}")
+            cor[block_key(bd)] = correlation_matrix(bd.names, cors, f"truth.cor.{bd.group}")
         else:
             cor[block_key(bd)] = np.eye(len(bd.names))
     _check_extra(t.cor, [bd.group for bd in design.blocks if bd.block.correlated], "truth.cor")

@@ -316,7 +316,8 @@ def _parse_truth(raw: Any, family: str) -> Truth:
             names = tuple(p.strip() for p in pair.split(","))
             if len(names) != 2 and pair != "*":
                 raise _fail(where, "expected a key 'term1,term2' or '*'")
-            cor[g][names if pair != "*" else ("*", "*")] = _number(v, where, lo=-1, hi=1)
+            key = ("*", "*") if pair == "*" else (names[0], names[1])
+            cor[g][key] = _number(v, where, lo=-1, hi=1)
     sigma = raw.get("sigma")
     if family == "gaussian":
         if sigma is None:

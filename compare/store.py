@@ -28,8 +28,9 @@ import socket
 import sys
 import tempfile
 import time
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -516,7 +517,7 @@ class RunStore:
         """The writer sets a bad part aside (its task is then refitted); a reader only skips it."""
         where = f"run {self.run_id}: part {path.name}: {reason};"
         if self._lock_fd is not None:
-            target = self.parts / BAD / f"{path.name}.{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%S%fZ}"
+            target = self.parts / BAD / f"{path.name}.{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S%fZ}"
             try:
                 target.parent.mkdir(exist_ok=True)
                 os.replace(path, target)
@@ -570,7 +571,7 @@ def _is_current(fd: int, path: Path) -> bool:
 def _write_owner(fd: int) -> dict[str, Any]:
     """Record who writes (for other processes' error messages; the flock itself is the lock)."""
     owner = {"host": socket.gethostname(), "pid": os.getpid(),
-             "since": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+             "since": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
     os.ftruncate(fd, 0)
     os.pwrite(fd, (json.dumps(owner) + "\n").encode(), 0)
     return owner

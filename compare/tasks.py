@@ -8,9 +8,10 @@ Nothing here knows about pools, stores or progress bars.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -90,7 +91,9 @@ def settings_for(task: Task, ds: Dataset, spec: EngineSpec) -> Settings:
     s = spec.settings
     if "priors" not in {f.name for f in fields(s)}:
         return s
-    return replace(s, priors=for_cell(s.priors, _scenario(task).cell(task.cell), ds.data.design))
+    priors = for_cell(getattr(s, "priors"), _scenario(task).cell(task.cell), ds.data.design)  # noqa: B009
+    changes: dict[str, Any] = {"priors": priors}  # any engine's settings with a `priors` field, plug-ins' too
+    return replace(s, **changes)
 
 
 def dataset(task: Task) -> Dataset:
@@ -149,7 +152,7 @@ def fit_one(task: Task, ds: Dataset, spec: EngineSpec) -> pa.Table:
     the store's schema), never an exception."""
     try:
         est = estimator(spec, settings_for(task, ds, spec))
-    except Exception as exc:  # settings for this cell (its priors) could not be built: a failed fit, recorded
+    except Exception as exc:  # noqa: BLE001 - settings for this cell (its priors) could not be built: a failed fit, recorded
         return failure_rows(task, ds, spec.label, Status.FAILED, describe_exception(exc))
     outcome = attempt(est, ds.data, ds.seed)
     if outcome.result is None:

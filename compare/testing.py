@@ -23,7 +23,6 @@ import functools
 import inspect
 import math
 from collections.abc import Callable, Iterator
-from functools import lru_cache
 
 import numpy as np
 import pandas as pd
@@ -81,7 +80,7 @@ class Unavailable(Exception):
     """The engine cannot run here (R missing, ...): its fitting checks do not apply on this machine."""
 
 
-@lru_cache(maxsize=None)
+@functools.cache
 def _fit(engine: Estimator) -> tuple[FitData, FitResult]:
     """One fit per engine instance, shared by the checks that read it."""
     if not engine.available():
@@ -104,7 +103,7 @@ def check_identity(engine: Estimator) -> None:
 def check_settings_are_typed(engine: Estimator) -> None:
     cls = engine.Settings
     assert issubclass(cls, Settings) and dataclasses.is_dataclass(cls)
-    assert getattr(cls, "__dataclass_params__").frozen, "settings are frozen: an engine cannot be reconfigured mid-run"
+    assert cls.__dataclass_params__.frozen, "settings are frozen: an engine cannot be reconfigured mid-run"  # type: ignore[attr-defined]
     for f in dataclasses.fields(cls):
         assert f.metadata.get("doc"), f"setting {f.name!r} needs a one-line doc (setting(default, doc))"
     hash(engine.settings)  # workers key their cached engines by settings

@@ -9,8 +9,8 @@ from compare.errors import InputError
 from compare.regress import open_run
 from compare.report.autoplot import FORMATS, KINDS, Choice, draw, save
 from compare.report.measures import MEASURES
-from compare.summary import summarise
 from compare.settings import DEFAULT_LEVEL
+from compare.summary import summarise
 
 
 def register(sub: argparse._SubParsersAction) -> None:

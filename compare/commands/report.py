@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from compare.report import build
 from compare.regress import open_run
+from compare.report import build
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -9,7 +9,8 @@ from functools import partial
 
 from compare import cluster
 from compare.errors import InputError
-from compare.harness import FailSafeTriggered, run as run_suite
+from compare.harness import FailSafeTriggered
+from compare.harness import run as run_suite
 from compare.precision import parse_targets, run_until, summary
 
 

@@ -6,9 +6,9 @@ import argparse
 import json
 from pathlib import Path
 
+from compare.catalogue import load_scenario
 from compare.errors import InputError
 from compare.simulate import dataset_for
-from compare.catalogue import load_scenario
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -55,7 +55,7 @@ def verify(store: RunStore) -> tuple[list[str], str]:
     rows = _parts(store, problems)
     expected = _expected(manifest, problems) if manifest is not None else None
     done = set(rows["key"]) if len(rows) else set()
-    if expected is not None:
+    if manifest is not None and expected is not None:
         _check_keys(manifest, expected, done, problems)
         _check_fits(rows[rows["key"].isin(set(expected))], expected, problems)
     _check_duplicates(rows, problems)

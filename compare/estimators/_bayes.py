@@ -23,8 +23,17 @@ from compare.data import FitData
 from compare.errors import InputError
 from compare.estimators.base import YES, Support, no
 from compare.families import FAMILIES, inverse_link
-from compare.fitresult import (FitResult, SamplerDiagnostics, describe, make_params, name_b, name_cor, name_pred_new,
-                               name_r, name_sd)
+from compare.fitresult import (
+    FitResult,
+    SamplerDiagnostics,
+    describe,
+    make_params,
+    name_b,
+    name_cor,
+    name_pred_new,
+    name_r,
+    name_sd,
+)
 from compare.formula import ModelSpec
 from compare.priors import ResolvedPriors, parse_priors, resolve
 from compare.settings import DEFAULT_LEVEL, Settings, setting

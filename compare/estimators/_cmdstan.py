@@ -27,8 +27,9 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -135,7 +136,7 @@ def _compile(code: str, cmdstan: str, folder: Path, log: Path) -> None:
     try:
         with cmdstanpy.disable_logging():
             cmdstanpy.CmdStanModel(stan_file=str(stan_file))
-    except Exception as exc:  # cmdstanpy raises ValueError / RuntimeError with the whole compiler output
+    except Exception as exc:  # noqa: BLE001 - cmdstanpy raises ValueError / RuntimeError with the whole compiler output
         log.write_text(str(exc))
         raise CmdStanError(f"CmdStan {version(cmdstan)} ({cmdstan}) could not compile {stan_file.name}: "
                            f"{_first_error(str(exc))} (full output: {log})") from None

@@ -72,7 +72,7 @@ def r_started() -> Support:
 def _start_r() -> Support:
     try:
         import rpy2.robjects  # noqa: F401 - importing it starts R
-    except Exception as exc:  # ImportError, or rpy2 built for another R (undefined symbols)
+    except Exception as exc:  # noqa: BLE001 - ImportError, or rpy2 built for another R (undefined symbols)
         return no(f"needs R and rpy2 (`pip install 'rpy2>=3.5,<3.6'` for R < 4.5): {_first_line(exc)}")
     try:
         with quiet_r():
@@ -82,7 +82,7 @@ def _start_r() -> Support:
     return YES
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def r_env(r_file: str) -> Any:
     """The R environment holding what compare/estimators/R/`r_file` defines, sourced once per process.
 
@@ -107,7 +107,7 @@ def r_env(r_file: str) -> Any:
     return env
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def package_status(package: str, r_file: str = "") -> Support:
     """R started, `package` loadable, and the engine's R file (its fit functions) sourced; once per process.
 

@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from compare import settings as _settings
 from compare.formula import ModelSpec
-from compare.settings import Settings
 
 if TYPE_CHECKING:
     from compare.data import FitData
@@ -57,7 +56,7 @@ class Estimator:
         self.settings = settings
 
     @classmethod
-    def configured(cls, raw: Mapping[str, Any] | None = None, where: str = "settings", **internal: Any) -> "Estimator":
+    def configured(cls, raw: Mapping[str, Any] | None = None, where: str = "settings", **internal: Any) -> Estimator:
         """An instance from user settings (a suite's table, CLI options), checked: InputError on a bad key."""
         return cls(_settings.parse(cls.Settings, raw, where, **internal))
 
@@ -78,5 +77,5 @@ class Estimator:
         if not verdict:
             raise ValueError(verdict.reason)
 
-    def fit(self, data: "FitData", *, seed: int) -> "FitResult":
+    def fit(self, data: FitData, *, seed: int) -> FitResult:
         raise NotImplementedError

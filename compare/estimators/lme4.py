@@ -34,9 +34,9 @@ from compare.estimators import _r
 from compare.estimators._r import quiet_r, r_formula, r_frame  # noqa: F401 - public names of this module
 from compare.estimators.base import YES, Estimator, Support, no
 from compare.families import FAMILIES
-from compare.settings import Settings, setting
 from compare.fitresult import FitResult, boundary_flags, interval_row, make_params, name_b
 from compare.formula import ModelSpec
+from compare.settings import Settings, setting
 
 GLMER_OPTIMIZER = "nlminbwrap"
 DDF_PACKAGES = {"satterthwaite": "lmerTest", "kenward-roger": "pbkrtest"}
@@ -303,7 +303,7 @@ def _profile_table(r: dict[str, Any]) -> np.ndarray | None:
     if _r.is_null(prof):
         return None
     expected = []
-    for g, terms, _ in _varcorr_blocks(r):
+    for _group, terms, _ in _varcorr_blocks(r):
         q = len(terms)
         expected += ["sd_" if i == j else "cor_" for j in range(q) for i in range(j, q)]
     names = _strs(r["profile_names"])

@@ -10,7 +10,6 @@ that reuse with new data also moves the (autoscaled) priors.
 
 from __future__ import annotations
 
-import compare.pytensor_setup  # noqa: F401 - sets PyTensor's BLAS before pytensor is imported
 import os
 import time
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+import compare.pytensor_setup  # noqa: F401 - sets PyTensor's BLAS before pytensor is imported
 from compare.data import FitData
 from compare.estimators import _bayes
 from compare.estimators.base import YES, Estimator, Support, no
@@ -249,7 +249,6 @@ class PyMCNutpieEstimator(Estimator):
 
     def _compiled_for(self, md: _bayes.ModelData):
         import nutpie
-
         import pymc as pm
 
         key = md.shape_key()

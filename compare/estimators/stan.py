@@ -25,16 +25,16 @@ import shutil
 import subprocess
 import tempfile
 import time
-from importlib import metadata, resources
 from dataclasses import dataclass
+from importlib import metadata, resources
 from typing import Any, ClassVar, Literal
 
 import numpy as np
 
 from compare.data import FitData
-from compare.families import FAMILIES, LINKS
 from compare.estimators import _bayes, _cmdstan
 from compare.estimators.base import YES, Estimator, Support, no
+from compare.families import FAMILIES, LINKS
 from compare.fitresult import FitResult
 from compare.formula import ModelSpec
 from compare.settings import Settings, setting
@@ -169,6 +169,7 @@ class StanEstimator(Estimator):
     name: ClassVar[str] = "stan"
     kind: ClassVar[str] = "bayesian"
     Settings: ClassVar[type[Settings]] = StanSettings
+    settings: StanSettings
     _compiled: ClassVar[dict[str, Any]] = {}  # per process: backend -> compiled handle
 
     def available(self) -> Support:
@@ -213,8 +214,8 @@ class StanEstimator(Estimator):
 
 
 def _run_pystan(cache: dict, md: _bayes.ModelData, s: StanSettings, seed: int):
-    import stan
     import httpstan.models
+    import stan
 
     code = program_code()
     compile_s, count, notes = 0.0, 0, ["backend: PyStan 3 (httpstan)"]

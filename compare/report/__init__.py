@@ -19,12 +19,19 @@ from compare.report.measures import key_parameter, long_measures
 from compare.report.page import Section, render_page, write_numbers
 from compare.report.plots import boundary, coverage, forest, ppc, runtime, sbc, sbc_ecdf, zipplot
 from compare.report.sections import HEADLINE_TITLE, cell_title
-from compare.report.tables import (engine_controls, headline, headline_cells, headline_display, headline_tables,
-                                   sbc_verdicts, write_tables)
+from compare.report.tables import (
+    engine_controls,
+    headline,
+    headline_cells,
+    headline_display,
+    headline_tables,
+    sbc_verdicts,
+    write_tables,
+)
+from compare.settings import DEFAULT_LEVEL
 from compare.status import FAILED, Status
 from compare.store import RunStore
 from compare.summary import summarise
-from compare.settings import DEFAULT_LEVEL
 
 REPORTS_DIR = Path("reports")
 __all__ = ["HEADLINE_TITLE", "build", "render"]
@@ -77,7 +84,7 @@ def _ppc(table: pd.DataFrame, scenario: str, cells: list[int], run_dir: Path | N
     cell, rep = int(first["cell"]), int(first["rep"])
     try:
         ds = dataset_for(load_scenario(scenario), cell, rep, int(first["run_seed"]))
-    except Exception:  # the scenario changed since the run; the check is optional
+    except Exception:  # noqa: BLE001 - the scenario changed since the run; the check is optional
         return None
     return ppc.plot(table, ds.data, scenario, cell, rep, _kept_predictive(run_dir, ok, scenario, cell, rep), max_groups=6)
 
@@ -87,8 +94,10 @@ def _kept_predictive(run_dir: Path | None, ok: pd.DataFrame, scenario: str, cell
     from compare import posterior
     from compare.store import part_key
 
-    out = {}
-    for engine in sorted(ok["engine"].unique()) if run_dir is not None else []:
+    out: dict = {}
+    if run_dir is None:
+        return out
+    for engine in sorted(ok["engine"].unique()):
         path = posterior.draws_path(run_dir, part_key(scenario, cell, rep), engine)
         if path.is_file():
             y = posterior._az().from_netcdf(path).posterior_predictive["y"].values
@@ -140,9 +149,9 @@ def render(run_id: str, manifest: dict, table: pd.DataFrame, out: Path, run_dir:
     shown = json.dumps({k: v for k, v in manifest.items() if k != "suite_raw"}, indent=1, default=str)
     man.raw(f"<details><summary>manifest.json</summary><pre>{html.escape(shown)}</pre></details>")
     sections.append(man)
-    sections = [s for s in sections if s is not None]
-    write_numbers(sections, out / "tables")
-    (out / "index.html").write_text(render_page(run_id, sections))
+    shown_sections = [s for s in sections if s is not None]
+    write_numbers(shown_sections, out / "tables")
+    (out / "index.html").write_text(render_page(run_id, shown_sections))
     (out / "summary.md").write_text(_markdown(run_id, manifest, head_text, level, controls, heads,
                                               sbc_verdicts(result.sbc), _failures(table)))
     return out / "index.html"

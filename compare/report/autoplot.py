@@ -30,10 +30,16 @@ class Choice:
     reference: str | None = None
 
 
+def _named(parameter: str | None, kind: str, scenario: str) -> str:
+    if parameter is None:
+        raise InputError(f"{kind}: {scenario} has no parameter with estimates in this run")
+    return parameter
+
+
 def _pick(choice: Choice, table: pd.DataFrame, long: pd.DataFrame) -> tuple[str, int, str | None]:
     scenarios = sorted(table["scenario"].dropna().unique())
     scenario = choice.scenario or (scenarios[0] if scenarios else None)
-    if scenario not in scenarios:
+    if scenario is None or scenario not in scenarios:
         raise InputError(f"--scenario {choice.scenario}: not in this run (it has: {', '.join(scenarios)})")
     cells = sorted(int(c) for c in table.loc[table["scenario"] == scenario, "cell"].unique())
     cell = cells[0] if choice.cell is None else choice.cell
@@ -63,12 +69,13 @@ def draw(choice: Choice, result: RunSummary, table: pd.DataFrame):
         fig, d = forest.plot(long, scenario, cell, rows, level,
                              parameters=[choice.parameter] if choice.parameter else None)
     elif choice.kind == "nestloop":
-        fig, d = nestloop.plot(long, scenario, parameter, choice.measure or "coverage", level)
+        fig, d = nestloop.plot(long, scenario, _named(parameter, choice.kind, scenario), choice.measure or "coverage",
+                               level)
         if fig is None:
             raise InputError(f"nestloop: {scenario} has fewer than two grid cells in this run; a nested-loop "
                              f"plot needs a grid")
     elif choice.kind == "zip":
-        fig = zipplot.plot(table, scenario, cell, parameter, level)
+        fig = zipplot.plot(table, scenario, cell, _named(parameter, choice.kind, scenario), level)
         d = table[(table["scenario"] == scenario) & (table["cell"] == cell) & (table["parameter"] == parameter)]
     else:
         ref = scatter.reference_engine(table, choice.reference or result.reference)

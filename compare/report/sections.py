@@ -105,7 +105,7 @@ def robust(result: RunSummary, long: pd.DataFrame, level: float) -> Section:
     doubtful fits beside all fits."""
     sec = Section("Robust summaries")
     params = [p for s in sorted(long["scenario"].unique()) for p in key_parameters(long, s)]
-    keys = {key_parameter(long, s) for s in long["scenario"].unique()} - {None}
+    keys = {k for s in long["scenario"].unique() if (k := key_parameter(long, s)) is not None}
     fig, d = sensitivity.plot(result.sensitivity, sorted(keys), level)
     if not sec.figure(fig, "coverage and bias of each scenario's key parameter over all fits beside those "
                       "without divergent (samplers) or non-converged (optimisers) fits", d, "sensitivity"):
@@ -131,7 +131,8 @@ def between_engines(result: RunSummary, table: pd.DataFrame, long: pd.DataFrame)
     reference engine on the replications both fitted; relative precision and agreement tables beneath."""
     sec = Section("Between engines")
     ref = scatter.reference_engine(table, result.reference)
-    for scenario, cell in key_cells(long) if ref else []:
+    for scenario, cell in key_cells(long) if ref is not None else []:
+        assert ref is not None
         key = key_parameter(long, scenario)
         if key is None:
             continue
