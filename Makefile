@@ -11,7 +11,7 @@ STAMP := .venv/.hbench-setup
 SETUP_INPUTS := pyproject.toml scripts/install_r.sh scripts/install_debian.sh scripts/install_cmdstan.sh \
 	scripts/assemble_cmdstan.sh Makefile
 
-.PHONY: setup test test-slow test-cluster bench bench-quick bench-speed bench-speed-compare report clean
+.PHONY: setup lint test test-slow test-cluster bench bench-quick bench-speed bench-speed-compare report clean
 
 $(STAMP): $(SETUP_INPUTS)
 	test -x $(PY) || python3 -m venv .venv
@@ -27,7 +27,13 @@ setup:
 	rm -f $(STAMP)
 	$(MAKE) --no-print-directory $(STAMP)
 
-test: $(STAMP)
+# lint and format check (ruff) and type check (mypy) of compare/, configured in pyproject.toml
+lint: $(STAMP)
+	$(PY) -m ruff check compare
+	$(PY) -m ruff format --check compare
+	$(PY) -m mypy
+
+test: lint
 	$(PYTEST) -q -m "not slow and not bench and not cluster" tests
 
 # --executor slurm against a real SLURM on localhost (root: munged, slurmctld and one slurmd, started by the tests);

@@ -57,7 +57,7 @@ def checked_frame(frame: pd.DataFrame, formula: Formula, *, drop_missing: bool =
     One rule for data, so that every engine of a task sees exactly the same rows: a missing value in any
     column the model reads (response, trials, covariates, grouping factors) is an error naming the columns and
     counts, unless `drop_missing`, when such rows are dropped here, once, for every engine. Left to the
-    engines, formulae drops a row from X only, MixedLM turns an empty group cell into a phantom group and lme4
+    engines, a model-matrix builder drops a row from X only (formulae did), MixedLM turns an empty group cell into a phantom group and lme4
     drops the row."""
     needed = sorted(formula.variables | set(extra))
     reserved = [c for c in needed if c in RESERVED]
