@@ -45,8 +45,9 @@ def attempt(estimator: Estimator, data: FitData, seed: int) -> Outcome:
         cpu.restart()
         result = estimator.fit(data, seed=seed)
     except Exception as exc:  # noqa: BLE001 - a failing fit is a result, recorded with where it happened
-        return Outcome(Status.FAILED, error=describe_exception(exc), wall_s=time.perf_counter() - start,
-                       cpu_s=cpu.elapsed())
+        return Outcome(
+            Status.FAILED, error=describe_exception(exc), wall_s=time.perf_counter() - start, cpu_s=cpu.elapsed()
+        )
     result.cpu_s = cpu.elapsed()
     if not math.isfinite(result.wall_s):
         result.wall_s = time.perf_counter() - start

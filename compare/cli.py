@@ -21,10 +21,16 @@ from compare.errors import InputError
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hbench",
-        description="Benchmark frequentist and Bayesian estimators of multilevel models on simulated data.")
-    parser.add_argument("--scenarios", metavar="DIR", action="append", default=[],
-                        help="a folder of your own scenario specs (NAME.toml) and suites (suites/NAME.toml), "
-                             f"searched before the shipped ones; repeatable (also: {catalogue.ENV})")
+        description="Benchmark frequentist and Bayesian estimators of multilevel models on simulated data.",
+    )
+    parser.add_argument(
+        "--scenarios",
+        metavar="DIR",
+        action="append",
+        default=[],
+        help="a folder of your own scenario specs (NAME.toml) and suites (suites/NAME.toml), "
+        f"searched before the shipped ones; repeatable (also: {catalogue.ENV})",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda i: i.name):
         module = importlib.import_module(f"{commands.__name__}.{info.name}")
@@ -63,8 +69,11 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - a bug must still reach the user as one line, with its details kept
         with tempfile.NamedTemporaryFile("w", prefix="hbench-error-", suffix=".txt", delete=False) as fh:
             traceback.print_exc(file=fh)
-        print(f"hbench: internal error: {type(exc).__name__}: {one_line(str(exc))} "
-              f"(traceback in {fh.name}; please report it)", file=sys.stderr)
+        print(
+            f"hbench: internal error: {type(exc).__name__}: {one_line(str(exc))} "
+            f"(traceback in {fh.name}; please report it)",
+            file=sys.stderr,
+        )
         return 1
 
 

@@ -52,8 +52,8 @@ class ClusterSpec(Table):
     queue: str = setting("", "SLURM partition (sbatch --partition); empty: the cluster's default", check=_one_line)
     account: str = setting("", "sbatch --account (empty: none)", check=_one_line)
     cores: int = setting(1, "cores per job: its hbench workers (sbatch --cpus-per-task)", lo=1, hi=10_000)
-    memory: str = setting("4GB", "memory per job (sbatch --mem), e.g. \"8GB\"", check=_memory)
-    walltime: str = setting("01:00:00", "time limit per job (sbatch --time), e.g. \"04:00:00\"", check=_walltime)
+    memory: str = setting("4GB", 'memory per job (sbatch --mem), e.g. "8GB"', check=_memory)
+    walltime: str = setting("01:00:00", 'time limit per job (sbatch --time), e.g. "04:00:00"', check=_walltime)
     jobs: int = setting(1, "--executor slurm: how many worker jobs to keep running", lo=1, hi=10_000)
     setup: tuple[str, ...] = setting((), "shell lines run in each job before hbench (modules, a venv)", check=_lines)
     extra: tuple[str, ...] = setting((), "further sbatch options, each as sbatch spells it", check=_lines)
@@ -91,26 +91,57 @@ def overridden(suite, given: dict[str, Any] | None) -> Any:
     return replace(suite, cluster=parse(ClusterSpec, {**suite.raw.get("cluster", {}), **given}, "cluster"))
 
 
-def sbatch_script(spec: ClusterSpec, *, suite: Path, run_id: str, shards: int, python: str, results: Path,
-                  workdir: Path, extra_args: tuple[str, ...] | list[str] = (),
-                  global_args: tuple[str, ...] | list[str] = ()) -> str:
+def sbatch_script(
+    spec: ClusterSpec,
+    *,
+    suite: Path,
+    run_id: str,
+    shards: int,
+    python: str,
+    results: Path,
+    workdir: Path,
+    extra_args: tuple[str, ...] | list[str] = (),
+    global_args: tuple[str, ...] | list[str] = (),
+) -> str:
     """An sbatch array script: array task i runs `hbench run SUITE --run-id RUN_ID --shard i/N` with one worker
     per core of its job, all into one run folder (paths absolute: the jobs start elsewhere)."""
     q = shlex.quote
-    head = ["#!/bin/bash", f"#SBATCH --job-name={q('hbench-' + run_id)}", f"#SBATCH --array=1-{shards}",
-            "#SBATCH --ntasks=1", f"#SBATCH --cpus-per-task={spec.cores}", f"#SBATCH --mem={spec.sbatch_memory}",
-            f"#SBATCH --time={spec.walltime}", f"#SBATCH --chdir={q(str(workdir))}",
-            f"#SBATCH --output={q('hbench-' + run_id + '-%A_%a.out')}"]  # in --chdir: a folder that exists
+    head = [
+        "#!/bin/bash",
+        f"#SBATCH --job-name={q('hbench-' + run_id)}",
+        f"#SBATCH --array=1-{shards}",
+        "#SBATCH --ntasks=1",
+        f"#SBATCH --cpus-per-task={spec.cores}",
+        f"#SBATCH --mem={spec.sbatch_memory}",
+        f"#SBATCH --time={spec.walltime}",
+        f"#SBATCH --chdir={q(str(workdir))}",
+        f"#SBATCH --output={q('hbench-' + run_id + '-%A_%a.out')}",
+    ]  # in --chdir: a folder that exists
     head += [f"#SBATCH --partition={q(spec.queue)}"] * bool(spec.queue)
     head += [f"#SBATCH --account={q(spec.account)}"] * bool(spec.account)
     head += [f"#SBATCH {option}" for option in spec.extra]
-    cmd = [python, "-m", "compare", *global_args, "run", str(suite), "--run-id", run_id, "--results", str(results), "--no-progress",
-           *extra_args]
-    body = ["# Written by `hbench slurm-script`. Submit with `sbatch THIS_FILE`; when every array task has ended,",
-            f"# `hbench verify {run_id} --results {results}` says whether the run is complete or names the missing",
-            "# tasks. An array task that failed or ran out of time is rerun by `sbatch --array=I THIS_FILE`:",
-            "# it skips the tasks its shard already finished.",
-            "set -euo pipefail", *spec.setup,
-            " ".join(q(c) for c in cmd) + f' --shard "${{SLURM_ARRAY_TASK_ID}}/{shards}"'
-            ' --workers "${SLURM_CPUS_PER_TASK:-1}"']
+    cmd = [
+        python,
+        "-m",
+        "compare",
+        *global_args,
+        "run",
+        str(suite),
+        "--run-id",
+        run_id,
+        "--results",
+        str(results),
+        "--no-progress",
+        *extra_args,
+    ]
+    body = [
+        "# Written by `hbench slurm-script`. Submit with `sbatch THIS_FILE`; when every array task has ended,",
+        f"# `hbench verify {run_id} --results {results}` says whether the run is complete or names the missing",
+        "# tasks. An array task that failed or ran out of time is rerun by `sbatch --array=I THIS_FILE`:",
+        "# it skips the tasks its shard already finished.",
+        "set -euo pipefail",
+        *spec.setup,
+        " ".join(q(c) for c in cmd) + f' --shard "${{SLURM_ARRAY_TASK_ID}}/{shards}"'
+        ' --workers "${SLURM_CPUS_PER_TASK:-1}"',
+    ]
     return "\n".join(head + [""] + body) + "\n"

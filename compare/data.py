@@ -50,20 +50,20 @@ class FitData:
         return frame_hash(self.frame)
 
 
-def checked_frame(frame: pd.DataFrame, formula: Formula, *, drop_missing: bool = False,
-                  extra: tuple[str, ...] = ()) -> tuple[pd.DataFrame, int]:
+def checked_frame(
+    frame: pd.DataFrame, formula: Formula, *, drop_missing: bool = False, extra: tuple[str, ...] = ()
+) -> tuple[pd.DataFrame, int]:
     """A user's frame made safe to hand to every engine alike, and how many rows were dropped.
 
     One rule for data, so that every engine of a task sees exactly the same rows: a missing value in any
     column the model reads (response, trials, covariates, grouping factors) is an error naming the columns and
     counts, unless `drop_missing`, when such rows are dropped here, once, for every engine. Left to the
-    engines, a model-matrix builder drops a row from X only (formulae did), MixedLM turns an empty group cell into a phantom group and lme4
-    drops the row."""
+    engines, a model-matrix builder drops a row from X only (formulae did), MixedLM turns an empty group cell
+    into a phantom group and lme4 drops the row."""
     needed = sorted(formula.variables | set(extra))
     reserved = [c for c in needed if c in RESERVED]
     if reserved:
-        raise InputError(f"column {reserved[0]!r}: a name that R reads as a literal, not a column; "
-                         "rename it")
+        raise InputError(f"column {reserved[0]!r}: a name that R reads as a literal, not a column; rename it")
     absent = [c for c in needed if c not in frame.columns]
     if absent:
         raise InputError(f"data has no column {', '.join(map(repr, absent))} named in the formula")
@@ -74,14 +74,16 @@ def checked_frame(frame: pd.DataFrame, formula: Formula, *, drop_missing: bool =
         return frame, 0
     if not drop_missing:
         listed = ", ".join(f"{c!r} ({n})" for c, n in bad.items())
-        raise InputError(f"missing values in {listed}: fix the data, or pass --drop-missing to drop those rows "
-                         "for every engine")
+        raise InputError(
+            f"missing values in {listed}: fix the data, or pass --drop-missing to drop those rows for every engine"
+        )
     keep = ~missing.any(axis=1)
     return frame.loc[keep].reset_index(drop=True), int((~keep).sum())
 
 
 def _missing(frame: pd.DataFrame) -> pd.DataFrame:
     """NaN/None, and text cells that are empty or blank (a CSV's empty group cell)."""
+
     def blank(col: pd.Series) -> pd.Series:
         if col.dtype == object or isinstance(col.dtype, pd.StringDtype):  # pandas 3 reads text as str
             return col.astype(str).str.strip().eq("")

@@ -66,8 +66,12 @@ def _intercepts(intercepts: dict[str, tuple[np.ndarray, np.ndarray, float]], gro
     return index, u / sd
 
 
-def shift_between(cell: CellSpec, frame: pd.DataFrame, intercepts: dict[str, tuple[np.ndarray, np.ndarray, float]],
-                  rng: np.random.Generator) -> bool:
+def shift_between(
+    cell: CellSpec,
+    frame: pd.DataFrame,
+    intercepts: dict[str, tuple[np.ndarray, np.ndarray, float]],
+    rng: np.random.Generator,
+) -> bool:
     """Add each `between` covariate's group part m_j, correlated `cor` with the standardized random intercept
     z_j; True when some covariate moved (the design must then be rebuilt)."""
     for x, bt in cell.between.items():

@@ -75,10 +75,11 @@ def _codings(terms: Terms, values: dict[str, rexpr.Factor | rexpr.Numeric]) -> l
     return out
 
 
-def _atom_columns(label: str, value: rexpr.Factor | rexpr.Numeric,
-                  contrasts: bool) -> tuple[list[np.ndarray], list[str]]:
+def _atom_columns(
+    label: str, value: rexpr.Factor | rexpr.Numeric, contrasts: bool
+) -> tuple[list[np.ndarray], list[str]]:
     if isinstance(value, rexpr.Factor):
-        levels = list(enumerate(value.levels))[1 if contrasts else 0:]
+        levels = list(enumerate(value.levels))[1 if contrasts else 0 :]
         return [(value.codes == k).astype(float) for k, _ in levels], [f"{label}{lv}" for _, lv in levels]
     X = value.X
     if X.shape[1] == 1:
@@ -106,8 +107,10 @@ def model_matrix(terms: Terms | str, frame: pd.DataFrame) -> tuple[np.ndarray, l
     X = np.column_stack(cols) if cols else np.zeros((len(frame), 0))
     bad = [n for k, n in enumerate(names) if not np.all(np.isfinite(X[:, k]))]
     if bad:
-        raise InputError(f"formula: the column {bad[0]!r} of the design has missing or infinite values "
-                         "(a log of 0, scale() of a constant?)")
+        raise InputError(
+            f"formula: the column {bad[0]!r} of the design has missing or infinite values "
+            "(a log of 0, scale() of a constant?)"
+        )
     return X, names
 
 
@@ -142,8 +145,11 @@ def build_design(formula: Formula, family: str, frame: pd.DataFrame, *, with_res
     check_columns(formula, frame, need_response=with_response)
     for col in sorted(formula.variables - set(formula.response.columns)):
         values = frame[col]
-        if (pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
-                and np.isinf(values.to_numpy(dtype=float, na_value=np.nan)).any()):
+        if (
+            pd.api.types.is_numeric_dtype(values)
+            and not pd.api.types.is_bool_dtype(values)
+            and np.isinf(values.to_numpy(dtype=float, na_value=np.nan)).any()
+        ):
             raise InputError(f"column {col!r} has infinite values")
     X, names = model_matrix(formula.fixed_terms, frame)
     offset = _offset(formula, frame)
@@ -165,9 +171,11 @@ def check_rank(X: np.ndarray, names: list[str]) -> None:
     if np.linalg.matrix_rank(Xs) == X.shape[1]:
         return
     k = next(k for k in range(1, X.shape[1] + 1) if np.linalg.matrix_rank(Xs[:, :k]) < k)
-    raise InputError(f"formula: the fixed-effect column {names[k - 1]!r} is a linear combination of the columns "
-                     f"before it ({X.shape[0]} rows, {X.shape[1]} columns): remove a term (lme4 would drop it, "
-                     "other engines cannot fit it)")
+    raise InputError(
+        f"formula: the fixed-effect column {names[k - 1]!r} is a linear combination of the columns "
+        f"before it ({X.shape[0]} rows, {X.shape[1]} columns): remove a term (lme4 would drop it, "
+        "other engines cannot fit it)"
+    )
 
 
 def _offset(formula: Formula, frame: pd.DataFrame) -> np.ndarray:

@@ -120,7 +120,9 @@ def parse_dist(value: Any, where: str) -> Dist:
     params = {k: v for k, v in value.items() if k != "dist"}
     for key in params:
         if key not in required + optional:
-            raise InputError(f"field '{where}.{key}': unknown key for {kind} (expected {', '.join(required + optional)})")
+            raise InputError(
+                f"field '{where}.{key}': unknown key for {kind} (expected {', '.join(required + optional)})"
+            )
     for key in required:
         if key not in params:
             raise InputError(f"field '{where}': {kind} needs '{key}'")
@@ -149,10 +151,14 @@ def parse_dist(value: Any, where: str) -> Dist:
         raise InputError(f"field '{where}.p': {params['p']!r} is not a probability")
     if kind == "categorical" and "probs" in params:
         probs, levels = params["probs"], params["levels"]
-        if (len(probs) != len(levels) or not all(_number(q) and 0 <= q <= 1 for q in probs)
-                or abs(sum(probs) - 1) > 1e-8):
-            raise InputError(f"field '{where}.probs': {probs!r} must be {len(levels)} probabilities (one per level) "
-                             "that sum to 1")
+        if (
+            len(probs) != len(levels)
+            or not all(_number(q) and 0 <= q <= 1 for q in probs)
+            or abs(sum(probs) - 1) > 1e-8
+        ):
+            raise InputError(
+                f"field '{where}.probs': {probs!r} must be {len(levels)} probabilities (one per level) that sum to 1"
+            )
     return Dist(kind, params)
 
 
@@ -184,10 +190,16 @@ class Shape:
         from scipy import stats
 
         p = self.params
-        return {"normal": lambda: stats.norm(), "chisq": lambda: stats.chi2(p.get("df")),
-                "laplace": lambda: stats.laplace(), "uniform": lambda: stats.uniform(),
-                "t": lambda: stats.t(p.get("df")), "skewnormal": lambda: stats.skewnorm(p.get("alpha")),
-                "lognormal": lambda: stats.lognorm(p.get("sdlog")), "mixture": lambda: None}[self.kind]()
+        return {
+            "normal": lambda: stats.norm(),
+            "chisq": lambda: stats.chi2(p.get("df")),
+            "laplace": lambda: stats.laplace(),
+            "uniform": lambda: stats.uniform(),
+            "t": lambda: stats.t(p.get("df")),
+            "skewnormal": lambda: stats.skewnorm(p.get("alpha")),
+            "lognormal": lambda: stats.lognorm(p.get("sdlog")),
+            "mixture": lambda: None,
+        }[self.kind]()
 
     def raw_moment(self, k: int) -> float:
         """E[X^k] of the unstandardized shape."""
@@ -198,8 +210,11 @@ class Shape:
             if k >= df:
                 return math.nan if k % 2 else math.inf
             return 0.0 if k % 2 else math.prod(df * (2 * i - 1) / (df - 2 * i) for i in range(1, k // 2 + 1))
-        closed = {"laplace": lambda: 0.0 if k % 2 else float(math.factorial(k)), "uniform": lambda: 1.0 / (k + 1),
-                  "lognormal": lambda: math.exp(k * k * self.params["sdlog"] ** 2 / 2)}  # scipy would integrate
+        closed = {
+            "laplace": lambda: 0.0 if k % 2 else float(math.factorial(k)),
+            "uniform": lambda: 1.0 / (k + 1),
+            "lognormal": lambda: math.exp(k * k * self.params["sdlog"] ** 2 / 2),
+        }  # scipy would integrate
         if self.kind in closed:
             return closed[self.kind]()
         if self.kind != "mixture":
@@ -249,8 +264,14 @@ def parse_shape(value: Any, where: str) -> Shape:
         if not _number(v):
             raise InputError(f"field '{where}.{key}': {v!r} must be a finite number")
         params[key] = float(v)
-    limits = {"df": (0.0 if kind == "chisq" else 2.0, 1e6), "sdlog": (0.0, 5.0), "p": (0.0, 1.0), "ratio": (0.0, 1e6),
-              "alpha": (-1e6, 1e6), "delta": (-1e6, 1e6)}
+    limits = {
+        "df": (0.0 if kind == "chisq" else 2.0, 1e6),
+        "sdlog": (0.0, 5.0),
+        "p": (0.0, 1.0),
+        "ratio": (0.0, 1e6),
+        "alpha": (-1e6, 1e6),
+        "delta": (-1e6, 1e6),
+    }
     for key, v in params.items():
         lo, hi = limits[key]
         if not lo < v < hi:

@@ -62,8 +62,10 @@ def parse_env(text: str) -> EnvSpec:
     """`NAME=SPEC` -> EnvSpec, or InputError naming what is wrong."""
     name, eq, spec = text.partition("=")
     if not eq or not NAME.match(name.strip()) or spec.startswith("="):  # "statsmodels==0.14.4": a pin, no name
-        raise InputError(f"--env {text!r}: expected NAME=SPEC with NAME of letters, digits, '.', '_' or '-' "
-                         "(e.g. old=statsmodels==0.14.4)")
+        raise InputError(
+            f"--env {text!r}: expected NAME=SPEC with NAME of letters, digits, '.', '_' or '-' "
+            "(e.g. old=statsmodels==0.14.4)"
+        )
     name, spec = name.strip(), spec.strip()
     lines = _file_lines(spec, name) if spec and Path(spec).is_file() else split_pins(spec)
     return EnvSpec(name, tuple(_check_pin(p, name) for p in lines), spec)
@@ -119,8 +121,10 @@ def checkout() -> Path:
     """The source tree of the running hbench: what every environment gets installed from."""
     root = Path(__file__).resolve().parent.parent
     if not (root / "pyproject.toml").is_file():
-        raise InputError(f"hbench matrix installs hbench from its source checkout; {root} has no pyproject.toml "
-                         "(run it from a clone)")
+        raise InputError(
+            f"hbench matrix installs hbench from its source checkout; {root} has no pyproject.toml "
+            "(run it from a clone)"
+        )
     return root
 
 
@@ -150,8 +154,13 @@ def parse_lock(text: str) -> tuple[str, ...]:
 def resolve(spec: EnvSpec, root: Path) -> Resolved:
     """Resolve hbench's dependencies with the pins on top; a pin that does not resolve is InputError."""
     wanted = "\n".join([f"hbench @ {root.as_uri()}", *spec.pins]) + "\n"
-    r = subprocess.run([uv(), "pip", "compile", "-", "--python", sys.executable, "--quiet", "--no-header",
-                        "--no-annotate"], input=wanted, capture_output=True, text=True, timeout=600)
+    r = subprocess.run(
+        [uv(), "pip", "compile", "-", "--python", sys.executable, "--quiet", "--no-header", "--no-annotate"],
+        input=wanted,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     if r.returncode != 0:
         raise InputError(f"--env {spec.name}={spec.source}: does not resolve: {_one_line(r.stderr)}")
     lock = parse_lock(r.stdout)
@@ -200,8 +209,7 @@ def build_wheel(root: Path, out: Path, log) -> Path:
 
 
 def install_hbench(env: Path, wheel: Path, log) -> None:
-    run_logged([uv(), "pip", "install", "--python", str(env_python(env)), "--no-deps", "--reinstall",
-                str(wheel)], log)
+    run_logged([uv(), "pip", "install", "--python", str(env_python(env)), "--no-deps", "--reinstall", str(wheel)], log)
 
 
 def run_logged(cmd: list[str], log) -> None:

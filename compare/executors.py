@@ -86,7 +86,9 @@ class LocalExecutor:
 
     def _spawn(self) -> _Worker:
         parent, child = self.ctx.Pipe()
-        proc = self.ctx.Process(target=_worker_main, args=(child, os.getpid()), daemon=False)  # PyStan builds in a process pool
+        proc = self.ctx.Process(
+            target=_worker_main, args=(child, os.getpid()), daemon=False
+        )  # PyStan builds in a process pool
         proc.start()
         child.close()
         return _Worker(proc, parent)
@@ -173,11 +175,13 @@ class LocalExecutor:
                     pass  # the worker died mid-message: treat as a crash below
             if not w.proc.is_alive() or (w.conn not in ready and w.proc.sentinel in ready):
                 code = w.proc.exitcode
-                yield from self._replace(i, w, Status.CRASHED, f"worker process died (exit code {code}) during this fit",
-                                         pending, queues)
+                yield from self._replace(
+                    i, w, Status.CRASHED, f"worker process died (exit code {code}) during this fit", pending, queues
+                )
             elif w.engine is not None and time.perf_counter() - w.started > self.timeout:
-                yield from self._replace(i, w, Status.TIMEOUT, f"fit exceeded the {self.timeout:g} s timeout",
-                                         pending, queues)
+                yield from self._replace(
+                    i, w, Status.TIMEOUT, f"fit exceeded the {self.timeout:g} s timeout", pending, queues
+                )
 
     def _handle(self, w: _Worker, msg: tuple, pending: dict[str, _Pending]):
         kind = msg[0]
@@ -207,7 +211,7 @@ class LocalExecutor:
         done = len(pending.get(task.key, _Pending()).frames)
         current = engine or names[done]
         pending.setdefault(task.key, _Pending()).frames.append(failure_rows(task, None, current, status, error))
-        rest = task.engines[names.index(current) + 1:]
+        rest = task.engines[names.index(current) + 1 :]
         if rest:
             queues.setdefault(("__rest__", task.key), deque()).appendleft(replace(task, engines=rest))
             return
@@ -231,8 +235,9 @@ class DaskExecutor:
         from compare.lifeline_dask import LifelinePlugin
 
         dask.config.set({"distributed.scheduler.allowed-failures": 0})
-        cluster = LocalCluster(n_workers=self.n, threads_per_worker=1, processes=True,
-                               dashboard_address=None, silence_logs=40)
+        cluster = LocalCluster(
+            n_workers=self.n, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=40
+        )
         client = Client(cluster)
         client.register_plugin(LifelinePlugin(os.getpid()))  # its workers are our children: they end with us
         return client, cluster
@@ -266,8 +271,12 @@ class DaskExecutor:
                         running.pop(future)
                         self._abandon(client, future)
                         error = f"task exceeded {len(task.engines)} x {self.timeout:g} s on dask"
-                        yield task, pa.concat_tables([failure_rows(task, None, e.label, Status.TIMEOUT, error)
-                                                      for e in task.engines])
+                        yield (
+                            task,
+                            pa.concat_tables(
+                                [failure_rows(task, None, e.label, Status.TIMEOUT, error) for e in task.engines]
+                            ),
+                        )
         finally:
             client.close()
             if cluster is not None:
@@ -278,9 +287,12 @@ class DaskExecutor:
         try:
             return future.result()
         except Exception as exc:  # noqa: BLE001 - a killed worker, or a task that raised outside fit_one
-            return pa.concat_tables([failure_rows(task, None, e.label, Status.CRASHED,
-                                                 f"dask task failed: {type(exc).__name__}: {exc}")
-                                    for e in task.engines])
+            return pa.concat_tables(
+                [
+                    failure_rows(task, None, e.label, Status.CRASHED, f"dask task failed: {type(exc).__name__}: {exc}")
+                    for e in task.engines
+                ]
+            )
 
     @staticmethod
     def _abandon(client, future) -> None:
@@ -314,11 +326,21 @@ class SlurmExecutor(DaskExecutor):
 
         s = self.spec
         dask.config.set({"distributed.scheduler.allowed-failures": 0})
-        cluster = SLURMCluster(queue=s.queue or None, account=s.account or None, cores=s.cores, processes=s.cores,
-                               memory=s.memory, walltime=s.walltime, job_extra_directives=list(s.extra),
-                               job_script_prologue=list(s.setup), python=sys.executable,
-                               death_timeout=self.DEATH_TIMEOUT_S, scheduler_options={"dashboard_address": None},
-                               log_directory=self.log_dir, silence_logs=40)
+        cluster = SLURMCluster(
+            queue=s.queue or None,
+            account=s.account or None,
+            cores=s.cores,
+            processes=s.cores,
+            memory=s.memory,
+            walltime=s.walltime,
+            job_extra_directives=list(s.extra),
+            job_script_prologue=list(s.setup),
+            python=sys.executable,
+            death_timeout=self.DEATH_TIMEOUT_S,
+            scheduler_options={"dashboard_address": None},
+            log_directory=self.log_dir,
+            silence_logs=40,
+        )
         cluster.scale(jobs=s.jobs)
         client = Client(cluster)
         client.register_plugin(LifelinePlugin())  # a worker and its fits' processes end with its nanny

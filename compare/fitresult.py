@@ -92,8 +92,10 @@ def describe(name: str) -> NameParts:
         return NameParts(name)
     m = _NAMED.match(name)
     if m is None or _TWO_PARTS[m["cls"]] != (m["second"] is not None):
-        raise ValueError(f"parameter name {name!r} is not in hbench's convention (b[x], sd[g][x], cor[g][a,b], "
-                         "sigma, r[g][level,x], mrp, pred_new[g])")
+        raise ValueError(
+            f"parameter name {name!r} is not in hbench's convention (b[x], sd[g][x], cor[g][a,b], "
+            "sigma, r[g][level,x], mrp, pred_new[g])"
+        )
     cls, first, second = m["cls"], m["first"], m["second"]
     if cls in ("b", "pred_new"):
         return NameParts(cls, None if cls == "b" else first, first if cls == "b" else None)
@@ -114,7 +116,7 @@ def _split_top_level(text: str, last: bool) -> tuple[str, str | None]:
             cut = i
             if not last:
                 break
-    return (text, None) if cut is None else (text[:cut], text[cut + 1:])
+    return (text, None) if cut is None else (text[:cut], text[cut + 1 :])
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,21 +125,25 @@ class ParamRow:
     arguments (or a dict of them: `make_params`), so an unknown key (a typo such as `lowr`) or a missing one
     raises instead of becoming a NaN column; what the name says is derived, never given."""
 
-    parameter: str = doc("estimand, in the naming convention (b[x], sd[g][x], cor[g][a,b], sigma, r[g][level,x], "
-                         "mrp, pred_new[g])")
-    param_class: str = doc("what kind of estimand: b, sd, cor, sigma, r, mrp, pred_new (derived from the name)",
-                           init=False)
+    parameter: str = doc(
+        "estimand, in the naming convention (b[x], sd[g][x], cor[g][a,b], sigma, r[g][level,x], mrp, pred_new[g])"
+    )
+    param_class: str = doc(
+        "what kind of estimand: b, sd, cor, sigma, r, mrp, pred_new (derived from the name)", init=False
+    )
     group: str | None = doc("grouping factor of sd, cor, r and pred_new rows (derived)", init=False)
-    term: str | None = doc("model term: the coefficient of b, sd and r rows; 'a,b' for cor rows (derived)",
-                           init=False)
+    term: str | None = doc("model term: the coefficient of b, sd and r rows; 'a,b' for cor rows (derived)", init=False)
     group_level: str | None = doc("level of the grouping factor, for group effects r (derived)", init=False)
     estimate: float = doc("point estimate: ML/REML estimate, conditional mode, or posterior mean")
     se: float = doc("standard error, or posterior SD")
     lower: float = doc("lower bound of the interval at the run's level (NaN when `interval` is none)")
     upper: float = doc("upper bound of the interval at the run's level")
     interval: str = doc("how the interval was made: wald-z, wald-t, profile, quantile, wald-log-sd, ..., or none")
-    primary: bool = doc("the interval the engine reports first: exactly one row per parameter and fit; point "
-                        "measures read these rows only", True)
+    primary: bool = doc(
+        "the interval the engine reports first: exactly one row per parameter and fit; point "
+        "measures read these rows only",
+        True,
+    )
     median: float = doc("posterior median (samplers)", math.nan)
     rhat: float = doc("rank-normalised split R-hat (samplers)", math.nan)
     ess_bulk: float = doc("bulk effective sample size (samplers)", math.nan)
@@ -149,8 +155,10 @@ class ParamRow:
         for name in ("estimate", "se", "lower", "upper", "median", "rhat", "ess_bulk", "ess_tail"):
             object.__setattr__(self, name, _number(getattr(self, name), name, self.parameter))
         if not isinstance(self.interval, str) or not self.interval:
-            raise ValueError(f"row {self.parameter}: interval {self.interval!r} must name how it was made "
-                             "('none' when there is none)")
+            raise ValueError(
+                f"row {self.parameter}: interval {self.interval!r} must name how it was made "
+                "('none' when there is none)"
+            )
         if not isinstance(self.primary, (bool, np.bool_)):
             raise ValueError(f"row {self.parameter}: primary {self.primary!r} must be true or false")
         object.__setattr__(self, "primary", bool(self.primary))
@@ -214,8 +222,11 @@ def _row(mapping: Mapping[str, Any]) -> ParamRow:
     unknown = sorted(set(mapping) - set(_INIT))
     missing = [f.name for f in fields(ParamRow) if f.init and f.default is MISSING and f.name not in mapping]
     if unknown or missing:
-        what = "; ".join(text for text, found in ((f"unknown keys {unknown}", unknown), (f"missing keys {missing}", missing))
-                         if found)
+        what = "; ".join(
+            text
+            for text, found in ((f"unknown keys {unknown}", unknown), (f"missing keys {missing}", missing))
+            if found
+        )
         raise ValueError(f"result row {mapping.get('parameter', '?')!r}: {what} (ParamRow takes {', '.join(_INIT)})")
     return ParamRow(**mapping)
 
@@ -227,12 +238,19 @@ def _check_one_primary(df: pd.DataFrame) -> None:
         raise ValueError(f"each parameter needs exactly one primary row: {dict(wrong.head(3).astype(int))}")
 
 
-def interval_row(primary_row: Mapping[str, Any], interval: str, lower: float, upper: float,
-                 note: str | None = None) -> dict[str, Any]:
+def interval_row(
+    primary_row: Mapping[str, Any], interval: str, lower: float, upper: float, note: str | None = None
+) -> dict[str, Any]:
     """An extra (non-primary) row for the parameter of `primary_row`: the same estimate, SE and sampler columns
     with another interval, its type named in `interval`."""
-    return {**primary_row, "lower": float(lower), "upper": float(upper), "interval": interval, "note": note,
-            "primary": False}
+    return {
+        **primary_row,
+        "lower": float(lower),
+        "upper": float(upper),
+        "interval": interval,
+        "note": note,
+        "primary": False,
+    }
 
 
 def primary(rows: pd.DataFrame) -> pd.DataFrame:
@@ -273,10 +291,10 @@ class FitResult:
 
     engine: str
     params: pd.DataFrame
-    converged: bool = doc("the engine's own convergence verdict (samplers: R-hat <= 1.01 on b, sd, cor, sigma and "
-                          "no divergences)", True)
-    singular: bool | None = doc("lme4's rule: a diagonal element of the relative covariance factor below 1e-4",
-                                None)
+    converged: bool = doc(
+        "the engine's own convergence verdict (samplers: R-hat <= 1.01 on b, sd, cor, sigma and no divergences)", True
+    )
+    singular: bool | None = doc("lme4's rule: a diagonal element of the relative covariance factor below 1e-4", None)
     corr_at_bound: bool | None = doc("some |correlation| above 0.99", None)
     var_at_zero: bool | None = doc("some SD below 1e-4 sigma", None)
     loglik: float = doc("maximised log-likelihood (REML or ML: see criterion)", math.nan)
@@ -285,9 +303,12 @@ class FitResult:
     warnings: list[str] = doc("warnings raised during the fit, one a line", default_factory=list)
     notes: list[str] = doc("what qualifies the fit (fallbacks, priors used, ...), one a line", default_factory=list)
     wall_s: float = doc("seconds for the whole fit, compile included", math.nan)
-    cpu_s: float = doc("CPU seconds of the fit, compile included: the worker's process time (every thread; R "
-                       "under rpy2) plus its child processes' (CmdStan, Rscript, httpstan's pool), measured by "
-                       "compare.attempt around fit; what `hbench compare` judges runtime on", math.nan)
+    cpu_s: float = doc(
+        "CPU seconds of the fit, compile included: the worker's process time (every thread; R "
+        "under rpy2) plus its child processes' (CmdStan, Rscript, httpstan's pool), measured by "
+        "compare.attempt around fit; what `hbench compare` judges runtime on",
+        math.nan,
+    )
     compile_s: float = doc("seconds spent compiling a model (0 when reused)", 0.0)
     warmup_s: float = doc("seconds of sampler warm-up (NaN when not reported apart)", math.nan)
     sampling_s: float = doc("seconds of sampling (warm-up included where not separated)", math.nan)
@@ -295,8 +316,9 @@ class FitResult:
     sampler: SamplerDiagnostics | None = None
     draws: dict[str, np.ndarray] | None = field(default=None, repr=False)
     idata: Any = field(default=None, repr=False)  # every draw as ArviZ InferenceData, when asked to keep them
-    details: dict[str, Any] = doc("engine-specific information as JSON (optimiser codes, attempts)",
-                                  default_factory=dict)
+    details: dict[str, Any] = doc(
+        "engine-specific information as JSON (optimiser codes, attempts)", default_factory=dict
+    )
 
     @property
     def loglik_finite(self) -> bool:
@@ -367,14 +389,17 @@ def fit_columns() -> dict[str, str]:
 
 def column_docs() -> dict[str, str]:
     """One line on every column a FitResult contributes to the results table (for docs/results.md)."""
-    out = {f.name: f.metadata["doc"] for cls in (ParamRow, FitResult, SamplerDiagnostics) for f in fields(cls)
-           if "doc" in f.metadata}
+    out = {
+        f.name: f.metadata["doc"]
+        for cls in (ParamRow, FitResult, SamplerDiagnostics)
+        for f in fields(cls)
+        if "doc" in f.metadata
+    }
     out["loglik_finite"] = LOGLIK_FINITE_DOC
     return out
 
 
-def boundary_flags(covariances: list[np.ndarray], sigma: float = 1.0,
-                   tol: float = 1e-4) -> tuple[bool, bool, bool]:
+def boundary_flags(covariances: list[np.ndarray], sigma: float = 1.0, tol: float = 1e-4) -> tuple[bool, bool, bool]:
     """lme4's singularity rule applied the same way to every engine.
 
     singular: any diagonal element of chol(Sigma_block / sigma^2) below `tol` (lme4 isSingular);
@@ -408,6 +433,6 @@ def _relative_chol_diag(rel: np.ndarray) -> np.ndarray:
             return diag  # the rest is degenerate: leave zeros, which count as singular
         diag[k] = math.sqrt(pivot)
         if k + 1 < n:
-            col = a[k + 1:, k] / pivot
-            a[k + 1:, k + 1:] -= np.outer(col, a[k, k + 1:])
+            col = a[k + 1 :, k] / pivot
+            a[k + 1 :, k + 1 :] -= np.outer(col, a[k, k + 1 :])
     return diag

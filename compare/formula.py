@@ -117,10 +117,17 @@ class Formula:
     def factor_columns(self) -> set[str]:
         """Columns read only as factor(x), as.factor(x) or C(x): R may get them as factors, with hbench's levels
         (R's C() refuses a number: cbpp's `period` read from a CSV)."""
-        wrapped = {a.node.args[0].name for a in self.atoms
-                   if isinstance(a.node, Call) and a.node.fn in rexpr.FACTOR_FNS and isinstance(a.node.args[0], Var)}
-        elsewhere = {v for a in self.atoms if not (isinstance(a.node, Call) and a.node.fn in rexpr.FACTOR_FNS
-                                                   and isinstance(a.node.args[0], Var)) for v in variables(a.node)}
+        wrapped = {
+            a.node.args[0].name
+            for a in self.atoms
+            if isinstance(a.node, Call) and a.node.fn in rexpr.FACTOR_FNS and isinstance(a.node.args[0], Var)
+        }
+        elsewhere = {
+            v
+            for a in self.atoms
+            if not (isinstance(a.node, Call) and a.node.fn in rexpr.FACTOR_FNS and isinstance(a.node.args[0], Var))
+            for v in variables(a.node)
+        }
         if self.offset_node is not None:
             elsewhere |= variables(self.offset_node)
         return wrapped - elsewhere - {c for b in self.blocks for c in b.group_columns}
@@ -311,8 +318,7 @@ def _group_names(node: Node, text: str) -> list[str]:
         return [*outer, f"{inner}:{last}" if ":" not in last else f"{inner}:({last})"]
     name = deparse(node)
     if not re.fullmatch(rf"{_NAME}(:{_NAME})*", name):
-        raise InputError(f"formula: cannot read the grouping factor {name!r} in {text!r} "
-                         "(columns, g1:g2 or g1/g2)")
+        raise InputError(f"formula: cannot read the grouping factor {name!r} in {text!r} (columns, g1:g2 or g1/g2)")
     return [name]
 
 

@@ -5,7 +5,8 @@ The function is imported like an HBENCH_ENGINES module (any importable name: PYT
 worker processes inherit PYTHONPATH, so they import the same one) and called as `function(params, rng)` with a
 copy of the cell's `[params]` table (grid axes such as `"params.n_groups" = [30, 100]` vary it) and the
 replication's numpy Generator. It returns `(frame, truth)`: a pandas DataFrame holding every column the formula
-reads (other columns are dropped: the engines see what the model reads), and a dict of true values named as the engines report parameters (`b[x]`, `sd[g][Intercept]`,
+reads (other columns are dropped: the engines see what the model reads), and a dict of true values named as
+the engines report parameters (`b[x]`, `sd[g][Intercept]`,
 `cor[g][Intercept,x]`, `sigma`; optionally `r[g][level,term]` and `pred_new[g]`). Both are checked here, so a
 wrong generator is one line naming it and what was wrong; the module's source is hashed into the run's
 fingerprint (compare.provenance), so `--resume` refuses a run whose generator changed.
@@ -34,8 +35,29 @@ from compare.errors import InputError
 TARGET = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 # text that pandas.read_csv (its default na_values) and R read back as missing: a label such as "nan" would
 # make `hbench simulate`'s CSV a different dataset from the one the engines were given
-READS_AS_MISSING = frozenset({"", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND",
-                              "1.#QNAN", "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"})
+READS_AS_MISSING = frozenset(
+    {
+        "",
+        "#N/A",
+        "#N/A N/A",
+        "#NA",
+        "-1.#IND",
+        "-1.#QNAN",
+        "-NaN",
+        "-nan",
+        "1.#IND",
+        "1.#QNAN",
+        "<NA>",
+        "N/A",
+        "NA",
+        "NULL",
+        "NaN",
+        "None",
+        "n/a",
+        "nan",
+        "null",
+    }
+)
 
 
 def _split(target: Any) -> tuple[str, str]:
@@ -109,8 +131,9 @@ def _check_frame(frame: Any, cell: Any, where: str) -> pd.DataFrame:
     absent = [c for c in needed if c not in frame.columns]
     if absent:
         have = ", ".join(map(str, frame.columns)) or "none"
-        raise InputError(f"{where} returned no column {', '.join(map(repr, absent))} named in the formula "
-                         f"(has: {have})")
+        raise InputError(
+            f"{where} returned no column {', '.join(map(repr, absent))} named in the formula (has: {have})"
+        )
     counts = _missing(frame[needed]).sum()
     bad = counts[counts > 0]
     if not bad.empty:
@@ -122,8 +145,10 @@ def _check_frame(frame: Any, cell: Any, where: str) -> pd.DataFrame:
             text = values.astype(str).str.strip()
             hits = text[text.isin(READS_AS_MISSING)]
             if len(hits):
-                raise InputError(f"{where} returned {hits.iloc[0]!r} in column {col!r}: text that reads back as "
-                                 "missing (CSV, R); use another label")
+                raise InputError(
+                    f"{where} returned {hits.iloc[0]!r} in column {col!r}: text that reads back as "
+                    "missing (CSV, R); use another label"
+                )
     return frame[needed].reset_index(drop=True)  # the columns the model reads: what every engine sees
 
 
@@ -135,8 +160,10 @@ def _check_truth(truth: Any, design: Design, where: str) -> dict[str, float]:
     out = {}
     for name, value in truth.items():
         if name not in allowed:
-            raise InputError(f"{where} returned truth {name!r}: not a parameter the engines report for this "
-                             f"formula (expected: {', '.join(expected)})")
+            raise InputError(
+                f"{where} returned truth {name!r}: not a parameter the engines report for this "
+                f"formula (expected: {', '.join(expected)})"
+            )
         if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not math.isfinite(value):
             raise InputError(f"{where} returned truth {name!r} = {value!r}: expected a finite number")
         out[name] = float(value)

@@ -55,25 +55,50 @@ class FailSafe:
                 s, c, e = key
                 raise FailSafeTriggered(
                     f"fail-safe: engine {e} failed {self.failures[key]} of {self.attempts[key]} fits in {s} cell {c} "
-                    f"(> {self.max_rate:.0%}); last error: {str(r['error'])[:200]}")
+                    f"(> {self.max_rate:.0%}); last error: {str(r['error'])[:200]}"
+                )
 
 
 def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
-def new_manifest(suite: Suite, tasks: list[Task], executor: str, workers: int,
-                 reps_override: int | None = None) -> dict[str, Any]:
-    return {"suite": suite.name, "suite_path": str(suite.path) if suite.path else None, "suite_raw": suite.raw,
-            "run_seed": suite.seed, "reps": suite.reps, "reps_override": reps_override, "level": suite.level,
-            "timeout": suite.timeout,
-            "engines": [{"name": e.name, "label": e.label, "settings": e.settings.public(), "only": list(e.only),
-                         "max_reps": e.max_reps, "backend": engine_backend(e.name, e.settings)}
-                        for e in suite.engines],
-            "reference": suite.reference, "n_tasks": len(tasks), "executor": executor, "workers": workers,
-            "git_commit": git_commit(), "versions": versions([e.name for e in suite.engines]),
-            "fingerprint": fingerprint(suite),
-            "machine": machine(), "started": _now(), "finished": None, "status": "running", "sessions": []}
+def new_manifest(
+    suite: Suite, tasks: list[Task], executor: str, workers: int, reps_override: int | None = None
+) -> dict[str, Any]:
+    return {
+        "suite": suite.name,
+        "suite_path": str(suite.path) if suite.path else None,
+        "suite_raw": suite.raw,
+        "run_seed": suite.seed,
+        "reps": suite.reps,
+        "reps_override": reps_override,
+        "level": suite.level,
+        "timeout": suite.timeout,
+        "engines": [
+            {
+                "name": e.name,
+                "label": e.label,
+                "settings": e.settings.public(),
+                "only": list(e.only),
+                "max_reps": e.max_reps,
+                "backend": engine_backend(e.name, e.settings),
+            }
+            for e in suite.engines
+        ],
+        "reference": suite.reference,
+        "n_tasks": len(tasks),
+        "executor": executor,
+        "workers": workers,
+        "git_commit": git_commit(),
+        "versions": versions([e.name for e in suite.engines]),
+        "fingerprint": fingerprint(suite),
+        "machine": machine(),
+        "started": _now(),
+        "finished": None,
+        "status": "running",
+        "sessions": [],
+    }
 
 
 def suite_from_manifest(manifest: dict[str, Any]) -> Suite:
@@ -98,19 +123,41 @@ def _executor(kind: str, workers: int, suite: Suite, scheduler: str | None, stor
     raise InputError(f"--executor {kind!r}: choose local, dask or slurm")
 
 
-def run(suite_path: str | None, *, run_id: str | None = None, reps: int | None = None, seed: int | None = None,
-        workers: int | None = None, executor: str = "local", scheduler: str | None = None,
-        resume: str | None = None, shard: str | None = None, root: Path | str = RESULTS_DIR,
-        progress: bool = True, cluster: dict[str, Any] | None = None) -> RunStore:
+def run(
+    suite_path: str | None,
+    *,
+    run_id: str | None = None,
+    reps: int | None = None,
+    seed: int | None = None,
+    workers: int | None = None,
+    executor: str = "local",
+    scheduler: str | None = None,
+    resume: str | None = None,
+    shard: str | None = None,
+    root: Path | str = RESULTS_DIR,
+    progress: bool = True,
+    cluster: dict[str, Any] | None = None,
+) -> RunStore:
     """Run (or resume) a suite into results/<run_id>/, or one shard of it (`compare.shards`). `cluster` overrides
     the suite's [cluster] table (--executor slurm). Returns the store; raises FailSafeTriggered."""
     workers = workers or os.cpu_count() or 1
     if workers < 1:
         raise InputError(f"--workers {workers}: must be at least 1")
     if shard is not None:
-        return _run_shard(suite_path, parse_shard(shard), run_id=run_id, reps=reps, seed=seed, workers=workers,
-                          executor=executor, scheduler=scheduler, resume=resume, root=root, progress=progress,
-                          cluster=cluster)
+        return _run_shard(
+            suite_path,
+            parse_shard(shard),
+            run_id=run_id,
+            reps=reps,
+            seed=seed,
+            workers=workers,
+            executor=executor,
+            scheduler=scheduler,
+            resume=resume,
+            root=root,
+            progress=progress,
+            cluster=cluster,
+        )
     if resume:
         store, suite, manifest = _resumed(resume, root, suite_path=suite_path, run_id=run_id, seed=seed)
         if reps is not None:
@@ -132,16 +179,21 @@ def run(suite_path: str | None, *, run_id: str | None = None, reps: int | None =
         manifest["status"] = "running"
         manifest["sessions"].append(_session(executor, workers, suite))
         store.write_manifest(manifest)
-        _recorded(lambda: _execute(store, suite, tasks, _executor(executor, workers, suite, scheduler, store),
-                                   progress), lambda state: _finish(store, manifest, state))
+        _recorded(
+            lambda: _execute(store, suite, tasks, _executor(executor, workers, suite, scheduler, store), progress),
+            lambda state: _finish(store, manifest, state),
+        )
     finally:
         store.release()
     return store
 
 
 def _session(executor: str, workers: int, suite: Suite) -> dict[str, Any]:
-    where = {"cluster": asdict(suite.cluster), "workers": suite.cluster.jobs * suite.cluster.cores} \
-        if executor == "slurm" else {}
+    where = (
+        {"cluster": asdict(suite.cluster), "workers": suite.cluster.jobs * suite.cluster.cores}
+        if executor == "slurm"
+        else {}
+    )
     return {"started": _now(), "executor": executor, "workers": workers, **where}
 
 
@@ -158,9 +210,11 @@ def _resumed(resume: str, root: Path | str, **given_values: Any) -> tuple[RunSto
     suite = suite_from_manifest(manifest)
     changed = changes(manifest, suite)
     if changed:
-        raise InputError(f"run {resume!r} cannot be resumed: {changed[0]}"
-                         + (f" (and {len(changed) - 1} more changes)" if len(changed) > 1 else "")
-                         + "; start a new run")
+        raise InputError(
+            f"run {resume!r} cannot be resumed: {changed[0]}"
+            + (f" (and {len(changed) - 1} more changes)" if len(changed) > 1 else "")
+            + "; start a new run"
+        )
     return store, suite, manifest
 
 
@@ -173,14 +227,22 @@ def _extended(store: RunStore, manifest: dict[str, Any], suite: Suite, reps: int
     had = {s.scenario.name: s.reps for s in suite.scenarios}
     most = max(had, key=lambda name: had[name])
     if reps < had[most]:
-        raise InputError(f"--reps {reps}: run {store.run_id!r} already has {had[most]} replications of {most}; "
-                         "--reps with --resume adds replications, it never drops any")
+        raise InputError(
+            f"--reps {reps}: run {store.run_id!r} already has {had[most]} replications of {most}; "
+            "--reps with --resume adds replications, it never drops any"
+        )
     extended = parse_suite(manifest["suite_raw"], suite.path, reps=reps, seed=manifest["run_seed"])
     n_tasks = len(expand(extended))
     if n_tasks != manifest["n_tasks"]:
         manifest.setdefault("extensions", []).append(
-            {"at": _now(), "reps_before": manifest.get("reps_override") or had, "reps": reps,
-             "n_tasks_before": manifest["n_tasks"], "n_tasks": n_tasks})
+            {
+                "at": _now(),
+                "reps_before": manifest.get("reps_override") or had,
+                "reps": reps,
+                "n_tasks_before": manifest["n_tasks"],
+                "n_tasks": n_tasks,
+            }
+        )
     manifest.update(reps=reps, reps_override=reps, n_tasks=n_tasks)
     return extended
 
@@ -206,13 +268,27 @@ def _recorded(execute: Callable[[], None], record: Callable[[str], None]) -> Non
         record(state)
 
 
-def _run_shard(suite_path: str | None, shard: Shard, *, run_id: str | None, reps: int | None, seed: int | None,
-               workers: int, executor: str, scheduler: str | None, resume: str | None, root: Path | str,
-               progress: bool, cluster: dict[str, Any] | None) -> RunStore:
+def _run_shard(
+    suite_path: str | None,
+    shard: Shard,
+    *,
+    run_id: str | None,
+    reps: int | None,
+    seed: int | None,
+    workers: int,
+    executor: str,
+    scheduler: str | None,
+    resume: str | None,
+    root: Path | str,
+    progress: bool,
+    cluster: dict[str, Any] | None,
+) -> RunStore:
     """Run shard i of N into results/<run_id>/: create the run if this shard is first, else join it."""
     if resume or suite_path is None or run_id is None:
-        raise InputError("--shard runs one shard of a run: give SUITE and --run-id (the same for every shard); "
-                         "run a shard again the same way to finish it")
+        raise InputError(
+            "--shard runs one shard of a run: give SUITE and --run-id (the same for every shard); "
+            "run a shard again the same way to finish it"
+        )
     suite = overridden(load_suite(suite_path, reps=reps, seed=seed), cluster)
     store = RunStore(run_id, root)
     tasks = expand(suite, str(store.dir))
@@ -246,8 +322,14 @@ def _execute(store: RunStore, suite: Suite, tasks: list[Task], ex, progress: boo
     done = store.done_keys()
     todo = [t for t in tasks if t.key not in done]
     failsafe = FailSafe(suite.max_failure_rate, suite.min_fits)
-    bar = tqdm(total=len(tasks), initial=len(tasks) - len(todo), disable=not progress, unit="task",
-               desc=desc or store.run_id, dynamic_ncols=True)
+    bar = tqdm(
+        total=len(tasks),
+        initial=len(tasks) - len(todo),
+        disable=not progress,
+        unit="task",
+        desc=desc or store.run_id,
+        dynamic_ncols=True,
+    )
     failed = 0
     try:
         for task, rows in ex.run(todo):
@@ -275,8 +357,15 @@ def status(run_id: str, root: Path | str = RESULTS_DIR) -> dict[str, Any]:
     fits = table.drop_duplicates(["scenario", "cell", "rep", "engine"])
     by_engine = fits.groupby("engine")["status"].value_counts().unstack(fill_value=0) if len(fits) else pd.DataFrame()
     done = len(store.done_keys())
-    return {"run_id": run_id, "status": _state(store, manifest, done), "done": done, "total": manifest["n_tasks"], "started": manifest.get("started"), "finished": manifest.get("finished"),
-            "fits_by_engine": by_engine}
+    return {
+        "run_id": run_id,
+        "status": _state(store, manifest, done),
+        "done": done,
+        "total": manifest["n_tasks"],
+        "started": manifest.get("started"),
+        "finished": manifest.get("finished"),
+        "fits_by_engine": by_engine,
+    }
 
 
 def _state(store: RunStore, manifest: dict[str, Any], done: int) -> str | None:

@@ -71,6 +71,9 @@ def tie_to_parent(parent: int | None = None) -> subprocess.Popen | None:
     _pdeathsig()
     if os.getppid() != parent:  # the parent died before the kernel was told (man prctl): end now
         os.killpg(os.getpgrp(), signal.SIGKILL)
-    return subprocess.Popen([sys.executable, "-I", "-S", "-c", _REAPER, str(parent), str(os.getpid()),
-                             str(os.getpgrp())], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            close_fds=True)
+    return subprocess.Popen(
+        [sys.executable, "-I", "-S", "-c", _REAPER, str(parent), str(os.getpid()), str(os.getpgrp())],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        close_fds=True,
+    )

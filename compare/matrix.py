@@ -68,9 +68,18 @@ def default_id() -> str:
 DEFAULT_THRESHOLDS = regress.Thresholds()
 
 
-def plan(suite: str, env_texts: list[str], *, results: Path, matrix_id: str | None = None, seed: int | None = None,
-         reps: int | None = None, workers: int | None = None, scenarios: tuple[str, ...] | list[str] = (),
-         thresholds: regress.Thresholds = DEFAULT_THRESHOLDS) -> Plan:
+def plan(
+    suite: str,
+    env_texts: list[str],
+    *,
+    results: Path,
+    matrix_id: str | None = None,
+    seed: int | None = None,
+    reps: int | None = None,
+    workers: int | None = None,
+    scenarios: tuple[str, ...] | list[str] = (),
+    thresholds: regress.Thresholds = DEFAULT_THRESHOLDS,
+) -> Plan:
     """Everything checked and resolved, nothing written: bad input raises InputError here."""
     specs = envs.parse_envs(env_texts)
     loaded = load_suite(suite, reps=reps, seed=seed)  # InputError on an unknown or malformed suite
@@ -83,8 +92,18 @@ def plan(suite: str, env_texts: list[str], *, results: Path, matrix_id: str | No
         raise InputError(f"run {taken[0]} already exists under {results}/ (choose another --id)")
     root = envs.checkout()
     resolved = tuple(envs.resolve(s, root) for s in specs)
-    return Plan(matrix_id, str(path), loaded.name, loaded.seed, reps, workers, tuple(str(Path(d).resolve()) for d in scenarios),
-                results.resolve(), resolved, thresholds)
+    return Plan(
+        matrix_id,
+        str(path),
+        loaded.name,
+        loaded.seed,
+        reps,
+        workers,
+        tuple(str(Path(d).resolve()) for d in scenarios),
+        results.resolve(),
+        resolved,
+        thresholds,
+    )
 
 
 def run(p: Plan, log_dir: Path, say=print) -> MatrixResult:
@@ -122,8 +141,21 @@ def envs_ready(p: Plan, r: envs.Resolved) -> bool:
 
 def _run_suite(p: Plan, env: Path, run_id: str, log: TextIO) -> tuple[float, float]:
     py = envs.env_python(env)
-    cmd = [str(py), "-m", "compare", *[a for d in p.scenarios for a in ("--scenarios", d)], "run", p.suite,
-           "--run-id", run_id, "--results", str(p.results), "--seed", str(p.seed), "--no-progress"]
+    cmd = [
+        str(py),
+        "-m",
+        "compare",
+        *[a for d in p.scenarios for a in ("--scenarios", d)],
+        "run",
+        p.suite,
+        "--run-id",
+        run_id,
+        "--results",
+        str(p.results),
+        "--seed",
+        str(p.seed),
+        "--no-progress",
+    ]
     cmd += ["--reps", str(p.reps)] if p.reps else []
     cmd += ["--workers", str(p.workers)] if p.workers else []
     log.write(f"$ {' '.join(cmd)}\n")

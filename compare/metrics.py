@@ -220,8 +220,9 @@ def _tail_stat(counts: np.ndarray, n: int, z: np.ndarray) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=128)
-def sbc_gamma(n: int, n_draws: int, level: float = SBC_LEVEL, sims: int = SBC_SIMULATIONS,
-              seed: int = SBC_SEED) -> float:
+def sbc_gamma(
+    n: int, n_draws: int, level: float = SBC_LEVEL, sims: int = SBC_SIMULATIONS, seed: int = SBC_SEED
+) -> float:
     """The pointwise level gamma that makes the band simultaneous, by the paper's simulation method: `sims` sets
     of n uniform ranks (drawn as the discrete ranks themselves), each set's tail statistic, and gamma = the
     largest simulated value with at most 1 - level of the sets below it (ties cannot push the rate above)."""
@@ -275,8 +276,9 @@ def sbc_ecdf(ranks: np.ndarray, n_draws: int, level: float = SBC_LEVEL) -> EcdfC
     thresholds, z, lower, upper, gamma = _band(n, int(n_draws), float(level))
     counts = _counts_below(r, thresholds, n_draws)[0]
     inside = bool(np.all((lower <= counts) & (counts <= upper)))
-    return EcdfCheck(z=z, diff=counts / n - z, lower=lower / n - z, upper=upper / n - z, inside=inside,
-                     gamma=gamma, n=n)
+    return EcdfCheck(
+        z=z, diff=counts / n - z, lower=lower / n - z, upper=upper / n - z, inside=inside, gamma=gamma, n=n
+    )
 
 
 # ---- tables ---------------------------------------------------------------------------------------
@@ -383,8 +385,11 @@ def precision_vs(table: pd.DataFrame, reference: str) -> pd.DataFrame:
     if reference not in wide.columns:
         return described(pd.DataFrame(columns=PARAM_KEYS + ["relprec", "relprec_mcse"]), table)
     keys = wide.index.droplevel("rep").unique()
-    parts = [_relative_precision_by_key(wide[[engine, reference]], engine, reference, keys)
-             for engine in wide.columns if engine != reference]
+    parts = [
+        _relative_precision_by_key(wide[[engine, reference]], engine, reference, keys)
+        for engine in wide.columns
+        if engine != reference
+    ]
     out = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
     return described(out.reindex(columns=[*PARAM_KEYS, "reference", "relprec", "relprec_mcse", "n_paired"]), table)
 
@@ -405,8 +410,13 @@ def _relative_precision_by_key(pair: pd.DataFrame, engine: str, reference: str, 
     mcse = (200 * ratio2 * np.sqrt((1 - rho**2).clip(lower=0) / (n - 1))).where(valid)
     out = keys.to_frame(index=False)
     out.columns = ["scenario", "cell", "parameter"]
-    return out.assign(engine=engine, reference=reference, relprec=value.to_numpy(), relprec_mcse=mcse.to_numpy(),
-                      n_paired=n.to_numpy())
+    return out.assign(
+        engine=engine,
+        reference=reference,
+        relprec=value.to_numpy(),
+        relprec_mcse=mcse.to_numpy(),
+        n_paired=n.to_numpy(),
+    )
 
 
 def _rate(put, name: str, flags: pd.Series) -> None:
@@ -457,7 +467,13 @@ def fit_summary(table: pd.DataFrame, reference: str | None = None) -> pd.DataFra
         out["kind"] = kinds[key[2]]
         attempted = g[g["status"] != Status.SKIPPED]
         ok = g[g["status"] == Status.OK]
-        out.update({"fits": float(len(attempted)), "ok": float(len(ok)), "skipped": float((g["status"] == Status.SKIPPED).sum())})
+        out.update(
+            {
+                "fits": float(len(attempted)),
+                "ok": float(len(ok)),
+                "skipped": float((g["status"] == Status.SKIPPED).sum()),
+            }
+        )
         put = functools.partial(_put, out)
 
         put("failure_rate", proportion(attempted["status"].isin(list(FAILED)).to_numpy()) if len(attempted) else NAN)
@@ -494,15 +510,39 @@ def sbc_summary(table: pd.DataFrame, level: float = SBC_LEVEL) -> pd.DataFrame:
         n_draws = int(g["sbc_draws"].mode().max())
         ranks = g.loc[g["sbc_draws"] == n_draws, "sbc_rank"].to_numpy(float)
         stat, p, bins = sbc_uniformity(ranks, n_draws)
-        row = {**dict(zip(PARAM_KEYS, key)), "n": len(ranks), "draws": n_draws, "bins": bins, "chi2": stat,
-               "p_value": p, "grid": math.nan, "gamma": math.nan, "ecdf_max_abs_diff": math.nan, "inside_band": pd.NA}
+        row = {
+            **dict(zip(PARAM_KEYS, key)),
+            "n": len(ranks),
+            "draws": n_draws,
+            "bins": bins,
+            "chi2": stat,
+            "p_value": p,
+            "grid": math.nan,
+            "gamma": math.nan,
+            "ecdf_max_abs_diff": math.nan,
+            "inside_band": pd.NA,
+        }
         if len(ranks) >= SBC_MIN_RANKS:
             check = sbc_ecdf(ranks, n_draws, level)
-            row.update(grid=len(check.z) - 1, gamma=check.gamma, ecdf_max_abs_diff=check.max_abs_diff,
-                       inside_band=check.inside)
+            row.update(
+                grid=len(check.z) - 1, gamma=check.gamma, ecdf_max_abs_diff=check.max_abs_diff, inside_band=check.inside
+            )
         rows.append(row)
-    out = pd.DataFrame(rows, columns=[*PARAM_KEYS, "n", "draws", "bins", "chi2", "p_value", "grid", "gamma",
-                                      "ecdf_max_abs_diff", "inside_band"])
+    out = pd.DataFrame(
+        rows,
+        columns=[
+            *PARAM_KEYS,
+            "n",
+            "draws",
+            "bins",
+            "chi2",
+            "p_value",
+            "grid",
+            "gamma",
+            "ecdf_max_abs_diff",
+            "inside_band",
+        ],
+    )
     out["inside_band"] = out["inside_band"].astype("boolean")
     return described(out, table)
 
@@ -524,15 +564,24 @@ def agreement(table: pd.DataFrame) -> pd.DataFrame:
     engines = sorted(est.columns)
     rows = []
     for i, a in enumerate(engines):
-        for b in engines[i + 1:]:
+        for b in engines[i + 1 :]:
             scale = np.sqrt((se[a] ** 2 + se[b] ** 2) / 2)
             d = ((est[a] - est[b]) / scale.where(scale > 0)).dropna()
             for key, g in d.groupby(level=[0, 1, 2]):
                 n = len(g)
-                rows.append({"scenario": key[0], "cell": key[1], "parameter": key[2], "engine_a": a, "engine_b": b,
-                             "n": n, "mean_d": float(g.mean()),
-                             "mean_d_mcse": float(g.std(ddof=1) / math.sqrt(n)) if n > 1 else math.nan,
-                             "mean_abs_d": float(g.abs().mean())})
+                rows.append(
+                    {
+                        "scenario": key[0],
+                        "cell": key[1],
+                        "parameter": key[2],
+                        "engine_a": a,
+                        "engine_b": b,
+                        "n": n,
+                        "mean_d": float(g.mean()),
+                        "mean_d_mcse": float(g.std(ddof=1) / math.sqrt(n)) if n > 1 else math.nan,
+                        "mean_abs_d": float(g.abs().mean()),
+                    }
+                )
     return described(pd.DataFrame(rows), table)
 
 
@@ -540,8 +589,14 @@ def agreement(table: pd.DataFrame) -> pd.DataFrame:
 
 # The warnings a reader checks before trusting a cell (SimDesign's tally per condition), as fit_summary columns;
 # each a share of fits with its binomial MCSE in `<name>_mcse`.
-WARNINGS = {"failure_rate": "failed", "singular_rate": "singular", "nonconvergence_rate": "not converged",
-            "divergent_fit_rate": "divergent", "treedepth_rate": "tree depth reached", "rhat_gt_101_rate": "R-hat > 1.01"}
+WARNINGS = {
+    "failure_rate": "failed",
+    "singular_rate": "singular",
+    "nonconvergence_rate": "not converged",
+    "divergent_fit_rate": "divergent",
+    "treedepth_rate": "tree depth reached",
+    "rhat_gt_101_rate": "R-hat > 1.01",
+}
 
 
 def warnings_tally(fits: pd.DataFrame) -> pd.DataFrame:
@@ -551,8 +606,18 @@ def warnings_tally(fits: pd.DataFrame) -> pd.DataFrame:
     for _, f in fits.iterrows():
         for col, label in WARNINGS.items():
             if col in f and pd.notna(f[col]):
-                rows.append({"scenario": f["scenario"], "cell": f["cell"], "engine": f["engine"], "kind": f["kind"],
-                             "warning": label, "share": f[col], "share_mcse": f[f"{col}_mcse"], "fits": f["fits"]})
+                rows.append(
+                    {
+                        "scenario": f["scenario"],
+                        "cell": f["cell"],
+                        "engine": f["engine"],
+                        "kind": f["kind"],
+                        "warning": label,
+                        "share": f[col],
+                        "share_mcse": f[f"{col}_mcse"],
+                        "fits": f["fits"],
+                    }
+                )
     return pd.DataFrame(rows, columns=["scenario", "cell", "engine", "kind", "warning", "share", "share_mcse", "fits"])
 
 
@@ -581,7 +646,8 @@ def sensitivity(table: pd.DataFrame) -> pd.DataFrame:
         point = _per_key(part, PARAM_KEYS, _point_measures)
         iv = _per_key(part, PARAM_KEYS, _interval_measures)
         keep = point[[*PARAM_KEYS, "n", "bias", "bias_mcse"]].merge(
-            iv[[*PARAM_KEYS, "coverage", "coverage_mcse"]], on=PARAM_KEYS, how="outer")
+            iv[[*PARAM_KEYS, "coverage", "coverage_mcse"]], on=PARAM_KEYS, how="outer"
+        )
         parts.append(keep.set_index(PARAM_KEYS).add_suffix(f"_{suffix}"))
     out = parts[0].join(parts[1], how="left").reset_index()
     if len(out):

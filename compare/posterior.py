@@ -34,8 +34,14 @@ def _az():
     return az
 
 
-def inference_data(names: list[str], values: np.ndarray, stats: dict[str, np.ndarray], y: np.ndarray,
-                   y_rep: np.ndarray, pred_new: tuple[str, np.ndarray] | None) -> Any:
+def inference_data(
+    names: list[str],
+    values: np.ndarray,
+    stats: dict[str, np.ndarray],
+    y: np.ndarray,
+    y_rep: np.ndarray,
+    pred_new: tuple[str, np.ndarray] | None,
+) -> Any:
     """InferenceData from named draws (chains, draws, M), sampler stats (chains, draws), the observed outcome
     and its replicates (chains, draws, N)."""
     az = _az()
@@ -52,8 +58,14 @@ def inference_data(names: list[str], values: np.ndarray, stats: dict[str, np.nda
         predictive["pred_new"] = pred_new[1]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        idata = az.from_dict(posterior=posterior, sample_stats=stats, observed_data={"y": y},
-                             posterior_predictive=predictive, coords=coords, dims=dims)
+        idata = az.from_dict(
+            posterior=posterior,
+            sample_stats=stats,
+            observed_data={"y": y},
+            posterior_predictive=predictive,
+            coords=coords,
+            dims=dims,
+        )
     if pred_new is not None:
         idata.posterior_predictive["pred_new"].attrs["parameter"] = pred_new[0]
     return idata
@@ -85,8 +97,10 @@ def find_draws(run_id: str, scenario: str, cell: int, rep: int, engine: str, res
     store.manifest()  # one clear line when the run does not exist
     path = draws_path(store.dir, part_key(scenario, cell, rep), engine)
     if not path.is_file():
-        raise InputError(f"no draws kept for {engine} on {scenario} cell {cell} rep {rep} in run {run_id} "
-                         "(an engine keeps them with `keep_draws = true` in its settings)")
+        raise InputError(
+            f"no draws kept for {engine} on {scenario} cell {cell} rep {rep} in run {run_id} "
+            "(an engine keeps them with `keep_draws = true` in its settings)"
+        )
     return path
 
 

@@ -26,7 +26,10 @@ from compare.store import RunStore
 KEY_CLASSES = ("b", "sd", "cor", "sigma")  # the model's parameters
 # measure -> the table of compare.metrics it is read from
 MEASURES: dict[str, Callable[[pd.DataFrame], pd.DataFrame]] = {
-    "coverage": metrics.intervals, "rejection": metrics.intervals, "bias": metrics.performance}
+    "coverage": metrics.intervals,
+    "rejection": metrics.intervals,
+    "bias": metrics.performance,
+}
 
 
 @dataclass(frozen=True)
@@ -75,8 +78,10 @@ def worst(table: pd.DataFrame, targets: dict[str, float]) -> list[Worst]:
         col = f"{measure}_mcse"
         key = frame[frame["param_class"].isin(KEY_CLASSES) & frame[col].notna()] if len(frame) else frame
         if not len(key):
-            raise InputError(f"--until-mcse {measure}: the run has no {measure} with an MCSE for a model "
-                             f"parameter ({', '.join(KEY_CLASSES)}) to target")
+            raise InputError(
+                f"--until-mcse {measure}: the run has no {measure} with an MCSE for a model "
+                f"parameter ({', '.join(KEY_CLASSES)}) to target"
+            )
         row = key.loc[key[col].idxmax()]
         where = f"{row['engine']} on {row['scenario']} cell {row['cell']}, {row['parameter']}"
         where += f" ({row['interval']})" if "interval" in key else ""
@@ -91,8 +96,9 @@ def reps_of(manifest: dict[str, Any]) -> int:
     return max(s.reps for s in suite_from_manifest(manifest).scenarios)
 
 
-def run_until(targets: dict[str, float], max_reps: int, start: Callable[[], RunStore],
-              extend: Callable[[str, int], RunStore]) -> tuple[RunStore, list[Worst], int]:
+def run_until(
+    targets: dict[str, float], max_reps: int, start: Callable[[], RunStore], extend: Callable[[str, int], RunStore]
+) -> tuple[RunStore, list[Worst], int]:
     """Run (`start`), then extend by batches (`extend(run_id, reps)`) until every target is met or `max_reps`
     is reached. Returns the store, the measures' final largest MCSEs and the replications run; the outcome is
     recorded in the manifest under `precision`."""
@@ -113,9 +119,15 @@ def _record(store: RunStore, targets: dict[str, float], max_reps: int, reps: int
     store.acquire()
     try:
         manifest = store.manifest()
-        manifest["precision"] = {"targets": targets, "max_reps": max_reps, "reps": reps,
-                                 "met": all(w.met for w in found), "at_cap": [w.measure for w in found if not w.met],
-                                 "mcse": {w.measure: w.mcse for w in found}, "largest": {w.measure: w.where for w in found}}
+        manifest["precision"] = {
+            "targets": targets,
+            "max_reps": max_reps,
+            "reps": reps,
+            "met": all(w.met for w in found),
+            "at_cap": [w.measure for w in found if not w.met],
+            "mcse": {w.measure: w.mcse for w in found},
+            "largest": {w.measure: w.where for w in found},
+        }
         store.write_manifest(manifest)
     finally:
         store.release()
@@ -125,6 +137,9 @@ def summary(found: list[Worst], reps: int, max_reps: int) -> list[str]:
     """What the run command prints: each measure's largest MCSE, and which stopped at the cap."""
     lines = [f"precision after {reps} replications: " + "; ".join(w.describe() for w in found)]
     short = [w.measure for w in found if not w.met]
-    lines.append(f"stopped at the cap (--max-reps {max_reps}) short of the target: {', '.join(short)}" if short
-                 else "every target met")
+    lines.append(
+        f"stopped at the cap (--max-reps {max_reps}) short of the target: {', '.join(short)}"
+        if short
+        else "every target met"
+    )
     return lines

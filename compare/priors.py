@@ -173,10 +173,15 @@ def parse_priors(texts: list[str] | tuple[str, ...] | None) -> PriorSpec:
             raise InputError(f"prior {text!r}: class {prior.cls!r} given twice")
         given[key] = prior.dist
     if ("intercept" in given) and ("b", ("Intercept",)) in terms:
-        raise InputError("priors: give the intercept's prior once: 'Intercept' (centred predictors) or "
-                         "'b[Intercept]' (the data's scale), not both")
-    spec = PriorSpec(**given, b_terms=tuple((t[0], d) for (k, t), d in terms.items() if k == "b"),
-                     sd_terms=tuple(((t[0], t[1]), d) for (k, t), d in terms.items() if k == "sd"))
+        raise InputError(
+            "priors: give the intercept's prior once: 'Intercept' (centred predictors) or "
+            "'b[Intercept]' (the data's scale), not both"
+        )
+    spec = PriorSpec(
+        **given,
+        b_terms=tuple((t[0], d) for (k, t), d in terms.items() if k == "b"),
+        sd_terms=tuple(((t[0], t[1]), d) for (k, t), d in terms.items() if k == "sd"),
+    )
     if spec.cov is not None and spec.separate:
         raise InputError("priors: 'cov ~ decov(...)' cannot be combined with 'sd' or 'cor' priors")
     return spec
@@ -221,13 +226,16 @@ def _one_family(cls: str, dists: list[Dist]) -> int:
     """The engines take one distribution family per class (parameters may differ per coefficient)."""
     names = sorted({d.name for d in dists})
     if len(names) > 1:
-        raise InputError(f"priors: the {cls} priors mix {' and '.join(names)}; both samplers take one family "
-                         f"per class (give every {cls} the same family)")
+        raise InputError(
+            f"priors: the {cls} priors mix {' and '.join(names)}; both samplers take one family "
+            f"per class (give every {cls} the same family)"
+        )
     return dists[0].code if dists else 1
 
 
-def resolve(spec: PriorSpec, family: str, y: np.ndarray, X_free: np.ndarray, free_names: list[str],
-            terms: list[tuple[str, str]]) -> ResolvedPriors:
+def resolve(
+    spec: PriorSpec, family: str, y: np.ndarray, X_free: np.ndarray, free_names: list[str], terms: list[tuple[str, str]]
+) -> ResolvedPriors:
     """Fill rstanarm's autoscaled defaults for one dataset (X_free: fixed predictors without the intercept,
     named `free_names`; `terms`: (group, term) of every group-level SD, in the engines' order)."""
     gaussian = family == "gaussian"
@@ -236,44 +244,66 @@ def resolve(spec: PriorSpec, family: str, y: np.ndarray, X_free: np.ndarray, fre
     b_given, sd_given = dict(spec.b_terms), dict(spec.sd_terms)
     _check_names("b", [t for t in b_given if t != "Intercept"], free_names)
     _check_names("sd", [f"{g}][{t}" for g, t in sd_given], [f"{g}][{t}" for g, t in terms])
-    b_dists = [b_given.get(n) or spec.b or Dist("normal", (0.0, 2.5 * sy / _predictor_scale(X_free[:, k])))
-               for k, n in enumerate(free_names)]
+    b_dists = [
+        b_given.get(n) or spec.b or Dist("normal", (0.0, 2.5 * sy / _predictor_scale(X_free[:, k])))
+        for k, n in enumerate(free_names)
+    ]
     uncentred = "Intercept" in b_given
-    intercept = b_given.get("Intercept") or spec.intercept or Dist("normal", (float(np.mean(y)) if gaussian else 0.0,
-                                                                              2.5 * sy))
+    intercept = (
+        b_given.get("Intercept") or spec.intercept or Dist("normal", (float(np.mean(y)) if gaussian else 0.0, 2.5 * sy))
+    )
     sigma = spec.sigma or Dist("exponential", (1.0 / sy,))
     sd_dists = [sd_given.get(t) or spec.sd or Dist("student_t", (3.0, 0.0, 2.5 * sy)) for t in terms]
     cor = spec.cor or Dist("lkj", (1.0,))
     decov = spec.cov.args if spec.cov is not None else (1.0, 1.0, 1.0, 1.0)
     b_code, sd_code = _one_family("b", b_dists), _one_family("sd", sd_dists)
-    text = [("b ~ " + ", ".join(f"{n}: {d}" for n, d in zip(free_names, b_dists))) if b_dists else "no slopes",
-            f"{'b[Intercept] (data scale)' if uncentred else 'Intercept (centred)'} ~ {intercept}"]
+    text = [
+        ("b ~ " + ", ".join(f"{n}: {d}" for n, d in zip(free_names, b_dists))) if b_dists else "no slopes",
+        f"{'b[Intercept] (data scale)' if uncentred else 'Intercept (centred)'} ~ {intercept}",
+    ]
     if gaussian:
         text.append(f"sigma ~ {sigma}")
-    text.append(("sd ~ half " + ", ".join(f"{g}/{t}: {d}" for (g, t), d in zip(terms, sd_dists)) + f"; cor ~ {cor}")
-                if spec.separate else f"cov ~ decov{tuple(decov)}")
-    return ResolvedPriors(b_code, np.array([d.padded() for d in b_dists], float).reshape(len(b_dists), 3),
-                          intercept.code, np.array(intercept.padded()), sigma.code, np.array(sigma.padded()),
-                          spec.separate, sd_code,
-                          np.array([d.padded() for d in sd_dists], float).reshape(len(terms), 3),
-                          float(cor.args[0]), _four(decov), text, uncentred)
+    text.append(
+        ("sd ~ half " + ", ".join(f"{g}/{t}: {d}" for (g, t), d in zip(terms, sd_dists)) + f"; cor ~ {cor}")
+        if spec.separate
+        else f"cov ~ decov{tuple(decov)}"
+    )
+    return ResolvedPriors(
+        b_code,
+        np.array([d.padded() for d in b_dists], float).reshape(len(b_dists), 3),
+        intercept.code,
+        np.array(intercept.padded()),
+        sigma.code,
+        np.array(sigma.padded()),
+        spec.separate,
+        sd_code,
+        np.array([d.padded() for d in sd_dists], float).reshape(len(terms), 3),
+        float(cor.args[0]),
+        _four(decov),
+        text,
+        uncentred,
+    )
 
 
 def _check_names(cls: str, given: list[str], known: list[str]) -> None:
     unknown = [n for n in given if n not in known]
     if unknown:
-        raise InputError(f"prior {cls}[{unknown[0]}]: the model has no such coefficient "
-                         f"(it has: {', '.join(f'{cls}[{k}]' for k in known) or 'none'})")
+        raise InputError(
+            f"prior {cls}[{unknown[0]}]: the model has no such coefficient "
+            f"(it has: {', '.join(f'{cls}[{k}]' for k in known) or 'none'})"
+        )
 
 
 # A scenario's prior distributions (compare.distributions) as the samplers' prior strings: what
 # `priors = "scenario"` hands the samplers, so that on a dgp = "prior" cell they fit with the very priors the
 # truth was drawn from and simulation-based calibration is calibrated by construction.
 _REAL = {"normal": lambda p: f"normal({p['mean']!r}, {p['sd']!r})"}
-_POSITIVE = {"halfnormal": lambda p: f"normal(0, {p['sd']!r})",
-             "halfcauchy": lambda p: f"cauchy(0, {p['scale']!r})",
-             "exponential": lambda p: f"exponential({p['rate']!r})",
-             "gamma": lambda p: f"gamma({p['shape']!r}, {p['rate']!r})"}
+_POSITIVE = {
+    "halfnormal": lambda p: f"normal(0, {p['sd']!r})",
+    "halfcauchy": lambda p: f"cauchy(0, {p['scale']!r})",
+    "exponential": lambda p: f"exponential({p['rate']!r})",
+    "gamma": lambda p: f"gamma({p['shape']!r}, {p['rate']!r})",
+}
 
 
 def from_scenario(priors, x_names: list[str], terms: list[tuple[str, str]], gaussian: bool) -> tuple[str, ...]:
@@ -287,8 +317,9 @@ def from_scenario(priors, x_names: list[str], terms: list[tuple[str, str]], gaus
         out.append(f"sd[{g}][{t}] ~ {_stated(lookup(priors.sd.get(g, {}), t, f'priors.sd.{g}'), _POSITIVE, where)}")
     etas = {float(d.params["eta"]) for d in priors.cor.values()}
     if len(etas) > 1:
-        raise InputError("field 'priors.cor': the samplers take one LKJ prior for every block; give each "
-                         "group the same eta")
+        raise InputError(
+            "field 'priors.cor': the samplers take one LKJ prior for every block; give each group the same eta"
+        )
     if etas:
         out.append(f"cor ~ lkj({etas.pop()!r})")
     if gaussian:
@@ -300,8 +331,9 @@ def from_scenario(priors, x_names: list[str], terms: list[tuple[str, str]], gaus
 
 def _stated(dist, table: dict, where: str) -> str:
     if dist.kind not in table:
-        raise InputError(f"field '{where}': a {dist.kind} prior cannot be given to the samplers "
-                         f"(they take {', '.join(table)} here)")
+        raise InputError(
+            f"field '{where}': a {dist.kind} prior cannot be given to the samplers (they take {', '.join(table)} here)"
+        )
     return table[dist.kind](dist.params)
 
 
@@ -317,6 +349,6 @@ def for_cell(setting: tuple[str, ...] | str | None, cell, design) -> tuple[str, 
     if wanted == "rstanarm":
         return ()
     if cell.priors is None:
-        raise InputError(f"priors = \"scenario\": scenario {cell.scenario} has no [priors] table")
+        raise InputError(f'priors = "scenario": scenario {cell.scenario} has no [priors] table')
     terms = [(b.group, t) for b in design.blocks for t in b.names]
     return from_scenario(cell.priors, design.x_names, terms, cell.family == "gaussian")

@@ -20,15 +20,33 @@ from compare.generator import source_digest
 if TYPE_CHECKING:
     from compare.suite import Suite
 
-PACKAGES = ["hbench", "numpy", "scipy", "pandas", "statsmodels", "pymc", "pytensor", "nutpie", "pystan", "httpstan",
-            "cmdstanpy", "arviz", "rpy2", "dask", "distributed"]
+PACKAGES = [
+    "hbench",
+    "numpy",
+    "scipy",
+    "pandas",
+    "statsmodels",
+    "pymc",
+    "pytensor",
+    "nutpie",
+    "pystan",
+    "httpstan",
+    "cmdstanpy",
+    "arviz",
+    "rpy2",
+    "dask",
+    "distributed",
+]
 
 
 def machine() -> dict[str, Any]:
     cpu = ""
     try:
-        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                   if line.startswith("model name"))
+        cpu = next(
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        )
     except (OSError, StopIteration):
         cpu = platform.processor()
     return {"cores": os.cpu_count(), "cpu": cpu, "platform": platform.platform(), "python": platform.python_version()}
@@ -36,8 +54,12 @@ def machine() -> dict[str, Any]:
 
 R_VERSIONS = "versions.R"  # compare/estimators/R/versions.R, run by Rscript
 # R packages whose versions define what an R engine computes (R itself is recorded with any of them)
-R_PACKAGES = {"lme4": ("lme4",), "glmmtmb": ("glmmTMB", "TMB"), "rstanarm": ("rstanarm", "rstan"),
-              "brms": ("brms", "rstan")}
+R_PACKAGES = {
+    "lme4": ("lme4",),
+    "glmmtmb": ("glmmTMB", "TMB"),
+    "rstanarm": ("rstanarm", "rstan"),
+    "brms": ("brms", "rstan"),
+}
 
 
 def versions(engines: list[str]) -> dict[str, str]:
@@ -88,10 +110,16 @@ def git_commit() -> str:
     """The commit of the hbench checkout that ran (not of the current directory)."""
     here = Path(__file__).resolve().parent
     try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10,
-                             cwd=here).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
-                               text=True, timeout=10, cwd=here).stdout.strip()
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, cwd=here
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            cwd=here,
+        ).stdout.strip()
         return sha + ("-dirty" if dirty else "") if sha else "unknown"
     except OSError:
         return "unknown"
@@ -111,9 +139,11 @@ def fingerprint(suite: Suite) -> dict[str, Any]:
             generators[s.scenario.name] = {t: source_digest(t) for t in targets}
     # where it runs ([cluster]: queue, walltime...) is not what it computes: shards may be placed differently
     what = {key: value for key, value in suite.raw.items() if key != "cluster"}
-    return {"suite": _digest(json.dumps(what, sort_keys=True, default=str).encode()),
-            "scenarios": {s.scenario.name: _digest(Path(s.scenario.path).read_bytes()) for s in suite.scenarios},
-            "generators": generators}
+    return {
+        "suite": _digest(json.dumps(what, sort_keys=True, default=str).encode()),
+        "scenarios": {s.scenario.name: _digest(Path(s.scenario.path).read_bytes()) for s in suite.scenarios},
+        "generators": generators,
+    }
 
 
 def changes(manifest: dict[str, Any], suite: Suite) -> list[str]:
@@ -122,17 +152,26 @@ def changes(manifest: dict[str, Any], suite: Suite) -> list[str]:
     if before is None:
         return ["its manifest records no fingerprint of its specs (written by an older hbench)"]
     now = fingerprint(suite)
-    out = [f"scenario {name} changed since the run started ({suite_file(suite, name)})"
-           for name, digest in before["scenarios"].items() if now["scenarios"].get(name) != digest]
+    out = [
+        f"scenario {name} changed since the run started ({suite_file(suite, name)})"
+        for name, digest in before["scenarios"].items()
+        if now["scenarios"].get(name) != digest
+    ]
     for name, targets in before.get("generators", {}).items():
-        out += [f"generator {t} of scenario {name} changed since the run started"
-                for t, digest in targets.items() if now["generators"].get(name, {}).get(t) != digest]
+        out += [
+            f"generator {t} of scenario {name} changed since the run started"
+            for t, digest in targets.items()
+            if now["generators"].get(name, {}).get(t) != digest
+        ]
     if before["suite"] != now["suite"]:
         out.append("the suite recorded in the manifest was edited")
     old_versions = manifest.get("versions", {})
     new_versions = versions([e.name for e in suite.engines])
-    out += [f"{pkg} was {old} when the run started and is {new_versions.get(pkg, 'missing')} now"
-            for pkg, old in old_versions.items() if new_versions.get(pkg) != old]
+    out += [
+        f"{pkg} was {old} when the run started and is {new_versions.get(pkg, 'missing')} now"
+        for pkg, old in old_versions.items()
+        if new_versions.get(pkg) != old
+    ]
     commit = git_commit()
     if "unknown" not in (commit, manifest.get("git_commit", "unknown")) and commit != manifest.get("git_commit"):
         out.append(f"hbench was at commit {manifest.get('git_commit')} when the run started and is at {commit} now")

@@ -17,12 +17,20 @@ import warnings
 
 # (category, module regex, message regex, why it is noise)
 NOISE: list[tuple[type[Warning], str, str, str]] = [
-    (FutureWarning, r"arviz(\.|$)", r"\s*ArviZ is undergoing a major refactor",
-     "ArviZ announces its next major version once a day, on import (PyMC imports it); hbench uses a few "
-     "stable functions (rhat, ess, loo) of the installed version, so the notice changes nothing it computes"),
-    (UserWarning, r"rpy2\.rinterface(\.|$)", r"R is not initialized by the main thread",
-     "Dask runs tasks in a worker thread, so rpy2 starts the embedded R there and warns that Ctrl-C cannot "
-     "interrupt R; a Dask worker is stopped by its nanny, not by Ctrl-C, and the fits are unaffected"),
+    (
+        FutureWarning,
+        r"arviz(\.|$)",
+        r"\s*ArviZ is undergoing a major refactor",
+        "ArviZ announces its next major version once a day, on import (PyMC imports it); hbench uses a few "
+        "stable functions (rhat, ess, loo) of the installed version, so the notice changes nothing it computes",
+    ),
+    (
+        UserWarning,
+        r"rpy2\.rinterface(\.|$)",
+        r"R is not initialized by the main thread",
+        "Dask runs tasks in a worker thread, so rpy2 starts the embedded R there and warns that Ctrl-C cannot "
+        "interrupt R; a Dask worker is stopped by its nanny, not by Ctrl-C, and the fits are unaffected",
+    ),
 ]
 
 

@@ -44,9 +44,19 @@ class RealDataset:
 def catalogue() -> dict[str, RealDataset]:
     """Every dataset of compare/realdata.toml, by name."""
     raw = tomllib.loads((resources.files("compare") / "realdata.toml").read_text(encoding="utf-8"))
-    return {name: RealDataset(name, e["package"], e["title"], e["family"], tuple(e["formulas"]), e["citation"],
-                              dict(e.get("derive", {})), {k: tuple(v) for k, v in e.get("indicator", {}).items()})
-            for name, e in raw.items()}
+    return {
+        name: RealDataset(
+            name,
+            e["package"],
+            e["title"],
+            e["family"],
+            tuple(e["formulas"]),
+            e["citation"],
+            dict(e.get("derive", {})),
+            {k: tuple(v) for k, v in e.get("indicator", {}).items()},
+        )
+        for name, e in raw.items()
+    }
 
 
 def get(name: str) -> RealDataset:
@@ -82,11 +92,16 @@ def _from_r(ds: RealDataset) -> tuple[pd.DataFrame, dict[str, Any]]:
         raise InputError(f"dataset {ds.name!r} is loaded through R: {status.reason}")
     out = _r.call(ds.package, R_CODE, "load_dataset", ds.package, ds.name)
     frame = out["data"] if isinstance(out["data"], pd.DataFrame) else pd.DataFrame(out["data"])
-    prov = {"dataset": ds.name, "package": ds.package, "package_version": _r.strs(out["version"])[0],
-            "licence": " ".join(_r.strs(out["licence"])), "r_version": _r.strs(out["r_version"])[0],
-            "ordered_factors_made_plain": _r.strs(out["ordered"]),
-            "loaded_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-            "citation": ds.citation}
+    prov = {
+        "dataset": ds.name,
+        "package": ds.package,
+        "package_version": _r.strs(out["version"])[0],
+        "licence": " ".join(_r.strs(out["licence"])),
+        "r_version": _r.strs(out["r_version"])[0],
+        "ordered_factors_made_plain": _r.strs(out["ordered"]),
+        "loaded_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "citation": ds.citation,
+    }
     return frame.reset_index(drop=True), prov
 
 
@@ -112,8 +127,11 @@ def load(name: str, *, refresh: bool = False) -> tuple[pd.DataFrame, dict[str, A
         return pd.read_parquet(data_path), prov_cached
     frame, prov = _from_r(ds)
     frame = _derived(ds, frame)
-    prov.update(rows=len(frame), columns={c: str(t) for c, t in frame.dtypes.items()},
-                derived={**ds.derive, **{k: f"{f} == {lv!r}" for k, (f, lv) in ds.indicator.items()}})
+    prov.update(
+        rows=len(frame),
+        columns={c: str(t) for c, t in frame.dtypes.items()},
+        derived={**ds.derive, **{k: f"{f} == {lv!r}" for k, (f, lv) in ds.indicator.items()}},
+    )
     data_path.parent.mkdir(parents=True, exist_ok=True)
     frame.to_parquet(data_path, index=False)
     prov_path.write_text(json.dumps(prov, indent=1) + "\n")

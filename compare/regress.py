@@ -28,8 +28,16 @@ from compare.store import RunStore
 # measures that carry an MCSE column "<name>_mcse"
 PARAM_MEASURES = ["bias", "empse", "rmse", "modse", "relerr_modse"]  # per parameter (primary rows)
 INTERVAL_MEASURES = ["coverage", "be_coverage", "rejection", "width"]  # per parameter x interval type
-FIT_MEASURES = ["failure_rate", "singular_rate", "corr_at_bound_rate", "var_at_zero_rate", "nonconvergence_rate",
-                "reached_reference_rate", "divergent_fit_rate", "rhat_gt_101_rate"]
+FIT_MEASURES = [
+    "failure_rate",
+    "singular_rate",
+    "corr_at_bound_rate",
+    "var_at_zero_rate",
+    "nonconvergence_rate",
+    "reached_reference_rate",
+    "divergent_fit_rate",
+    "rhat_gt_101_rate",
+]
 RUNTIME = {"cpu": "cpu_s_median", "wall": "wall_s_median"}  # what runtime is judged on -> fit_summary column
 
 
@@ -87,10 +95,15 @@ def compare_runs(base: RunStore, run: RunStore, thresholds: Thresholds = Thresho
     """Differences per measure (with z) and runtime ratios between two runs; `flagged` marks changes."""
     sb, sr = summary.of_run(base), summary.of_run(run)
     pkeys, ikeys, fkeys = metrics.PARAM_KEYS, metrics.INTERVAL_KEYS, metrics.FIT_KEYS
-    params = _judge(_long(sb.performance, pkeys, PARAM_MEASURES),
-                    _long(sr.performance, pkeys, PARAM_MEASURES), pkeys, thresholds.z)
-    ivals = _judge(_long(sb.intervals, ikeys, INTERVAL_MEASURES),
-                   _long(sr.intervals, ikeys, INTERVAL_MEASURES), ikeys, thresholds.z)
+    params = _judge(
+        _long(sb.performance, pkeys, PARAM_MEASURES), _long(sr.performance, pkeys, PARAM_MEASURES), pkeys, thresholds.z
+    )
+    ivals = _judge(
+        _long(sb.intervals, ikeys, INTERVAL_MEASURES),
+        _long(sr.intervals, ikeys, INTERVAL_MEASURES),
+        ikeys,
+        thresholds.z,
+    )
     fits = _judge(_long(sb.fits, fkeys, FIT_MEASURES), _long(sr.fits, fkeys, FIT_MEASURES), fkeys, thresholds.z)
     if thresholds.adjust == "holm":
         holm([params, ivals, fits], thresholds.alpha())
@@ -103,8 +116,11 @@ def holm(tables: list[pd.DataFrame], alpha: float) -> None:
     the k-th smallest (from 0) is flagged while p <= alpha / (m - k). The chance of any false flag in a
     comparison is then at most alpha, whatever the number m of measures (issue 23: a no-change comparison of
     thousands of measures at a per-measure 0.27% raises some flags by chance alone)."""
-    p = (np.concatenate([2 * stats.norm.sf(np.abs(df["z"].to_numpy(float))) for df in tables]) if tables
-         else np.array([]))
+    p = (
+        np.concatenate([2 * stats.norm.sf(np.abs(df["z"].to_numpy(float))) for df in tables])
+        if tables
+        else np.array([])
+    )
     m = len(p)
     order = np.argsort(p, kind="stable")
     passed = p[order] <= alpha / (m - np.arange(m))
@@ -113,7 +129,7 @@ def holm(tables: list[pd.DataFrame], alpha: float) -> None:
     flag[order[:stop]] = True
     start = 0
     for df in tables:
-        df["flagged"] = flag[start:start + len(df)]
+        df["flagged"] = flag[start : start + len(df)]
         start += len(df)
 
 
@@ -139,8 +155,10 @@ def notes(result: dict[str, pd.DataFrame], thresholds: Thresholds) -> list[str]:
     rt = result["runtime"]
     fallback = int((rt["judged"] == "wall").sum()) if thresholds.runtime == "cpu" and len(rt) else 0
     if fallback:
-        return [f"runtime judged on wall seconds for {fallback} of {len(rt)} engine cells: a run lacks CPU "
-                "seconds per fit (recorded since results of December 2026); wall seconds swing with machine load"]
+        return [
+            f"runtime judged on wall seconds for {fallback} of {len(rt)} engine cells: a run lacks CPU "
+            "seconds per fit (recorded since results of December 2026); wall seconds swing with machine load"
+        ]
     return []
 
 
@@ -148,8 +166,13 @@ def not_comparable(base: RunStore, run: RunStore, result: dict[str, pd.DataFrame
     """Why two runs should not be compared: a flag between them would not mean that an engine changed."""
     mb, mr = base.manifest(), run.manifest()
     out = []
-    for key, what in (("suite", "suites"), ("run_seed", "seeds"), ("reps", "replications"), ("n_tasks", "task counts"),
-                      ("level", "interval levels")):
+    for key, what in (
+        ("suite", "suites"),
+        ("run_seed", "seeds"),
+        ("reps", "replications"),
+        ("n_tasks", "task counts"),
+        ("level", "interval levels"),
+    ):
         if mb.get(key) != mr.get(key):
             out.append(f"different {what} ({mb.get(key)} vs {mr.get(key)})")
     if not any(len(df) for df in result.values()):
@@ -163,11 +186,19 @@ def any_flagged(result: dict[str, pd.DataFrame]) -> bool:
 
 def to_json(result: dict[str, pd.DataFrame], base: RunStore, run: RunStore, thresholds: Thresholds) -> dict:
     def records(df: pd.DataFrame) -> list[dict]:
-        return [{k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in r.items()}
-                for r in df.to_dict("records")]
+        return [
+            {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in r.items()}
+            for r in df.to_dict("records")
+        ]
 
-    return {"baseline": str(base.dir), "run": str(run.dir), "z_threshold": thresholds.z,
-            "runtime_ratio": thresholds.runtime_ratio, "runtime_basis": thresholds.runtime,
-            "adjust": thresholds.adjust,
-            "notes": notes(result, thresholds), "flagged": any_flagged(result),
-            **{name: records(df) for name, df in result.items()}}
+    return {
+        "baseline": str(base.dir),
+        "run": str(run.dir),
+        "z_threshold": thresholds.z,
+        "runtime_ratio": thresholds.runtime_ratio,
+        "runtime_basis": thresholds.runtime,
+        "adjust": thresholds.adjust,
+        "notes": notes(result, thresholds),
+        "flagged": any_flagged(result),
+        **{name: records(df) for name, df in result.items()},
+    }

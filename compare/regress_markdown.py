@@ -12,10 +12,30 @@ import pandas as pd
 from compare.regress import Thresholds, any_flagged, notes
 
 MEASURE_TABLES = ("parameters", "intervals", "fits")
-MEASURE_COLUMNS = ["scenario", "cell", "engine", "parameter", "interval", "measure", "value_base", "value_run",
-                   "diff", "z"]
-RUNTIME_COLUMNS = ["scenario", "cell", "engine", "cpu_s_median_base", "cpu_s_median_run", "cpu_ratio",
-                   "wall_s_median_base", "wall_s_median_run", "wall_ratio", "judged"]
+MEASURE_COLUMNS = [
+    "scenario",
+    "cell",
+    "engine",
+    "parameter",
+    "interval",
+    "measure",
+    "value_base",
+    "value_run",
+    "diff",
+    "z",
+]
+RUNTIME_COLUMNS = [
+    "scenario",
+    "cell",
+    "engine",
+    "cpu_s_median_base",
+    "cpu_s_median_run",
+    "cpu_ratio",
+    "wall_s_median_base",
+    "wall_s_median_run",
+    "wall_ratio",
+    "judged",
+]
 
 
 def _table(df: pd.DataFrame, columns: list[str]) -> str:
@@ -25,13 +45,17 @@ def _table(df: pd.DataFrame, columns: list[str]) -> str:
 
 def headline(result: dict[str, pd.DataFrame], thresholds: Thresholds) -> str:
     verdict = "**CHANGED**" if any_flagged(result) else "no change"
-    return (f"{verdict} beyond |z| > {thresholds.z:g} ({thresholds.adjust_label()}) or runtime x"
-            f"{thresholds.runtime_ratio:g} (median {thresholds.runtime} seconds per fit)")
+    return (
+        f"{verdict} beyond |z| > {thresholds.z:g} ({thresholds.adjust_label()}) or runtime x"
+        f"{thresholds.runtime_ratio:g} (median {thresholds.runtime} seconds per fit)"
+    )
 
 
 def counts(result: dict[str, pd.DataFrame]) -> str:
-    rows = [{"table": name, "compared": len(df), "flagged": int(df["flagged"].sum()) if len(df) else 0}
-            for name, df in result.items()]
+    rows = [
+        {"table": name, "compared": len(df), "flagged": int(df["flagged"].sum()) if len(df) else 0}
+        for name, df in result.items()
+    ]
     return pd.DataFrame(rows).to_markdown(index=False)
 
 
@@ -49,17 +73,42 @@ def runtime_by_engine(rt: pd.DataFrame) -> str:
     """Per engine, the median over its cells of the CPU and wall ratios (run / base)."""
     if rt.empty:
         return "No runtime in common."
-    agg = rt.groupby("engine").agg(cells=("ratio", "size"), cpu_ratio=("cpu_ratio", "median"),
-                                   wall_ratio=("wall_ratio", "median"), flagged=("flagged", "sum")).reset_index()
+    agg = (
+        rt.groupby("engine")
+        .agg(
+            cells=("ratio", "size"),
+            cpu_ratio=("cpu_ratio", "median"),
+            wall_ratio=("wall_ratio", "median"),
+            flagged=("flagged", "sum"),
+        )
+        .reset_index()
+    )
     return agg.to_markdown(index=False, floatfmt=".3g")
 
 
-def to_markdown(result: dict[str, pd.DataFrame], base_name: str, run_name: str, thresholds: Thresholds,
-                title: str = "hbench compare") -> str:
+def to_markdown(
+    result: dict[str, pd.DataFrame],
+    base_name: str,
+    run_name: str,
+    thresholds: Thresholds,
+    title: str = "hbench compare",
+) -> str:
     rt = result["runtime"]
-    parts = [f"### {title}: `{base_name}` -> `{run_name}`", "", headline(result, thresholds), "",
-             counts(result), "", "#### Flagged measures", "", flagged_measures(result), "",
-             "#### Runtime (ratio run / baseline)", "", runtime_by_engine(rt)]
+    parts = [
+        f"### {title}: `{base_name}` -> `{run_name}`",
+        "",
+        headline(result, thresholds),
+        "",
+        counts(result),
+        "",
+        "#### Flagged measures",
+        "",
+        flagged_measures(result),
+        "",
+        "#### Runtime (ratio run / baseline)",
+        "",
+        runtime_by_engine(rt),
+    ]
     if len(rt) and rt["flagged"].any():
         parts += ["", "Flagged runtime cells:", "", _table(rt[rt["flagged"]], RUNTIME_COLUMNS)]
     parts += [f"\n> {n}" for n in notes(result, thresholds)]

@@ -19,8 +19,15 @@ from compare.errors import InputError
 from compare.rsyntax import Bin, Call, Node, Num, Paren, Unary, Var, deparse, r_number
 
 FACTOR_FNS = ("factor", "as.factor", "C")
-MATH = {"log": np.log, "exp": np.exp, "sqrt": np.sqrt, "abs": np.abs, "log10": np.log10, "log2": np.log2,
-        "log1p": np.log1p}
+MATH = {
+    "log": np.log,
+    "exp": np.exp,
+    "sqrt": np.sqrt,
+    "abs": np.abs,
+    "log10": np.log10,
+    "log2": np.log2,
+    "log1p": np.log1p,
+}
 TREATMENT = ("treatment", "contr.treatment")
 SUPPORTED = "factor(), as.factor(), C(), I(), scale(), poly(), offset(), " + ", ".join(f"{f}()" for f in MATH)
 

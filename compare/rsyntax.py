@@ -15,8 +15,10 @@ from typing import TypeAlias
 
 from compare.errors import InputError
 
-_TOKEN = re.compile(r"\s*(?:(?P<num>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)(?![\w.])"
-                    r"|(?P<name>(?:[^\W\d]|\.(?!\d))[\w.]*)|(?P<op>\|\||%in%|[-+*/^:|(),=~]))")
+_TOKEN = re.compile(
+    r"\s*(?:(?P<num>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)(?![\w.])"
+    r"|(?P<name>(?:[^\W\d]|\.(?!\d))[\w.]*)|(?P<op>\|\||%in%|[-+*/^:|(),=~]))"
+)
 _SPACED = {"+", "-", "*", "|", "||", "%in%", "~"}  # R's deparse writes `a + b`, `a * b` but `a/b`, `a^b`, `a:b`
 _RESERVED = {"TRUE", "FALSE", "NULL", "NA", "Inf", "NaN", "if", "else", "function", "for", "while", "in"}
 
@@ -170,8 +172,7 @@ class _Parser:
         self.take("(")
         args, kwargs = [], []
         while self.peek() != ")":
-            if (self.i + 1 < len(self.toks) and self.toks[self.i][0] == "name"
-                    and self.toks[self.i + 1][1] == "="):
+            if self.i + 1 < len(self.toks) and self.toks[self.i][0] == "name" and self.toks[self.i + 1][1] == "=":
                 name = self.take()[1]
                 self.take("=")
                 kwargs.append((name, self.bar()))

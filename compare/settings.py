@@ -29,14 +29,31 @@ INTERNAL = "internal"  # metadata key: set by the harness (e.g. level), never by
 T = TypeVar("T", bound="Table")
 
 
-def setting(default: Any, doc: str, *, lo: float | None = None, hi: float | None = None, lo_open: bool = False,
-            hi_open: bool = False, check: Callable[[Any], str | None] | None = None, required: bool | str = False,
-            internal: bool = False) -> Any:
+def setting(
+    default: Any,
+    doc: str,
+    *,
+    lo: float | None = None,
+    hi: float | None = None,
+    lo_open: bool = False,
+    hi_open: bool = False,
+    check: Callable[[Any], str | None] | None = None,
+    required: bool | str = False,
+    internal: bool = False,
+) -> Any:
     """A field with its one-line doc; optional bounds for numbers (inclusive unless `lo_open`/`hi_open`), a value
     `check` (returns what is wrong, or None), `required` (the key must be given; a string says so in the
     user's terms)."""
-    meta = {"doc": doc, "lo": lo, "hi": hi, "lo_open": lo_open, "hi_open": hi_open, "check": check,
-            "required": required, INTERNAL: internal}
+    meta = {
+        "doc": doc,
+        "lo": lo,
+        "hi": hi,
+        "lo_open": lo_open,
+        "hi_open": hi_open,
+        "check": check,
+        "required": required,
+        INTERNAL: internal,
+    }
     if isinstance(default, (dict, list)):
         return dataclasses.field(default_factory=lambda: type(default)(default), metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
@@ -158,8 +175,11 @@ def check_value(cls: type[Table], name: str, value: Any, where: str) -> tuple[An
 
 def _unknown(cls: type[Table], fields: dict[str, dataclasses.Field], key: str) -> str:
     known = ", ".join(n for n, g in fields.items() if not g.metadata.get(INTERNAL)) or "none"
-    hint = " (the interval level is set once for every engine: `level` at the top of a suite, " \
-           "or `hbench fit --level`)" if key == "level" and issubclass(cls, Settings) else ""
+    hint = (
+        " (the interval level is set once for every engine: `level` at the top of a suite, or `hbench fit --level`)"
+        if key == "level" and issubclass(cls, Settings)
+        else ""
+    )
     return f"unknown {cls.KIND}{hint} (expected one of {known})"
 
 
@@ -234,8 +254,9 @@ def _sequence(value: Any, item: Any, where: str) -> tuple:
     """A list as a tuple of `item`s."""
     tables = isinstance(item, type) and issubclass(item, Table)
     if isinstance(value, str) or not isinstance(value, (list, tuple)):
-        raise _fail(where, f"{value!r} must be a list" + (f" of tables ([[{where.rpartition('.')[2]}]])" if tables
-                                                          else ""))
+        raise _fail(
+            where, f"{value!r} must be a list" + (f" of tables ([[{where.rpartition('.')[2]}]])" if tables else "")
+        )
     good, found = [], []
     for i, v in enumerate(value):
         try:
@@ -278,8 +299,15 @@ def describe(cls: type[Table]) -> list[dict[str, str]]:
     for f in dataclasses.fields(cls):
         if f.metadata.get(INTERNAL):
             continue
-        rows.append({"name": f.name, "type": _type_name(hints[f.name]), "default": _default_text(f),
-                     "range": bounds_text(f), "doc": f.metadata.get("doc", "")})
+        rows.append(
+            {
+                "name": f.name,
+                "type": _type_name(hints[f.name]),
+                "default": _default_text(f),
+                "range": bounds_text(f),
+                "doc": f.metadata.get("doc", ""),
+            }
+        )
     return rows
 
 

@@ -38,7 +38,7 @@ class Shard:
 
     def of(self, tasks: list[Task]) -> list[Task]:
         """This shard's tasks: round robin over the expansion."""
-        return tasks[self.index - 1::self.count]
+        return tasks[self.index - 1 :: self.count]
 
 
 def parse_shard(text: str) -> Shard:
@@ -60,18 +60,36 @@ def join(store: RunStore, suite: Suite, shard: Shard, reps: int | None) -> dict[
     if manifest.get("shards") is None:
         raise InputError(f"{where} was not started in shards: `hbench run --resume {store.run_id}` completes it")
     if manifest["shards"] != shard.count:
-        raise InputError(f"{where} is split in {manifest['shards']} shards, not {shard.count}: "
-                         f"give --shard i/{manifest['shards']}")
+        raise InputError(
+            f"{where} is split in {manifest['shards']} shards, not {shard.count}: give --shard i/{manifest['shards']}"
+        )
     differs = changes(manifest, suite)
-    differs += [what for what, ours, theirs in (
-        ("its suite", fingerprint(suite), manifest.get("fingerprint")), ("its seed", suite.seed, manifest.get("run_seed")),
-        ("its --reps", reps, manifest.get("reps_override"))) if ours != theirs]
+    differs += [
+        what
+        for what, ours, theirs in (
+            ("its suite", fingerprint(suite), manifest.get("fingerprint")),
+            ("its seed", suite.seed, manifest.get("run_seed")),
+            ("its --reps", reps, manifest.get("reps_override")),
+        )
+        if ours != theirs
+    ]
     if differs:
-        raise InputError(f"{where}: this shard differs from the run's other shards ({differs[0]}): "
-                         "every shard must run the same suite, seed and --reps on the same hbench")
+        raise InputError(
+            f"{where}: this shard differs from the run's other shards ({differs[0]}): "
+            "every shard must run the same suite, seed and --reps on the same hbench"
+        )
     return manifest
 
 
 def record(shard: Shard, executor: str, workers: int, n_tasks: int, started: str) -> dict[str, Any]:
-    return {"shard": shard.label, "host": socket.gethostname(), "pid": os.getpid(), "executor": executor,
-            "workers": workers, "tasks": n_tasks, "started": started, "finished": None, "status": "running"}
+    return {
+        "shard": shard.label,
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "executor": executor,
+        "workers": workers,
+        "tasks": n_tasks,
+        "started": started,
+        "finished": None,
+        "status": "running",
+    }

@@ -58,8 +58,9 @@ def _layout_frame(cell: CellSpec, rng: np.random.Generator) -> pd.DataFrame:
     frame = pd.DataFrame({n: [combos[r][i] for r in rows] for i, n in enumerate(names)})
     for n in names:  # keep the spec's level order, so the first level is the reference category
         if not all(isinstance(v, (int, float)) for v in cell.layout.factors[n]):
-            frame[n] = pd.Categorical(frame[n].astype(str), categories=[str(v) for v in cell.layout.factors[n]],
-                                      ordered=True)
+            frame[n] = pd.Categorical(
+                frame[n].astype(str), categories=[str(v) for v in cell.layout.factors[n]], ordered=True
+            )
     return frame
 
 
@@ -171,8 +172,11 @@ def _group_effects(cell: CellSpec, params: Params, design: Design, rng: np.rando
 
 def _intercepts(design: Design, params: Params, effects: dict[str, np.ndarray]) -> dict[str, tuple]:
     """group -> (row level index, random intercepts, their true SD), for the groups whose blocks have one."""
-    return {bd.group: (bd.index, effects[block_key(bd)][:, bd.names.index("Intercept")], params.sd[bd.group]["Intercept"])
-            for bd in design.blocks if "Intercept" in bd.names}
+    return {
+        bd.group: (bd.index, effects[block_key(bd)][:, bd.names.index("Intercept")], params.sd[bd.group]["Intercept"])
+        for bd in design.blocks
+        if "Intercept" in bd.names
+    }
 
 
 def _linear_predictor(design: Design, params: Params, effects: dict[str, np.ndarray]) -> np.ndarray:

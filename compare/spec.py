@@ -27,9 +27,27 @@ from compare.validate import check_keys as _check_keys
 from compare.validate import fail as _fail
 from compare.validate import read_toml
 
-TOP_KEYS = {"name", "description", "source", "formula", "family", "link", "dgp", "design", "layout",
-            "covariates", "trials", "truth", "priors", "grid", "poststratify", "shape", "dropout", "generator",
-            "params"}
+TOP_KEYS = {
+    "name",
+    "description",
+    "source",
+    "formula",
+    "family",
+    "link",
+    "dgp",
+    "design",
+    "layout",
+    "covariates",
+    "trials",
+    "truth",
+    "priors",
+    "grid",
+    "poststratify",
+    "shape",
+    "dropout",
+    "generator",
+    "params",
+}
 # what a generator (compare.generator) makes itself: not given beside `generator`
 DECLARATIVE = ("layout", "covariates", "trials", "truth", "priors", "poststratify", "shape", "dropout", "design")
 TRUTH_KEYS = {"b", "sd", "cor", "sigma"}
@@ -245,12 +263,14 @@ def _parse_between(raw: Any, where: str, layout: Layout) -> Between:
         raise _fail(f"{where}.group", f"{group!r} is not a layout factor")
     if "sd" not in raw:
         raise _fail(where, "needs 'sd', the SD of the covariate's group part")
-    return Between(group, _number(raw["sd"], f"{where}.sd", lo=0), _number(raw.get("cor", 0.0), f"{where}.cor",
-                                                                          lo=-1, hi=1))
+    return Between(
+        group, _number(raw["sd"], f"{where}.sd", lo=0), _number(raw.get("cor", 0.0), f"{where}.cor", lo=-1, hi=1)
+    )
 
 
-def _parse_level1(extra: dict[str, dict[str, Any]], layout: Layout, per: dict[str, str], fixed: frozenset[str],
-                  names: set[str]) -> tuple[dict[str, str], dict[str, Between]]:
+def _parse_level1(
+    extra: dict[str, dict[str, Any]], layout: Layout, per: dict[str, str], fixed: frozenset[str], names: set[str]
+) -> tuple[dict[str, str], dict[str, Between]]:
     """Covariates' `center = "g"` (derived columns x_within, x_mean) and `between` (endogeneity) keys."""
     center, between = {}, {}
     for name, keys in extra.items():
@@ -267,14 +287,16 @@ def _parse_level1(extra: dict[str, dict[str, Any]], layout: Layout, per: dict[st
             center[name] = group
         if "between" in keys:
             if name in fixed:
-                raise _fail(f"{where}.between", "follows the random intercept, redrawn each replication: not with "
-                                                 "fixed = true")
+                raise _fail(
+                    f"{where}.between", "follows the random intercept, redrawn each replication: not with fixed = true"
+                )
             between[name] = _parse_between(keys["between"], f"{where}.between", layout)
     return center, between
 
 
-def _parse_covariates(raw: Any, layout: Layout) -> tuple[dict[str, Dist], frozenset[str], dict[str, str],
-                                                         dict[str, dict[str, Any]]]:
+def _parse_covariates(
+    raw: Any, layout: Layout
+) -> tuple[dict[str, Dist], frozenset[str], dict[str, str], dict[str, dict[str, Any]]]:
     raw = _table({} if raw is None else raw, "covariates")
     dists, fixed, per, extra = {}, set(), {}, {}
     for name, spec in raw.items():
@@ -354,8 +376,10 @@ def _parse_log_sigma(raw: Any, covariates: dict[str, Dist], layout: Layout) -> d
         elif all(part in layout.factors for part in name.split(":")):
             out[name] = _number(v, where, lo=0, hi=100)
         else:
-            raise _fail(where, "not a covariate (slope of log sigma) or a layout factor (SD of its levels' effects "
-                               "on log sigma)")
+            raise _fail(
+                where,
+                "not a covariate (slope of log sigma) or a layout factor (SD of its levels' effects on log sigma)",
+            )
     return out
 
 
@@ -381,8 +405,9 @@ def _parse_shapes(raw: Any, family: str, groups: set[str], covariates: dict[str,
         elif isinstance(value, dict) and value:
             shapes[key] = {term: parse_shape(v, f"{where}.{term}") for term, v in value.items()}
         else:
-            raise _fail(where, f"{value!r}: expected a shape such as {{ dist = \"chisq\", df = 1 }} or a table of "
-                               "them by term")
+            raise _fail(
+                where, f'{value!r}: expected a shape such as {{ dist = "chisq", df = 1 }} or a table of them by term'
+            )
     return Shapes(shapes, residual, log_sigma)
 
 
@@ -429,15 +454,36 @@ def _resolve_cell(name: str, index: int, factors: dict[str, Any], raw: dict[str,
     if poststratify is not None and not isinstance(poststratify, str):
         raise _fail("poststratify", f"{poststratify!r}: expected the name of a generated covariate")
     shapes = _parse_shapes(raw.get("shape"), family, {b.group for b in formula.blocks}, covariates, layout)
-    cell = CellSpec(name, index, factors, formula, family, link, dgp, design, layout, covariates, fixed, per,
-                    trials, truth, priors, poststratify, shapes, _parse_dropout(raw.get("dropout"), covariates),
-                    center, between, raw=raw)
+    cell = CellSpec(
+        name,
+        index,
+        factors,
+        formula,
+        family,
+        link,
+        dgp,
+        design,
+        layout,
+        covariates,
+        fixed,
+        per,
+        trials,
+        truth,
+        priors,
+        poststratify,
+        shapes,
+        _parse_dropout(raw.get("dropout"), covariates),
+        center,
+        between,
+        raw=raw,
+    )
     _check_columns(cell)
     return cell
 
 
-def _generator_cell(name: str, index: int, factors: dict[str, Any], raw: dict[str, Any], formula: Formula,
-                    family: str, link: str) -> CellSpec:
+def _generator_cell(
+    name: str, index: int, factors: dict[str, Any], raw: dict[str, Any], formula: Formula, family: str, link: str
+) -> CellSpec:
     """A cell whose data come from a user's function: formula, family and link, the function and its params."""
     given = [k for k in DECLARATIVE if k in raw]
     if given:
@@ -448,11 +494,29 @@ def _generator_cell(name: str, index: int, factors: dict[str, Any], raw: dict[st
         raise _fail("formula", f"{formula.text!r}: binomial needs cbind(s, f) or s | trials(n) on the left")
     if family != "binomial" and formula.response.kind != "single":
         raise _fail("formula", f"{formula.text!r}: {family} takes a single response column")
-    params = _check_keys(raw.get("params", {}), set(raw.get("params", {})) if isinstance(raw.get("params"), dict)
-                         else set(), "params")
-    return CellSpec(name, index, factors, formula, family, link, "fixed", "cluster", Layout({}, 1), {}, frozenset(),
-                    {}, None, Truth({}, {}, {}, None), None, generator=check_target(raw["generator"]),
-                    params=params, raw=raw)
+    params = _check_keys(
+        raw.get("params", {}), set(raw.get("params", {})) if isinstance(raw.get("params"), dict) else set(), "params"
+    )
+    return CellSpec(
+        name,
+        index,
+        factors,
+        formula,
+        family,
+        link,
+        "fixed",
+        "cluster",
+        Layout({}, 1),
+        {},
+        frozenset(),
+        {},
+        None,
+        Truth({}, {}, {}, None),
+        None,
+        generator=check_target(raw["generator"]),
+        params=params,
+        raw=raw,
+    )
 
 
 def _check_columns(cell: CellSpec) -> None:
@@ -460,7 +524,9 @@ def _check_columns(cell: CellSpec) -> None:
     generated |= {f"{x}_{part}" for x in cell.center for part in ("within", "mean")}
     for var in sorted(cell.formula.variables):
         if var not in generated:
-            raise _fail("formula", f"term {var!r} names a column that is not generated (have: {', '.join(sorted(generated))})")
+            raise _fail(
+                "formula", f"term {var!r} names a column that is not generated (have: {', '.join(sorted(generated))})"
+            )
     if cell.poststratify is not None and cell.poststratify not in cell.covariates:
         raise _fail("poststratify", f"{cell.poststratify!r} is not a generated covariate")
 

@@ -98,8 +98,9 @@ def _at_least_one(table: str):
 class FailsafeKeys(Table):
     """`failsafe = { ... }`: when a run stops early (exit 1, results kept, resumable)."""
 
-    max_failure_rate: float = setting(0.5, "stop the run when an engine's share of failed fits in one cell passes "
-                                           "this", lo=0.0, hi=1.0, lo_open=True)
+    max_failure_rate: float = setting(
+        0.5, "stop the run when an engine's share of failed fits in one cell passes this", lo=0.0, hi=1.0, lo_open=True
+    )
     min_fits: int = setting(5, "fits of an engine in a cell before its failure rate counts", lo=1)
 
 
@@ -107,8 +108,9 @@ class FailsafeKeys(Table):
 class ScenarioKeys(Table):
     """One `[[scenario]]`: a scenario, which of its cells, how many replications."""
 
-    name: str = setting("", "a scenario: a shipped spec or NAME.toml in a --scenarios folder (`hbench scenarios`)",
-                        required=True)
+    name: str = setting(
+        "", "a scenario: a shipped spec or NAME.toml in a --scenarios folder (`hbench scenarios`)", required=True
+    )
     cells: tuple[int, ...] | None = setting(None, "cells of its grid to run (unset: every cell)", check=_cells)
     reps: int | None = setting(None, "replications of each cell (unset: the suite's `reps`)", lo=1)
 
@@ -118,13 +120,17 @@ class EngineKeys(Table):
     """One `[[engine]]`: a registered engine, its settings and where it runs."""
 
     name: str = setting("", "a registered engine (`hbench engines`)", required=True)
-    label: str | None = setting(None, "what results, tables and the regression compare call it (unset: the name); "
-                                      "give each a label to run one engine twice", check=_label)
+    label: str | None = setting(
+        None,
+        "what results, tables and the regression compare call it (unset: the name); "
+        "give each a label to run one engine twice",
+        check=_label,
+    )
     settings: dict[str, Any] = setting({}, "the engine's own settings (`hbench engines` lists them); not `level`")
-    only: tuple[str, ...] = setting((), 'scenarios ("seed_slopes") or cells ("seed_slopes:0") of this suite it runs '
-                                        "on (empty: all)")
-    max_reps: int | None = setting(None, "run only on replications 0..max_reps-1 (costly engines in big suites)",
-                                   lo=1)
+    only: tuple[str, ...] = setting(
+        (), 'scenarios ("seed_slopes") or cells ("seed_slopes:0") of this suite it runs on (empty: all)'
+    )
+    max_reps: int | None = setting(None, "run only on replications 0..max_reps-1 (costly engines in big suites)", lo=1)
 
 
 _NEED_SCENARIO, _SOME_SCENARIO = _at_least_one("scenario")
@@ -135,22 +141,33 @@ _NEED_ENGINE, _SOME_ENGINE = _at_least_one("engine")
 class SuiteKeys(Table):
     """The top level of a suite file."""
 
-    name: str | None = setting(None, "the run's name, which starts its run id (unset: the suite file's name)",
-                               check=_run_name)
+    name: str | None = setting(
+        None, "the run's name, which starts its run id (unset: the suite file's name)", check=_run_name
+    )
     description: str = setting("", "what the suite is for, in a line")
-    seed: int = setting(20221, "run seed: every replication's seeds derive from it (`hbench run --seed`)",
-                        lo=0, hi=MAX_SEED)
+    seed: int = setting(
+        20221, "run seed: every replication's seeds derive from it (`hbench run --seed`)", lo=0, hi=MAX_SEED
+    )
     reps: int = setting(10, "replications of every cell unless its [[scenario]] says (`hbench run --reps`)", lo=1)
-    level: float = setting(DEFAULT_LEVEL, "level of every engine's central intervals, and the nominal coverage",
-                           lo=0.0, hi=1.0, lo_open=True, hi_open=True)
-    timeout: float = setting(900.0, "seconds one fit may take; past it the fit is stopped and recorded as failed",
-                             lo=0.0, lo_open=True)
+    level: float = setting(
+        DEFAULT_LEVEL,
+        "level of every engine's central intervals, and the nominal coverage",
+        lo=0.0,
+        hi=1.0,
+        lo_open=True,
+        hi_open=True,
+    )
+    timeout: float = setting(
+        900.0, "seconds one fit may take; past it the fit is stopped and recorded as failed", lo=0.0, lo_open=True
+    )
     failsafe: FailsafeKeys = setting(FailsafeKeys(), "when a run stops early")
-    scenario: tuple[ScenarioKeys, ...] = setting((), "the scenarios to run", required=_NEED_SCENARIO,
-                                                 check=_SOME_SCENARIO)
+    scenario: tuple[ScenarioKeys, ...] = setting(
+        (), "the scenarios to run", required=_NEED_SCENARIO, check=_SOME_SCENARIO
+    )
     engine: tuple[EngineKeys, ...] = setting((), "the engines to fit", required=_NEED_ENGINE, check=_SOME_ENGINE)
-    reference: str | None = setting(None, "the engine (label) for relative precision and \"reached the reference "
-                                          "optimum\"")
+    reference: str | None = setting(
+        None, 'the engine (label) for relative precision and "reached the reference optimum"'
+    )
     cluster: ClusterSpec = setting(ClusterSpec(), "batch-cluster settings: --executor slurm, hbench slurm-script")
 
 
@@ -190,17 +207,21 @@ def _scenario(i: int, s: ScenarioKeys, reps: int, problems: _Problems) -> Scenar
     cells = s.cells if s.cells is not None else tuple(range(scenario.n_cells))
     outside = [c for c in cells if not 0 <= c < scenario.n_cells]
     if outside:
-        problems.add(f"scenario[{i}].cells", f"{outside[0]!r} is not a cell of {scenario.name} "
-                                             f"(0..{scenario.n_cells - 1})")
+        problems.add(
+            f"scenario[{i}].cells", f"{outside[0]!r} is not a cell of {scenario.name} (0..{scenario.n_cells - 1})"
+        )
         return None
     return ScenarioSpec(scenario, cells, reps)
 
 
-def _scenarios(entries: tuple[ScenarioKeys | None, ...], reps: int, override: bool,
-               problems: _Problems) -> tuple[ScenarioSpec | None, ...]:
+def _scenarios(
+    entries: tuple[ScenarioKeys | None, ...], reps: int, override: bool, problems: _Problems
+) -> tuple[ScenarioSpec | None, ...]:
     """One spec per entry (None where it has a problem); `override`: --reps replaces every entry's reps."""
-    out = tuple(None if s is None else _scenario(i, s, reps if override or s.reps is None else s.reps, problems)
-                for i, s in enumerate(entries))
+    out = tuple(
+        None if s is None else _scenario(i, s, reps if override or s.reps is None else s.reps, problems)
+        for i, s in enumerate(entries)
+    )
     names = [s.scenario.name for s in out if s is not None]
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
@@ -208,8 +229,9 @@ def _scenarios(entries: tuple[ScenarioKeys | None, ...], reps: int, override: bo
     return out
 
 
-def _engine(i: int, e: EngineKeys, level: float, scenarios: dict[str, tuple[int, ...]] | None,
-            problems: _Problems) -> EngineSpec | None:
+def _engine(
+    i: int, e: EngineKeys, level: float, scenarios: dict[str, tuple[int, ...]] | None, problems: _Problems
+) -> EngineSpec | None:
     from compare.estimators import engine_class, engine_names
 
     if e.name not in engine_names():
@@ -219,21 +241,27 @@ def _engine(i: int, e: EngineKeys, level: float, scenarios: dict[str, tuple[int,
     problems.extend(found)
     unknown = [n for n in e.only if scenarios is not None and not _in_suite(n, scenarios)]
     if unknown:
-        problems.add(f"engine[{i}].only", f"{unknown[0]!r} is not a scenario (or scenario:cell) of this suite "
-                                          f"({', '.join(sorted(scenarios or ()))})")
+        problems.add(
+            f"engine[{i}].only",
+            f"{unknown[0]!r} is not a scenario (or scenario:cell) of this suite ({', '.join(sorted(scenarios or ()))})",
+        )
     if found or unknown:
         return None
     return EngineSpec(e.name, settings, e.only, e.max_reps, e.label or e.name)
 
 
 def _in_suite(entry: str, scenarios: dict[str, tuple[int, ...]]) -> bool:
-    """"name" names a scenario of the suite; "name:K" one of the cells the suite runs of it."""
+    """ "name" names a scenario of the suite; "name:K" one of the cells the suite runs of it."""
     name, colon, cell = entry.partition(":")
     return name in scenarios and (not colon or (cell.isdigit() and int(cell) in scenarios[name]))
 
 
-def _engines(entries: tuple[EngineKeys | None, ...], level: float, scenarios: dict[str, tuple[int, ...]] | None,
-             problems: _Problems) -> tuple[EngineSpec, ...]:
+def _engines(
+    entries: tuple[EngineKeys | None, ...],
+    level: float,
+    scenarios: dict[str, tuple[int, ...]] | None,
+    problems: _Problems,
+) -> tuple[EngineSpec, ...]:
     out = [None if e is None else _engine(i, e, level, scenarios, problems) for i, e in enumerate(entries)]
     labels = [e.label if e.label else e.name for e in entries if e is not None]
     twice = sorted({x for x in labels if labels.count(x) > 1})
@@ -264,8 +292,9 @@ def _check_priors(engines: tuple[EngineSpec, ...], scenarios: tuple[ScenarioSpec
                     problems.found[-1] = f"engine {e.label} on {cell.scenario} cell {c}: {problems.found[-1]}"
 
 
-def parse_suite(raw: dict[str, Any], path: Path | None = None, *, reps: int | None = None,
-                seed: int | None = None) -> Suite:
+def parse_suite(
+    raw: dict[str, Any], path: Path | None = None, *, reps: int | None = None, seed: int | None = None
+) -> Suite:
     """A Suite from a parsed TOML table; `reps`/`seed` override the file (the CLI's --reps/--seed).
     Every problem is found before anything runs, and all are reported in one line."""
     problems = _Problems()
@@ -286,8 +315,9 @@ def parse_suite(raw: dict[str, Any], path: Path | None = None, *, reps: int | No
     scenarios = tuple(s for s in specs if s is not None)
     n_tasks = sum(len(s.cells) * s.reps for s in scenarios)
     if n_tasks > MAX_TASKS:
-        problems.add("--reps" if reps else "reps",
-                     f"{n_tasks:,} tasks (cells x replications): at most {MAX_TASKS:,} in one run")
+        problems.add(
+            "--reps" if reps else "reps", f"{n_tasks:,} tasks (cells x replications): at most {MAX_TASKS:,} in one run"
+        )
     names = {s.scenario.name: s.cells for s in scenarios} if specs and None not in specs else None
     engines = _engines(keys.engine, keys.level, names, problems)
     _check_priors(engines, scenarios, problems)
@@ -295,8 +325,21 @@ def parse_suite(raw: dict[str, Any], path: Path | None = None, *, reps: int | No
         problems.add("reference", f"{keys.reference!r} is not one of the suite's engines")
     problems.raise_any()
     fs = keys.failsafe
-    return Suite(keys.name or "suite", path, keys.seed, keys.reps, keys.level, keys.timeout, fs.max_failure_rate,
-                 fs.min_fits, scenarios, engines, keys.reference, raw, keys.cluster)
+    return Suite(
+        keys.name or "suite",
+        path,
+        keys.seed,
+        keys.reps,
+        keys.level,
+        keys.timeout,
+        fs.max_failure_rate,
+        fs.min_fits,
+        scenarios,
+        engines,
+        keys.reference,
+        raw,
+        keys.cluster,
+    )
 
 
 def load_suite(source: str | Path, *, reps: int | None = None, seed: int | None = None) -> Suite:

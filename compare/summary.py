@@ -44,10 +44,18 @@ def summarise(table: pd.DataFrame, reference: str | None = None, level: float = 
     """Every measure of a results table, computed once."""
     precision = metrics.precision_vs(table, reference) if reference else pd.DataFrame()
     fits = metrics.fit_summary(table, reference)
-    return RunSummary(performance=metrics.performance(table), intervals=metrics.intervals(table), fits=fits,
-                      sbc=metrics.sbc_summary(table), precision=precision, agreement=metrics.agreement(table),
-                      warnings=metrics.warnings_tally(fits), sensitivity=metrics.sensitivity(table),
-                      reference=reference, level=level)
+    return RunSummary(
+        performance=metrics.performance(table),
+        intervals=metrics.intervals(table),
+        fits=fits,
+        sbc=metrics.sbc_summary(table),
+        precision=precision,
+        agreement=metrics.agreement(table),
+        warnings=metrics.warnings_tally(fits),
+        sensitivity=metrics.sensitivity(table),
+        reference=reference,
+        level=level,
+    )
 
 
 def of_run(store: RunStore, reference: str | None = None) -> RunSummary:

@@ -66,8 +66,9 @@ def expand(suite: Suite, run_dir: str | None = None) -> list[Task]:
             for rep in range(spec.reps):
                 engines = tuple(e for e in suite.engines if e.runs_on(spec.scenario.name, rep, cell))
                 if engines:
-                    tasks.append(Task(spec.scenario.name, str(spec.scenario.path), cell, rep, suite.seed, engines,
-                                      run_dir))
+                    tasks.append(
+                        Task(spec.scenario.name, str(spec.scenario.path), cell, rep, suite.seed, engines, run_dir)
+                    )
     return tasks
 
 
@@ -111,9 +112,17 @@ def simulated(task: Task) -> tuple[Dataset | None, str]:
 
 def _base(task: Task, ds: Dataset | None, engine: str, status: Status, error: str = "") -> dict[str, Any]:
     seed = ds.seed if ds is not None else engine_seed(task.run_seed, task.scenario, task.cell, task.rep)
-    return {"scenario": task.scenario, "cell": task.cell, "rep": task.rep, "run_seed": task.run_seed,
-            "engine_seed": seed, "dataset_hash": ds.hash if ds is not None else None, "engine": engine,
-            "status": str(status), "error": error or None}
+    return {
+        "scenario": task.scenario,
+        "cell": task.cell,
+        "rep": task.rep,
+        "run_seed": task.run_seed,
+        "engine_seed": seed,
+        "dataset_hash": ds.hash if ds is not None else None,
+        "engine": engine,
+        "status": str(status),
+        "error": error or None,
+    }
 
 
 def failure_rows(task: Task, ds: Dataset | None, engine: str, status: Status, error: str) -> pa.Table:
@@ -131,8 +140,10 @@ def fit_all(task: Task, on_start: Callable[[str], None] | None = None) -> Iterat
     for spec in task.engines:
         if on_start:
             on_start(spec.label)
-        yield spec.label, (fit_one(task, ds, spec) if ds is not None else failure_rows(task, None, spec.label,
-                                                                                        Status.FAILED, error))
+        yield (
+            spec.label,
+            (fit_one(task, ds, spec) if ds is not None else failure_rows(task, None, spec.label, Status.FAILED, error)),
+        )
 
 
 def _sbc(cols: dict[str, Any], draws: dict[str, np.ndarray] | None) -> dict[str, np.ndarray]:

@@ -36,9 +36,11 @@ from compare.formula import ModelSpec, parse_formula
 from compare.settings import Settings
 
 SHORT_SAMPLER = {"chains": 2, "warmup": 300, "draws": 300}  # samplers run short chains in the checks
-CANDIDATES = [("y ~ x + (1 | g)", "gaussian", "identity"),
-              ("s | trials(n) ~ x + (1 | g)", "binomial", "logit"),
-              ("c ~ x + (1 | g)", "poisson", "log")]
+CANDIDATES = [
+    ("y ~ x + (1 | g)", "gaussian", "identity"),
+    ("s | trials(n) ~ x + (1 | g)", "binomial", "logit"),
+    ("c ~ x + (1 | g)", "poisson", "log"),
+]
 FITDATA_FIELDS = {"frame", "formula", "family", "link", "poststratify", "label"}
 SEED = 7
 
@@ -92,12 +94,14 @@ def _fit(engine: Estimator) -> tuple[FitData, FitResult]:
 
 # ---- static checks ---------------------------------------------------------------------------------------
 
+
 def check_identity(engine: Estimator) -> None:
     assert engine.name and engine_class(engine.name) is type(engine), "registered under its own name"
     assert engine.kind in ("frequentist", "bayesian")
     assert isinstance(engine.available(), Support)
-    assert inspect.signature(engine.fit).parameters["seed"].kind is inspect.Parameter.KEYWORD_ONLY, \
+    assert inspect.signature(engine.fit).parameters["seed"].kind is inspect.Parameter.KEYWORD_ONLY, (
         "fit(data, *, seed): the seed is an explicit keyword argument"
+    )
 
 
 def check_settings_are_typed(engine: Estimator) -> None:
@@ -135,6 +139,7 @@ def check_supports_says_why_not(engine: Estimator) -> None:
 
 # ---- fitting checks --------------------------------------------------------------------------------------
 
+
 def check_fitresult_columns_and_names(engine: Estimator) -> None:
     data, fit = _fit(engine)
     assert isinstance(fit, FitResult) and fit.engine == engine.name
@@ -163,15 +168,18 @@ def check_interval_rows(params: pd.DataFrame) -> None:
     dup = params[params.duplicated(["parameter", "interval"], keep=False)]
     assert dup.empty, f"a (parameter, interval) pair appears twice: {sorted(set(dup['parameter']))[:5]}"
     primaries = params.groupby("parameter")["primary"].sum()
-    assert (primaries == 1).all(), f"parameters without exactly one primary row: {list(primaries[primaries != 1].index)[:5]}"
+    assert (primaries == 1).all(), (
+        f"parameters without exactly one primary row: {list(primaries[primaries != 1].index)[:5]}"
+    )
     first = primary(params).set_index("parameter")
     extra = params[~params["primary"].astype(bool)]
     for col in ("estimate", "se"):
         want = first.loc[extra["parameter"], col].to_numpy(float)
         got = extra[col].to_numpy(float)
         same = (got == want) | (np.isnan(got) & np.isnan(want))
-        assert same.all(), f"extra interval rows must repeat the primary row's {col}: " \
-                           f"{extra.loc[~same, 'parameter'].tolist()[:5]}"
+        assert same.all(), (
+            f"extra interval rows must repeat the primary row's {col}: {extra.loc[~same, 'parameter'].tolist()[:5]}"
+        )
 
 
 def check_intervals_ordered_or_explained(engine: Estimator) -> None:
@@ -184,12 +192,14 @@ def check_intervals_ordered_or_explained(engine: Estimator) -> None:
     assert (p.loc[given, "lower"] <= p.loc[given, "upper"]).all(), "lower above upper"
     main = primary(p)
     main_given = main["lower"].notna() & main["upper"].notna()
-    ok = (main.loc[main_given, "lower"] <= main.loc[main_given, "estimate"] + 1e-12) & \
-         (main.loc[main_given, "estimate"] <= main.loc[main_given, "upper"] + 1e-12)
+    ok = (main.loc[main_given, "lower"] <= main.loc[main_given, "estimate"] + 1e-12) & (
+        main.loc[main_given, "estimate"] <= main.loc[main_given, "upper"] + 1e-12
+    )
     assert ok.all(), main.loc[main_given][~ok].to_string()
     missing = p[~given]
-    assert missing["note"].map(lambda v: isinstance(v, str) and v.strip() != "").all(), \
+    assert missing["note"].map(lambda v: isinstance(v, str) and v.strip() != "").all(), (
         f"NaN intervals need a note: {missing['parameter'].tolist()[:5]}"
+    )
     width = (p["upper"] - p["lower"]).groupby([p["parameter"], p["interval"]]).first().unstack()
     if {"wald-z", "wald-t"} <= set(width.columns):
         both = width[["wald-z", "wald-t"]].dropna()
@@ -246,15 +256,22 @@ def check_same_seed_same_result(engine: Estimator) -> None:
     engine.fit(other, seed=SEED + 1)
     again = engine.fit(data, seed=SEED)
     cols = ["parameter", "interval", "estimate", "se", "lower", "upper"]
-    pd.testing.assert_frame_equal(first.params[cols], again.params[cols], check_exact=True,
-                                  obj=f"{engine.name}: refit with the same seed")
+    pd.testing.assert_frame_equal(
+        first.params[cols], again.params[cols], check_exact=True, obj=f"{engine.name}: refit with the same seed"
+    )
 
 
 def check_unsupported_data_fails_cleanly(engine: Estimator) -> None:
     """A dataset the engine says it cannot fit raises with a message (never a silent wrong answer)."""
     options = [*CANDIDATES, ("y ~ x", "gaussian", "identity")]
-    wrong = next((fit_data(f, fam, link) for f, fam, link in options
-                  if not engine.supports(ModelSpec(parse_formula(f), fam, link))), None)
+    wrong = next(
+        (
+            fit_data(f, fam, link)
+            for f, fam, link in options
+            if not engine.supports(ModelSpec(parse_formula(f), fam, link))
+        ),
+        None,
+    )
     if wrong is None:
         return
     try:
@@ -282,9 +299,15 @@ def check_degenerate_response_fails_cleanly(engine: Estimator) -> None:
 
 
 STATIC_CHECKS = (check_identity, check_settings_are_typed, check_supports_says_why_not, check_no_truth_reachable)
-FITTING_CHECKS = (check_fitresult_columns_and_names, check_intervals_ordered_or_explained, check_fit_level_fields,
-                  check_fit_does_not_change_its_input, check_same_seed_same_result,
-                  check_unsupported_data_fails_cleanly, check_degenerate_response_fails_cleanly)
+FITTING_CHECKS = (
+    check_fitresult_columns_and_names,
+    check_intervals_ordered_or_explained,
+    check_fit_level_fields,
+    check_fit_does_not_change_its_input,
+    check_same_seed_same_result,
+    check_unsupported_data_fails_cleanly,
+    check_degenerate_response_fails_cleanly,
+)
 
 
 def checks(engine: Estimator | str, fitting: bool = True) -> Iterator[tuple[str, Callable[[], None]]]:

@@ -17,8 +17,9 @@ def read_toml(path: Path) -> dict[str, Any]:
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"{path}: not valid TOML: {exc}") from None
     except UnicodeDecodeError as exc:
-        raise InputError(f"{path}: not valid TOML: not UTF-8 text (byte {exc.object[exc.start]:#04x} at "
-                         f"position {exc.start})") from None
+        raise InputError(
+            f"{path}: not valid TOML: not UTF-8 text (byte {exc.object[exc.start]:#04x} at position {exc.start})"
+        ) from None
 
 
 def fail(where: str, msg: str) -> InputError:
@@ -31,5 +32,7 @@ def check_keys(table: Any, allowed: set[str], where: str) -> dict[str, Any]:
         raise fail(where, f"expected a table, got {table!r}")
     for key in table:
         if key not in allowed:
-            raise fail(f"{where}.{key}" if where else key, f"unknown key (expected one of {', '.join(sorted(allowed))})")
+            raise fail(
+                f"{where}.{key}" if where else key, f"unknown key (expected one of {', '.join(sorted(allowed))})"
+            )
     return table

@@ -19,21 +19,40 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("baseline", help="run id under --results, or a run directory (e.g. results/baselines/quick)")
     p.add_argument("run", help="run id under --results, or a run directory")
     p.add_argument("--z", type=float, default=3.0, help="flag measures whose |z| exceeds this (default 3)")
-    p.add_argument("--runtime-ratio", type=float, default=2.0,
-                   help="flag median fit times that change by more than this factor either way (default 2)")
-    p.add_argument("--runtime", choices=["cpu", "wall"], default="cpu",
-                   help="judge runtime on median CPU seconds per fit (default; unmoved by other jobs on the "
-                        "machine) or on wall seconds")
-    p.add_argument("--adjust", choices=["none", "holm"], default="none",
-                   help="none: flag each measure whose |z| exceeds --z (default); holm: --z's two-sided tail is "
-                        "the chance of any false flag over all measures compared (Holm step-down)")
-    p.add_argument("--format", choices=["table", "markdown", "json"], default="table",
-                   help="stdout: tables of the flagged rows (default), a Markdown summary for a pull-request "
-                        "comment, or the JSON that is also written to --json")
+    p.add_argument(
+        "--runtime-ratio",
+        type=float,
+        default=2.0,
+        help="flag median fit times that change by more than this factor either way (default 2)",
+    )
+    p.add_argument(
+        "--runtime",
+        choices=["cpu", "wall"],
+        default="cpu",
+        help="judge runtime on median CPU seconds per fit (default; unmoved by other jobs on the "
+        "machine) or on wall seconds",
+    )
+    p.add_argument(
+        "--adjust",
+        choices=["none", "holm"],
+        default="none",
+        help="none: flag each measure whose |z| exceeds --z (default); holm: --z's two-sided tail is "
+        "the chance of any false flag over all measures compared (Holm step-down)",
+    )
+    p.add_argument(
+        "--format",
+        choices=["table", "markdown", "json"],
+        default="table",
+        help="stdout: tables of the flagged rows (default), a Markdown summary for a pull-request "
+        "comment, or the JSON that is also written to --json",
+    )
     p.add_argument("--json", help="where to write the JSON (default: <run>/compare-<baseline>.json)")
     p.add_argument("--all", action="store_true", help="print every measure, not only flagged ones")
-    p.add_argument("--allow-different", action="store_true",
-                   help="compare runs of different suites, seeds, replications or levels anyway")
+    p.add_argument(
+        "--allow-different",
+        action="store_true",
+        help="compare runs of different suites, seeds, replications or levels anyway",
+    )
     p.add_argument("--results", default="results", help="results root folder")
     p.set_defaults(handler=handle)
 
@@ -46,12 +65,16 @@ def handle(args: argparse.Namespace) -> int:
     result = compare_runs(base, run, thresholds)
     reasons = not_comparable(base, run, result)
     if reasons and not args.allow_different:
-        raise InputError(f"{base.run_id} and {run.run_id} are not comparable: {'; '.join(reasons)} "
-                         "(--allow-different compares them anyway)")
+        raise InputError(
+            f"{base.run_id} and {run.run_id} are not comparable: {'; '.join(reasons)} "
+            "(--allow-different compares them anyway)"
+        )
     if reasons and args.adjust == "none":  # other seeds: independent Monte Carlo error in every measure
-        print("hbench: note: runs that are not comparable differ by Monte Carlo error in every measure; "
-              "--adjust holm keeps false flags rare over thousands of them (README, 'Tracking an upgrade')",
-              file=sys.stderr)
+        print(
+            "hbench: note: runs that are not comparable differ by Monte Carlo error in every measure; "
+            "--adjust holm keeps false flags rare over thousands of them (README, 'Tracking an upgrade')",
+            file=sys.stderr,
+        )
     out = Path(args.json) if args.json else run.dir / f"compare-{base.run_id}.json"
     text = json.dumps(to_json(result, base, run, thresholds), indent=1, default=str) + "\n"
     out.write_text(text)

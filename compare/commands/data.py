@@ -12,7 +12,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("data", help="published datasets from R packages: list, show, export as CSV")
     actions = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)
     actions.add_parser("list", help="every dataset: package, family, title, cached here or not").set_defaults(
-        handler=run_list)
+        handler=run_list
+    )
     show = actions.add_parser("show", help="one dataset: source, citation, licence, formulas, columns")
     show.add_argument("name")
     show.set_defaults(handler=run_show)
@@ -37,8 +38,9 @@ def run_show(args: argparse.Namespace) -> int:
     ds = realdata.get(args.name)
     frame, prov = realdata.load(args.name)
     print(f"{ds.name}: {ds.title}")
-    print(f"  from      R package {ds.package} {prov['package_version']} ({prov['r_version']}), "
-          f"licence {prov['licence']}")
+    print(
+        f"  from      R package {ds.package} {prov['package_version']} ({prov['r_version']}), licence {prov['licence']}"
+    )
     print(f"  citation  {ds.citation}")
     print(f"  family    {ds.family}")
     for f in ds.formulas:
@@ -51,13 +53,17 @@ def run_show(args: argparse.Namespace) -> int:
         kind = f"factor, {values.nunique()} levels" if str(values.dtype) == "category" else str(values.dtype)
         print(f"    {col:<14}{kind}")
     fam = "" if ds.family == "gaussian" else f" --family {ds.family}"
-    print(f"  try       hbench data export {ds.name} {ds.name}.csv && "
-          f"hbench fit {ds.name}.csv --formula {shlex.quote(ds.formulas[0])}{fam}")
+    print(
+        f"  try       hbench data export {ds.name} {ds.name}.csv && "
+        f"hbench fit {ds.name}.csv --formula {shlex.quote(ds.formulas[0])}{fam}"
+    )
     return 0
 
 
 def run_export(args: argparse.Namespace) -> int:
     rows, prov = realdata.export(args.name, args.out, refresh=args.refresh)
-    print(f"wrote {args.out}: {rows} rows of {args.name} from R package {prov['package']} "
-          f"{prov['package_version']} (licence {prov['licence']})")
+    print(
+        f"wrote {args.out}: {rows} rows of {args.name} from R package {prov['package']} "
+        f"{prov['package_version']} (licence {prov['licence']})"
+    )
     return 0

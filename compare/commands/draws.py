@@ -32,6 +32,8 @@ def handle(args: argparse.Namespace) -> int:
 
         names = [v for v in ("b", "sd", "cor", "sigma", "mrp") if v in idata.posterior]
         print(az.summary(idata, var_names=names).to_string())
-    print(f"In Python: compare.load_draws({args.run_id!r}, {args.scenario!r}, {args.cell}, {args.rep}, "
-          f"{args.engine!r}) gives this InferenceData.")
+    print(
+        f"In Python: compare.load_draws({args.run_id!r}, {args.scenario!r}, {args.cell}, {args.rep}, "
+        f"{args.engine!r}) gives this InferenceData."
+    )
     return 0

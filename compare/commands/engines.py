@@ -23,10 +23,17 @@ def catalogue() -> list[dict]:
         cls = engine_class(name)
         engine = cls()
         status = engine.available()
-        out.append({"engine": name, "kind": cls.kind, "available": status.ok, "why_not": status.reason or None,
-                    "backends": engine.backends() if hasattr(engine, "backends") else None,
-                    "description": (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else "",
-                    "settings": describe(cls.Settings)})
+        out.append(
+            {
+                "engine": name,
+                "kind": cls.kind,
+                "available": status.ok,
+                "why_not": status.reason or None,
+                "backends": engine.backends() if hasattr(engine, "backends") else None,
+                "description": (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else "",
+                "settings": describe(cls.Settings),
+            }
+        )
     return out
 
 
@@ -47,6 +54,8 @@ def handle(args: argparse.Namespace) -> int:
             span = f", {s['range']}" if s["range"] else ""
             print(f"    {s['name']} = {s['default']}  [{s['type']}{span}]  {s['doc']}")
         print()
-    print("Settings go in a suite's [[engine]] `settings = { ... }` (`hbench suite-keys` lists a suite's other keys) "
-          "or `hbench fit --set ENGINE.KEY=VALUE`; the interval level is the suite's `level` (`hbench fit --level`).")
+    print(
+        "Settings go in a suite's [[engine]] `settings = { ... }` (`hbench suite-keys` lists a suite's other keys) "
+        "or `hbench fit --set ENGINE.KEY=VALUE`; the interval level is the suite's `level` (`hbench fit --level`)."
+    )
     return 0

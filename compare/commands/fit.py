@@ -37,8 +37,19 @@ from compare.status import FAILED, Status
 
 BAYES_FIELDS = ("rhat_max", "ess_bulk_min", "ess_tail_min", "divergences")
 SAMPLER_KEYS = ("chains", "warmup", "draws", "adapt_delta", "max_treedepth")  # --chains ... for every sampler
-PARAM_FIELDS = ("parameter", "param_class", "group", "term", "group_level", "interval", "primary", "estimate", "se",
-                "lower", "upper")
+PARAM_FIELDS = (
+    "parameter",
+    "param_class",
+    "group",
+    "term",
+    "group_level",
+    "interval",
+    "primary",
+    "estimate",
+    "se",
+    "lower",
+    "upper",
+)
 TEXT_FIELDS = ("parameter", "param_class", "group", "term", "group_level", "interval")
 
 
@@ -48,28 +59,52 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--formula", required=True, help='lme4/brms formula, e.g. "y ~ x + (1 + x | g)"')
     p.add_argument("--family", default="gaussian", help="gaussian (default), binomial or poisson")
     p.add_argument("--link", default=None, help="link function (default: the family's canonical link)")
-    p.add_argument("--engine", action="extend", nargs="+", default=None, metavar="NAME",
-                   help="engines to use (several after one flag, or the flag repeated); default: every available "
-                        f"non-Bayesian engine that supports the model. Known: {', '.join(engine_names())}")
+    p.add_argument(
+        "--engine",
+        action="extend",
+        nargs="+",
+        default=None,
+        metavar="NAME",
+        help="engines to use (several after one flag, or the flag repeated); default: every available "
+        f"non-Bayesian engine that supports the model. Known: {', '.join(engine_names())}",
+    )
     reml = p.add_mutually_exclusive_group()
     reml.add_argument("--reml", dest="reml", action="store_true", default=None, help="REML (gaussian)")
     reml.add_argument("--ml", dest="reml", action="store_false", help="maximum likelihood (gaussian)")
-    p.add_argument("--prior", action="append", default=None, metavar="SPEC",
-                   help='prior for Bayesian engines, e.g. "b ~ normal(0, 4)" (repeatable)')
+    p.add_argument(
+        "--prior",
+        action="append",
+        default=None,
+        metavar="SPEC",
+        help='prior for Bayesian engines, e.g. "b ~ normal(0, 4)" (repeatable)',
+    )
     level_doc = Settings.__dataclass_fields__["level"].metadata["doc"]
     p.add_argument("--level", type=float, default=DEFAULT_LEVEL, help=f"{level_doc} (default {DEFAULT_LEVEL:g})")
     p.add_argument("--seed", type=int, default=1, help="seed for the engines' samplers (default 1)")
     for flag, kind, text in sampler_flags():
         p.add_argument(flag, type=kind, default=None, help=f"samplers: {text}")
-    p.add_argument("--set", action="append", default=None, metavar="ENGINE.KEY=VALUE", dest="sets",
-                   help="any setting of a fitted engine (repeatable; `hbench engines` lists them), VALUE as a TOML "
-                        "literal (text that is not one is a string): --set lme4.profile=false, "
-                        "--set stan.backend=cmdstanpy, --set 'lme4.ddf=[\"satterthwaite\"]'; "
-                        "it overrides the flags above for that engine")
-    p.add_argument("--save-draws", metavar="DIR", help="samplers: keep every draw as DIR/<engine>.nc (ArviZ "
-                   "InferenceData: posterior, sample_stats, observed data, posterior predictive)")
-    p.add_argument("--drop-missing", action="store_true",
-                   help="drop rows with a missing value in any model column (once, for every engine)")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=None,
+        metavar="ENGINE.KEY=VALUE",
+        dest="sets",
+        help="any setting of a fitted engine (repeatable; `hbench engines` lists them), VALUE as a TOML "
+        "literal (text that is not one is a string): --set lme4.profile=false, "
+        "--set stan.backend=cmdstanpy, --set 'lme4.ddf=[\"satterthwaite\"]'; "
+        "it overrides the flags above for that engine",
+    )
+    p.add_argument(
+        "--save-draws",
+        metavar="DIR",
+        help="samplers: keep every draw as DIR/<engine>.nc (ArviZ "
+        "InferenceData: posterior, sample_stats, observed data, posterior predictive)",
+    )
+    p.add_argument(
+        "--drop-missing",
+        action="store_true",
+        help="drop rows with a missing value in any model column (once, for every engine)",
+    )
     p.add_argument("--format", choices=("table", "json"), default="table")
     p.set_defaults(handler=run)
 
@@ -90,8 +125,13 @@ def sampler_flags() -> list[tuple[str, type, str]]:
         common = Counter(defaults.values()).most_common(1)[0][0]
         others = ", ".join(f"{name} {value:g}" for name, value in defaults.items() if value != common)
         span = f"; within {bounds_text(declared)}" if bounds_text(declared) else ""
-        out.append((f"--{key.replace('_', '-')}", typing.get_type_hints(root)[key],
-                    f"{declared.metadata['doc']} (default {common:g}{', ' + others if others else ''}{span})"))
+        out.append(
+            (
+                f"--{key.replace('_', '-')}",
+                typing.get_type_hints(root)[key],
+                f"{declared.metadata['doc']} (default {common:g}{', ' + others if others else ''}{span})",
+            )
+        )
     return out
 
 
@@ -131,8 +171,9 @@ def parse_sets(items: list[str] | None, level: float = DEFAULT_LEVEL) -> dict[st
     return out
 
 
-def load_data(path: str, formula_text: str, family: str, link: str | None,
-              drop_missing: bool = False) -> tuple[FitData, int]:
+def load_data(
+    path: str, formula_text: str, family: str, link: str | None, drop_missing: bool = False
+) -> tuple[FitData, int]:
     """The user's CSV as FitData, and how many rows with missing values were dropped; every input problem is
     one InputError line."""
     link = resolve_link(family, link)
@@ -168,21 +209,31 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
     return {k: v for k, v in out.items() if v is not None}
 
 
-def choose_engines(data: FitData, names: list[str] | None, options: dict[str, Any], level: float = DEFAULT_LEVEL,
-                   sets: dict[str, dict[str, Any]] | None = None) -> list[Estimator]:
+def choose_engines(
+    data: FitData,
+    names: list[str] | None,
+    options: dict[str, Any],
+    level: float = DEFAULT_LEVEL,
+    sets: dict[str, dict[str, Any]] | None = None,
+) -> list[Estimator]:
     """The engines to fit, built with checked settings (`sets`: --set's per engine, over `options`); the named
     ones must be able to fit the model, and every engine --set names must be one of those fitted."""
     sets = sets or {}
     if options.get("reml") is not None and data.family != "gaussian":
         raise InputError("--reml/--ml apply to gaussian models only")
-    classes = [engine_class(n) for n in dict.fromkeys(names)] if names else \
-        [engine_class(n) for n in engine_names() if engine_class(n).kind != "bayesian"]
+    classes = (
+        [engine_class(n) for n in dict.fromkeys(names)]
+        if names
+        else [engine_class(n) for n in engine_names() if engine_class(n).kind != "bayesian"]
+    )
     for key in options:
         if key != "reml" and not any(key in c.Settings.__dataclass_fields__ for c in classes):
             flag = "--prior" if key == "priors" else "--" + key.replace("_", "-")
             raise InputError(f"{flag} needs a Bayesian engine: name one with --engine (e.g. --engine pymc)")
-    engines = [c.configured({**engine_settings(c, options), **sets.get(c.name, {})}, f"engine {c.name!r}",
-                            level=level) for c in classes]
+    engines = [
+        c.configured({**engine_settings(c, options), **sets.get(c.name, {})}, f"engine {c.name!r}", level=level)
+        for c in classes
+    ]
     if names:
         for engine in engines:
             for check in (engine.available(), engine.supports(data.model)):
@@ -195,8 +246,10 @@ def choose_engines(data: FitData, names: list[str] | None, options: dict[str, An
     fitted = [e.name for e in engines]
     for name in sets:
         if name not in fitted:
-            raise InputError(f"--set {name}.{next(iter(sets[name]))}: {name} is not among the engines fitted "
-                             f"({', '.join(fitted)}); name it with --engine")
+            raise InputError(
+                f"--set {name}.{next(iter(sets[name]))}: {name} is not among the engines fitted "
+                f"({', '.join(fitted)}); name it with --engine"
+            )
     return engines
 
 
@@ -231,21 +284,45 @@ def _text(x: Any) -> str | None:
 
 
 def record(result: FitResult, kind: str) -> dict[str, Any]:
-    params = [{k: (bool(row[k]) if k == "primary" else _text(row[k]) if k in TEXT_FIELDS else _num(row[k]))
-               for k in PARAM_FIELDS} for row in result.params.to_dict("records")]
-    rec = {"engine": result.engine, "kind": kind, "status": str(Status.OK), "converged": bool(result.converged),
-           "singular": None if result.singular is None else bool(result.singular),
-           "loglik": _num(result.loglik), "warnings": list(result.warnings), "notes": list(result.notes),
-           "wall_s": _num(result.wall_s), "error": None, "parameters": params}
+    params = [
+        {
+            k: (bool(row[k]) if k == "primary" else _text(row[k]) if k in TEXT_FIELDS else _num(row[k]))
+            for k in PARAM_FIELDS
+        }
+        for row in result.params.to_dict("records")
+    ]
+    rec = {
+        "engine": result.engine,
+        "kind": kind,
+        "status": str(Status.OK),
+        "converged": bool(result.converged),
+        "singular": None if result.singular is None else bool(result.singular),
+        "loglik": _num(result.loglik),
+        "warnings": list(result.warnings),
+        "notes": list(result.notes),
+        "wall_s": _num(result.wall_s),
+        "error": None,
+        "parameters": params,
+    }
     if kind == "bayesian":
         rec.update({k: _num(getattr(result.sampler, k, None)) for k in BAYES_FIELDS})
     return rec
 
 
 def failure_record(engine: Estimator, outcome: Outcome) -> dict[str, Any]:
-    rec = {"engine": engine.name, "kind": engine.kind, "status": str(outcome.status), "converged": False,
-           "singular": None, "loglik": None, "warnings": [], "notes": [], "wall_s": _num(outcome.wall_s),
-           "error": outcome.error.splitlines()[0] if outcome.error else None, "parameters": []}
+    rec = {
+        "engine": engine.name,
+        "kind": engine.kind,
+        "status": str(outcome.status),
+        "converged": False,
+        "singular": None,
+        "loglik": None,
+        "warnings": [],
+        "notes": [],
+        "wall_s": _num(outcome.wall_s),
+        "error": outcome.error.splitlines()[0] if outcome.error else None,
+        "parameters": [],
+    }
     if engine.kind == "bayesian":
         rec.update({k: None for k in BAYES_FIELDS})
     return rec
@@ -261,11 +338,19 @@ def table(records: list[dict[str, Any]]) -> str:
                 cells.setdefault(p["parameter"], {})[rec["engine"]] = _cell(p)
     engines = [r["engine"] for r in records]
     frame = pd.DataFrame.from_dict(cells, orient="index").reindex(columns=engines).fillna("")
-    summary = pd.DataFrame({r["engine"]: {
-        "status": r["status"], "converged": str(r["converged"]), "singular": str(r["singular"]),
-        "loglik": "" if r["loglik"] is None else f"{r['loglik']:.3f}",
-        "warnings": str(len(r["warnings"])), "wall_s": "" if r["wall_s"] is None else f"{r['wall_s']:.2f}"}
-        for r in records}).reindex(columns=engines)
+    summary = pd.DataFrame(
+        {
+            r["engine"]: {
+                "status": r["status"],
+                "converged": str(r["converged"]),
+                "singular": str(r["singular"]),
+                "loglik": "" if r["loglik"] is None else f"{r['loglik']:.3f}",
+                "warnings": str(len(r["warnings"])),
+                "wall_s": "" if r["wall_s"] is None else f"{r['wall_s']:.2f}",
+            }
+            for r in records
+        }
+    ).reindex(columns=engines)
     estimates = frame.to_string() if len(frame) else "no estimates: every engine failed (errors below)"
     lines = [estimates, "", summary.to_string()]
     for r in records:
@@ -307,6 +392,8 @@ def run(args: argparse.Namespace) -> int:
         print(table(records))
     failed = [r["engine"] for r in records if r["status"] in FAILED]
     if failed:
-        print(f"hbench: {len(failed)} of {len(records)} engines failed: {', '.join(failed)} (see their errors above)",
-              file=sys.stderr)
+        print(
+            f"hbench: {len(failed)} of {len(records)} engines failed: {', '.join(failed)} (see their errors above)",
+            file=sys.stderr,
+        )
     return 1 if failed else 0

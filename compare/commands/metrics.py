@@ -17,8 +17,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("run_id")
     p.add_argument("--results", default="results", help="results root folder")
     p.add_argument("--reference", help="engine for relative precision (default: the suite's reference)")
-    p.add_argument("--parameters", default="b,sd,cor,sigma,mrp,pred_new",
-                   help="parameter classes to print (comma-separated); all are written to CSV")
+    p.add_argument(
+        "--parameters",
+        default="b,sd,cor,sigma,mrp,pred_new",
+        help="parameter classes to print (comma-separated); all are written to CSV",
+    )
     p.set_defaults(handler=handle)
 
 
@@ -47,8 +50,21 @@ def handle(args: argparse.Namespace) -> int:
         _print(result.intervals, classes, ["interval", "n", "coverage", "coverage_mcse", "width", "rejection"])
     fits = result.fits
     if len(fits):
-        cols = [c for c in ["scenario", "cell", "engine", "fits", "failure_rate", "singular_rate",
-                            "nonconvergence_rate", "reached_reference_rate", "wall_s_median"] if c in fits]
+        cols = [
+            c
+            for c in [
+                "scenario",
+                "cell",
+                "engine",
+                "fits",
+                "failure_rate",
+                "singular_rate",
+                "nonconvergence_rate",
+                "reached_reference_rate",
+                "wall_s_median",
+            ]
+            if c in fits
+        ]
         print(fits[cols].round(3).to_string(index=False))
     print(f"\nwrote {store.dir / 'metrics'}/*.csv")
     return 0

@@ -17,21 +17,37 @@ from compare.precision import parse_targets, run_until, summary
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="run a suite of scenarios x engines x replications")
     p.add_argument("suite", nargs="?", help="suite file, or a name from scenarios/suites/ (quick, default, paper)")
-    p.add_argument("--reps", type=int, help="replications per cell (overrides the suite); with --resume, "
-                   "extends the run to N replications (adds, never refits)")
+    p.add_argument(
+        "--reps",
+        type=int,
+        help="replications per cell (overrides the suite); with --resume, "
+        "extends the run to N replications (adds, never refits)",
+    )
     p.add_argument("--workers", type=int, help="worker processes (default: one per core)")
     p.add_argument("--seed", type=int, help="run seed (overrides the suite)")
     p.add_argument("--run-id", help="results/<run-id>/ (default: <suite>-<timestamp>)")
-    p.add_argument("--executor", choices=["local", "dask", "slurm"], default="local",
-                   help="local: a pool of worker processes; dask: a Dask cluster (--scheduler, or a local one); "
-                        "slurm: Dask workers as SLURM jobs (the suite's [cluster] table, or --queue ...)")
+    p.add_argument(
+        "--executor",
+        choices=["local", "dask", "slurm"],
+        default="local",
+        help="local: a pool of worker processes; dask: a Dask cluster (--scheduler, or a local one); "
+        "slurm: Dask workers as SLURM jobs (the suite's [cluster] table, or --queue ...)",
+    )
     p.add_argument("--scheduler", help="dask scheduler address (default: a LocalCluster)")
     p.add_argument("--resume", metavar="RUN_ID", help="complete a run that was interrupted")
-    p.add_argument("--shard", metavar="i/N", help="run only shard i of N of the tasks into --run-id (array jobs on a "
-                   "shared filesystem; every shard gets the same SUITE, --run-id and N)")
-    p.add_argument("--until-mcse", action="append", metavar="MEASURE=MCSE",
-                   help="run batches of replications until every key MEASURE (coverage, bias, rejection) has a Monte "
-                        "Carlo SE of at most MCSE, e.g. coverage=0.01; repeatable; needs --max-reps")
+    p.add_argument(
+        "--shard",
+        metavar="i/N",
+        help="run only shard i of N of the tasks into --run-id (array jobs on a "
+        "shared filesystem; every shard gets the same SUITE, --run-id and N)",
+    )
+    p.add_argument(
+        "--until-mcse",
+        action="append",
+        metavar="MEASURE=MCSE",
+        help="run batches of replications until every key MEASURE (coverage, bias, rejection) has a Monte "
+        "Carlo SE of at most MCSE, e.g. coverage=0.01; repeatable; needs --max-reps",
+    )
     p.add_argument("--max-reps", type=int, help="with --until-mcse: stop at this many replications per cell")
     cluster.add_arguments(p)
     p.add_argument("--results", default="results", help="results root folder")
@@ -42,10 +58,24 @@ def register(sub: argparse._SubParsersAction) -> None:
 def handle(args: argparse.Namespace) -> int:
     # SIGTERM (`timeout`, `kill`, SLURM's scancel) ends a run like Ctrl-C: workers stopped, manifest "interrupted"
     signal.signal(signal.SIGTERM, signal.default_int_handler)
-    common = dict(workers=args.workers, executor=args.executor, scheduler=args.scheduler, root=args.results,
-                  progress=not args.no_progress, cluster=cluster.given(args))
-    start = partial(run_suite, args.suite, run_id=args.run_id, reps=args.reps, seed=args.seed, resume=args.resume,
-                    shard=args.shard, **common)
+    common = dict(
+        workers=args.workers,
+        executor=args.executor,
+        scheduler=args.scheduler,
+        root=args.results,
+        progress=not args.no_progress,
+        cluster=cluster.given(args),
+    )
+    start = partial(
+        run_suite,
+        args.suite,
+        run_id=args.run_id,
+        reps=args.reps,
+        seed=args.seed,
+        resume=args.resume,
+        shard=args.shard,
+        **common,
+    )
     try:
         if args.until_mcse or args.max_reps is not None:
             store, lines = _until(args, start, common)

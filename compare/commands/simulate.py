@@ -32,9 +32,18 @@ def run(args: argparse.Namespace) -> int:
     if out.is_dir():
         raise InputError(f"--out {out}: is a folder; give a file name such as {out / 'data.csv'}")
     ds.frame.to_csv(out, index=False, float_format="%.17g")
-    meta = {"scenario": scenario.name, "cell": args.cell, "grid": scenario.cell(args.cell).factors,
-            "rep": args.rep, "seed": args.seed, "formula": ds.data.formula.text, "family": ds.data.family,
-            "link": ds.data.link, "hash": ds.hash, "truth": ds.truth}
+    meta = {
+        "scenario": scenario.name,
+        "cell": args.cell,
+        "grid": scenario.cell(args.cell).factors,
+        "rep": args.rep,
+        "seed": args.seed,
+        "formula": ds.data.formula.text,
+        "family": ds.data.family,
+        "link": ds.data.link,
+        "hash": ds.hash,
+        "truth": ds.truth,
+    }
     truth_path = out.with_suffix(".json")
     truth_path.write_text(json.dumps(meta, indent=2) + "\n")
     print(f"wrote {out} ({len(ds.frame)} rows) and {truth_path}")

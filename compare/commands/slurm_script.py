@@ -36,16 +36,29 @@ def handle(args: argparse.Namespace) -> int:
         raise InputError(f"--shards {args.shards}: the suite has only {n} tasks")
     run_id = args.run_id or f"{suite.name}-{dt.datetime.now():%Y%m%d-%H%M%S}"
     RunStore(run_id, args.results)  # checks the id
-    extra = [arg for flag, value in (("--reps", args.reps), ("--seed", args.seed)) if value is not None
-             for arg in (flag, str(value))]
+    extra = [
+        arg
+        for flag, value in (("--reps", args.reps), ("--seed", args.seed))
+        if value is not None
+        for arg in (flag, str(value))
+    ]
     scenarios = [arg for folder in args.scenarios for arg in ("--scenarios", str(Path(folder).resolve()))]
-    text = sbatch_script(suite.cluster, suite=Path(suite.path).resolve(), run_id=run_id, shards=args.shards,
-                         python=sys.executable, results=Path(args.results).resolve(), workdir=Path.cwd(),
-                         extra_args=extra, global_args=scenarios)
+    text = sbatch_script(
+        suite.cluster,
+        suite=Path(suite.path).resolve(),
+        run_id=run_id,
+        shards=args.shards,
+        python=sys.executable,
+        results=Path(args.results).resolve(),
+        workdir=Path.cwd(),
+        extra_args=extra,
+        global_args=scenarios,
+    )
     if args.output:
         Path(args.output).write_text(text)
-        print(f"wrote {args.output}: `sbatch {args.output}` runs {run_id} as {args.shards} array tasks",
-              file=sys.stderr)
+        print(
+            f"wrote {args.output}: `sbatch {args.output}` runs {run_id} as {args.shards} array tasks", file=sys.stderr
+        )
     else:
         sys.stdout.write(text)
     return 0

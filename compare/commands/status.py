@@ -16,8 +16,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def handle(args: argparse.Namespace) -> int:
     s = status(args.run_id, args.results)
-    print(f"run {s['run_id']}: {s['status']}, {s['done']}/{s['total']} tasks done "
-          f"(started {s['started']}, finished {s['finished']})")
+    print(
+        f"run {s['run_id']}: {s['status']}, {s['done']}/{s['total']} tasks done "
+        f"(started {s['started']}, finished {s['finished']})"
+    )
     if len(s["fits_by_engine"]):
         print(s["fits_by_engine"].to_string())
     return 0

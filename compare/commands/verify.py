@@ -95,13 +95,14 @@ def _expected(manifest: dict[str, Any], problems: list[str]) -> dict[str, set[st
         return None
 
 
-def _check_keys(manifest: dict[str, Any], expected: dict[str, set[str]], done: set[str],
-                problems: list[str]) -> None:
+def _check_keys(manifest: dict[str, Any], expected: dict[str, set[str]], done: set[str], problems: list[str]) -> None:
     for key in sorted(done - set(expected)):
         problems.append(f"part {key}.parquet: not a task of the run's suite")
     if manifest.get("n_tasks") != len(expected):
-        problems.append(f"manifest: n_tasks is {manifest.get('n_tasks')} but its suite expands to {len(expected)} "
-                        "tasks today (--resume would run a different set of tasks)")
+        problems.append(
+            f"manifest: n_tasks is {manifest.get('n_tasks')} but its suite expands to {len(expected)} "
+            "tasks today (--resume would run a different set of tasks)"
+        )
         return
     missing = sorted(set(expected) - done)
     if missing and manifest.get("status") == "complete":
@@ -123,12 +124,19 @@ def _check_duplicates(rows: pd.DataFrame, problems: list[str]) -> None:
     dup = rows[rows.duplicated(KEYS, keep=False)]
     for (key, engine), group in dup.groupby(["key", "engine"], dropna=False, sort=True):
         params = sorted(group["parameter"].astype(str).unique())
-        problems.append(f"part {key}.parquet: engine {engine} has duplicated rows (parameter, interval) for "
-                        f"{', '.join(params[:5])}{' ...' if len(params) > 5 else ''}")
+        problems.append(
+            f"part {key}.parquet: engine {engine} has duplicated rows (parameter, interval) for "
+            f"{', '.join(params[:5])}{' ...' if len(params) > 5 else ''}"
+        )
 
 
-def _summary(store: RunStore, manifest: dict[str, Any] | None, expected: dict[str, set[str]] | None,
-             done: set[str], problems: list[str]) -> str:
+def _summary(
+    store: RunStore,
+    manifest: dict[str, Any] | None,
+    expected: dict[str, set[str]] | None,
+    done: set[str],
+    problems: list[str],
+) -> str:
     verdict = _n(len(problems), "problem") if problems else "sound"
     if expected is not None:
         todo = sorted(set(expected) - done)

@@ -29,8 +29,11 @@ def register(cls: type[Estimator]) -> type[Estimator]:
 def _discover() -> None:
     if _DISCOVERED:
         return
-    names = [f"{__name__}.{i.name}" for i in pkgutil.iter_modules(__path__)
-             if not i.name.startswith("_") and i.name != "base"]
+    names = [
+        f"{__name__}.{i.name}"
+        for i in pkgutil.iter_modules(__path__)
+        if not i.name.startswith("_") and i.name != "base"
+    ]
     names += [m.strip() for m in os.environ.get("HBENCH_ENGINES", "").split(",") if m.strip()]
     for name in names:
         module = importlib.import_module(name)
@@ -52,7 +55,8 @@ def engine_class(name: str) -> type[Estimator]:
     return _REGISTRY[name]
 
 
-def get_estimator(name: str, settings: Mapping[str, Any] | None = None, where: str | None = None,
-                  **internal: Any) -> Estimator:
+def get_estimator(
+    name: str, settings: Mapping[str, Any] | None = None, where: str | None = None, **internal: Any
+) -> Estimator:
     """An estimator by registered name with user settings checked (InputError on an unknown key or type)."""
     return engine_class(name).configured(settings, where or f"engine {name!r} settings", **internal)

@@ -51,12 +51,16 @@ class SamplerSettings(Settings):
     draws: int = setting(1000, "post-warm-up draws per chain", lo=1)
     adapt_delta: float = setting(0.95, "target acceptance rate of step-size adaptation", lo=0.5, hi=0.9999)
     max_treedepth: int = setting(15, "maximum NUTS tree depth", lo=1, hi=30)
-    keep_draws: bool = setting(False, "keep every draw as ArviZ InferenceData (results/<run>/draws/, "
-                                      "`hbench draws`); summaries are kept either way")
+    keep_draws: bool = setting(
+        False,
+        "keep every draw as ArviZ InferenceData (results/<run>/draws/, `hbench draws`); summaries are kept either way",
+    )
     priors: tuple[str, ...] | Literal["scenario", "rstanarm"] | None = setting(
-        None, 'brms-style prior strings ("b ~ normal(0, 4)", "b[x] ~ normal(0, 1)", "sd[g][x] ~ normal(0, 1)"), '
-              '"scenario" (the scenario\'s [priors]) or "rstanarm" (its defaults); unset: the scenario\'s on '
-              'dgp = "prior" cells, rstanarm\'s elsewhere')
+        None,
+        'brms-style prior strings ("b ~ normal(0, 4)", "b[x] ~ normal(0, 1)", "sd[g][x] ~ normal(0, 1)"), '
+        '"scenario" (the scenario\'s [priors]) or "rstanarm" (its defaults); unset: the scenario\'s on '
+        'dgp = "prior" cells, rstanarm\'s elsewhere',
+    )
 
     def problems(self) -> list[str]:
         out = super().problems()
@@ -146,8 +150,10 @@ class ModelData:
 def prepare(data: FitData, priors: tuple[str, ...] | str | None) -> ModelData:
     """ModelData for one dataset with the priors resolved (rstanarm defaults where none were given)."""
     if isinstance(priors, str) and priors != "rstanarm":
-        raise ValueError(f"priors = {priors!r} is resolved by the harness from a scenario's [priors]; "
-                         "give prior strings to fit data of your own")
+        raise ValueError(
+            f"priors = {priors!r} is resolved by the harness from a scenario's [priors]; "
+            "give prior strings to fit data of your own"
+        )
     priors = priors if isinstance(priors, tuple) else ()
     d = data.design
     names = list(d.x_names)
@@ -157,8 +163,11 @@ def prepare(data: FitData, priors: tuple[str, ...] | str | None) -> ModelData:
     xbar = Xf.mean(axis=0) if has_int else np.zeros(len(free))
     blocks, cols, col, r_start = [], [], 0, 0
     for bd in d.blocks:
-        blocks.append(BlockInfo(bd.group, list(bd.names), list(bd.levels), bool(bd.block.correlated) and len(bd.names) > 1,
-                                col, r_start))
+        blocks.append(
+            BlockInfo(
+                bd.group, list(bd.names), list(bd.levels), bool(bd.block.correlated) and len(bd.names) > 1, col, r_start
+            )
+        )
         cols.append(bd.X)
         col += len(bd.names)
         r_start += len(bd.names) * bd.n_levels
@@ -172,13 +181,37 @@ def prepare(data: FitData, priors: tuple[str, ...] | str | None) -> ModelData:
     trials = np.asarray(d.trials if d.trials is not None else np.zeros(N), dtype=float)
     terms = [(b.group, t) for b in blocks for t in b.names]
     resolved = resolve(spec, data.family, y, Xf, [names[k] for k in free], terms)
-    key = (resolved.b_code, resolved.int_code, resolved.sigma_code, resolved.separate, resolved.sd_code,
-           resolved.lkj_eta, resolved.decov, resolved.int_uncentred)  # the graph's structure; scales are data
-    return ModelData(data.family, data.link, names, has_int, d.X, Xf - xbar, xbar, np.asarray(d.offset, float),
-                     y, trials, blocks, Z, gidx.astype(np.int64), resolved, key)
+    key = (
+        resolved.b_code,
+        resolved.int_code,
+        resolved.sigma_code,
+        resolved.separate,
+        resolved.sd_code,
+        resolved.lkj_eta,
+        resolved.decov,
+        resolved.int_uncentred,
+    )  # the graph's structure; scales are data
+    return ModelData(
+        data.family,
+        data.link,
+        names,
+        has_int,
+        d.X,
+        Xf - xbar,
+        xbar,
+        np.asarray(d.offset, float),
+        y,
+        trials,
+        blocks,
+        Z,
+        gidx.astype(np.int64),
+        resolved,
+        key,
+    )
 
 
 # ---------------------------------------------------------------- draws -> summaries
+
 
 @dataclass
 class Draws:
@@ -205,8 +238,8 @@ def _eta(md: ModelData, b: np.ndarray, r: np.ndarray) -> np.ndarray:
     """Linear predictor (S, N) for flat draws b (S, P) and r (S, R)."""
     eta = b @ md.X.T + md.offset
     for k, blk in enumerate(md.blocks):
-        u = r[:, blk.r_start:blk.r_start + blk.q * blk.J].reshape(-1, blk.J, blk.q)
-        z = md.Z[:, blk.col:blk.col + blk.q]
+        u = r[:, blk.r_start : blk.r_start + blk.q * blk.J].reshape(-1, blk.J, blk.q)
+        z = md.Z[:, blk.col : blk.col + blk.q]
         eta += np.einsum("nq,snq->sn", z, u[:, md.gidx[:, k], :])
     return eta
 
@@ -274,10 +307,10 @@ def pred_new(md: ModelData, draws: Draws, seed: int) -> np.ndarray:
             corr = np.tile(np.eye(blk.q), (C * S, 1, 1))
             for m, (i, j) in enumerate(blk.pairs):
                 corr[:, i, j] = corr[:, j, i] = cor[:, cor_at + m]
-            s = sd[:, blk.col:blk.col + blk.q]
+            s = sd[:, blk.col : blk.col + blk.q]
             L = np.linalg.cholesky(corr + 1e-12 * np.eye(blk.q))
             u = np.einsum("sij,sj->si", L, rng.standard_normal((C * S, blk.q))) * s
-            eta += u @ md.Z[:, blk.col:blk.col + blk.q].mean(axis=0)
+            eta += u @ md.Z[:, blk.col : blk.col + blk.q].mean(axis=0)
         cor_at += n_pairs
     if md.family == "gaussian":
         assert draws.sigma is not None, "a gaussian model's draws carry sigma"
@@ -300,8 +333,7 @@ def _named_draws(md: ModelData, draws: Draws) -> tuple[list[str], np.ndarray]:
         parts.append(draws.sigma[..., None])
     names += [name_r(blk.group, lv, t) for blk in md.blocks for lv in blk.levels for t in blk.names]
     parts.append(draws.r)
-    return names, np.concatenate([p.reshape(p.shape[0], p.shape[1], int(np.prod(p.shape[2:]))) for p in parts],
-                                 axis=2)
+    return names, np.concatenate([p.reshape(p.shape[0], p.shape[1], int(np.prod(p.shape[2:]))) for p in parts], axis=2)
 
 
 def thinned_draws(names: list[str], values: np.ndarray, keep: int = 99) -> dict[str, np.ndarray]:
@@ -338,9 +370,21 @@ def summary_rows(names: list[str], values: np.ndarray, level: float = DEFAULT_LE
     lo, med, hi = np.quantile(flat, [0.5 - level / 2, 0.5, 0.5 + level / 2], axis=0)
     by_parameter = np.ascontiguousarray(flat.T)  # each parameter's draws reduced alone, as a reader of one does
     mean, sd = by_parameter.mean(axis=1), by_parameter.std(axis=1, ddof=1)
-    return [{"parameter": n, "estimate": float(mean[m]), "se": float(sd[m]), "median": float(med[m]),
-             "lower": float(lo[m]), "upper": float(hi[m]), "rhat": float(rhat[m]), "ess_bulk": float(bulk[m]),
-             "ess_tail": float(tail[m]), "interval": "quantile"} for m, n in enumerate(names)]
+    return [
+        {
+            "parameter": n,
+            "estimate": float(mean[m]),
+            "se": float(sd[m]),
+            "median": float(med[m]),
+            "lower": float(lo[m]),
+            "upper": float(hi[m]),
+            "rhat": float(rhat[m]),
+            "ess_bulk": float(bulk[m]),
+            "ess_tail": float(tail[m]),
+            "interval": "quantile",
+        }
+        for m, n in enumerate(names)
+    ]
 
 
 def _loo(ll: np.ndarray) -> dict[str, Any]:
@@ -350,8 +394,13 @@ def _loo(ll: np.ndarray) -> dict[str, Any]:
         warnings.simplefilter("ignore")
         res = az.loo(idata, pointwise=True)
     k = np.asarray(res.pareto_k)
-    return {"loo_elpd": float(res.elpd_loo), "loo_se": float(res.se), "p_loo": float(res.p_loo),
-            "pareto_k_gt_07": int(np.sum(k > 0.7)), "pareto_k_max": float(np.max(k))}
+    return {
+        "loo_elpd": float(res.elpd_loo),
+        "loo_se": float(res.se),
+        "p_loo": float(res.p_loo),
+        "pareto_k_gt_07": int(np.sum(k > 0.7)),
+        "pareto_k_max": float(np.max(k)),
+    }
 
 
 def _ebfmi(energy: np.ndarray) -> float:
@@ -367,8 +416,17 @@ class Timing:
     compile_count: int
 
 
-def fit_result(engine: str, md: ModelData, data: FitData, draws: Draws, sstats: SamplerStats, timing: Timing,
-               settings: SamplerSettings, notes: list[str], seed: int) -> FitResult:
+def fit_result(
+    engine: str,
+    md: ModelData,
+    data: FitData,
+    draws: Draws,
+    sstats: SamplerStats,
+    timing: Timing,
+    settings: SamplerSettings,
+    notes: list[str],
+    seed: int,
+) -> FitResult:
     """Everything a Bayesian FitResult records, from draws that both engines produce the same way."""
     draws.b = draws.b[..., md.b_perm]
     names, values = _named_draws(md, draws)
@@ -393,16 +451,35 @@ def fit_result(engine: str, md: ModelData, data: FitData, draws: Draws, sstats: 
     if settings.keep_draws:
         kept = [n for n in names + extra_names if describe(n).param_class != "pred_new"]
         new_group = (extra_names[-1], extra[-1]) if md.blocks else None
-        idata = posterior.inference_data(kept, everything[..., :len(kept)], _stats(sstats), md.y,
-                                         predictive(md, draws, seed), new_group)
+        idata = posterior.inference_data(
+            kept, everything[..., : len(kept)], _stats(sstats), md.y, predictive(md, draws, seed), new_group
+        )
     converged = bool(not diag.rhat_max_hyper > RHAT_OK and diag.divergences == 0)
-    notes = notes + ["sampling_s is warmup + draws (not separated); warmup_s is NaN",
-                     f"converged = R-hat <= {RHAT_OK} for every b, sd, cor, sigma and no divergent transitions "
-                     "(group effects r count in rhat_max, not in converged)"] + md.priors.text
-    return FitResult(engine, params, converged=converged, singular=None, warnings=warn, notes=notes,
-                     wall_s=timing.wall_s, compile_s=timing.compile_s, warmup_s=math.nan,
-                     sampling_s=timing.sampling_s, compile_count=timing.compile_count, sampler=diag, draws=thinned,
-                     idata=idata)
+    notes = (
+        notes
+        + [
+            "sampling_s is warmup + draws (not separated); warmup_s is NaN",
+            f"converged = R-hat <= {RHAT_OK} for every b, sd, cor, sigma and no divergent transitions "
+            "(group effects r count in rhat_max, not in converged)",
+        ]
+        + md.priors.text
+    )
+    return FitResult(
+        engine,
+        params,
+        converged=converged,
+        singular=None,
+        warnings=warn,
+        notes=notes,
+        wall_s=timing.wall_s,
+        compile_s=timing.compile_s,
+        warmup_s=math.nan,
+        sampling_s=timing.sampling_s,
+        compile_count=timing.compile_count,
+        sampler=diag,
+        draws=thinned,
+        idata=idata,
+    )
 
 
 DERIVED = ("mrp", "pred_new")  # quantities computed from the draws, not sampled parameters
@@ -412,8 +489,9 @@ def _stats(sstats: SamplerStats) -> dict[str, np.ndarray]:
     return {"diverging": sstats.diverging, "reached_max_treedepth": sstats.treedepth_hit, "energy": sstats.energy}
 
 
-def _diagnostics(params: pd.DataFrame, sstats: SamplerStats, sampling_s: float,
-                 loo: dict[str, Any]) -> SamplerDiagnostics:
+def _diagnostics(
+    params: pd.DataFrame, sstats: SamplerStats, sampling_s: float, loo: dict[str, Any]
+) -> SamplerDiagnostics:
     """Model parameters only (not derived predictions: mrp, pred_new); hyper-parameters apart from group effects."""
     frame = params[~params["param_class"].isin(DERIVED)]
     hyper = frame[frame["param_class"] != "r"]
@@ -426,7 +504,9 @@ def _diagnostics(params: pd.DataFrame, sstats: SamplerStats, sampling_s: float,
         ess_bulk_per_s=ess_min / sampling_s if sampling_s > 0 else math.nan,
         divergences=int(np.sum(sstats.diverging)),
         treedepth_hits=int(np.sum(sstats.treedepth_hit)),
-        ebfmi_min=_ebfmi(sstats.energy), **loo)
+        ebfmi_min=_ebfmi(sstats.energy),
+        **loo,
+    )
 
 
 def _warnings(diag: SamplerDiagnostics, settings: SamplerSettings) -> list[str]:

@@ -63,8 +63,10 @@ def missing() -> str:
     env = os.environ.get("CMDSTAN")
     if env:
         return f"CMDSTAN={env} is not a built CmdStan installation (no makefile or bin/stanc)"
-    return ("no CmdStan installation found (set CMDSTAN, or run make setup with HBENCH_CMDSTAN_SRC naming a "
-            "CmdStan source tarball; see scripts/install_cmdstan.sh)")
+    return (
+        "no CmdStan installation found (set CMDSTAN, or run make setup with HBENCH_CMDSTAN_SRC naming a "
+        "CmdStan source tarball; see scripts/install_cmdstan.sh)"
+    )
 
 
 def _dot_cmdstan() -> list[str]:
@@ -86,7 +88,8 @@ def version(path: str) -> str:
 
 def cache_root() -> Path:
     base = os.environ.get("HBENCH_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "hbench")
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "hbench"
+    )
     return Path(base) / "cmdstan"
 
 
@@ -138,8 +141,10 @@ def _compile(code: str, cmdstan: str, folder: Path, log: Path) -> None:
             cmdstanpy.CmdStanModel(stan_file=str(stan_file))
     except Exception as exc:  # noqa: BLE001 - cmdstanpy raises ValueError / RuntimeError with the whole compiler output
         log.write_text(str(exc))
-        raise CmdStanError(f"CmdStan {version(cmdstan)} ({cmdstan}) could not compile {stan_file.name}: "
-                           f"{_first_error(str(exc))} (full output: {log})") from None
+        raise CmdStanError(
+            f"CmdStan {version(cmdstan)} ({cmdstan}) could not compile {stan_file.name}: "
+            f"{_first_error(str(exc))} (full output: {log})"
+        ) from None
 
 
 def _first_error(text: str) -> str:
@@ -149,15 +154,26 @@ def _first_error(text: str) -> str:
         hit = next((ln for ln in lines if marker in ln), None)
         if hit is not None:
             at = lines.index(hit)
-            detail = lines[at + 1:at + 8]
-            reason = next((d for d in detail if not d[:1].isdigit() and "|" not in d and "^" not in d
-                           and "-----" not in d), "")
+            detail = lines[at + 1 : at + 8]
+            reason = next(
+                (d for d in detail if not d[:1].isdigit() and "|" not in d and "^" not in d and "-----" not in d), ""
+            )
             return f"{hit} {reason}".strip()[:300]
     return (lines[0] if lines else "no output")[:300]
 
 
-def sample(exe: Path, cmdstan: str, data: dict[str, Any], *, chains: int, warmup: int, draws: int,
-           adapt_delta: float, max_treedepth: int, seed: int) -> tuple[Callable[[str], np.ndarray], float]:
+def sample(
+    exe: Path,
+    cmdstan: str,
+    data: dict[str, Any],
+    *,
+    chains: int,
+    warmup: int,
+    draws: int,
+    adapt_delta: float,
+    max_treedepth: int,
+    seed: int,
+) -> tuple[Callable[[str], np.ndarray], float]:
     """One NUTS run; returns `get(name) -> (chains, draws, k)` over the run's columns, and its seconds."""
     import cmdstanpy
 
@@ -168,9 +184,19 @@ def sample(exe: Path, cmdstan: str, data: dict[str, Any], *, chains: int, warmup
             model = cmdstanpy.CmdStanModel(exe_file=str(exe))
             t0 = time.perf_counter()
             try:
-                fit = model.sample(data=data, chains=chains, iter_warmup=warmup, iter_sampling=draws,
-                                   adapt_delta=adapt_delta, max_treedepth=max_treedepth, seed=seed,
-                                   output_dir=out, sig_figs=SIG_FIGS, show_progress=False, show_console=False)
+                fit = model.sample(
+                    data=data,
+                    chains=chains,
+                    iter_warmup=warmup,
+                    iter_sampling=draws,
+                    adapt_delta=adapt_delta,
+                    max_treedepth=max_treedepth,
+                    seed=seed,
+                    output_dir=out,
+                    sig_figs=SIG_FIGS,
+                    show_progress=False,
+                    show_console=False,
+                )
             except RuntimeError as exc:
                 raise CmdStanError(f"CmdStan sampling failed: {_first_error(str(exc))}") from None
             seconds = time.perf_counter() - t0
@@ -183,7 +209,9 @@ def sample(exe: Path, cmdstan: str, data: dict[str, Any], *, chains: int, warmup
 
 def _getter(raw: np.ndarray, columns: list[str]) -> Callable[[str], np.ndarray]:
     """Columns of a variable in CmdStan's CSV order (Stan's flattening, the order PyStan uses too)."""
+
     def get(name: str) -> np.ndarray:
         idx = [i for i, c in enumerate(columns) if c == name or c.startswith(name + "[")]
         return np.transpose(raw[:, :, idx], (1, 0, 2))
+
     return get

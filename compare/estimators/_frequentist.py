@@ -27,6 +27,8 @@ LEVEL = DEFAULT_LEVEL  # interval level unless an engine is given another (suite
 def z_quantile(level: float) -> float:
     """Normal quantile of a central `level` interval (1.96 for 0.95)."""
     return float(stats.norm.ppf(0.5 + level / 2))
+
+
 NAN = math.nan
 
 
@@ -40,16 +42,23 @@ def t_df(design: Design) -> int:
     return max(min(b.n_levels for b in design.blocks) - 1, 1)
 
 
-def fixed_rows(names: list[str], est: np.ndarray, se: np.ndarray, df: int | None,
-               level: float = LEVEL) -> list[dict[str, Any]]:
+def fixed_rows(
+    names: list[str], est: np.ndarray, se: np.ndarray, df: int | None, level: float = LEVEL
+) -> list[dict[str, Any]]:
     """b[...] rows: the primary row with a Wald z interval, then (given `df`) a "wald-t" row with the t(df)
     interval, the seed's small-J correction, wherever the SE is finite."""
     z = z_quantile(level)
     tq = float(stats.t.ppf(0.5 + level / 2, df)) if df is not None else NAN
     rows = []
     for name, b, s in zip(names, np.asarray(est, float), np.asarray(se, float), strict=True):
-        row = {"parameter": name_b(name), "estimate": b, "se": s, "lower": b - z * s, "upper": b + z * s,
-               "interval": "wald-z"}
+        row = {
+            "parameter": name_b(name),
+            "estimate": b,
+            "se": s,
+            "lower": b - z * s,
+            "upper": b + z * s,
+            "interval": "wald-z",
+        }
         if not np.isfinite(s):  # the fit's covariance could not be computed (a singular Hessian)
             note = "no finite SE for this fixed effect (covariance not computed)"
             rows.append({**row, "interval": "none", "note": note})
@@ -60,14 +69,27 @@ def fixed_rows(names: list[str], est: np.ndarray, se: np.ndarray, df: int | None
     return rows
 
 
-def sd_row(group: str, term: str, sd: float, se_log: float, how: str = "wald-log-sd",
-           note: str | None = None, level: float = LEVEL) -> dict[str, Any]:
+def sd_row(
+    group: str,
+    term: str,
+    sd: float,
+    se_log: float,
+    how: str = "wald-log-sd",
+    note: str | None = None,
+    level: float = LEVEL,
+) -> dict[str, Any]:
     """sd[g][term] with a Wald interval on the log-SD scale (SE of the SD is sd * se_log)."""
     ok, z = np.isfinite(se_log) and sd > 0, z_quantile(level)
     with np.errstate(over="ignore"):  # a huge log-scale SE gives an infinite upper bound, honestly
         lo, hi = (sd * float(np.exp(-z * se_log)), sd * float(np.exp(z * se_log))) if ok else (NAN, NAN)
-    row = {"parameter": name_sd(group, term), "estimate": sd, "se": sd * se_log if ok else NAN,
-           "lower": lo, "upper": hi, "interval": how if ok else "none"}
+    row = {
+        "parameter": name_sd(group, term),
+        "estimate": sd,
+        "se": sd * se_log if ok else NAN,
+        "lower": lo,
+        "upper": hi,
+        "interval": how if ok else "none",
+    }
     if not ok:
         row["note"] = note or "no finite SE for this variance parameter (estimate at or near zero?)"
     return row
@@ -88,12 +110,19 @@ def variance_rows(rows: list[dict[str, Any]], level: float = LEVEL) -> list[dict
     return out
 
 
-def cor_row(group: str, a: str, b: str, r: float, se_r: float, note: str | None = None,
-            level: float = LEVEL) -> dict[str, Any]:
+def cor_row(
+    group: str, a: str, b: str, r: float, se_r: float, note: str | None = None, level: float = LEVEL
+) -> dict[str, Any]:
     """cor[g][a,b] with a Wald interval on Fisher's atanh scale (keeps it inside (-1, 1))."""
     ok = np.isfinite(se_r) and abs(r) < 1
-    row = {"parameter": name_cor(group, a, b), "estimate": r, "se": se_r if ok else NAN,
-           "lower": NAN, "upper": NAN, "interval": "wald-atanh" if ok else "none"}
+    row = {
+        "parameter": name_cor(group, a, b),
+        "estimate": r,
+        "se": se_r if ok else NAN,
+        "lower": NAN,
+        "upper": NAN,
+        "interval": "wald-atanh" if ok else "none",
+    }
     if ok:
         q, z, sz = z_quantile(level), math.atanh(r), se_r / (1 - r * r)
         row["lower"], row["upper"] = math.tanh(z - q * sz), math.tanh(z + q * sz)
@@ -102,26 +131,43 @@ def cor_row(group: str, a: str, b: str, r: float, se_r: float, note: str | None 
     return row
 
 
-def group_effect_rows(group: str, levels: list[str], terms: list[str], values: np.ndarray,
-                      sds: np.ndarray | None, note: str | None = None,
-                      level: float = LEVEL) -> list[dict[str, Any]]:
+def group_effect_rows(
+    group: str,
+    levels: list[str],
+    terms: list[str],
+    values: np.ndarray,
+    sds: np.ndarray | None,
+    note: str | None = None,
+    level: float = LEVEL,
+) -> list[dict[str, Any]]:
     """r[g][level,term] rows: conditional mode/mean with a normal interval from the conditional SD."""
     rows, z = [], z_quantile(level)
     for i, lv in enumerate(levels):
         for k, term in enumerate(terms):
             est = float(values[i, k])
             s = float(sds[i, k]) if sds is not None else NAN
-            row = {"parameter": name_r(group, lv, term), "estimate": est, "se": s,
-                   "lower": est - z * s, "upper": est + z * s,
-                   "interval": "conditional-sd" if np.isfinite(s) else "none"}
+            row = {
+                "parameter": name_r(group, lv, term),
+                "estimate": est,
+                "se": s,
+                "lower": est - z * s,
+                "upper": est + z * s,
+                "interval": "conditional-sd" if np.isfinite(s) else "none",
+            }
             if not np.isfinite(s):
                 row["note"] = note or "no conditional SD from this engine"
             rows.append(row)
     return rows
 
 
-def cov_blocks_to_rows(group: str, terms: list[str], cov: np.ndarray, cov_se: np.ndarray | None,
-                       how: str = "wald-log-sd", level: float = LEVEL) -> list[dict[str, Any]]:
+def cov_blocks_to_rows(
+    group: str,
+    terms: list[str],
+    cov: np.ndarray,
+    cov_se: np.ndarray | None,
+    how: str = "wald-log-sd",
+    level: float = LEVEL,
+) -> list[dict[str, Any]]:
     """sd and cor rows of one block from its covariance matrix and, optionally, the covariance of the
     packed lower triangle (row-major tril order, variance units) for delta-method SEs."""
     q = len(terms)
@@ -173,5 +219,12 @@ def timed(func: Callable[[], Any]) -> tuple[Any, float]:
 def mrp_row(weights: np.ndarray, p_hat: np.ndarray) -> dict[str, Any]:
     """Plug-in poststratified mean: no interval (a frequentist fit gives no joint uncertainty for it)."""
     est = float(np.sum(weights * p_hat) / np.sum(weights))
-    return {"parameter": "mrp", "estimate": est, "se": NAN, "lower": NAN, "upper": NAN,
-            "interval": "none", "note": "plug-in estimate from the fitted expected outcomes; no interval"}
+    return {
+        "parameter": "mrp",
+        "estimate": est,
+        "se": NAN,
+        "lower": NAN,
+        "upper": NAN,
+        "interval": "none",
+        "note": "plug-in estimate from the fitted expected outcomes; no interval",
+    }

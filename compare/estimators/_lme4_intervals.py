@@ -45,10 +45,11 @@ COR_TOL = 0.01  # a |cor| above 1 - COR_TOL is at the boundary: boundary_flags' 
 # --------------------------------------------------------------------------------------------- Wald
 
 
-def wald_rows(w: Any, blocks: list[tuple[str, list[str], np.ndarray]], gaussian: bool,
-              level: float) -> tuple[dict[str, dict[str, Any]], list[str]]:
-    """Wald rows by parameter name for sd, cor and sigma from wald_se's result (R/lme4_intervals.R) (theta order: per block
-    the lower triangle column by column, then sigma), and fit-level notes."""
+def wald_rows(
+    w: Any, blocks: list[tuple[str, list[str], np.ndarray]], gaussian: bool, level: float
+) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """Wald rows by parameter name for sd, cor and sigma from wald_se's result (R/lme4_intervals.R) (theta order:
+    per block the lower triangle column by column, then sigma), and fit-level notes."""
     est = np.atleast_1d(np.asarray(w["est"], float))
     se_u = np.atleast_1d(np.asarray(w["se_u"], float))
     status = _r.strs(w["status"])
@@ -90,9 +91,14 @@ def _why(status: str, hess_note: str | None) -> str:
 def sigma_row(sigma: float, se_log: float, note: str | None, level: float) -> dict[str, Any]:
     """sigma with a Wald interval on the log scale (like fq.sd_row)."""
     ok, z = bool(np.isfinite(se_log)) and sigma > 0, fq.z_quantile(level)
-    row = {"parameter": "sigma", "estimate": sigma, "se": sigma * se_log if ok else math.nan,
-           "lower": sigma * math.exp(-z * se_log) if ok else math.nan,
-           "upper": sigma * math.exp(z * se_log) if ok else math.nan, "interval": "wald-log-sd" if ok else "none"}
+    row = {
+        "parameter": "sigma",
+        "estimate": sigma,
+        "se": sigma * se_log if ok else math.nan,
+        "lower": sigma * math.exp(-z * se_log) if ok else math.nan,
+        "upper": sigma * math.exp(z * se_log) if ok else math.nan,
+        "interval": "wald-log-sd" if ok else "none",
+    }
     if not ok:
         row["note"] = note or "no finite Wald SE for sigma"
     return row
@@ -101,8 +107,9 @@ def sigma_row(sigma: float, se_log: float, note: str | None, level: float) -> di
 # ----------------------------------------------------------------------------------- ddf, bootstrap
 
 
-def ddf_rows(r: Any, primary: list[dict[str, Any]],
-             level: float) -> tuple[list[dict[str, Any]], dict[str, dict[str, dict[str, float]]], list[str]]:
+def ddf_rows(
+    r: Any, primary: list[dict[str, Any]], level: float
+) -> tuple[list[dict[str, Any]], dict[str, dict[str, dict[str, float]]], list[str]]:
     """Extra b[...] rows, one per method and fixed effect: estimate +- t(df) x SE_method, where SE_method is
     lmerTest's SE (= lme4's) for Satterthwaite and the SE from pbkrtest's adjusted covariance (vcovAdj) for
     Kenward-Roger. Extra rows repeat the primary row's estimate and se (the row contract), so each method's
@@ -119,13 +126,17 @@ def ddf_rows(r: Any, primary: list[dict[str, Any]],
             ok = bool(np.isfinite(s) and np.isfinite(d) and d > 0)
             q = float(stats.t.ppf(tail, d)) if ok else math.nan
             b = base["estimate"]
-            rows.append(interval_row(base, method, b - q * s, b + q * s) if ok else
-                        interval_row(base, "none", math.nan, math.nan, note=f"{method}: no finite df or SE"))
+            rows.append(
+                interval_row(base, method, b - q * s, b + q * s)
+                if ok
+                else interval_row(base, "none", math.nan, math.nan, note=f"{method}: no finite df or SE")
+            )
     return rows, info, _r.strs(r["msgs"])
 
 
-def boot_intervals(r: Any, names: list[str], blocks: list[tuple[str, list[str], np.ndarray]],
-                   gaussian: bool) -> tuple[dict[str, tuple[float, float]], list[str]]:
+def boot_intervals(
+    r: Any, names: list[str], blocks: list[tuple[str, list[str], np.ndarray]], gaussian: bool
+) -> tuple[dict[str, tuple[float, float]], list[str]]:
     """Percentile intervals by parameter name (b, then the variance parameters in theta order, then sigma),
     and a note with the number of simulations, failed refits and warnings."""
     lower = np.atleast_1d(np.asarray(r["lower"], float))
@@ -134,8 +145,9 @@ def boot_intervals(r: Any, names: list[str], blocks: list[tuple[str, list[str], 
     order = [name_b(n) for n in names]
     for g, terms, _ in blocks:
         q = len(terms)
-        order += [name_sd(g, terms[i]) if i == j else name_cor(g, terms[j], terms[i])
-                  for j in range(q) for i in range(j, q)]
+        order += [
+            name_sd(g, terms[i]) if i == j else name_cor(g, terms[j], terms[i]) for j in range(q) for i in range(j, q)
+        ]
     if gaussian:
         order.append("sigma")
     nsim, failed, nwarn = int(_r.num(r["nsim"])), int(_r.num(r["failed"])), int(_r.num(r["warnings"]))
@@ -155,5 +167,6 @@ def boot_row(primary: dict[str, Any], ci: tuple[float, float] | None) -> dict[st
     """A 'bootstrap' row of `primary`'s parameter (or 'none' with a note when there is no interval)."""
     if ci is not None and all(np.isfinite(ci)):
         return interval_row(primary, "bootstrap", ci[0], ci[1])
-    return interval_row(primary, "none", math.nan, math.nan,
-                        note="bootstrap: too few finite bootstrap values for an interval")
+    return interval_row(
+        primary, "none", math.nan, math.nan, note="bootstrap: too few finite bootstrap values for an interval"
+    )

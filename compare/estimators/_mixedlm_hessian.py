@@ -109,8 +109,7 @@ class Criterion:
         if key not in self.cache:
             model = self.model
             fe, _ = model.get_fe_params(cov_re1, vcomp1) if model.k_fe > 0 else (np.empty(0), False)
-            pa = MixedLMParams.from_components(fe_params=fe, cov_re=cov_re1 if model.k_re > 0 else None,
-                                               vcomp=vcomp1)
+            pa = MixedLMParams.from_components(fe_params=fe, cov_re=cov_re1 if model.k_re > 0 else None, vcomp=vcomp1)
             lp = float(model.loglike(pa, profile_fe=False))
             s2 = float(model.get_scale(fe, cov_re1, vcomp1))
             self.cache[key] = (lp, s2)
@@ -161,8 +160,9 @@ def _hessian(f, x0: np.ndarray, h: float) -> np.ndarray:
     for i in range(k):
         H[i, i] = (fp[i] - 2 * f0 + fm[i]) / h**2
         for j in range(i):
-            H[i, j] = H[j, i] = (f(x0 + e[i] + e[j]) - f(x0 + e[i] - e[j]) - f(x0 - e[i] + e[j])
-                                 + f(x0 - e[i] - e[j])) / (4 * h * h)
+            H[i, j] = H[j, i] = (
+                f(x0 + e[i] + e[j]) - f(x0 + e[i] - e[j]) - f(x0 - e[i] + e[j]) + f(x0 - e[i] - e[j])
+            ) / (4 * h * h)
     return H
 
 
@@ -209,8 +209,10 @@ def wald_variance(res: Any, step: float = STEP) -> WaldVariance:
     ev = np.linalg.eigvalsh(-H) if np.all(np.isfinite(H)) else np.array([math.nan])
     out.details["hessian_eigen_min"] = float(np.min(ev))
     if not np.all(np.isfinite(ev)) or np.min(ev) <= 1e-8 * np.max(np.abs(ev)):
-        out.note = ("the Hessian of the log-likelihood is not negative definite (smallest eigenvalue of -H "
-                    f"{np.min(ev):.3g}): no Wald interval for the variance parameters")
+        out.note = (
+            "the Hessian of the log-likelihood is not negative definite (smallest eigenvalue of -H "
+            f"{np.min(ev):.3g}): no Wald interval for the variance parameters"
+        )
         return out
     cov_v = np.linalg.inv(-H)
     # u = A v: log SD_k = v_k + log sigma; cors and log sigma unchanged

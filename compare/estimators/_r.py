@@ -282,6 +282,7 @@ def ranef_rows(re: Any, level: float) -> list[dict[str, Any]]:
     rows = []
     for rec in df.itertuples(index=False):
         mode, sd = float(rec.condval), float(rec.condsd)
-        rows += fq.group_effect_rows(str(rec.grpvar), [str(rec.grp)], [term(str(rec.term))], np.array([[mode]]),
-                                      np.array([[sd]]), level=level)
+        rows += fq.group_effect_rows(
+            str(rec.grpvar), [str(rec.grp)], [term(str(rec.term))], np.array([[mode]]), np.array([[sd]]), level=level
+        )
     return rows

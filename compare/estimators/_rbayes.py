@@ -29,10 +29,18 @@ from compare.settings import setting
 class RSamplerSettings(_bayes.SamplerSettings):
     """NUTS controls of the R samplers; adapt_delta defaults to rstanarm's 0.95 (brms's is 0.8; FINDINGS)."""
 
-    adapt_delta: float = setting(0.95, "target acceptance rate of step-size adaptation (0.95: rstanarm's default; "
-                                       "brms's own is 0.8)", lo=0.5, hi=0.9999)
-    cores: int = setting(1, "chains run in parallel by rstan in new R processes (their start-up cost ~20 s a fit "
-                            "here: slower than 1 for short runs)", lo=1)
+    adapt_delta: float = setting(
+        0.95,
+        "target acceptance rate of step-size adaptation (0.95: rstanarm's default; brms's own is 0.8)",
+        lo=0.5,
+        hi=0.9999,
+    )
+    cores: int = setting(
+        1,
+        "chains run in parallel by rstan in new R processes (their start-up cost ~20 s a fit "
+        "here: slower than 1 for short runs)",
+        lo=1,
+    )
 
     def problems(self) -> list[str]:
         """Prior strings the R package cannot express are refused when the suite or `hbench fit` reads them,
@@ -99,6 +107,7 @@ def chains_first(a: np.ndarray) -> np.ndarray:
 
 def sampler_stats(raw: dict[str, Any], chains: int, draws: int, max_treedepth: int) -> _bayes.SamplerStats:
     """Divergences, tree-depth hits and energy per (chain, draw) from rstan::get_sampler_params."""
+
     def grid(name: str) -> np.ndarray:
         return np.asarray(raw[name], float).reshape(draws, chains).T
 
@@ -112,9 +121,19 @@ def sampler_times(raw: dict[str, Any], cores: int) -> tuple[float, float]:
     return float(pick(warm)), float(pick(sample))
 
 
-def finish(engine: str, md: _bayes.ModelData, data: FitData, draws: _bayes.Draws, sstats: _bayes.SamplerStats,
-           timing: _bayes.Timing, settings: RSamplerSettings, notes: list[str], seed: int, prior_text: list[str],
-           r_out: dict[str, Any]) -> FitResult:
+def finish(
+    engine: str,
+    md: _bayes.ModelData,
+    data: FitData,
+    draws: _bayes.Draws,
+    sstats: _bayes.SamplerStats,
+    timing: _bayes.Timing,
+    settings: RSamplerSettings,
+    notes: list[str],
+    seed: int,
+    prior_text: list[str],
+    r_out: dict[str, Any],
+) -> FitResult:
     """The shared summariser's FitResult, with the engine's own prior description (not hbench's resolution of
     the prior strings, which describes rstanarm's defaults) and R's warnings kept."""
     md.priors.text = prior_text

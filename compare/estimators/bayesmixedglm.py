@@ -4,8 +4,8 @@
 These are approximate Bayes, yet `kind` stays "frequentist": in hbench `kind` says how an engine is run
 and read (kind "bayesian" means a sampler with R-hat/ESS/divergences, a `priors` setting taking brms-style
 strings, minutes per fit, left out of `hbench fit` unless named), and these engines behave like the
-frequentist ones in all of that: deterministic optimisation, seconds per fit, their own fixed priors. Every FitResult says
-"approximate Bayes" in its notes, and the intervals are labelled "laplace-log-sd"/"vb-log-sd" so nobody
+frequentist ones in all of that: deterministic optimisation, seconds per fit, their own fixed priors. Every
+FitResult says "approximate Bayes" in its notes, and the intervals are labelled "laplace-log-sd"/"vb-log-sd" so nobody
 reads them as Wald or profile intervals.
 
 What the model cannot do, and what we do about it (each is stated in the FitResult notes):
@@ -100,13 +100,19 @@ class BayesMixedGLMEngine(Estimator):
         (result, texts, n_rows), wall = fq.timed(lambda: self._run(design, vcp_p, fe_p, seed))
         out = self._summarise(result, design, texts, data)
         out.wall_s = wall
-        out.notes.insert(0, APPROX_NOTE.format(method="Laplace fit_map" if self.method == "map" else "mean-field fit_vb",
-                                               vcp_p=vcp_p, fe_p=fe_p))
+        out.notes.insert(
+            0,
+            APPROX_NOTE.format(
+                method="Laplace fit_map" if self.method == "map" else "mean-field fit_vb", vcp_p=vcp_p, fe_p=fe_p
+            ),
+        )
         if data.family == "binomial" and n_rows != design.n:
             out.notes.append(f"binomial counts expanded to {n_rows} Bernoulli rows")
         if any(b.block.correlated and len(b.names) > 1 for b in design.blocks):
-            out.notes.append("correlated random-effect blocks fitted as independent variance components "
-                             "(BayesMixedGLM has no correlations); no cor[...] estimates")
+            out.notes.append(
+                "correlated random-effect blocks fitted as independent variance components "
+                "(BayesMixedGLM has no correlations); no cor[...] estimates"
+            )
         return out
 
     def _run(self, design: Design, vcp_p: float, fe_p: float, seed: int):
@@ -136,25 +142,33 @@ class BayesMixedGLMEngine(Estimator):
         start = 0
         for bi, k in comps:
             b = design.blocks[bi]
-            m = result.vc_mean[start: start + b.n_levels, None]
-            s = result.vc_sd[start: start + b.n_levels, None]
+            m = result.vc_mean[start : start + b.n_levels, None]
+            s = result.vc_sd[start : start + b.n_levels, None]
             rows += fq.group_effect_rows(b.group, b.levels, [b.names[k]], m, s, level=self.level)
             start += b.n_levels
         if data.poststratify:
-            rows.append(fq.mrp_row(data.frame[data.poststratify].to_numpy(float),
-                                   self._expected(result, design)))
+            rows.append(fq.mrp_row(data.frame[data.poststratify].to_numpy(float), self._expected(result, design)))
         singular, corr_bound, var_zero = boundary_flags([np.array([[v * v]]) for v in sds], 1.0)
         retvals = getattr(result, "optim_retvals", None)
         converged = bool(getattr(retvals, "success", True))
         notes = [] if converged else [f"optimiser: {getattr(retvals, 'message', 'did not converge')}"]
         params = make_params(rows)
-        return FitResult(engine=self.name, params=params, converged=converged, singular=singular,
-                         corr_at_bound=corr_bound, var_at_zero=var_zero, loglik=math.nan,
-                         optimizer=f"scipy BFGS ({'posterior mode' if self.method == 'map' else 'ELBO'})",
-                         warnings=texts, notes=notes,
-                         details={"approximate_bayes": how, "sd_names": [name_sd(design.blocks[bi].group,
-                                                                                 design.blocks[bi].names[k])
-                                                                         for bi, k in comps]})
+        return FitResult(
+            engine=self.name,
+            params=params,
+            converged=converged,
+            singular=singular,
+            corr_at_bound=corr_bound,
+            var_at_zero=var_zero,
+            loglik=math.nan,
+            optimizer=f"scipy BFGS ({'posterior mode' if self.method == 'map' else 'ELBO'})",
+            warnings=texts,
+            notes=notes,
+            details={
+                "approximate_bayes": how,
+                "sd_names": [name_sd(design.blocks[bi].group, design.blocks[bi].names[k]) for bi, k in comps],
+            },
+        )
 
     @staticmethod
     def _expected(result: Any, design: Design) -> np.ndarray:

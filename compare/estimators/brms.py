@@ -41,8 +41,13 @@ def brms_priors(spec: PriorSpec) -> list[tuple[str, str]]:
     if spec.cov is not None:
         raise InputError("brms has no decov prior: give 'sd ~ ...' and 'cor ~ lkj(...)' priors instead")
     out = []
-    for cls, d in (("b", spec.b), ("Intercept", spec.intercept), ("sd", spec.sd), ("cor", spec.cor),
-                   ("sigma", spec.sigma)):
+    for cls, d in (
+        ("b", spec.b),
+        ("Intercept", spec.intercept),
+        ("sd", spec.sd),
+        ("cor", spec.cor),
+        ("sigma", spec.sigma),
+    ):
         if d is not None:
             out.append((cls, f"{d.name}({', '.join(repr(float(a)) for a in d.args)})"))
     return out
@@ -51,8 +56,11 @@ def brms_priors(spec: PriorSpec) -> list[tuple[str, str]]:
 @dataclass(frozen=True)
 class BrmsSettings(_rbayes.RSamplerSettings):
     max_treedepth: int = setting(10, "maximum NUTS tree depth (brms's and Stan's default 10)", lo=1, hi=30)
-    priors: tuple[str, ...] = setting((), 'brms prior strings by class (b, Intercept, sd, cor, sigma), e.g. '
-                                          '"sd ~ cauchy(0, 1)" (default: brms\'s own priors)')
+    priors: tuple[str, ...] = setting(
+        (),
+        "brms prior strings by class (b, Intercept, sd, cor, sigma), e.g. "
+        '"sd ~ cauchy(0, 1)" (default: brms\'s own priors)',
+    )
     translate = staticmethod(brms_priors)
 
 
@@ -69,23 +77,51 @@ class BrmsEngine(_rbayes.RSamplerEngine):
     def fit(self, data: FitData, *, seed: int) -> FitResult:
         start, md, priors = self.begin(data)
         s = self.settings
-        r = _r.call("brms", R_CODE, "fit_brms", _r.r_formula(data.formula, data.family, binomial="trials"),
-                    _r.r_frame(data), data.family, data.link, _r.str_vector([c for c, _ in priors]),
-                    _r.str_vector([p for _, p in priors]), s.chains, s.warmup + s.draws, s.warmup, s.adapt_delta,
-                    s.max_treedepth, s.cores, int(seed) % (2**31 - 1) or 1, _r.str_vector(_terms(md)))
+        r = _r.call(
+            "brms",
+            R_CODE,
+            "fit_brms",
+            _r.r_formula(data.formula, data.family, binomial="trials"),
+            _r.r_frame(data),
+            data.family,
+            data.link,
+            _r.str_vector([c for c, _ in priors]),
+            _r.str_vector([p for _, p in priors]),
+            s.chains,
+            s.warmup + s.draws,
+            s.warmup,
+            s.adapt_delta,
+            s.max_treedepth,
+            s.cores,
+            int(seed) % (2**31 - 1) or 1,
+            _r.str_vector(_terms(md)),
+        )
         draws = _draws(md, r, s.chains, s.draws, level_labels(data))
         sstats = _rbayes.sampler_stats(r["sampler"], s.chains, s.draws, s.max_treedepth)
         compile_s = _r.num(r["compile_s"])
         compiled = int(bool(_r.num(r["compiled"])))
         timing = _bayes.Timing(time.perf_counter() - start, compile_s, _r.num(r["wall"]), compiled)
-        notes = ["backend: brms (rstan); compiled once per Stan program per process, refitted with "
-                 "update(recompile = FALSE)",
-                 "sampling_s is the wall time of brms's update() call in R (rstan's own chain times in details)"]
+        notes = [
+            "backend: brms (rstan); compiled once per Stan program per process, refitted with "
+            "update(recompile = FALSE)",
+            "sampling_s is the wall time of brms's update() call in R (rstan's own chain times in details)",
+        ]
         dropped = _r.strs(r["dropped"])
         if dropped:
             notes.append(f"priors for {', '.join(dropped)} dropped: this model has no such parameter")
-        out = _rbayes.finish(self.name, md, data, draws, sstats, timing, s, notes, seed,
-                             ["brms priors: " + "; ".join(_r.strs(r["prior_text"]) or ["brms defaults"])], r)
+        out = _rbayes.finish(
+            self.name,
+            md,
+            data,
+            draws,
+            sstats,
+            timing,
+            s,
+            notes,
+            seed,
+            ["brms priors: " + "; ".join(_r.strs(r["prior_text"]) or ["brms defaults"])],
+            r,
+        )
         out.details["brms_prepare_s"] = _r.num(r["prep_s"])
         out.details["prior_data"] = _named(r["prior_data"])
         return out
@@ -128,9 +164,11 @@ def level_labels(data: FitData) -> list[dict[str, str]]:
     return out
 
 
-def _draws(md: _bayes.ModelData, r: dict[str, Any], chains: int, draws: int,
-           labels: list[dict[str, str]]) -> _bayes.Draws:
+def _draws(
+    md: _bayes.ModelData, r: dict[str, Any], chains: int, draws: int, labels: list[dict[str, str]]
+) -> _bayes.Draws:
     """The shared Draws from brms's accessors, by group, term and level label; chain-stacked -> (chains, draws)."""
+
     def per_chain(a: np.ndarray) -> np.ndarray:
         a = np.asarray(a, float)
         return a.reshape(chains, draws, *a.shape[1:])

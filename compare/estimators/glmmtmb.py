@@ -2,7 +2,8 @@
 automatic differentiation, a second frequentist implementation to hold against lme4.
 
 - Same estimands as lme4; `singular`/`corr_at_bound`/`var_at_zero` from `boundary_flags` on VarCorr like
-  every engine, and a not-converged fit next to the boundary is singular too (see `_boundary`); `criterion` and `loglik` so the summary can check it reached lme4's optimum.
+  every engine, and a not-converged fit next to the boundary is singular too (see `_boundary`); `criterion`
+  and `loglik` so the summary can check it reached lme4's optimum.
 - converged = nlminb's convergence code is 0 *and* TMB's sdreport has a positive-definite Hessian
   (pdHess). glmmTMB has no `isSingular`: at a boundary (an SD -> 0, log-SD -> -inf) the Hessian is not
   positive definite, so a singular fit usually reports converged = False here where lme4 says True.
@@ -39,8 +40,11 @@ WALD_NOTE = "Wald interval (glmmTMB sdreport)"
 @dataclass(frozen=True)
 class GlmmTMBSettings(Settings):
     reml: bool = setting(True, "REML (true) or maximum likelihood (false); gaussian models only (others are ML)")
-    profile: bool = setting(False, "profile-likelihood intervals for sd (and cor of two-term blocks) instead of Wald; "
-                                   "ML fits only (glmmTMB cannot profile REML fits)")
+    profile: bool = setting(
+        False,
+        "profile-likelihood intervals for sd (and cor of two-term blocks) instead of Wald; "
+        "ML fits only (glmmTMB cannot profile REML fits)",
+    )
 
 
 class GlmmTMBEngine(Estimator):
@@ -66,9 +70,20 @@ class GlmmTMBEngine(Estimator):
     def fit(self, data: FitData, *, seed: int) -> FitResult:
         self.require(data.model)
         reml = self.settings.reml and data.family == "gaussian"
-        r, wall = fq.timed(lambda: _r.call("glmmTMB", R_CODE, "fit_glmmtmb",
-                                           _r.r_formula(data.formula, data.family), _r.r_frame(data), data.family,
-                                           data.link, reml, self.settings.profile, self.level))
+        r, wall = fq.timed(
+            lambda: _r.call(
+                "glmmTMB",
+                R_CODE,
+                "fit_glmmtmb",
+                _r.r_formula(data.formula, data.family),
+                _r.r_frame(data),
+                data.family,
+                data.link,
+                reml,
+                self.settings.profile,
+                self.level,
+            )
+        )
         out = summarise(r, data, reml, self.settings.profile, self.level)
         out.wall_s = wall
         return out
@@ -81,12 +96,15 @@ def summarise(r: dict[str, Any], data: FitData, reml: bool, profile: bool, level
     notes = ["converged = nlminb convergence code 0 and a positive-definite Hessian in TMB's sdreport (pdHess)"]
     names = [_r.term(n) for n in _r.strs(r["fixef_names"])]
     if names != design.x_names:
-        raise RuntimeError(f"glmmTMB fitted another model than the design's: fixed effects {names}, "
-                           f"the design's {design.x_names}")
+        raise RuntimeError(
+            f"glmmTMB fitted another model than the design's: fixed effects {names}, the design's {design.x_names}"
+        )
     est = np.atleast_1d(np.asarray(r["fixef"], float))
     se = np.array([fq.safe_sqrt(v) for v in np.diag(np.atleast_2d(np.asarray(r["vcov"], float)))]) if est.size else est
-    rows = [_explain(row, "no finite SE for this fixed effect (Hessian not positive definite)")
-            for row in fq.fixed_rows(names, est, se, fq.t_df(design), level)]
+    rows = [
+        _explain(row, "no finite SE for this fixed effect (Hessian not positive definite)")
+        for row in fq.fixed_rows(names, est, se, fq.t_df(design), level)
+    ]
     blocks = _blocks(r)
     prof = _profile(r, notes, reml, profile)
     rows += _variance_rows(blocks, _theta_slices(r, blocks, notes), prof, notes, level)
@@ -106,13 +124,29 @@ def summarise(r: dict[str, Any], data: FitData, reml: bool, profile: bool, level
     if not pd_hess:
         notes.append("TMB's Hessian is not positive definite: Wald SEs and intervals are unreliable where given")
     if np.isfinite(loglik) and not pd_hess:
-        notes.append("loglik is minus nlminb's objective at its end point: glmmTMB's logLik() says NA when the "
-                     "Hessian is not positive definite (typically a boundary fit), the value is still comparable")
-    return FitResult(engine="glmmtmb", params=make_params(rows), converged=converged, singular=singular,
-                     corr_at_bound=corr_bound, var_at_zero=var_zero, loglik=loglik, criterion="REML" if reml else "ML",
-                     optimizer="nlminb", warnings=_r.strs(r["msgs"]), notes=notes,
-                     details={"opt_code": opt_code, "opt_message": " ".join(_r.strs(r["opt_message"])),
-                              "pdHess": pd_hess, "r_wall_s": _r.num(r["wall"])})
+        notes.append(
+            "loglik is minus nlminb's objective at its end point: glmmTMB's logLik() says NA when the "
+            "Hessian is not positive definite (typically a boundary fit), the value is still comparable"
+        )
+    return FitResult(
+        engine="glmmtmb",
+        params=make_params(rows),
+        converged=converged,
+        singular=singular,
+        corr_at_bound=corr_bound,
+        var_at_zero=var_zero,
+        loglik=loglik,
+        criterion="REML" if reml else "ML",
+        optimizer="nlminb",
+        warnings=_r.strs(r["msgs"]),
+        notes=notes,
+        details={
+            "opt_code": opt_code,
+            "opt_message": " ".join(_r.strs(r["opt_message"])),
+            "pdHess": pd_hess,
+            "r_wall_s": _r.num(r["wall"]),
+        },
+    )
 
 
 def _boundary(covariances: list[np.ndarray], sigma: float, converged: bool) -> tuple[bool, bool, bool]:
@@ -123,8 +157,9 @@ def _boundary(covariances: list[np.ndarray], sigma: float, converged: bool) -> t
     factor that lme4's bounded optimiser reaches exactly."""
     singular, corr_bound, var_zero = boundary_flags(covariances, sigma)
     if not converged and not singular:
-        near_zero = any(np.any(np.sqrt(np.clip(np.diag(np.atleast_2d(c)), 0, None)) < 1e-3 * sigma)
-                        for c in covariances)
+        near_zero = any(
+            np.any(np.sqrt(np.clip(np.diag(np.atleast_2d(c)), 0, None)) < 1e-3 * sigma) for c in covariances
+        )
         singular = corr_bound or near_zero
     return singular, corr_bound, var_zero
 
@@ -156,7 +191,7 @@ def _theta_slices(r: dict[str, Any], blocks, notes: list[str]) -> list[tuple[np.
     for (g, terms, _), n, code in zip(blocks, counts, codes, strict=True):
         q = len(terms)
         ok = code == "us" and n == q + q * (q - 1) // 2 and at + n <= theta.size
-        out.append((theta[at:at + n], cov[at:at + n, at:at + n]) if ok else None)
+        out.append((theta[at : at + n], cov[at : at + n, at : at + n]) if ok else None)
         if not ok:
             notes.append(f"block {g}: covariance structure {code!r} with {n} parameters is not mapped; no intervals")
         at += n
@@ -192,12 +227,19 @@ def _variance_rows(blocks, slices, prof: np.ndarray | None, notes: list[str], le
         q = len(terms)
         n = q + q * (q - 1) // 2
         sds = np.sqrt(np.clip(np.diag(cov), 0, None))
-        block_prof = prof[at:at + n] if prof is not None and prof.shape[0] >= at + n else None
+        block_prof = prof[at : at + n] if prof is not None and prof.shape[0] >= at + n else None
         at += n
         for i, t in enumerate(terms):
             se_log = fq.safe_sqrt(sl[1][i, i]) if sl is not None else math.nan
-            row = fq.sd_row(g, t, float(sds[i]), se_log, note=f"no finite SE for log sd[{g}][{t}] in glmmTMB's "
-                            "sdreport (at the boundary, or Hessian not positive definite)", level=level)
+            row = fq.sd_row(
+                g,
+                t,
+                float(sds[i]),
+                se_log,
+                note=f"no finite SE for log sd[{g}][{t}] in glmmTMB's "
+                "sdreport (at the boundary, or Hessian not positive definite)",
+                level=level,
+            )
             if block_prof is not None:
                 row = _with_profile(row, np.exp(block_prof[i]))
             rows.append(row)
@@ -229,8 +271,10 @@ def _cor_rows(g, terms, cov, sds, sl, pairs, block_prof, notes, level) -> list[d
             lo, hi = block_prof[q]
             row = _with_profile(row, np.array([lo, hi]) / np.sqrt(1 + np.array([lo, hi]) ** 2))
         elif block_prof is not None:
-            row["note"] = "profile: glmmTMB profiles its correlation parameters, not each correlation " \
-                          "(blocks of more than two terms); Wald on atanh given"
+            row["note"] = (
+                "profile: glmmTMB profiles its correlation parameters, not each correlation "
+                "(blocks of more than two terms); Wald on atanh given"
+            )
         rows.append(row)
     return rows
 
@@ -241,8 +285,11 @@ def _with_profile(row: dict[str, Any], ci: np.ndarray) -> dict[str, Any]:
         row.update(lower=lo, upper=hi, interval="profile")
         row.pop("note", None)
     else:
-        row["note"] = f"profile interval ({lo:g}, {hi:g}) not usable; Wald given" if row["interval"] != "none" \
+        row["note"] = (
+            f"profile interval ({lo:g}, {hi:g}) not usable; Wald given"
+            if row["interval"] != "none"
             else f"profile interval ({lo:g}, {hi:g}) not usable and no finite Wald SE"
+        )
     return row
 
 
@@ -266,15 +313,23 @@ def _sigma_row(r: dict[str, Any], sigma: float, level: float) -> dict[str, Any]:
     """sigma with a Wald interval on log sigma = betad / 2 (glmmTMB's gaussian dispersion is log sigma^2)."""
     betad = None if _r.is_null(r["betad"]) else _r.num(r["betad"])
     se_log = fq.safe_sqrt(_r.num(r["betad_var"])) / 2 if betad is not None else math.nan
-    row = {"parameter": "sigma", "estimate": sigma, "se": sigma * se_log, "lower": math.nan, "upper": math.nan,
-           "interval": "none", "note": "no finite SE for glmmTMB's dispersion parameter"}
+    row = {
+        "parameter": "sigma",
+        "estimate": sigma,
+        "se": sigma * se_log,
+        "lower": math.nan,
+        "upper": math.nan,
+        "interval": "none",
+        "note": "no finite SE for glmmTMB's dispersion parameter",
+    }
     if betad is not None and not math.isclose(math.exp(betad / 2), sigma, rel_tol=1e-6):
         row["note"] = f"sigma(fit) = {sigma:g} is not exp(betad / 2) = {math.exp(betad / 2):g}: no interval"
         row["se"] = math.nan
     elif np.isfinite(se_log):
         z = fq.z_quantile(level)
-        row.update(lower=sigma * math.exp(-z * se_log), upper=sigma * math.exp(z * se_log), interval="wald-log-sd",
-                   note=None)
+        row.update(
+            lower=sigma * math.exp(-z * se_log), upper=sigma * math.exp(z * se_log), interval="wald-log-sd", note=None
+        )
     return row
 
 

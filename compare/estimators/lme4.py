@@ -50,12 +50,36 @@ def r_status() -> Support:
     return _r.package_status("lme4", R_CODE)
 
 
-def run_r_fit(data: FitData, reml: bool, profile: bool, level: float = fq.LEVEL, ddf: tuple[str, ...] = (),
-              bootstrap: int = 0, seed: int = 1, robust: bool = False) -> dict[str, Any]:
+def run_r_fit(
+    data: FitData,
+    reml: bool,
+    profile: bool,
+    level: float = fq.LEVEL,
+    ddf: tuple[str, ...] = (),
+    bootstrap: int = 0,
+    seed: int = 1,
+    robust: bool = False,
+) -> dict[str, Any]:
     """Fit in R and bring the pieces back as Python objects."""
-    return _r.call("lme4", R_CODE, "fit_lme4", r_formula(data.formula, data.family), r_frame(data),
-                   data.family, data.link, reml, GLMER_OPTIMIZER, profile, level, _r.str_vector(list(ddf)),
-                   bootstrap, seed % (2**31 - 1), iv.SD_TOL, iv.COR_TOL, robust)
+    return _r.call(
+        "lme4",
+        R_CODE,
+        "fit_lme4",
+        r_formula(data.formula, data.family),
+        r_frame(data),
+        data.family,
+        data.link,
+        reml,
+        GLMER_OPTIMIZER,
+        profile,
+        level,
+        _r.str_vector(list(ddf)),
+        bootstrap,
+        seed % (2**31 - 1),
+        iv.SD_TOL,
+        iv.COR_TOL,
+        robust,
+    )
 
 
 _strs, _nth, _term = _r.strs, _r.nth, _r.term
@@ -64,19 +88,32 @@ _strs, _nth, _term = _r.strs, _r.nth, _r.term
 @dataclass(frozen=True)
 class Lme4Settings(Settings):
     reml: bool = setting(True, "REML (true) or maximum likelihood (false); gaussian models only (glmer is ML)")
-    profile: bool | None = setting(None, "profile-likelihood intervals for sd, cor and sigma "
-                                         "(default: true for lmer, false for glmer, where it costs many refits); "
-                                         "Wald intervals on the log-SD/atanh scale are given either way")
-    ddf: tuple[str, ...] = setting((), "extra small-sample t intervals for the fixed effects of gaussian fits, "
-                                       "one row each: 'satterthwaite' (lmerTest), 'kenward-roger' (pbkrtest; "
-                                       "adjusted SE); ~0.1-1 s per fit")
-    bootstrap: int = setting(0, "parametric bootstrap simulations (lme4::bootMer, seeded from the fit seed): "
-                                "an extra percentile-interval row for b, sd, cor and sigma; 0 = off; "
-                                "costs that many refits", lo=0)
-    robust: bool = setting(False, "cluster-robust CR2 standard errors (clubSandwich) with Satterthwaite df for the "
-                                  "fixed effects of gaussian fits, clustered on the outermost grouping factor: an "
-                                  "extra 'cr2' row each (SE and df in details['cr2']); needs nested (not crossed) "
-                                  "grouping factors")
+    profile: bool | None = setting(
+        None,
+        "profile-likelihood intervals for sd, cor and sigma "
+        "(default: true for lmer, false for glmer, where it costs many refits); "
+        "Wald intervals on the log-SD/atanh scale are given either way",
+    )
+    ddf: tuple[str, ...] = setting(
+        (),
+        "extra small-sample t intervals for the fixed effects of gaussian fits, "
+        "one row each: 'satterthwaite' (lmerTest), 'kenward-roger' (pbkrtest; "
+        "adjusted SE); ~0.1-1 s per fit",
+    )
+    bootstrap: int = setting(
+        0,
+        "parametric bootstrap simulations (lme4::bootMer, seeded from the fit seed): "
+        "an extra percentile-interval row for b, sd, cor and sigma; 0 = off; "
+        "costs that many refits",
+        lo=0,
+    )
+    robust: bool = setting(
+        False,
+        "cluster-robust CR2 standard errors (clubSandwich) with Satterthwaite df for the "
+        "fixed effects of gaussian fits, clustered on the outermost grouping factor: an "
+        "extra 'cr2' row each (SE and df in details['cr2']); needs nested (not crossed) "
+        "grouping factors",
+    )
 
     def problems(self) -> list[str]:
         issues = super().problems()
@@ -101,10 +138,14 @@ class Lme4Engine(Estimator):
         for method in self.settings.ddf if status else ():
             package = DDF_PACKAGES[method]
             if not _r.package_status(package):
-                return no(f"lme4 with ddf = {method!r} needs the R package {package} "
-                          f"(apt-get install r-cran-{package.lower()})")
+                return no(
+                    f"lme4 with ddf = {method!r} needs the R package {package} "
+                    f"(apt-get install r-cran-{package.lower()})"
+                )
         if status and self.settings.robust and not _r.package_status(CR2_PACKAGE):
-            return no(f"lme4 with robust = true needs the R package {CR2_PACKAGE} (apt-get install r-cran-clubsandwich)")
+            return no(
+                f"lme4 with robust = true needs the R package {CR2_PACKAGE} (apt-get install r-cran-clubsandwich)"
+            )
         return status
 
     def supports(self, model: ModelSpec) -> Support:
@@ -130,15 +171,22 @@ class Lme4Engine(Estimator):
         return out
 
 
-def summarise(r: dict[str, Any], data: FitData, profile: bool, level: float = fq.LEVEL,
-              ddf: tuple[str, ...] = (), robust: bool = False) -> FitResult:
+def summarise(
+    r: dict[str, Any],
+    data: FitData,
+    profile: bool,
+    level: float = fq.LEVEL,
+    ddf: tuple[str, ...] = (),
+    robust: bool = False,
+) -> FitResult:
     design = data.design
     gaussian = data.family == "gaussian"
     notes: list[str] = []
     names = [_term(n) for n in _strs(r["fixef_names"])]
     if names != design.x_names:
-        raise RuntimeError(f"lme4 fitted another model than the design's: fixed effects {names}, "
-                           f"the design's {design.x_names}")
+        raise RuntimeError(
+            f"lme4 fitted another model than the design's: fixed effects {names}, the design's {design.x_names}"
+        )
     est = np.atleast_1d(np.asarray(r["fixef"], float))
     se = np.sqrt(np.diag(np.atleast_2d(np.asarray(r["vcov"], float)))) if est.size else np.zeros(0)
     rows = fq.fixed_rows(names, est, se, fq.t_df(design), level)
@@ -174,11 +222,19 @@ def summarise(r: dict[str, Any], data: FitData, profile: bool, level: float = fq
         converged = False
         notes.append(f"log-likelihood is not finite ({loglik})")
     optimizer = " ".join(_strs(r["optimizer"]))
-    return FitResult(engine="lme4", params=make_params(rows), converged=converged, singular=singular,
-                     corr_at_bound=corr_bound, var_at_zero=var_zero, loglik=loglik, optimizer=optimizer,
-                     warnings=warnings, notes=notes,
-                     details={"lme4_isSingular": bool(np.atleast_1d(r["singular"])[0]), "opt_code": opt_code,
-                              **details})
+    return FitResult(
+        engine="lme4",
+        params=make_params(rows),
+        converged=converged,
+        singular=singular,
+        corr_at_bound=corr_bound,
+        var_at_zero=var_zero,
+        loglik=loglik,
+        optimizer=optimizer,
+        warnings=warnings,
+        notes=notes,
+        details={"lme4_isSingular": bool(np.atleast_1d(r["singular"])[0]), "opt_code": opt_code, **details},
+    )
 
 
 def _get(x: Any, key: str) -> Any:
@@ -203,8 +259,9 @@ def _wald(r: dict[str, Any], blocks, gaussian: bool, level: float, notes: list[s
     return rows
 
 
-def _with_wald(var_rows: list[dict[str, Any]], wald: dict[str, dict[str, Any]],
-               profile: bool) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def _with_wald(
+    var_rows: list[dict[str, Any]], wald: dict[str, dict[str, Any]], profile: bool
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Primary variance rows and extra Wald rows: without profiling, the Wald row is the primary one; with it,
     the profile row stays primary (and takes the Wald SE, the only SE lme4 has) and a Wald row is added where
     there is a Wald interval."""
@@ -231,8 +288,17 @@ def _first_rows(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return out
 
 
-def _ddf_rows(r: dict[str, Any], data: FitData, ddf: tuple[str, ...], names: list[str], rows: list[dict[str, Any]],
-              level: float, notes: list[str], details: dict[str, Any], reml: bool) -> list[dict[str, Any]]:
+def _ddf_rows(
+    r: dict[str, Any],
+    data: FitData,
+    ddf: tuple[str, ...],
+    names: list[str],
+    rows: list[dict[str, Any]],
+    level: float,
+    notes: list[str],
+    details: dict[str, Any],
+    reml: bool,
+) -> list[dict[str, Any]]:
     if not ddf:
         return []
     if data.family != "gaussian":
@@ -248,8 +314,16 @@ def _ddf_rows(r: dict[str, Any], data: FitData, ddf: tuple[str, ...], names: lis
     return extra
 
 
-def _cr2_rows(r: dict[str, Any], data: FitData, robust: bool, names: list[str], rows: list[dict[str, Any]],
-              level: float, notes: list[str], details: dict[str, Any]) -> list[dict[str, Any]]:
+def _cr2_rows(
+    r: dict[str, Any],
+    data: FitData,
+    robust: bool,
+    names: list[str],
+    rows: list[dict[str, Any]],
+    level: float,
+    notes: list[str],
+    details: dict[str, Any],
+) -> list[dict[str, Any]]:
     """Extra 'cr2' rows of the fixed effects: estimate +- t(Satterthwaite df) x CR2 SE (clubSandwich), laid out
     like the ddf rows; a failure (crossed grouping factors, say) is a note, not a failed fit."""
     if not robust or not names:
@@ -270,8 +344,9 @@ def _cr2_rows(r: dict[str, Any], data: FitData, robust: bool, names: list[str], 
     return extra
 
 
-def _boot_rows(r: dict[str, Any], names: list[str], blocks, gaussian: bool, rows: list[dict[str, Any]],
-               notes: list[str]) -> list[dict[str, Any]]:
+def _boot_rows(
+    r: dict[str, Any], names: list[str], blocks, gaussian: bool, rows: list[dict[str, Any]], notes: list[str]
+) -> list[dict[str, Any]]:
     boot = r.get("boot")
     if boot is None or _r.is_null(boot):
         return []
@@ -339,15 +414,25 @@ def _interval_row(row: dict[str, Any], ci, prof) -> dict[str, Any]:
         row.update(lower=lo, upper=hi, interval="profile")
         row.pop("note", None)
     else:
-        row["note"] = ("lme4 gives no SE for variance parameters and no profile interval was computed "
-                       "(glmer: profiling is costly; pass profile=True)" if prof is None
-                       else "profile interval not finite")
+        row["note"] = (
+            "lme4 gives no SE for variance parameters and no profile interval was computed "
+            "(glmer: profiling is costly; pass profile=True)"
+            if prof is None
+            else "profile interval not finite"
+        )
     return row
 
 
 def _sigma_row(sigma: float, prof: np.ndarray | None) -> dict[str, Any]:
-    row = {"parameter": "sigma", "estimate": sigma, "se": math.nan, "lower": math.nan, "upper": math.nan,
-           "interval": "none", "note": "no profile interval computed"}
+    row = {
+        "parameter": "sigma",
+        "estimate": sigma,
+        "se": math.nan,
+        "lower": math.nan,
+        "upper": math.nan,
+        "interval": "none",
+        "note": "no profile interval computed",
+    }
     if prof is not None:
         lo, hi = prof[-1]
         row.update(lower=float(lo), upper=float(hi), interval="profile", note=None)

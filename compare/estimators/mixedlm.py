@@ -88,13 +88,17 @@ def supports_formula(formula: Formula) -> Support:
     primary, kind = structure(formula)
     multi = [b for b in formula.blocks if b.correlated and n_terms(b) > 1]
     if kind == "crossed" and multi:
-        return no(f"MixedLM cannot cross a correlated block ({multi[0].expr} | {multi[0].group}) with another "
-                  "grouping factor: crossed factors are independent variance components of one all-covering group")
+        return no(
+            f"MixedLM cannot cross a correlated block ({multi[0].expr} | {multi[0].group}) with another "
+            "grouping factor: crossed factors are independent variance components of one all-covering group"
+        )
     first = next((b for b in formula.blocks if b.group == primary), None)
     extra = [b for b in multi if b is not first]
     if extra:
-        return no(f"MixedLM allows one correlated block, on the outermost grouping factor; "
-                  f"({extra[0].expr} | {extra[0].group}) would need another")
+        return no(
+            f"MixedLM allows one correlated block, on the outermost grouping factor; "
+            f"({extra[0].expr} | {extra[0].group}) would need another"
+        )
     return YES
 
 
@@ -188,8 +192,10 @@ class MixedLMEngine(Estimator):
         out.criterion = "REML" if self.settings.reml else "ML"
         split = [b for b, _ in layout.vc_terms if b.block.correlated and len(b.names) > 1]
         if split:
-            out.notes.append(f"block ({split[0].block.expr} | {split[0].group}) expands to several columns; "
-                             "MixedLM fits them as independent variance components (no correlations)")
+            out.notes.append(
+                f"block ({split[0].block.expr} | {split[0].group}) expands to several columns; "
+                "MixedLM fits them as independent variance components (no correlations)"
+            )
         if len(attempts) > 1:
             out.details["attempts"] = attempts
         return out
@@ -251,8 +257,9 @@ class MixedLMRobustEngine(MixedLMEngine):
     methods: ClassVar[tuple[str, ...]] = ROBUST_METHODS
 
 
-def summarise(engine: str, result: Any, design: Design, layout: Layout, texts: list[str],
-              level: float = fq.LEVEL) -> FitResult:
+def summarise(
+    engine: str, result: Any, design: Design, layout: Layout, texts: list[str], level: float = fq.LEVEL
+) -> FitResult:
     """Tidy FitResult of one MixedLM result."""
     res = getattr(result, "_results", result)  # bse_re & co. raise on the wrapper when vc are used
     scale = float(res.scale)
@@ -272,10 +279,21 @@ def summarise(engine: str, result: Any, design: Design, layout: Layout, texts: l
     if not np.isfinite(llf):
         converged = False
         notes.append(f"log-likelihood is not finite ({llf}): estimates are not a valid optimum")
-    return FitResult(engine=engine, params=make_params(rows), converged=converged, singular=singular,
-                     corr_at_bound=corr_bound, var_at_zero=var_zero, loglik=llf, warnings=texts, notes=notes,
-                     details={"statsmodels_converged": bool(res.converged),
-                              "wald_hessian": {"evaluations": wald.evaluations, **wald.details}})
+    return FitResult(
+        engine=engine,
+        params=make_params(rows),
+        converged=converged,
+        singular=singular,
+        corr_at_bound=corr_bound,
+        var_at_zero=var_zero,
+        loglik=llf,
+        warnings=texts,
+        notes=notes,
+        details={
+            "statsmodels_converged": bool(res.converged),
+            "wald_hessian": {"evaluations": wald.evaluations, **wald.details},
+        },
+    )
 
 
 def _bse_fe(res: Any) -> np.ndarray:
@@ -288,6 +306,7 @@ def _bse_fe(res: Any) -> np.ndarray:
 def _variance_rows(wald: mh.WaldVariance, layout: Layout, level: float) -> list[dict[str, Any]]:
     """sd / cor rows of the exog_re block, sd rows of the variance components, then sigma, with the Wald
     SEs of `wald` (log-SD scale for SDs and sigma, atanh scale for correlations)."""
+
     def note(p: mh.Parameter) -> str | None:
         return wald.note or mh.NOTES.get(p.status)
 
@@ -302,8 +321,7 @@ def _variance_rows(wald: mh.WaldVariance, layout: Layout, level: float) -> list[
             for j in range(i):
                 p = wald.get("cor", "re", (i, j))
                 se_r = p.se_u * (1 - p.estimate**2)  # delta method from atanh(cor)
-                rows.append(fq.cor_row(b.group, b.names[j], b.names[i], p.estimate, se_r, note=note(p),
-                                       level=level))
+                rows.append(fq.cor_row(b.group, b.names[j], b.names[i], p.estimate, se_r, note=note(p), level=level))
     for k, (b, t) in enumerate(layout.vc_terms):
         p = wald.get("sd", "vc", (k,))
         rows.append(fq.sd_row(b.group, b.names[t], p.estimate, p.se_u, note=note(p), level=level))
@@ -342,8 +360,8 @@ def _group_rows(res: Any, layout: Layout, notes: list[str], level: float) -> lis
         for gi, g in enumerate(labels):
             codes = layout.vc_levels[i][gi]
             start = offset[g]
-            m = np.asarray(means[g])[start: start + len(codes)]
-            v = np.diag(np.asarray(covs[g]))[start: start + len(codes)]
+            m = np.asarray(means[g])[start : start + len(codes)]
+            v = np.diag(np.asarray(covs[g]))[start : start + len(codes)]
             offset[g] = start + len(codes)
             for c, mm, vv in zip(codes, m, v, strict=True):
                 per_level[int(c)] = (float(mm), math.sqrt(max(float(vv), 0.0)))

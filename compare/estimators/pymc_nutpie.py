@@ -63,11 +63,19 @@ def data_values(md: _bayes.ModelData) -> dict[str, np.ndarray]:
     """Every pm.Data value of the graph for one dataset (names match `build_model`)."""
     p = md.priors
     count = md.family != "gaussian"
-    values = {"Xc": md.Xc, "xbar": md.xbar, "off": md.offset, "y": np.rint(md.y).astype(np.int64) if count else md.y,
-              "trials": np.rint(md.trials).astype(np.int64), "b_par": p.b_par,
-              "int_par": p.int_par, "sigma_par": p.sigma_par, "sd_par": p.sd_par}
+    values = {
+        "Xc": md.Xc,
+        "xbar": md.xbar,
+        "off": md.offset,
+        "y": np.rint(md.y).astype(np.int64) if count else md.y,
+        "trials": np.rint(md.trials).astype(np.int64),
+        "b_par": p.b_par,
+        "int_par": p.int_par,
+        "sigma_par": p.sigma_par,
+        "sd_par": p.sd_par,
+    }
     for k, blk in enumerate(md.blocks):
-        values[f"Z{k}"] = md.Z[:, blk.col:blk.col + blk.q]
+        values[f"Z{k}"] = md.Z[:, blk.col : blk.col + blk.q]
         values[f"g{k}"] = md.gidx[:, k]
     return values
 
@@ -123,7 +131,7 @@ def cpc_cholesky(pt, y, q: int):
     log Jacobian of that map: Stan's cholesky_factor_corr transform, as compare/stan/glmm.stan writes it,
     so both engines sample the same parameterisation (checked numerically in tests)."""
     c = pt.tanh(y)
-    logjac = pt.sum(pt.log1p(-c**2))
+    logjac = pt.sum(pt.log1p(-(c**2)))
     zero = pt.zeros(())
     rows = [[pt.ones(())] + [zero] * (q - 1)]
     k = 0
@@ -154,7 +162,7 @@ def _block_cov(pm, pt, md, k, blk, d, sigma):
     """
     p = md.priors
     if p.separate:
-        sd = _positive_prior(pm, f"sd{k}", p.sd_code, d["sd_par"][blk.col:blk.col + blk.q], shape=blk.q)
+        sd = _positive_prior(pm, f"sd{k}", p.sd_code, d["sd_par"][blk.col : blk.col + blk.q], shape=blk.q)
     else:
         disp = sigma if sigma is not None else 1.0
         tau = pm.Gamma(f"tau{k}", alpha=p.decov[2], beta=1.0)
@@ -237,10 +245,18 @@ class PyMCNutpieEstimator(Estimator):
         md = _bayes.prepare(data, s.priors)
         compiled, compile_s, count = self._compiled_for(md)
         t0 = time.perf_counter()
-        trace = nutpie.sample(compiled, chains=s.chains, tune=s.warmup, draws=s.draws,
-                              seed=int(seed), target_accept=s.adapt_delta, maxdepth=s.max_treedepth,
-                              cores=s.cores or min(s.chains, os.cpu_count() or 1),
-                              progress_bar=False, save_warmup=False)
+        trace = nutpie.sample(
+            compiled,
+            chains=s.chains,
+            tune=s.warmup,
+            draws=s.draws,
+            seed=int(seed),
+            target_accept=s.adapt_delta,
+            maxdepth=s.max_treedepth,
+            cores=s.cores or min(s.chains, os.cpu_count() or 1),
+            progress_bar=False,
+            save_warmup=False,
+        )
         sampling_s = time.perf_counter() - t0
         draws, sstats = _trace_draws(trace, md, s)
         timing = _bayes.Timing(time.perf_counter() - start, compile_s, sampling_s, count)
@@ -280,9 +296,10 @@ def _trace_draws(trace, md: _bayes.ModelData, s: PyMCSettings):
     draws = _bayes.Draws(get("b"), get("sds"), get("cors"), get("r"), sigma)
     st = trace.sample_stats
     depth = np.asarray(st["depth"].values) if "depth" in st else np.zeros(draws.b.shape[:2])
-    hit = (np.asarray(st["maxdepth_reached"].values) if "maxdepth_reached" in st else depth >= s.max_treedepth)
-    sstats = _bayes.SamplerStats(np.asarray(st["diverging"].values).astype(bool), hit.astype(bool),
-                                 np.asarray(st["energy"].values))
+    hit = np.asarray(st["maxdepth_reached"].values) if "maxdepth_reached" in st else depth >= s.max_treedepth
+    sstats = _bayes.SamplerStats(
+        np.asarray(st["diverging"].values).astype(bool), hit.astype(bool), np.asarray(st["energy"].values)
+    )
     return draws, sstats
 
 

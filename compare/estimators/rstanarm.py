@@ -32,9 +32,13 @@ R_CODE = "rstanarm.R"  # compare/estimators/R/rstanarm.R (which imports rstan_sa
 
 
 # rstanarm's prior functions and the names of their arguments, in hbench's prior-string order
-PRIOR_ARGS = {"normal": ("location", "scale"), "student_t": ("df", "location", "scale"),
-              "cauchy": ("location", "scale"), "exponential": ("rate",),
-              "decov": ("regularization", "concentration", "shape", "scale")}
+PRIOR_ARGS = {
+    "normal": ("location", "scale"),
+    "student_t": ("df", "location", "scale"),
+    "cauchy": ("location", "scale"),
+    "exponential": ("rate",),
+    "decov": ("regularization", "concentration", "shape", "scale"),
+}
 
 # (an rstanarm prior function's name, its named arguments): passed to R as values, called there by name
 RPrior = tuple[str, dict[str, float | bool]]
@@ -52,8 +56,10 @@ def _prior(d: Dist, autoscale: bool | None = False) -> RPrior:
 def _aux_prior(d: Dist) -> RPrior:
     """sigma's prior: rstanarm's prior_aux is a half distribution for sigma, as hbench's sigma priors are."""
     if d.name == "gamma":
-        raise InputError("rstanarm: 'sigma ~ gamma(...)' cannot be expressed (prior_aux takes normal, student_t, "
-                         "cauchy or exponential)")
+        raise InputError(
+            "rstanarm: 'sigma ~ gamma(...)' cannot be expressed (prior_aux takes normal, student_t, "
+            "cauchy or exponential)"
+        )
     return _prior(d)
 
 
@@ -61,8 +67,10 @@ def rstanarm_priors(spec: PriorSpec) -> dict[str, RPrior]:
     """stan_glmer's prior arguments (an rstanarm prior function and its arguments each) for parsed prior
     strings; InputError where rstanarm cannot express one. Classes not given keep rstanarm's defaults."""
     if spec.sd is not None or spec.cor is not None:
-        raise InputError("rstanarm cannot express separate 'sd'/'cor' priors (stan_glmer's covariance prior is "
-                         "decov): give 'cov ~ decov(regularization, concentration, shape, scale)' or use brms")
+        raise InputError(
+            "rstanarm cannot express separate 'sd'/'cor' priors (stan_glmer's covariance prior is "
+            "decov): give 'cov ~ decov(regularization, concentration, shape, scale)' or use brms"
+        )
     out = {}
     if spec.b is not None:
         out["prior"] = _prior(spec.b)
@@ -84,8 +92,11 @@ def _r_priors(priors: dict[str, RPrior]):
 class RstanarmSettings(_rbayes.RSamplerSettings):
     max_treedepth: int = setting(15, "maximum NUTS tree depth (rstanarm's default 15)", lo=1, hi=30)
     QR: bool = setting(False, "QR decomposition of the predictors (the seed uses QR = TRUE for the 13 x 13 poll model)")
-    priors: tuple[str, ...] = setting((), 'brms-style prior strings rstanarm can express: b, Intercept, sigma, '
-                                          'cov ~ decov(...) (default: rstanarm\'s own priors)')
+    priors: tuple[str, ...] = setting(
+        (),
+        "brms-style prior strings rstanarm can express: b, Intercept, sigma, "
+        "cov ~ decov(...) (default: rstanarm's own priors)",
+    )
     translate = staticmethod(rstanarm_priors)
 
 
@@ -102,16 +113,33 @@ class RstanarmEngine(_rbayes.RSamplerEngine):
     def fit(self, data: FitData, *, seed: int) -> FitResult:
         start, md, priors = self.begin(data)
         s = self.settings
-        r = _r.call("rstanarm", R_CODE, "fit_rstanarm", _r.r_formula(data.formula, data.family), _r.r_frame(data),
-                    data.family, data.link, s.chains, s.warmup + s.draws, s.warmup, s.adapt_delta, s.max_treedepth,
-                    s.QR, s.cores, int(seed) % (2**31 - 1) or 1, _r_priors(priors))
+        r = _r.call(
+            "rstanarm",
+            R_CODE,
+            "fit_rstanarm",
+            _r.r_formula(data.formula, data.family),
+            _r.r_frame(data),
+            data.family,
+            data.link,
+            s.chains,
+            s.warmup + s.draws,
+            s.warmup,
+            s.adapt_delta,
+            s.max_treedepth,
+            s.QR,
+            s.cores,
+            int(seed) % (2**31 - 1) or 1,
+            _r_priors(priors),
+        )
         draws = _draws(md, chains_values(r), _r.strs(r["names"]))
         sstats = _rbayes.sampler_stats(r["sampler"], s.chains, s.draws, s.max_treedepth)
         sampling_s = _r.num(r["wall"])
         timing = _bayes.Timing(time.perf_counter() - start, 0.0, sampling_s, 0)
-        notes = ["backend: rstanarm stan_glmer (precompiled: no compile step)",
-                 "sampling_s is the wall time of the stan_glmer call in R (rstan's own chain times in details)",
-                 f"rstan control: {_control_text(r['control'])}"]
+        notes = [
+            "backend: rstanarm stan_glmer (precompiled: no compile step)",
+            "sampling_s is the wall time of the stan_glmer call in R (rstan's own chain times in details)",
+            f"rstan control: {_control_text(r['control'])}",
+        ]
         prior_text = ["rstanarm priors: " + " ".join(_prior_lines(_r.strs(r["prior_text"])))]
         return _rbayes.finish(self.name, md, data, draws, sstats, timing, s, notes, seed, prior_text, r)
 

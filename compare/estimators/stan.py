@@ -59,19 +59,39 @@ def stan_data(md: _bayes.ModelData, nonce: int) -> dict[str, Any]:
     p = md.priors
     integer = md.family != "gaussian"
     return {
-        "family": FAMILIES[md.family].code, "link": LINKS[md.link].code, "N": md.N, "P": md.Xc.shape[1],
-        "has_intercept": int(md.has_intercept), "Xc": md.Xc, "xbar": md.xbar, "off": md.offset,
+        "family": FAMILIES[md.family].code,
+        "link": LINKS[md.link].code,
+        "N": md.N,
+        "P": md.Xc.shape[1],
+        "has_intercept": int(md.has_intercept),
+        "Xc": md.Xc,
+        "xbar": md.xbar,
+        "off": md.offset,
         "y_real": md.y if not integer else np.zeros(0),
         "y_int": np.rint(md.y).astype(int) if integer else np.zeros(0, dtype=int),
         "trials": np.rint(md.trials).astype(int) if md.family == "binomial" else np.zeros(0, dtype=int),
-        "K": len(md.blocks), "q": [b.q for b in md.blocks], "J": [b.J for b in md.blocks],
-        "correlated": [int(b.correlated) for b in md.blocks], "Q": md.Q, "Z": md.Z,
-        "gidx": (md.gidx + 1).astype(int), "R": md.R,
-        "NCPC": sum(len(b.pairs) for b in md.blocks), "NZETA": sum(b.q for b in md.blocks if b.q > 1),
-        "b_code": p.b_code, "b_par": p.b_par, "int_code": p.int_code, "int_par": p.int_par,
+        "K": len(md.blocks),
+        "q": [b.q for b in md.blocks],
+        "J": [b.J for b in md.blocks],
+        "correlated": [int(b.correlated) for b in md.blocks],
+        "Q": md.Q,
+        "Z": md.Z,
+        "gidx": (md.gidx + 1).astype(int),
+        "R": md.R,
+        "NCPC": sum(len(b.pairs) for b in md.blocks),
+        "NZETA": sum(b.q for b in md.blocks if b.q > 1),
+        "b_code": p.b_code,
+        "b_par": p.b_par,
+        "int_code": p.int_code,
+        "int_par": p.int_par,
         "int_uncentred": int(p.int_uncentred),
-        "sigma_code": p.sigma_code, "sigma_par": p.sigma_par, "separate": int(p.separate),
-        "sd_code": p.sd_code, "sd_par": p.sd_par, "lkj_eta": p.lkj_eta, "decov": list(p.decov),
+        "sigma_code": p.sigma_code,
+        "sigma_par": p.sigma_par,
+        "separate": int(p.separate),
+        "sd_code": p.sd_code,
+        "sd_par": p.sd_par,
+        "lkj_eta": p.lkj_eta,
+        "decov": list(p.decov),
         "nonce": nonce,
     }
 
@@ -159,8 +179,10 @@ def cmdstan_path() -> str | None:
 @dataclass(frozen=True)
 class StanSettings(_bayes.SamplerSettings):
     backend: Literal["auto", "pystan", "cmdstanpy"] = setting(
-        "auto", "auto: cmdstanpy when a CmdStan installation exists (CMDSTAN, the one make setup builds in "
-                ".venv, or ~/.cmdstan), else PyStan 3")
+        "auto",
+        "auto: cmdstanpy when a CmdStan installation exists (CMDSTAN, the one make setup builds in "
+        ".venv, or ~/.cmdstan), else PyStan 3",
+    )
 
 
 class StanEstimator(Estimator):
@@ -225,8 +247,7 @@ def _run_pystan(cache: dict, md: _bayes.ModelData, s: StanSettings, seed: int):
         compile_s, count = time.perf_counter() - t0, 1
         cache["pystan"] = httpstan.models.calculate_model_name(code)
     model_name = cache["pystan"]
-    kwargs = {"num_warmup": s.warmup, "num_samples": s.draws, "delta": s.adapt_delta,
-              "max_depth": s.max_treedepth}
+    kwargs = {"num_warmup": s.warmup, "num_samples": s.draws, "delta": s.adapt_delta, "max_depth": s.max_treedepth}
     messages = io.StringIO()
     with _scratch_cwd(), contextlib.redirect_stderr(messages), contextlib.redirect_stdout(messages):
         posterior = stan.build(code, data=stan_data(md, _nonce()), random_seed=seed)
@@ -262,8 +283,9 @@ def _draws(get, md: _bayes.ModelData, s: StanSettings) -> tuple[_bayes.Draws, _b
     """Draws and sampler statistics from `get(name) -> (chains, draws, k)`, the same for both backends."""
     sigma = get("sigma")[..., 0] if md.family == "gaussian" else None
     draws = _bayes.Draws(get("b"), get("sds"), get("cors"), level_major(md, get("r")), sigma)
-    sstats = _bayes.SamplerStats(get("divergent__")[..., 0] > 0,
-                                 get("treedepth__")[..., 0] >= s.max_treedepth, get("energy__")[..., 0])
+    sstats = _bayes.SamplerStats(
+        get("divergent__")[..., 0] > 0, get("treedepth__")[..., 0] >= s.max_treedepth, get("energy__")[..., 0]
+    )
     return draws, sstats
 
 
@@ -279,9 +301,17 @@ def _run_cmdstanpy(cache: dict, md: _bayes.ModelData, s: StanSettings, seed: int
         compile_s, count = time.perf_counter() - t0, int(compiled)
         cache["cmdstanpy"] = (cmdstan, exe)
     exe = cache["cmdstanpy"][1]
-    get, sampling_s = _cmdstan.sample(exe, cmdstan, stan_data(md, 0), chains=s.chains, warmup=s.warmup,
-                                      draws=s.draws, adapt_delta=s.adapt_delta, max_treedepth=s.max_treedepth,
-                                      seed=seed)
+    get, sampling_s = _cmdstan.sample(
+        exe,
+        cmdstan,
+        stan_data(md, 0),
+        chains=s.chains,
+        warmup=s.warmup,
+        draws=s.draws,
+        adapt_delta=s.adapt_delta,
+        max_treedepth=s.max_treedepth,
+        seed=seed,
+    )
     notes = [f"backend: CmdStan {_cmdstan.version(cmdstan)} through cmdstanpy"]
     return _draws(get, md, s) + (compile_s, count, sampling_s, notes)
 

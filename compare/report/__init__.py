@@ -44,31 +44,72 @@ def _scenario_section(table, long, ivals, fits, scenario: str, level: float, run
     cells = sorted(int(c) for c in table[table["scenario"] == scenario]["cell"].unique())
     labels = secs.cell_labels(scenario, cells)
     sec.table(pd.DataFrame({"cell": cells, "grid": [labels.get(c, "") for c in cells]}), "grid cells")
-    sec.figure(boundary.plot(fits, scenario, labels), f"singular (boundary) fit rate by engine and grid cell, "
-               f"{scenario}", "tables/fits.csv")
+    sec.figure(
+        boundary.plot(fits, scenario, labels),
+        f"singular (boundary) fit rate by engine and grid cell, {scenario}",
+        "tables/fits.csv",
+    )
     shown = [c for s, c in secs.key_cells(long) if s == scenario]
     for cell in shown:
         title = cell_title(scenario, cell)
-        sec.figure(coverage.plot(ivals, scenario, cell, level), f"coverage of every interval type, {title}",
-                   "tables/intervals.csv")
+        sec.figure(
+            coverage.plot(ivals, scenario, cell, level),
+            f"coverage of every interval type, {title}",
+            "tables/intervals.csv",
+        )
         fig, d = forest.plot(long, scenario, cell, (("empse", "modse"),), level)
         sec.figure(fig, f"empirical SE beside model SE, {title}", d, f"se-{scenario}-{cell}")
     key = key_parameter(long, scenario)
     if key and cells:
         zip_rows = metrics.primary_rows(table)
-        zip_rows = zip_rows[(zip_rows["scenario"] == scenario) & (zip_rows["cell"] == cells[0])
-                            & (zip_rows["parameter"] == key)]
-        sec.figure(zipplot.plot(table, scenario, cells[0], key, level),
-                   f"zip plot of {key} (each engine's primary interval), {cell_title(scenario, cells[0])}",
-                   zip_rows[["scenario", "cell", "rep", "engine", "parameter", "interval", "estimate", "se",
-                             "lower", "upper", "true", "covered"]], f"zip-{scenario}")
-    sec.figure(_ppc(table, scenario, cells, run_dir), f"predictive check for one example fit of {scenario}: "
-               "posterior predictive draws where the engine kept them, else an approximation from estimates and SEs",
-               "tables/performance.csv")
+        zip_rows = zip_rows[
+            (zip_rows["scenario"] == scenario) & (zip_rows["cell"] == cells[0]) & (zip_rows["parameter"] == key)
+        ]
+        sec.figure(
+            zipplot.plot(table, scenario, cells[0], key, level),
+            f"zip plot of {key} (each engine's primary interval), {cell_title(scenario, cells[0])}",
+            zip_rows[
+                [
+                    "scenario",
+                    "cell",
+                    "rep",
+                    "engine",
+                    "parameter",
+                    "interval",
+                    "estimate",
+                    "se",
+                    "lower",
+                    "upper",
+                    "true",
+                    "covered",
+                ]
+            ],
+            f"zip-{scenario}",
+        )
+    sec.figure(
+        _ppc(table, scenario, cells, run_dir),
+        f"predictive check for one example fit of {scenario}: "
+        "posterior predictive draws where the engine kept them, else an approximation from estimates and SEs",
+        "tables/performance.csv",
+    )
     f = fits[fits["scenario"] == scenario]
-    cols = [c for c in ["cell", "engine", "fits", "failure_rate", "singular_rate", "corr_at_bound_rate",
-                        "nonconvergence_rate", "reached_reference_rate", "divergent_fit_rate", "treedepth_rate",
-                        "wall_s_median"] if c in f]
+    cols = [
+        c
+        for c in [
+            "cell",
+            "engine",
+            "fits",
+            "failure_rate",
+            "singular_rate",
+            "corr_at_bound_rate",
+            "nonconvergence_rate",
+            "reached_reference_rate",
+            "divergent_fit_rate",
+            "treedepth_rate",
+            "wall_s_median",
+        ]
+        if c in f
+    ]
     sec.table(f[cols], f"fit outcomes of {scenario} (rates; MCSE in tables/fits.csv)", csv="fits")
     return sec
 
@@ -86,7 +127,9 @@ def _ppc(table: pd.DataFrame, scenario: str, cells: list[int], run_dir: Path | N
         ds = dataset_for(load_scenario(scenario), cell, rep, int(first["run_seed"]))
     except Exception:  # noqa: BLE001 - the scenario changed since the run; the check is optional
         return None
-    return ppc.plot(table, ds.data, scenario, cell, rep, _kept_predictive(run_dir, ok, scenario, cell, rep), max_groups=6)
+    return ppc.plot(
+        table, ds.data, scenario, cell, rep, _kept_predictive(run_dir, ok, scenario, cell, rep), max_groups=6
+    )
 
 
 def _kept_predictive(run_dir: Path | None, ok: pd.DataFrame, scenario: str, cell: int, rep: int) -> dict:
@@ -106,13 +149,14 @@ def _kept_predictive(run_dir: Path | None, ok: pd.DataFrame, scenario: str, cell
 
 
 def _failures(table: pd.DataFrame) -> pd.DataFrame:
-    f = table[table["status"].isin(list(FAILED))].drop_duplicates(
-        ["scenario", "cell", "rep", "engine"])
+    f = table[table["status"].isin(list(FAILED))].drop_duplicates(["scenario", "cell", "rep", "engine"])
     if f.empty:
         return f
     out = f[["scenario", "cell", "rep", "engine", "status", "run_seed", "engine_seed", "error"]].copy()
-    out["rerun"] = [f"hbench simulate {s} --cell {c} --rep {r} --seed {seed} --out data.csv"
-                    for s, c, r, seed in zip(out["scenario"], out["cell"], out["rep"], out["run_seed"])]
+    out["rerun"] = [
+        f"hbench simulate {s} --cell {c} --rep {r} --seed {seed} --out data.csv"
+        for s, c, r, seed in zip(out["scenario"], out["cell"], out["rep"], out["run_seed"])
+    ]
     return out
 
 
@@ -134,11 +178,27 @@ def render(run_id: str, manifest: dict, table: pd.DataFrame, out: Path, run_dir:
     head_data = headline(ivals, fits)
     head_text = headline_display(head_data)
     controls = engine_controls(manifest, metrics.engine_kinds(table))
-    write_tables(out / "tables", {**result.tables(), **heads, "headline": head_data, "engine_controls": controls,
-                                  "measures": long, "failures": _failures(table)}, tex={"headline": head_text})
-    sections = [secs.front(long, head_text, level), secs.across_grid(long, level), secs.warnings_section(result),
-                secs.robust(result, long, level), secs.between_engines(result, table, long),
-                _sbc_section(table, result.sbc), _overview(manifest, table, heads, controls)]
+    write_tables(
+        out / "tables",
+        {
+            **result.tables(),
+            **heads,
+            "headline": head_data,
+            "engine_controls": controls,
+            "measures": long,
+            "failures": _failures(table),
+        },
+        tex={"headline": head_text},
+    )
+    sections = [
+        secs.front(long, head_text, level),
+        secs.across_grid(long, level),
+        secs.warnings_section(result),
+        secs.robust(result, long, level),
+        secs.between_engines(result, table, long),
+        _sbc_section(table, result.sbc),
+        _overview(manifest, table, heads, controls),
+    ]
     runtime_sec = Section("Runtime")
     runtime_sec.figure(runtime.plot(table), "runtime per fit and compile cost by engine", "tables/fits.csv")
     sections.append(runtime_sec)
@@ -152,8 +212,9 @@ def render(run_id: str, manifest: dict, table: pd.DataFrame, out: Path, run_dir:
     shown_sections = [s for s in sections if s is not None]
     write_numbers(shown_sections, out / "tables")
     (out / "index.html").write_text(render_page(run_id, shown_sections))
-    (out / "summary.md").write_text(_markdown(run_id, manifest, head_text, level, controls, heads,
-                                              sbc_verdicts(result.sbc), _failures(table)))
+    (out / "summary.md").write_text(
+        _markdown(run_id, manifest, head_text, level, controls, heads, sbc_verdicts(result.sbc), _failures(table))
+    )
     return out / "index.html"
 
 
@@ -161,25 +222,31 @@ def _failures_section(table: pd.DataFrame) -> Section:
     fail = Section("Failures")
     failures = _failures(table)
     if len(failures):
-        fail.text(f"{len(failures)} fits failed, timed out or crashed; each with the seed and command that "
-                  f"regenerate its data.")
+        fail.text(
+            f"{len(failures)} fits failed, timed out or crashed; each with the seed and command that "
+            f"regenerate its data."
+        )
         fail.table(failures, "failed fits", csv="failures", open_=True)
     else:
         fail.text("No fit failed, timed out or crashed.")
     skipped = table[table["status"] == Status.SKIPPED].drop_duplicates(["scenario", "engine"])
-    fail.table(skipped[["scenario", "engine", "error"]].rename(columns={"error": "why skipped"}),
-               "skipped (the engine cannot express the model)")
+    fail.table(
+        skipped[["scenario", "engine", "error"]].rename(columns={"error": "why skipped"}),
+        "skipped (the engine cannot express the model)",
+    )
     return fail
 
 
 def _headline_note(level: float) -> str:
-    return (f"The seed lecture's question, side by side on the same simulated datasets: per grid cell where samplers "
-            f"(Bayesian, posterior intervals) and optimisers (maximum likelihood, REML, MAP, VB) both ran, coverage of "
-            f"nominal {level:g} intervals and their mean width (upper - lower) for every fixed effect (b), group SD "
-            f"(sd) and correlation (cor), one row per engine and interval type ('lme4 · wald-t': lme4's t(J-1) "
-            f"interval); the share of fits with divergent transitions (samplers), of singular fits "
-            f"(optimisers) and of failed fits. Monte Carlo SEs in parentheses: coverage differences within about two "
-            f"of them are noise. Numbers in tables/headline.csv.")
+    return (
+        f"The seed lecture's question, side by side on the same simulated datasets: per grid cell where samplers "
+        f"(Bayesian, posterior intervals) and optimisers (maximum likelihood, REML, MAP, VB) both ran, coverage of "
+        f"nominal {level:g} intervals and their mean width (upper - lower) for every fixed effect (b), group SD "
+        f"(sd) and correlation (cor), one row per engine and interval type ('lme4 · wald-t': lme4's t(J-1) "
+        f"interval); the share of fits with divergent transitions (samplers), of singular fits "
+        f"(optimisers) and of failed fits. Monte Carlo SEs in parentheses: coverage differences within about two "
+        f"of them are noise. Numbers in tables/headline.csv."
+    )
 
 
 def _sbc_section(table: pd.DataFrame, sbc_table: pd.DataFrame) -> Section:
@@ -191,16 +258,25 @@ def _sbc_section(table: pd.DataFrame, sbc_table: pd.DataFrame) -> Section:
     if not cells:
         sec.text("No prior-DGP cell with posterior draws in this run: nothing to calibrate.")
         return sec
-    sec.text(f"Ranks of the true value among thinned posterior draws, one per fit; "
-             f"calibrated posteriors give uniform ranks. Verdicts: chi-square p, and whether the ECDF difference "
-             f"stays inside the simultaneous 95% band (Säilynoja, Bürkner & Vehtari 2022; the band is left by 5% "
-             f"of uniform rank sets), from at least {metrics.SBC_MIN_RANKS} ranks.")
+    sec.text(
+        f"Ranks of the true value among thinned posterior draws, one per fit; "
+        f"calibrated posteriors give uniform ranks. Verdicts: chi-square p, and whether the ECDF difference "
+        f"stays inside the simultaneous 95% band (Säilynoja, Bürkner & Vehtari 2022; the band is left by 5% "
+        f"of uniform rank sets), from at least {metrics.SBC_MIN_RANKS} ranks."
+    )
     for scenario, cell in cells:
         title = cell_title(scenario, int(cell))
-        sec.table(sbc_verdicts(sbc_table, scenario, cell).drop(columns=["scenario", "cell"], errors="ignore"),
-                  f"SBC verdicts, {title}", csv="sbc", open_=True)
-        sec.figure(sbc_ecdf.plot(table, scenario, cell), f"SBC ECDF difference with simultaneous 95% band, {title}",
-                   "tables/sbc.csv")
+        sec.table(
+            sbc_verdicts(sbc_table, scenario, cell).drop(columns=["scenario", "cell"], errors="ignore"),
+            f"SBC verdicts, {title}",
+            csv="sbc",
+            open_=True,
+        )
+        sec.figure(
+            sbc_ecdf.plot(table, scenario, cell),
+            f"SBC ECDF difference with simultaneous 95% band, {title}",
+            "tables/sbc.csv",
+        )
         sec.figure(sbc.plot(table, scenario, cell), f"SBC rank histograms, {title}", "tables/sbc.csv")
     return sec
 
@@ -208,18 +284,28 @@ def _sbc_section(table: pd.DataFrame, sbc_table: pd.DataFrame) -> Section:
 def _overview(manifest: dict, table: pd.DataFrame, heads: dict[str, pd.DataFrame], controls: pd.DataFrame) -> Section:
     sec = Section("Overview")
     n_fits = len(table.drop_duplicates(["scenario", "cell", "rep", "engine"]))
-    sec.text(f"Suite {manifest.get('suite')}, run seed {manifest.get('run_seed')}, {manifest.get('n_tasks')} tasks, "
-             f"{n_fits} fits, status {manifest.get('status')}; intervals at level {manifest.get('level', DEFAULT_LEVEL)}, "
-             f"reference engine {manifest.get('reference')}; git {manifest.get('git_commit')}; "
-             f"started {manifest.get('started')}, finished {manifest.get('finished')}.")
-    sec.table(controls, "Engines and their controls (settings as the run recorded them)", csv="engine_controls",
-              open_=True)
-    sec.table(heads.get("headline_coverage"),
-              "Do intervals cover? Coverage of fixed effects by engine and interval type (MCSE)", csv="headline_coverage")
-    sec.table(heads.get("headline_boundary"), "How often does each engine fit on the boundary? (singular rate, MCSE)",
-              csv="headline_boundary")
-    sec.table(heads.get("headline_runtime"), "How long does each engine take? (seconds per fit)",
-              csv="headline_runtime")
+    sec.text(
+        f"Suite {manifest.get('suite')}, run seed {manifest.get('run_seed')}, {manifest.get('n_tasks')} tasks, "
+        f"{n_fits} fits, status {manifest.get('status')}; intervals at level {manifest.get('level', DEFAULT_LEVEL)}, "
+        f"reference engine {manifest.get('reference')}; git {manifest.get('git_commit')}; "
+        f"started {manifest.get('started')}, finished {manifest.get('finished')}."
+    )
+    sec.table(
+        controls, "Engines and their controls (settings as the run recorded them)", csv="engine_controls", open_=True
+    )
+    sec.table(
+        heads.get("headline_coverage"),
+        "Do intervals cover? Coverage of fixed effects by engine and interval type (MCSE)",
+        csv="headline_coverage",
+    )
+    sec.table(
+        heads.get("headline_boundary"),
+        "How often does each engine fit on the boundary? (singular rate, MCSE)",
+        csv="headline_boundary",
+    )
+    sec.table(
+        heads.get("headline_runtime"), "How long does each engine take? (seconds per fit)", csv="headline_runtime"
+    )
     return sec
 
 
@@ -227,11 +313,23 @@ def _md_table(df: pd.DataFrame) -> str:
     return df.to_markdown(index=False, floatfmt=".3g")
 
 
-def _markdown(run_id: str, manifest: dict, headline_text: pd.DataFrame, level: float, controls: pd.DataFrame,
-              heads: dict[str, pd.DataFrame], verdicts: pd.DataFrame, failures: pd.DataFrame) -> str:
+def _markdown(
+    run_id: str,
+    manifest: dict,
+    headline_text: pd.DataFrame,
+    level: float,
+    controls: pd.DataFrame,
+    heads: dict[str, pd.DataFrame],
+    verdicts: pd.DataFrame,
+    failures: pd.DataFrame,
+) -> str:
     """summary.md opens, like index.html, with the seed's question answered per cell."""
-    parts = [f"# hbench report: {run_id}\n", f"Suite `{manifest.get('suite')}`, seed {manifest.get('run_seed')}, "
-             f"git {manifest.get('git_commit')}, status {manifest.get('status')}.\n", f"\n## {HEADLINE_TITLE}\n"]
+    parts = [
+        f"# hbench report: {run_id}\n",
+        f"Suite `{manifest.get('suite')}`, seed {manifest.get('run_seed')}, "
+        f"git {manifest.get('git_commit')}, status {manifest.get('status')}.\n",
+        f"\n## {HEADLINE_TITLE}\n",
+    ]
     cells = headline_cells(headline_text)
     if cells:
         parts.append(_headline_note(level) + "\n")

@@ -48,8 +48,9 @@ def _pick(choice: Choice, table: pd.DataFrame, long: pd.DataFrame) -> tuple[str,
     names = sorted(long.loc[long["scenario"] == scenario, "parameter"].dropna().unique())
     parameter = choice.parameter or key_parameter(long, scenario)
     if choice.parameter is not None and choice.parameter not in names:
-        raise InputError(f"--parameter {choice.parameter}: no such parameter of {scenario} in this run "
-                         f"(e.g. {', '.join(names[:8])})")
+        raise InputError(
+            f"--parameter {choice.parameter}: no such parameter of {scenario} in this run (e.g. {', '.join(names[:8])})"
+        )
     return scenario, cell, parameter
 
 
@@ -66,14 +67,17 @@ def draw(choice: Choice, result: RunSummary, table: pd.DataFrame):
         fig, d = heat.plot(result.warnings, choice.scenario)
     elif choice.kind == "forest":
         rows = ((choice.measure,),) if choice.measure else forest.FRONT
-        fig, d = forest.plot(long, scenario, cell, rows, level,
-                             parameters=[choice.parameter] if choice.parameter else None)
+        fig, d = forest.plot(
+            long, scenario, cell, rows, level, parameters=[choice.parameter] if choice.parameter else None
+        )
     elif choice.kind == "nestloop":
-        fig, d = nestloop.plot(long, scenario, _named(parameter, choice.kind, scenario), choice.measure or "coverage",
-                               level)
+        fig, d = nestloop.plot(
+            long, scenario, _named(parameter, choice.kind, scenario), choice.measure or "coverage", level
+        )
         if fig is None:
-            raise InputError(f"nestloop: {scenario} has fewer than two grid cells in this run; a nested-loop "
-                             f"plot needs a grid")
+            raise InputError(
+                f"nestloop: {scenario} has fewer than two grid cells in this run; a nested-loop plot needs a grid"
+            )
     elif choice.kind == "zip":
         fig = zipplot.plot(table, scenario, cell, _named(parameter, choice.kind, scenario), level)
         d = table[(table["scenario"] == scenario) & (table["cell"] == cell) & (table["parameter"] == parameter)]
@@ -84,8 +88,11 @@ def draw(choice: Choice, result: RunSummary, table: pd.DataFrame):
         module = scatter if choice.kind == "scatter" else blandaltman
         fig, d = module.plot(table, scenario, cell, parameter, ref)
     if fig is None:
-        raise InputError(f"{choice.kind}: nothing to draw for {scenario} cell {cell}"
-                         + (f", {parameter}" if parameter else "") + " in this run")
+        raise InputError(
+            f"{choice.kind}: nothing to draw for {scenario} cell {cell}"
+            + (f", {parameter}" if parameter else "")
+            + " in this run"
+        )
     return fig, d
 
 

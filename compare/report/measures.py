@@ -15,10 +15,19 @@ INTERVAL_MEASURES = ("coverage", "width", "width_median", "rejection", "be_cover
 POINT_MEASURES = ("bias", "rmse", "empse", "modse", "relative_bias", "relerr_modse")
 KEYS = ["scenario", "cell", "engine", "parameter", "param_class", "group", "term"]
 COLUMNS = [*KEYS, "interval", "true_mean", "n", "measure", "value", "mcse"]
-TITLES = {"coverage": "coverage", "width": "mean interval width", "width_median": "median interval width",
-          "rejection": "rejection rate (power or type I error)", "be_coverage": "bias-eliminated coverage",
-          "bias": "bias", "rmse": "RMSE", "empse": "empirical SE", "modse": "model SE",
-          "relative_bias": "relative bias", "relerr_modse": "relative error in model SE (%)"}
+TITLES = {
+    "coverage": "coverage",
+    "width": "mean interval width",
+    "width_median": "median interval width",
+    "rejection": "rejection rate (power or type I error)",
+    "be_coverage": "bias-eliminated coverage",
+    "bias": "bias",
+    "rmse": "RMSE",
+    "empse": "empirical SE",
+    "modse": "model SE",
+    "relative_bias": "relative bias",
+    "relerr_modse": "relative error in model SE (%)",
+}
 MEASURES = tuple(TITLES)
 
 
@@ -40,10 +49,14 @@ def _long(df: pd.DataFrame, measures, interval: bool) -> pd.DataFrame:
 def long_measures(result: RunSummary, table: pd.DataFrame) -> pd.DataFrame:
     """Every figure's numbers: primary-interval measures and point measures, long, with the mean truth."""
     ivals = metrics.primary_intervals(result.intervals, table)
-    out = pd.concat([_long(ivals, INTERVAL_MEASURES, True), _long(result.performance, POINT_MEASURES, False)],
-                    ignore_index=True)
-    truth = result.performance[["scenario", "cell", "engine", "parameter", "true_mean"]] if len(
-        result.performance) else pd.DataFrame(columns=["scenario", "cell", "engine", "parameter", "true_mean"])
+    out = pd.concat(
+        [_long(ivals, INTERVAL_MEASURES, True), _long(result.performance, POINT_MEASURES, False)], ignore_index=True
+    )
+    truth = (
+        result.performance[["scenario", "cell", "engine", "parameter", "true_mean"]]
+        if len(result.performance)
+        else pd.DataFrame(columns=["scenario", "cell", "engine", "parameter", "true_mean"])
+    )
     out = out.merge(truth, on=["scenario", "cell", "engine", "parameter"], how="left")
     return out.reindex(columns=COLUMNS)
 

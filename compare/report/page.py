@@ -45,25 +45,30 @@ class Section:
             href = numbers or "tables/"
         data = base64.b64encode(png_bytes(fig)).decode()
         cap = html.escape(caption)
-        self.blocks.append(f'<figure><img alt="{cap}" src="data:image/png;base64,{data}">'
-                           f'<figcaption>{cap} <a class="csv" href="{html.escape(href)}">numbers (CSV)</a>'
-                           f"</figcaption></figure>")
+        self.blocks.append(
+            f'<figure><img alt="{cap}" src="data:image/png;base64,{data}">'
+            f'<figcaption>{cap} <a class="csv" href="{html.escape(href)}">numbers (CSV)</a>'
+            f"</figcaption></figure>"
+        )
         return True
 
-    def table(self, df: pd.DataFrame | None, caption: str, csv: str | None = None, nowrap: bool = False,
-              open_: bool = False) -> None:
+    def table(
+        self, df: pd.DataFrame | None, caption: str, csv: str | None = None, nowrap: bool = False, open_: bool = False
+    ) -> None:
         """A table, collapsed under its caption unless `open_`; `csv`: the tables/ name it is also saved under
         (CSV and LaTeX). Nothing for an empty table; only the links for one of more than MAX_INLINE_ROWS rows."""
         if df is None or df.empty:
             return
-        links = (f' · <a href="tables/{csv}.csv">CSV</a> <a href="tables/{csv}.tex">LaTeX</a>' if csv else "")
+        links = f' · <a href="tables/{csv}.csv">CSV</a> <a href="tables/{csv}.tex">LaTeX</a>' if csv else ""
         if csv and len(df) > MAX_INLINE_ROWS:
             self.blocks.append(f'<p class="long">{html.escape(caption)} ({len(df)} rows){links}</p>')
             return
         classes = "tbl nowrap" if nowrap else "tbl"
         body = df.to_html(index=False, na_rep="", float_format=lambda v: f"{v:.3g}", classes=classes, border=0)
-        self.blocks.append(f"<details{' open' if open_ else ''}><summary>{html.escape(caption)} "
-                           f"({len(df)} rows){links}</summary><div class=\"wide\">{body}</div></details>")
+        self.blocks.append(
+            f"<details{' open' if open_ else ''}><summary>{html.escape(caption)} "
+            f'({len(df)} rows){links}</summary><div class="wide">{body}</div></details>'
+        )
 
     def text(self, body: str) -> None:
         self.blocks.append(f"<p>{html.escape(body)}</p>")
@@ -91,16 +96,21 @@ table.tbl{border-collapse:collapse;font-size:.8em;margin:.5em 0}
 table.tbl td,table.tbl th{padding:2px 8px;border-bottom:1px solid #eee;text-align:right}
 table.nowrap td{white-space:nowrap} details{margin:.4em 0} summary{cursor:pointer;font-size:.9em}
 pre{background:#f6f6f6;padding:1em;font-size:.75em;overflow:auto}
-nav{position:sticky;top:0;background:#fff;padding:.3em 0;border-bottom:1px solid #ddd;font-size:.85em;z-index:1;white-space:nowrap;overflow-x:auto}
-nav a{margin-right:.8em} p.long{font-size:.9em} section{scroll-margin-top:3.5em} div.wide{overflow-x:auto} p{max-width:70em}"""
+nav{position:sticky;top:0;background:#fff;padding:.3em 0;border-bottom:1px solid #ddd;font-size:.85em;z-index:1;
+white-space:nowrap;overflow-x:auto}
+nav a{margin-right:.8em} p.long{font-size:.9em} section{scroll-margin-top:3.5em} div.wide{overflow-x:auto}
+p{max-width:70em}"""
 
 
 def render_page(run_id: str, sections: list[Section]) -> str:
     for i, s in enumerate(sections):
         s.anchor = s.anchor or f"s{i}-{slug(s.title)[:30]}"
     nav = " ".join(f'<a href="#{s.anchor}">{html.escape(s.nav or s.title)}</a>' for s in sections)
-    body = "\n".join(f'<section id="{s.anchor}"><h2>{html.escape(s.title)}</h2>{"".join(s.blocks)}</section>'
-                     for s in sections)
-    return (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>hbench report {html.escape(run_id)}"
-            f"</title><style>{CSS}</style></head><body><nav>{nav}</nav><h1>hbench report: {html.escape(run_id)}</h1>"
-            f"{body}</body></html>\n")
+    body = "\n".join(
+        f'<section id="{s.anchor}"><h2>{html.escape(s.title)}</h2>{"".join(s.blocks)}</section>' for s in sections
+    )
+    return (
+        f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>hbench report {html.escape(run_id)}"
+        f"</title><style>{CSS}</style></head><body><nav>{nav}</nav><h1>hbench report: {html.escape(run_id)}</h1>"
+        f"{body}</body></html>\n"
+    )

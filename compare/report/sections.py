@@ -46,22 +46,31 @@ def front(long: pd.DataFrame, head_text: pd.DataFrame, level: float) -> Section:
     if not cells:
         sec.text("No fit of this run gave estimates: nothing to show; see Failures.")
     else:
-        sec.text(f"Per key cell, each engine's primary interval: coverage against nominal {level:g} and bias beside "
-                 f"RMSE, with 95% Monte Carlo bars (differences within the bars are noise). Every interval type, "
-                 f"widths and fit rates: the tables under each cell and tables/headline.csv.")
+        sec.text(
+            f"Per key cell, each engine's primary interval: coverage against nominal {level:g} and bias beside "
+            f"RMSE, with 95% Monte Carlo bars (differences within the bars are noise). Every interval type, "
+            f"widths and fit rates: the tables under each cell and tables/headline.csv."
+        )
     tables = headline_cells(head_text)
     for scenario, cell in cells:
         title = cell_title(scenario, cell)
         sec.heading(title)
         fig, d = forest.plot(long, scenario, cell, forest.FRONT, level)
-        sec.figure(fig, f"coverage of each engine's primary interval, bias and RMSE, {title}", d,
-                   f"front-{scenario}-{cell}")
+        sec.figure(
+            fig, f"coverage of each engine's primary interval, bias and RMSE, {title}", d, f"front-{scenario}-{cell}"
+        )
         if (scenario, cell) in tables:
-            sec.table(tables[(scenario, cell)], f"samplers beside optimisers, every interval type: {title}",
-                      csv="headline", nowrap=True)
+            sec.table(
+                tables[(scenario, cell)],
+                f"samplers beside optimisers, every interval type: {title}",
+                csv="headline",
+                nowrap=True,
+            )
     if not tables:
-        sec.text("No grid cell of this run has both a sampler and an optimiser fitted on the same datasets, so "
-                 "there is no side-by-side table.")
+        sec.text(
+            "No grid cell of this run has both a sampler and an optimiser fitted on the same datasets, so "
+            "there is no side-by-side table."
+        )
     return sec
 
 
@@ -75,11 +84,16 @@ def across_grid(long: pd.DataFrame, level: float) -> Section | None:
             continue
         for measure in ("coverage", "bias"):
             fig, d = nestloop.plot(long, scenario, key, measure, level)
-            sec.figure(fig, f"nested-loop plot of {measure} of {key} across the grid cells of {scenario}", d,
-                       f"nestloop-{measure}-{scenario}")
+            sec.figure(
+                fig,
+                f"nested-loop plot of {measure} of {key} across the grid cells of {scenario}",
+                d,
+                f"nestloop-{measure}-{scenario}",
+            )
         fig, d = power.plot(long, scenario, level)
-        sec.figure(fig, f"rejection rate of the fixed effects along each grid factor of {scenario}", d,
-                   f"rejection-{scenario}")
+        sec.figure(
+            fig, f"rejection rate of the fixed effects along each grid factor of {scenario}", d, f"rejection-{scenario}"
+        )
     return sec if sec.blocks else None
 
 
@@ -89,13 +103,18 @@ def warnings_section(result: RunSummary) -> Section:
     if w.empty:
         sec.text("No fits.")
         return sec
-    sec.text("Share of fits per engine and cell that failed, were singular (optimisers), did not converge, had "
-             "divergent transitions, reached the maximum tree depth, or had R-hat > 1.01 (samplers); MCSE in "
-             "parentheses. Blank: the engine cannot raise that warning.")
+    sec.text(
+        "Share of fits per engine and cell that failed, were singular (optimisers), did not converge, had "
+        "divergent transitions, reached the maximum tree depth, or had R-hat > 1.01 (samplers); MCSE in "
+        "parentheses. Blank: the engine cannot raise that warning."
+    )
     fig, _ = heat.plot(w)
     sec.figure(fig, "warnings tally per engine and cell (share of fits, MCSE)", "tables/warnings.csv")
-    wide = w.assign(text=[f"{s:.3f} ({m:.3f})" for s, m in zip(w["share"], w["share_mcse"])]).pivot_table(
-        index=["scenario", "cell", "engine", "fits"], columns="warning", values="text", aggfunc="first").reset_index()
+    wide = (
+        w.assign(text=[f"{s:.3f} ({m:.3f})" for s, m in zip(w["share"], w["share_mcse"])])
+        .pivot_table(index=["scenario", "cell", "engine", "fits"], columns="warning", values="text", aggfunc="first")
+        .reset_index()
+    )
     sec.table(wide, "warnings tally (share of fits, MCSE)", csv="warnings")
     return sec
 
@@ -107,22 +126,38 @@ def robust(result: RunSummary, long: pd.DataFrame, level: float) -> Section:
     params = [p for s in sorted(long["scenario"].unique()) for p in key_parameters(long, s)]
     keys = {k for s in long["scenario"].unique() if (k := key_parameter(long, s)) is not None}
     fig, d = sensitivity.plot(result.sensitivity, sorted(keys), level)
-    if not sec.figure(fig, "coverage and bias of each scenario's key parameter over all fits beside those "
-                      "without divergent (samplers) or non-converged (optimisers) fits", d, "sensitivity"):
-        sec.text("No successful fit with an estimate of a key parameter diverged or failed to converge: coverage "
-                 "and bias without them are those of all fits (every parameter: tables/sensitivity.csv).")
-    width = long[long["measure"].isin(["width", "width_median"])].pivot_table(
-        index=["scenario", "cell", "engine", "parameter", "interval"], columns="measure", values="value").reset_index()
+    if not sec.figure(
+        fig,
+        "coverage and bias of each scenario's key parameter over all fits beside those "
+        "without divergent (samplers) or non-converged (optimisers) fits",
+        d,
+        "sensitivity",
+    ):
+        sec.text(
+            "No successful fit with an estimate of a key parameter diverged or failed to converge: coverage "
+            "and bias without them are those of all fits (every parameter: tables/sensitivity.csv)."
+        )
+    width = (
+        long[long["measure"].isin(["width", "width_median"])]
+        .pivot_table(index=["scenario", "cell", "engine", "parameter", "interval"], columns="measure", values="value")
+        .reset_index()
+    )
     width = width[width["parameter"].isin(params)]
     if "width_median" in width:
         width = width.rename(columns={"width": "mean width", "width_median": "median width"})
-        sec.text("Interval widths of each engine's primary interval: the mean beside the median; a mean far above "
-                 "the median is a few enormous intervals (e.g. Wald on log-SD at a boundary), not a wide engine.")
-        sec.table(width, "mean and median width of the primary interval (MCSE in tables/intervals.csv)",
-                  csv="intervals")
+        sec.text(
+            "Interval widths of each engine's primary interval: the mean beside the median; a mean far above "
+            "the median is a few enormous intervals (e.g. Wald on log-SD at a boundary), not a wide engine."
+        )
+        sec.table(
+            width, "mean and median width of the primary interval (MCSE in tables/intervals.csv)", csv="intervals"
+        )
     sens = result.sensitivity
-    sec.table(sens[sens["n_clean"] < sens["n_all"]] if len(sens) else sens,
-              "coverage and bias: all fits beside non-flagged fits (only cells with a flagged fit)", csv="sensitivity")
+    sec.table(
+        sens[sens["n_clean"] < sens["n_all"]] if len(sens) else sens,
+        "coverage and bias: all fits beside non-flagged fits (only cells with a flagged fit)",
+        csv="sensitivity",
+    )
     return sec
 
 
@@ -144,13 +179,17 @@ def between_engines(result: RunSummary, table: pd.DataFrame, long: pd.DataFrame)
     prec = result.precision
     if len(prec):
         keep = prec[prec["param_class"].isin(["b", "sd", "cor", "sigma"]) & (prec["n_paired"] > 0)]
-        sec.table(keep, f"relative precision against {result.reference} (%, MCSE; paired replications)",
-                  csv="precision")
+        sec.table(
+            keep, f"relative precision against {result.reference} (%, MCSE; paired replications)", csv="precision"
+        )
     agree = result.agreement
     if len(agree):
         keep = agree[agree["param_class"].isin(["b", "sd", "cor", "sigma", "mrp"])]
-        sec.table(keep, "agreement: standardised differences of estimates, d = (a - b) / sqrt((se_a^2 + se_b^2) / 2)",
-                  csv="agreement")
+        sec.table(
+            keep,
+            "agreement: standardised differences of estimates, d = (a - b) / sqrt((se_a^2 + se_b^2) / 2)",
+            csv="agreement",
+        )
     if not sec.blocks:
         sec.text("One engine per dataset, or no reference engine: nothing to compare.")
     return sec

@@ -24,15 +24,20 @@ def headline_tables(ivals: pd.DataFrame, fits: pd.DataFrame) -> dict[str, pd.Dat
         if len(fixed):
             fixed["coverage (MCSE)"] = _with_mcse(fixed, "coverage")
             fixed = _by_interval(fixed, ["scenario", "cell", "parameter", "engine"])
-            out["headline_coverage"] = fixed[["scenario", "cell", "parameter", "engine", "interval", "n",
-                                              "coverage (MCSE)"]]
+            out["headline_coverage"] = fixed[
+                ["scenario", "cell", "parameter", "engine", "interval", "n", "coverage (MCSE)"]
+            ]
     if len(fits):
         sing = fits[fits["singular_rate"].notna()].copy()
         if len(sing):
             sing["singular (MCSE)"] = _with_mcse(sing, "singular_rate")
             out["headline_boundary"] = sing[["scenario", "cell", "engine", "fits", "singular (MCSE)"]]
-        rt = fits.groupby("engine").agg(fits=("fits", "sum"), median_s=("wall_s_median", "median"),
-                                        q90_s=("wall_s_q90", "max"), compile_s=("compile_s_total", "sum"))
+        rt = fits.groupby("engine").agg(
+            fits=("fits", "sum"),
+            median_s=("wall_s_median", "median"),
+            q90_s=("wall_s_q90", "max"),
+            compile_s=("compile_s_total", "sum"),
+        )
         out["headline_runtime"] = rt.reset_index()
     return out
 
@@ -52,8 +57,18 @@ def write_tables(folder: Path, tables: dict[str, pd.DataFrame], tex: dict[str, p
 
 
 CSV_ONLY = ("measures",)  # the figures' numbers in long form: a data file, not a table for a paper
-_LATEX_SPECIAL = {"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}",
-                  "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "\\": r"\textbackslash{}"}
+_LATEX_SPECIAL = {
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+    "\\": r"\textbackslash{}",
+}
 
 
 def _latex_cell(value: Any) -> str:
@@ -67,8 +82,12 @@ def booktabs(df: pd.DataFrame) -> str:
     """`df` as a booktabs tabular (floats to 3 decimals, blanks for missing), written directly: pandas' Styler
     takes seconds for a table of thousands of rows, and the report writes dozens."""
     cols = "".join("r" if pd.api.types.is_numeric_dtype(df[c]) else "l" for c in df.columns)
-    lines = [f"\\begin{{tabular}}{{{cols}}}", "\\toprule",
-             " & ".join(_latex_cell(c) for c in df.columns) + " \\\\", "\\midrule"]
+    lines = [
+        f"\\begin{{tabular}}{{{cols}}}",
+        "\\toprule",
+        " & ".join(_latex_cell(c) for c in df.columns) + " \\\\",
+        "\\midrule",
+    ]
     lines += [" & ".join(_latex_cell(v) for v in row) + " \\\\" for row in df.itertuples(index=False)]
     lines += ["\\bottomrule", "\\end{tabular}", ""]
     return "\n".join(lines)
@@ -79,8 +98,11 @@ def booktabs(df: pd.DataFrame) -> str:
 HEADLINE_CLASSES = ("b", "sd", "cor")
 HEADLINE_PARAM_MEASURES = ("coverage", "width")
 HEADLINE_FIT_MEASURES = ("divergent_fit_rate", "singular_rate", "failure_rate")
-FIT_MEASURE_TITLES = {"divergent_fit_rate": "fits with divergences", "singular_rate": "singular fits",
-                      "failure_rate": "failed fits"}
+FIT_MEASURE_TITLES = {
+    "divergent_fit_rate": "fits with divergences",
+    "singular_rate": "singular fits",
+    "failure_rate": "failed fits",
+}
 # The order interval types are read in, as the seed argues: Wald z, its small-J corrections, likelihood and
 # resampling intervals, then the posterior's; types not named here follow in name order.
 INTERVAL_ORDER = ("wald-z", "wald-t", "satterthwaite", "kenward-roger", "cr2", "profile", "bootstrap", "quantile")
@@ -95,8 +117,11 @@ def interval_label(engine: str, interval: Any) -> str:
 def _by_interval(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     """`df` sorted by `keys`, then by interval type (INTERVAL_ORDER, then name)."""
     rank = df["interval"].map(lambda v: INTERVAL_ORDER.index(v) if v in INTERVAL_ORDER else len(INTERVAL_ORDER))
-    return (df.assign(_rank=rank).sort_values([*keys, "_rank", "interval"], kind="stable", ignore_index=True)
-            .drop(columns="_rank"))
+    return (
+        df.assign(_rank=rank)
+        .sort_values([*keys, "_rank", "interval"], kind="stable", ignore_index=True)
+        .drop(columns="_rank")
+    )
 
 
 def _headline_parameters(ivals: pd.DataFrame) -> list[str]:
@@ -132,8 +157,9 @@ def headline(ivals: pd.DataFrame, fits: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=[*FIT_KEYS, "interval", "kind", "fits"])
     attempted = fits[fits["fits"] > 0]
     mixed = attempted.groupby(["scenario", "cell"])["kind"].transform("nunique") > 1
-    base = attempted[mixed].reindex(columns=[*FIT_KEYS, "kind", "fits", "ok", *[
-        f"{m}{s}" for m in HEADLINE_FIT_MEASURES for s in ("", "_mcse")]])
+    base = attempted[mixed].reindex(
+        columns=[*FIT_KEYS, "kind", "fits", "ok", *[f"{m}{s}" for m in HEADLINE_FIT_MEASURES for s in ("", "_mcse")]]
+    )
     if base.empty:
         return base.assign(interval=pd.Series(dtype=object))
     wide = _wide_intervals(ivals.merge(base[FIT_KEYS], on=FIT_KEYS))
@@ -195,10 +221,16 @@ def engine_controls(manifest: dict, kinds: dict[str, str] | None = None) -> pd.D
     for e in manifest.get("engines", []):
         label = e.get("label") or e["name"]
         settings = e.get("settings") or {}
-        rows.append({"engine": label, "name": e["name"], "kind": (kinds or {}).get(label, ""),
-                     "settings": ", ".join(f"{k}={_setting_text(v)}" for k, v in settings.items()) or "(defaults)",
-                     "replications": "all" if e.get("max_reps") is None else f"first {e['max_reps']}",
-                     "scenarios": ", ".join(e.get("only") or []) or "all"})
+        rows.append(
+            {
+                "engine": label,
+                "name": e["name"],
+                "kind": (kinds or {}).get(label, ""),
+                "settings": ", ".join(f"{k}={_setting_text(v)}" for k, v in settings.items()) or "(defaults)",
+                "replications": "all" if e.get("max_reps") is None else f"first {e['max_reps']}",
+                "scenarios": ", ".join(e.get("only") or []) or "all",
+            }
+        )
     return pd.DataFrame(rows, columns=["engine", "name", "kind", "settings", "replications", "scenarios"])
 
 
@@ -212,7 +244,16 @@ def sbc_verdicts(sbc: pd.DataFrame, scenario: str | None = None, cell: int | Non
         return pd.DataFrame()
     inside = d["inside_band"].map(lambda v: "" if pd.isna(v) else ("yes" if v else "no"))
     text = lambda v, spec: "" if math.isnan(v) else f"{v:{spec}}"  # noqa: E731
-    return pd.DataFrame({"scenario": d["scenario"], "cell": d["cell"], "engine": d["engine"],
-                         "parameter": d["parameter"], "n": d["n"].astype(int), "draws": d["draws"].astype(int),
-                         "chi-square p": d["p_value"].map(lambda v: text(v, ".3g")), "inside 95% band": inside,
-                         "max abs(ECDF - z)": d["ecdf_max_abs_diff"].map(lambda v: text(v, ".3f"))})
+    return pd.DataFrame(
+        {
+            "scenario": d["scenario"],
+            "cell": d["cell"],
+            "engine": d["engine"],
+            "parameter": d["parameter"],
+            "n": d["n"].astype(int),
+            "draws": d["draws"].astype(int),
+            "chi-square p": d["p_value"].map(lambda v: text(v, ".3g")),
+            "inside 95% band": inside,
+            "max abs(ECDF - z)": d["ecdf_max_abs_diff"].map(lambda v: text(v, ".3f")),
+        }
+    )

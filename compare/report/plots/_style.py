@@ -10,8 +10,16 @@ import matplotlib.pyplot as plt
 PALETTE = ["#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d", "#666666", "#1f78b4"]
 
 
-KNOWN = {"lme4": "#d95f02", "mixedlm": "#7570b3", "mixedlm-ml": "#a6761d", "mixedlm-robust": "#e7298a",
-         "bayesmixedglm-map": "#66a61e", "bayesmixedglm-vb": "#e6ab02", "pymc": "#1f78b4", "stan": "#1b9e77"}
+KNOWN = {
+    "lme4": "#d95f02",
+    "mixedlm": "#7570b3",
+    "mixedlm-ml": "#a6761d",
+    "mixedlm-robust": "#e7298a",
+    "bayesmixedglm-map": "#66a61e",
+    "bayesmixedglm-vb": "#e6ab02",
+    "pymc": "#1f78b4",
+    "stan": "#1b9e77",
+}
 
 
 def engine_colours(engines) -> dict[str, str]:

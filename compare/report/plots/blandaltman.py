@@ -15,8 +15,9 @@ def data(table: pd.DataFrame, scenario: str, cell: int, parameter: str, referenc
     d = pairs(table, scenario, cell, parameter, reference)
     if d.empty:
         return d
-    return d.assign(mean=(d["estimate"] + d["reference_estimate"]) / 2,
-                    difference=d["estimate"] - d["reference_estimate"])
+    return d.assign(
+        mean=(d["estimate"] + d["reference_estimate"]) / 2, difference=d["estimate"] - d["reference_estimate"]
+    )
 
 
 def draw(d: pd.DataFrame, title: str):
@@ -43,5 +44,8 @@ def draw(d: pd.DataFrame, title: str):
 
 def plot(table: pd.DataFrame, scenario: str, cell: int, parameter: str, reference: str):
     d = data(table, scenario, cell, parameter, reference)
-    return draw(d, f"{scenario} cell {cell}, {parameter}: Bland-Altman against {reference} (line: mean "
-                   f"difference; dashed: 95% limits of agreement)"), d
+    return draw(
+        d,
+        f"{scenario} cell {cell}, {parameter}: Bland-Altman against {reference} (line: mean "
+        f"difference; dashed: 95% limits of agreement)",
+    ), d

@@ -22,8 +22,12 @@ def plot(fits: pd.DataFrame, scenario: str, cell_labels: dict[int, str]):
             g = d[d["engine"] == e].set_index("cell").reindex(cells)
             x = [i + k * width for i in range(len(cells))]
             ax.bar(x, g[m], width, yerr=1.96 * g[f"{m}_mcse"].fillna(0), color=colours[e], label=e, capsize=2)
-        ax.set_xticks([i + 0.4 - width / 2 for i in range(len(cells))], [cell_labels.get(c, str(c)) for c in cells],
-                      fontsize=7, rotation=20)
+        ax.set_xticks(
+            [i + 0.4 - width / 2 for i in range(len(cells))],
+            [cell_labels.get(c, str(c)) for c in cells],
+            fontsize=7,
+            rotation=20,
+        )
         ax.set_ylim(0, 1)
         ax.set_title(m.replace("_", " "), fontsize=9)
     axes[0].legend(fontsize=7)

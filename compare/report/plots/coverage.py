@@ -20,8 +20,16 @@ def plot(ivals: pd.DataFrame, scenario: str, cell: int, nominal: float = DEFAULT
     fig, axes = figure(len(params), width=3.6, height=2.6, ncols=4)
     for ax, p in zip(axes, params):
         g = d[d["parameter"] == p].reset_index(drop=True)
-        ax.errorbar(g["coverage"], range(len(g)), xerr=1.96 * g["coverage_mcse"].fillna(0), fmt="o",
-                    ecolor=[colours[e] for e in g["engine"]], mfc="none", mec="black", ms=4)
+        ax.errorbar(
+            g["coverage"],
+            range(len(g)),
+            xerr=1.96 * g["coverage_mcse"].fillna(0),
+            fmt="o",
+            ecolor=[colours[e] for e in g["engine"]],
+            mfc="none",
+            mec="black",
+            ms=4,
+        )
         for y, (e, c) in enumerate(zip(g["engine"], g["coverage"])):
             ax.plot(c, y, "o", color=colours[e], ms=6)
         ax.axvline(nominal, color="black", lw=1, ls="--")

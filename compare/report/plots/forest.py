@@ -16,12 +16,18 @@ REFERENCE = {"coverage": "nominal", "be_coverage": "nominal", "bias": 0.0, "rela
 FRONT = (("coverage",), ("bias", "rmse"))  # the front page's two rows
 
 
-def data(long: pd.DataFrame, scenario: str, cell: int, measures: tuple[str, ...],
-         parameters: list[str] | None = None) -> pd.DataFrame:
+def data(
+    long: pd.DataFrame, scenario: str, cell: int, measures: tuple[str, ...], parameters: list[str] | None = None
+) -> pd.DataFrame:
     """The slice of the long measures the plot draws (also its CSV)."""
     params = parameters or key_parameters(long, scenario)
-    d = long[(long["scenario"] == scenario) & (long["cell"] == cell) & long["measure"].isin(measures)
-             & long["parameter"].isin(params) & long["value"].notna()]
+    d = long[
+        (long["scenario"] == scenario)
+        & (long["cell"] == cell)
+        & long["measure"].isin(measures)
+        & long["parameter"].isin(params)
+        & long["value"].notna()
+    ]
     return d.sort_values(["parameter", "engine", "measure"], kind="stable").reset_index(drop=True)
 
 
@@ -30,8 +36,17 @@ def _panel(ax, g: pd.DataFrame, measures: list[str], engines: list[str], colours
         h = g[g["measure"] == m].set_index("engine").reindex(engines)
         y = [i + 0.2 * (k - (len(measures) - 1) / 2) for i in range(len(engines))]
         ax.errorbar(h["value"], y, xerr=1.96 * h["mcse"].fillna(0), fmt="none", ecolor="#555", lw=0.9)
-        ax.scatter(h["value"], y, c=[colours[e] for e in engines], marker=MARKERS[k % len(MARKERS)], s=20,
-                   zorder=3, edgecolors="black", linewidths=0.3, label=TITLES.get(m, m))
+        ax.scatter(
+            h["value"],
+            y,
+            c=[colours[e] for e in engines],
+            marker=MARKERS[k % len(MARKERS)],
+            s=20,
+            zorder=3,
+            edgecolors="black",
+            linewidths=0.3,
+            label=TITLES.get(m, m),
+        )
     ref = REFERENCE.get(measures[0])
     if ref is not None:
         ax.axvline(nominal if ref == "nominal" else ref, color="black", lw=0.8, ls="--")
@@ -68,8 +83,15 @@ def draw(d: pd.DataFrame, title: str, rows: tuple[tuple[str, ...], ...] = FRONT,
     return fig
 
 
-def plot(long: pd.DataFrame, scenario: str, cell: int, rows: tuple[tuple[str, ...], ...] = FRONT,
-         nominal: float = DEFAULT_LEVEL, cell_label: str = "", parameters: list[str] | None = None):
+def plot(
+    long: pd.DataFrame,
+    scenario: str,
+    cell: int,
+    rows: tuple[tuple[str, ...], ...] = FRONT,
+    nominal: float = DEFAULT_LEVEL,
+    cell_label: str = "",
+    parameters: list[str] | None = None,
+):
     """(figure, its numbers) for one cell; (None, empty) when nothing to draw."""
     d = data(long, scenario, cell, tuple(m for r in rows for m in r), parameters)
     what = "; ".join(" and ".join(TITLES.get(m, m) for m in r) for r in rows)

@@ -27,22 +27,32 @@ def draw(d: pd.DataFrame, title: str):
     columns = list(dict.fromkeys(d.sort_values(["scenario", "cell"])["column"]))
     engines = sorted(d["engine"].unique())
     width = 0.5 * len(columns) + 1.6
-    fig, axes = figure(len(labels), width=width, height=0.28 * len(engines) + 1.2,
-                       ncols=max(1, int(MAX_WIDTH // width)))
+    fig, axes = figure(
+        len(labels), width=width, height=0.28 * len(engines) + 1.2, ncols=max(1, int(MAX_WIDTH // width))
+    )
     for ax, w in zip(axes, labels):
         g = d[d["warning"] == w]
-        share = g.pivot_table(index="engine", columns="column", values="share").reindex(index=engines,
-                                                                                        columns=columns)
-        mcse = g.pivot_table(index="engine", columns="column", values="share_mcse").reindex(index=engines,
-                                                                                           columns=columns)
+        share = g.pivot_table(index="engine", columns="column", values="share").reindex(index=engines, columns=columns)
+        mcse = g.pivot_table(index="engine", columns="column", values="share_mcse").reindex(
+            index=engines, columns=columns
+        )
         ax.imshow(np.ma.masked_invalid(share.to_numpy(float)), cmap="Reds", vmin=0, vmax=1, aspect="auto")
         for i in range(len(engines)):
             for j in range(len(columns)):
                 v = share.iat[i, j]
                 if pd.notna(v):
-                    ax.text(j, i, f"{v:.2f}\n({mcse.iat[i, j]:.2f})", ha="center", va="center", fontsize=6,
-                            color="white" if v > 0.6 else "black")
-        ax.set_xticks(range(len(columns)), columns, fontsize=6, rotation=0 if one else 45, ha="center" if one else "right")
+                    ax.text(
+                        j,
+                        i,
+                        f"{v:.2f}\n({mcse.iat[i, j]:.2f})",
+                        ha="center",
+                        va="center",
+                        fontsize=6,
+                        color="white" if v > 0.6 else "black",
+                    )
+        ax.set_xticks(
+            range(len(columns)), columns, fontsize=6, rotation=0 if one else 45, ha="center" if one else "right"
+        )
         ax.set_yticks(range(len(engines)), engines, fontsize=6)
         ax.set_title(w, fontsize=8)
         if one:

@@ -33,13 +33,26 @@ def draw(d: pd.DataFrame, grid: pd.DataFrame, title: str, nominal: float = DEFAU
     order = gridmod.nested_order(grid)
     engines = sorted(d["engine"].unique())
     colours = engine_colours(engines)
-    fig, (ax, low) = plt.subplots(2, 1, figsize=(max(6.0, 0.28 * len(order) + 3), 3.6 + 0.25 * len(names)),
-                                  sharex=True, gridspec_kw={"height_ratios": [3, 0.5 + 0.35 * len(names)]})
+    fig, (ax, low) = plt.subplots(
+        2,
+        1,
+        figsize=(max(6.0, 0.28 * len(order) + 3), 3.6 + 0.25 * len(names)),
+        sharex=True,
+        gridspec_kw={"height_ratios": [3, 0.5 + 0.35 * len(names)]},
+    )
     for e in engines:
         g = d[d["engine"] == e]
         ax.step(g["position"], g["value"], where="mid", color=colours[e], lw=1.3)
-        ax.errorbar(g["position"], g["value"], yerr=1.96 * g["mcse"].fillna(0), fmt="o", ms=2.5, color=colours[e],
-                    lw=0.6, alpha=0.7)
+        ax.errorbar(
+            g["position"],
+            g["value"],
+            yerr=1.96 * g["mcse"].fillna(0),
+            fmt="o",
+            ms=2.5,
+            color=colours[e],
+            lw=0.6,
+            alpha=0.7,
+        )
     measure = d["measure"].iloc[0]
     ref = REFERENCE.get(measure)
     if ref is not None:
@@ -76,5 +89,4 @@ def plot(long: pd.DataFrame, scenario: str, parameter: str, measure: str = "cove
         return None, pd.DataFrame()
     d = data(long, grid, scenario, parameter, measure)
     bars = "; bars: 95% MC intervals" + (f"; dashed: nominal {nominal:g}" if measure == "coverage" else "")
-    return draw(d, grid, f"{scenario}: {TITLES.get(measure, measure)} of {parameter} across the grid{bars}",
-                nominal), d
+    return draw(d, grid, f"{scenario}: {TITLES.get(measure, measure)} of {parameter} across the grid{bars}", nominal), d

@@ -13,17 +13,33 @@ from compare.settings import DEFAULT_LEVEL
 
 
 def data(long: pd.DataFrame, grid: pd.DataFrame, scenario: str, parameters: list[str]) -> pd.DataFrame:
-    d = long[(long["scenario"] == scenario) & (long["measure"] == "rejection") & long["parameter"].isin(parameters)
-             & long["value"].notna() & long["cell"].isin(grid.index)]
+    d = long[
+        (long["scenario"] == scenario)
+        & (long["measure"] == "rejection")
+        & long["parameter"].isin(parameters)
+        & long["value"].notna()
+        & long["cell"].isin(grid.index)
+    ]
     rows = []
     for factor in gridmod.factors(grid):
         g = d.assign(level=d["cell"].map(grid[factor]), rank=d["cell"].map(grid[f"{factor}#"]))
         for (p, e, rank, level), h in g.groupby(["parameter", "engine", "rank", "level"], sort=True):
             n = h["n"].astype(float)
-            rows.append({"scenario": scenario, "factor": factor, "level": level, "rank": rank, "parameter": p,
-                         "engine": e, "true_mean": h["true_mean"].mean(), "cells": len(h), "n": n.sum(),
-                         "rejection": float((h["value"] * n).sum() / n.sum()),
-                         "rejection_mcse": float(np.sqrt(((h["mcse"] * n) ** 2).sum()) / n.sum())})
+            rows.append(
+                {
+                    "scenario": scenario,
+                    "factor": factor,
+                    "level": level,
+                    "rank": rank,
+                    "parameter": p,
+                    "engine": e,
+                    "true_mean": h["true_mean"].mean(),
+                    "cells": len(h),
+                    "n": n.sum(),
+                    "rejection": float((h["value"] * n).sum() / n.sum()),
+                    "rejection_mcse": float(np.sqrt(((h["mcse"] * n) ** 2).sum()) / n.sum()),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -39,8 +55,16 @@ def draw(d: pd.DataFrame, title: str, level: float = DEFAULT_LEVEL):
         levels = g.drop_duplicates("rank").sort_values("rank")
         for e in engines:
             h = g[g["engine"] == e].sort_values("rank")
-            ax.errorbar(h["rank"], h["rejection"], yerr=1.96 * h["rejection_mcse"], color=colours[e], marker="o",
-                        ms=3, lw=1.1, capsize=2)
+            ax.errorbar(
+                h["rank"],
+                h["rejection"],
+                yerr=1.96 * h["rejection_mcse"],
+                color=colours[e],
+                marker="o",
+                ms=3,
+                lw=1.1,
+                capsize=2,
+            )
         null = bool(np.isclose(g["true_mean"].mean(), 0))
         if null:
             ax.axhline(1 - level, color="black", ls="--", lw=0.8)
@@ -63,5 +87,9 @@ def plot(long: pd.DataFrame, scenario: str, level: float = DEFAULT_LEVEL):
         return None, pd.DataFrame()
     params = sorted(long.loc[(long["scenario"] == scenario) & (long["param_class"] == "b"), "parameter"].unique())
     d = data(long, grid, scenario, params)
-    return draw(d, f"{scenario}: rejection of 0 by the primary interval along each grid factor "
-                   f"(bars: 95% MC intervals; dashed: {1 - level:.2g} where the truth is 0)", level), d
+    return draw(
+        d,
+        f"{scenario}: rejection of 0 by the primary interval along each grid factor "
+        f"(bars: 95% MC intervals; dashed: {1 - level:.2g} where the truth is 0)",
+        level,
+    ), d

@@ -52,8 +52,9 @@ def _bands(rows: pd.DataFrame, data, y_rep: np.ndarray | None):
     return mu, mu - 1.96 * sd, mu + 1.96 * sd
 
 
-def plot(table: pd.DataFrame, data, scenario: str, cell: int, rep: int, predictive: dict | None = None,
-         max_groups: int = 12):
+def plot(
+    table: pd.DataFrame, data, scenario: str, cell: int, rep: int, predictive: dict | None = None, max_groups: int = 12
+):
     """Observed outcomes per group against each engine's predictive band (the seed's pp_check
     "ribbon_grouped"); `predictive`: engine -> replicated outcomes (draws, rows) where draws were kept."""
     predictive = predictive or {}
@@ -77,15 +78,19 @@ def plot(table: pd.DataFrame, data, scenario: str, cell: int, rep: int, predicti
         order = rows[np.argsort(x[rows], kind="stable")]
         for e, (mu, lo, hi) in bands.items():
             ax.fill_between(x[order], lo[order], hi[order], color=colours[e], alpha=0.2)
-            ax.plot(x[order], mu[order], color=colours[e], lw=1,
-                    label=f"{e} ({'draws' if e in predictive else 'approx.'})")
+            ax.plot(
+                x[order], mu[order], color=colours[e], lw=1, label=f"{e} ({'draws' if e in predictive else 'approx.'})"
+            )
         ax.plot(x[order], y[order], "k.", ms=3)
         ax.set_title(f"{bd.group} {bd.levels[j]}", fontsize=7)
         ax.tick_params(labelsize=6)
     axes[0].legend(fontsize=5)
-    how = ("posterior predictive 95% intervals from kept draws" if predictive else "")
+    how = "posterior predictive 95% intervals from kept draws" if predictive else ""
     approx = "approximate bands mean +- 1.96 sqrt(se^2 + sigma^2)" if set(bands) - set(predictive) else ""
-    fig.suptitle(f"{scenario} cell {cell} rep {rep}: observed (dots) vs predicted by group; "
-                 + "; ".join(t for t in (how, approx) if t), fontsize=8)
+    fig.suptitle(
+        f"{scenario} cell {cell} rep {rep}: observed (dots) vs predicted by group; "
+        + "; ".join(t for t in (how, approx) if t),
+        fontsize=8,
+    )
     fig.tight_layout()
     return fig

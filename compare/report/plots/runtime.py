@@ -8,8 +8,11 @@ import pandas as pd
 from compare.report.plots._style import engine_colours, figure
 
 # boxplot's `vert` is deprecated from matplotlib 3.10 on, whose `orientation` older ones lack (we allow >= 3.8)
-_SIDEWAYS = ({"orientation": "horizontal"} if tuple(int(v) for v in matplotlib.__version__.split(".")[:2]) >= (3, 10)
-             else {"vert": False})
+_SIDEWAYS = (
+    {"orientation": "horizontal"}
+    if tuple(int(v) for v in matplotlib.__version__.split(".")[:2]) >= (3, 10)
+    else {"vert": False}
+)
 
 
 def plot(table: pd.DataFrame):
@@ -20,8 +23,10 @@ def plot(table: pd.DataFrame):
     colours = engine_colours(engines)
     has_ess = fits["ess_bulk_per_s"].notna().any()
     fig, axes = figure(3 if has_ess else 2, width=5.0, height=3.2, ncols=3)
-    sampling = [(fits[fits["engine"] == e]["wall_s"] - fits[fits["engine"] == e]["compile_s"].fillna(0)).clip(lower=1e-4)
-                for e in engines]
+    sampling = [
+        (fits[fits["engine"] == e]["wall_s"] - fits[fits["engine"] == e]["compile_s"].fillna(0)).clip(lower=1e-4)
+        for e in engines
+    ]
     box = axes[0].boxplot(sampling, patch_artist=True, **_SIDEWAYS)
     for patch, e in zip(box["boxes"], engines):
         patch.set_facecolor(colours[e])

@@ -12,8 +12,12 @@ from compare.report.plots._style import figure
 
 
 def plot(table: pd.DataFrame, scenario: str, cell: int, max_panels: int = 12):
-    d = table[(table["scenario"] == scenario) & (table["cell"] == cell) & table["sbc_rank"].notna()
-              & table["sbc_draws"].notna()]
+    d = table[
+        (table["scenario"] == scenario)
+        & (table["cell"] == cell)
+        & table["sbc_rank"].notna()
+        & table["sbc_draws"].notna()
+    ]
     d = d[d["param_class"] != "r"]
     keys = [k for k, g in d.groupby(["engine", "parameter"], sort=False) if len(g) >= metrics.SBC_MIN_RANKS]
     if not keys:

@@ -13,18 +13,34 @@ from compare.report.plots._style import engine_colours, figure
 def pairs(table: pd.DataFrame, scenario: str, cell: int, parameter: str, reference: str) -> pd.DataFrame:
     """Per replication both fitted: rep, engine, estimate, reference_estimate (long: one row per other engine)."""
     rows = primary_rows(table)
-    rows = rows[(rows["scenario"] == scenario) & (rows["cell"] == cell) & (rows["parameter"] == parameter)
-                & rows["estimate"].notna()]
+    rows = rows[
+        (rows["scenario"] == scenario)
+        & (rows["cell"] == cell)
+        & (rows["parameter"] == parameter)
+        & rows["estimate"].notna()
+    ]
     wide = rows.pivot_table(index="rep", columns="engine", values="estimate")
     if reference not in wide:
-        return pd.DataFrame(columns=["scenario", "cell", "parameter", "rep", "engine", "reference", "estimate",
-                                     "reference_estimate"])
+        return pd.DataFrame(
+            columns=["scenario", "cell", "parameter", "rep", "engine", "reference", "estimate", "reference_estimate"]
+        )
     out = []
     for e in [c for c in wide.columns if c != reference]:
         both = wide[[e, reference]].dropna()
-        out.append(pd.DataFrame({"scenario": scenario, "cell": cell, "parameter": parameter, "rep": both.index,
-                                 "engine": e, "reference": reference, "estimate": both[e].to_numpy(),
-                                 "reference_estimate": both[reference].to_numpy()}))
+        out.append(
+            pd.DataFrame(
+                {
+                    "scenario": scenario,
+                    "cell": cell,
+                    "parameter": parameter,
+                    "rep": both.index,
+                    "engine": e,
+                    "reference": reference,
+                    "estimate": both[e].to_numpy(),
+                    "reference_estimate": both[reference].to_numpy(),
+                }
+            )
+        )
     return pd.concat(out, ignore_index=True) if out else pd.DataFrame()
 
 
@@ -59,5 +75,8 @@ def draw(d: pd.DataFrame, title: str):
 
 def plot(table: pd.DataFrame, scenario: str, cell: int, parameter: str, reference: str):
     d = pairs(table, scenario, cell, parameter, reference)
-    return draw(d, f"{scenario} cell {cell}, {parameter}: each engine's estimate (y) against {reference}'s (x) "
-                   f"on the same replications"), d
+    return draw(
+        d,
+        f"{scenario} cell {cell}, {parameter}: each engine's estimate (y) against {reference}'s (x) "
+        f"on the same replications",
+    ), d

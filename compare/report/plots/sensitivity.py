@@ -23,16 +23,23 @@ def draw(d: pd.DataFrame, nominal: float = DEFAULT_LEVEL):
     for ax, m, ref in zip(axes, ("coverage", "bias"), (nominal, 0.0)):
         for k, (which, colour) in enumerate((("all", "#888"), ("clean", "#1f78b4"))):
             y = [i + 0.15 * (k - 0.5) for i in range(len(d))]
-            ax.errorbar(d[f"{m}_{which}"], y, xerr=1.96 * d[f"{m}_mcse_{which}"].fillna(0), fmt="o", ms=3,
-                        color=colour, lw=0.8, label=f"{which} fits")
+            ax.errorbar(
+                d[f"{m}_{which}"],
+                y,
+                xerr=1.96 * d[f"{m}_mcse_{which}"].fillna(0),
+                fmt="o",
+                ms=3,
+                color=colour,
+                lw=0.8,
+                label=f"{which} fits",
+            )
         ax.axvline(ref, color="black", ls="--", lw=0.8)
         ax.set_yticks(range(len(d)), labels if m == "coverage" else [""] * len(d), fontsize=6)
         ax.set_ylim(len(d) - 0.5, -0.5)
         ax.set_title(m, fontsize=8)
         ax.tick_params(axis="x", labelsize=6)
     axes[0].legend(fontsize=6)
-    fig.suptitle("all fits (grey) vs without divergent / non-converged fits (blue); bars: 95% MC intervals",
-                 fontsize=8)
+    fig.suptitle("all fits (grey) vs without divergent / non-converged fits (blue); bars: 95% MC intervals", fontsize=8)
     fig.tight_layout()
     return fig
 

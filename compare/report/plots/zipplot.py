@@ -15,8 +15,14 @@ from compare.settings import DEFAULT_LEVEL
 
 def plot(table: pd.DataFrame, scenario: str, cell: int, parameter: str, nominal: float = DEFAULT_LEVEL):
     table = primary_rows(table)
-    d = table[(table["scenario"] == scenario) & (table["cell"] == cell) & (table["parameter"] == parameter)
-              & (table["status"] == "ok") & table["lower"].notna() & table["true"].notna()]
+    d = table[
+        (table["scenario"] == scenario)
+        & (table["cell"] == cell)
+        & (table["parameter"] == parameter)
+        & (table["status"] == "ok")
+        & table["lower"].notna()
+        & table["true"].notna()
+    ]
     if d.empty:
         return None
     engines = sorted(d["engine"].unique())
