@@ -16,7 +16,7 @@ import pandas as pd
 
 from compare import regress
 from compare.matrix import MatrixResult
-from compare.regress_markdown import MEASURE_TABLES, RUNTIME_COLUMNS, headline, to_markdown
+from compare.regress_markdown import MEASURE_COLUMNS, MEASURE_TABLES, RUNTIME_COLUMNS, headline, to_markdown
 from compare.report.page import CSS, Section
 
 
@@ -55,20 +55,7 @@ def version_table(m: MatrixResult, differing: bool) -> pd.DataFrame:
 def flagged(result: dict[str, pd.DataFrame]) -> pd.DataFrame:
     frames = [df[df["flagged"]] for name, df in result.items() if name in MEASURE_TABLES and len(df)]
     hit = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["z"])
-    return hit.reindex(
-        columns=[
-            "scenario",
-            "cell",
-            "engine",
-            "parameter",
-            "interval",
-            "measure",
-            "value_base",
-            "value_run",
-            "diff",
-            "z",
-        ]
-    ).sort_values("z", key=abs, ascending=False)
+    return hit.reindex(columns=MEASURE_COLUMNS).sort_values("z", key=abs, ascending=False)
 
 
 def counts(result: dict[str, pd.DataFrame]) -> pd.DataFrame:
