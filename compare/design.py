@@ -166,8 +166,8 @@ def check_rank(X: np.ndarray, names: list[str]) -> None:
     models. One line naming the first column that the ones before it already span, as lme4 would drop it."""
     if X.shape[1] == 0:
         return
-    norms = np.linalg.norm(X, axis=0)
-    Xs = X / np.where(norms > 0, norms, 1.0)
+    scale = np.max(np.abs(X), axis=0)  # not the 2-norm: its sum of squares overflows for values near 1e308
+    Xs = X / np.where(scale > 0, scale, 1.0)
     if np.linalg.matrix_rank(Xs) == X.shape[1]:
         return
     k = next(k for k in range(1, X.shape[1] + 1) if np.linalg.matrix_rank(Xs[:, :k]) < k)

@@ -194,3 +194,11 @@ def test_sampler_flags_are_generated_from_the_settings_classes():
         for name, value in defaults.items():
             assert (value == common) != (f"{name} {value:g}" in action.help), (key, name, action.help)
     assert "brms 10" in actions["max_treedepth"].help
+
+
+def test_a_huge_covariate_in_a_rank_check_is_one_line(run):
+    """Found by the fuzzer: x = 1e308 made the rank check's column norms overflow, and numpy's RuntimeWarning
+    reached stderr beside the one-line error."""
+    code, out, err = run("y,x,g\n1,1e308,a\n", "--formula", "y ~ x + (1 | g)", "--engine", "mixedlm",
+                         "--drop-missing", "--format", "json")
+    assert "is a linear combination of the columns before it" in one_line_error(code, out, err)
