@@ -312,3 +312,21 @@ def test_verify_unknown_run_is_exit_2(tmp_path, capsys):
     assert rc == 2 and out == "" and err.strip() == f"hbench: error: no run 'nope' under {tmp_path}/"
 
 
+
+
+def test_a_run_written_under_an_older_results_schema_is_refused_in_one_line_and_kept(tmp_path, capsys):
+    """Results schema 2 (rows say `primary`, `param_class`, ...): a run whose manifest predates it is refused by
+    readers and by --resume with one line naming the schema, and its parts are left exactly as they were (a
+    resume must not set them aside as incomplete)."""
+    store = new_run(tmp_path, "old")
+    store.write_part(part_key("s", 0, 0), rows())
+    manifest = store.manifest()
+    assert manifest["results_schema"] == store_module.RESULTS_SCHEMA
+    del manifest["results_schema"]  # as an hbench before schema 2 wrote it
+    store.write_manifest(manifest)
+    before = sorted(p.name for p in store.parts.rglob("*"))
+    with pytest.raises(InputError, match="results schema 1; this one reads 2"):
+        store.load()
+    rc, out, err = cli(capsys, "run", "--resume", "old", "--results", str(tmp_path), "--no-progress")
+    assert rc == 2 and "results schema 1" in err and len(err.strip().splitlines()) == 1, err
+    assert sorted(p.name for p in store.parts.rglob("*")) == before
