@@ -60,12 +60,14 @@ def table(tmp: Path, run_id: str) -> pd.DataFrame:
     return RunStore(run_id, tmp / "results").load().drop(columns=TIMING_COLUMNS)
 
 
-def kill_mid_run(tmp: Path, suite: Path, run_id: str, after_parts: int, wait_s: float) -> int:
-    """Start `hbench run` (2 workers), SIGKILL its whole process group once `after_parts` parts are written;
-    returns how many parts survived."""
-    proc = subprocess.Popen([sys.executable, "-m", "compare", "run", str(suite), "--run-id", run_id, "--no-progress",
-                             "--workers", "2", "--results", str(tmp / "results")], cwd=tmp, env=ENV,
-                            start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def kill_mid_run(tmp: Path, suite: Path, run_id: str, after_parts: int, wait_s: float,
+                 first: tuple[str, ...] = (), env: dict | None = None) -> int:
+    """Start `hbench [first...] run` (2 workers), SIGKILL its whole process group once `after_parts` parts are
+    written; returns how many parts survived."""
+    proc = subprocess.Popen([sys.executable, "-m", "compare", *first, "run", str(suite), "--run-id", run_id,
+                             "--no-progress", "--workers", "2", "--results", str(tmp / "results")], cwd=tmp,
+                            env=env or ENV, start_new_session=True, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
     parts = tmp / "results" / run_id / "parts"
     deadline = time.time() + wait_s
     while time.time() < deadline and len(list(parts.glob("*.parquet"))) < after_parts:
@@ -367,16 +369,8 @@ def test_a_generator_scenario_runs_a_suite_end_to_end_and_resumes_after_sigkill(
 
     res = run("run", str(suite), "--run-id", "full", "--no-progress", "--workers", "2")
     assert res.returncode == 0, res.stderr[-2000:]
-    proc = subprocess.Popen([sys.executable, "-m", "compare", *scen, "run", str(suite), "--run-id", "killed",
-                             "--no-progress", "--workers", "2", "--results", str(tmp_path / "results")], cwd=tmp_path,
-                            env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    parts = tmp_path / "results" / "killed" / "parts"
-    deadline = time.time() + 120
-    while time.time() < deadline and len(list(parts.glob("*.parquet"))) < 4:
-        time.sleep(0.1)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert 4 <= len(list(parts.glob("*.parquet"))) < 16, "the kill should land mid-run"
+    survived = kill_mid_run(tmp_path, suite, "killed", after_parts=4, wait_s=120, first=tuple(scen), env=env)
+    assert 4 <= survived < 16, "the kill should land mid-run"
     res = run("run", "--resume", "killed", "--no-progress", "--workers", "2")
     assert res.returncode == 0, res.stderr[-2000:]
     full = table(tmp_path, "full")
