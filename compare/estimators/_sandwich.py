@@ -28,7 +28,8 @@ Sandwich = H^{-1} (sum_j s_j s_j') H^{-1}; model-based = -H^{-1}. The variance s
 report; the log-SD scale follows by the delta method (SE(log sd) = SE(var) / (2 var)), which at the MLE is the
 sandwich taken on that scale. Only ML fits (the REML criterion is not a sum over clusters) with one grouping
 factor (else the clusters are not independent units of the likelihood). A parameter at the boundary (an SD below
-SD_TOL x sigma: its variance and covariances; a |cor| above 1 - COR_TOL: the covariance) is held at its estimate.
+SD_TOL x sigma) is held there with its covariances; a |cor| above 1 - COR_TOL gives no variance sandwich (the
+boundary is |cor| = 1, on which no covariance is held fixed, so no parametrisation here has zero scores there).
 Estimates that are not at the optimum (a Newton step of more than OPTIMUM_TOL model SEs, as after statsmodels'
 default optimiser stalls on a random-slope fit) get no variance sandwich: it needs scores that sum to zero.
 """
@@ -153,7 +154,10 @@ def _parameters(components: list[Component], sigma: float) -> tuple[list[tuple[i
                     continue
                 key = (c.block.group, c.block.names[i], c.block.names[l])
                 cor = c.cov[i, l] / (sds[i] * sds[l]) if i != l and not (zero[i] or zero[l]) else 0.0
-                if zero[i] or zero[l] or abs(cor) > 1 - COR_TOL:
+                if abs(cor) > 1 - COR_TOL:
+                    # the boundary is |cor| = 1, not a fixed covariance: no parametrisation here has zero scores
+                    raise ValueError(f"correlation of {key[1]} and {key[2]} at the boundary (|cor| > {1 - COR_TOL:g})")
+                if zero[i] or zero[l]:
                     held.append(key)
                 else:
                     free.append((k, i, l))
