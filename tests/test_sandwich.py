@@ -63,8 +63,9 @@ def test_mixedlm_cr2_equals_clubsandwich_on_lme4(case):
     for k, name in enumerate(("b[Intercept]", "b[x]")):
         assert fit.details["cr2"][name]["se"] == pytest.approx(ref["se"][k], rel=1e-4), name
         assert fit.details["cr2"][name]["df"] == pytest.approx(ref["df"][k], rel=1e-4), name
-        assert (cr2.loc[name, "lower"], cr2.loc[name, "upper"]) == pytest.approx((ref["lower"][k], ref["upper"][k]),
-                                                                                rel=1e-4)
+        assert (cr2.loc[name, "lower"], cr2.loc[name, "upper"]) == pytest.approx(
+            (ref["lower"][k], ref["upper"][k]), rel=1e-4
+        )
     testing.check_interval_rows(fit.params)
     assert "robust: CR2 clustered on g" in fit.notes
 
@@ -192,8 +193,11 @@ def test_lme4_variance_rows_equal_mixedlms_on_the_same_ml_fit():
     data = _data(*CASES["unbalanced"], seed=7)
     a = get_estimator("lme4", {"reml": False, "profile": False, "robust": True}).fit(data, seed=0)
     b = get_estimator("mixedlm-robust", {"reml": False, "robust": True}).fit(data, seed=0)
-    assert set(a.details["robust_variance"]) == set(b.details["robust_variance"]) == {
-        "sd[g][Intercept]", "sd[g][x]", "sigma"}
+    assert (
+        set(a.details["robust_variance"])
+        == set(b.details["robust_variance"])
+        == {"sd[g][Intercept]", "sd[g][x]", "sigma"}
+    )
     for name, info in a.details["robust_variance"].items():
         assert info["se_var"] == pytest.approx(b.details["robust_variance"][name]["se_var"], rel=1e-3), name
     ra, rb = _rows(a, "robust-variance"), _rows(b, "robust-variance")
@@ -206,5 +210,10 @@ def test_robust_is_a_typed_setting():
 
     with pytest.raises(InputError, match="robust"):
         get_estimator("mixedlm", {"robust": "yes"})
-    assert not (get_estimator("mixedlm", {}).fit(_data(*CASES["intercept"], seed=1), seed=0).params["interval"]
-                .isin(["cr2", "robust-variance"]).any())
+    assert not (
+        get_estimator("mixedlm", {})
+        .fit(_data(*CASES["intercept"], seed=1), seed=0)
+        .params["interval"]
+        .isin(["cr2", "robust-variance"])
+        .any()
+    )

@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-
 from typing import Any
 
 import numpy as np
@@ -52,6 +51,8 @@ COR_TOL = 0.01  # a |cor| above 1 - COR_TOL is at the boundary (boundary_flags' 
 # the fit is at the ML optimum when a Newton step from it moves no parameter by more than this many model SEs
 OPTIMUM_TOL = 0.01
 EIG_TOL = 1e-12  # clubSandwich's matrix_power: eigenvalues at or below 10^-12 count as zero
+
+Key = tuple[str, str, str] | str  # (group, term, term) of a variance, (group, a, b) of a covariance, or "sigma"
 
 
 @dataclass
@@ -76,15 +77,15 @@ class CR2Result:
 class VarianceSandwich:
     """Variances (and covariances) with robust and model-based SEs, by (group, term i, term l) keys and "sigma"."""
 
-    estimate: dict[object, float] = field(default_factory=dict)
-    se_robust: dict[object, float] = field(default_factory=dict)
-    se_model: dict[object, float] = field(default_factory=dict)
-    held: list[object] = field(default_factory=list)
+    estimate: dict[Key, float] = field(default_factory=dict)
+    se_robust: dict[Key, float] = field(default_factory=dict)
+    se_model: dict[Key, float] = field(default_factory=dict)
+    held: list[Key] = field(default_factory=list)
     score_sum: np.ndarray | None = None  # sum over clusters of the score at the estimates (0 at the MLE)
     scores: np.ndarray | None = None  # (J, k) per-cluster scores in (b, theta)
 
 
-def clusters(design: Design, cluster: BlockDesign) -> list[np.ndarray]:
+def clusters(cluster: BlockDesign) -> list[np.ndarray]:
     """Row indices of each cluster, in level order."""
     return [np.flatnonzero(cluster.index == j) for j in range(cluster.n_levels)]
 
@@ -99,11 +100,13 @@ def marginal_cov(components: list[Component], sigma2: float, rows: np.ndarray) -
     return V
 
 
-def cr2(design: Design, beta: np.ndarray, components: list[Component], sigma2: float, cluster: BlockDesign) -> CR2Result:
+def cr2(
+    design: Design, beta: np.ndarray, components: list[Component], sigma2: float, cluster: BlockDesign
+) -> CR2Result:
     """CR2 covariance of the fixed effects and Satterthwaite df per coefficient (module docstring)."""
     y = design.y - design.offset
     parts = []
-    for rows in clusters(design, cluster):
+    for rows in clusters(cluster):
         V = marginal_cov(components, sigma2, rows) / sigma2
         parts.append((design.X[rows], y[rows] - design.X[rows] @ beta, V, np.linalg.inv(V)))
     M = np.linalg.inv(sum(X.T @ W @ X for X, _, _, W in parts))
@@ -141,45 +144,44 @@ def _satterthwaite(gs: list[np.ndarray], hs: list[np.ndarray], i: int) -> float:
 # ------------------------------------------------------------------------------------ variance components
 
 
-def _parameters(components: list[Component], sigma: float) -> tuple[list[tuple[int, int, int]], list[object]]:
+def _parameters(components: list[Component], sigma: float) -> tuple[list[tuple[int, int, int]], list[Key]]:
     """Free variance parameters (component, i, l) with i >= l, and the keys of the held ones."""
-    free, held = [], []
+    free: list[tuple[int, int, int]] = []
+    held: list[Key] = []
     for k, c in enumerate(components):
         sds = np.sqrt(np.clip(np.diag(c.cov), 0, None))
         zero = sds <= SD_TOL * sigma
         q = len(sds)
         for i in range(q):
-            for l in range(i + 1):
-                if i != l and not c.correlated:
+            for m in range(i + 1):
+                if i != m and not c.correlated:
                     continue
-                key = (c.block.group, c.block.names[i], c.block.names[l])
-                cor = c.cov[i, l] / (sds[i] * sds[l]) if i != l and not (zero[i] or zero[l]) else 0.0
+                key = (c.block.group, c.block.names[i], c.block.names[m])
+                cor = c.cov[i, m] / (sds[i] * sds[m]) if i != m and not (zero[i] or zero[m]) else 0.0
                 if abs(cor) > 1 - COR_TOL:
                     # the boundary is |cor| = 1, not a fixed covariance: no parametrisation here has zero scores
                     raise ValueError(f"correlation of {key[1]} and {key[2]} at the boundary (|cor| > {1 - COR_TOL:g})")
-                if zero[i] or zero[l]:
+                if zero[i] or zero[m]:
                     held.append(key)
                 else:
-                    free.append((k, i, l))
+                    free.append((k, i, m))
     return free, held
 
 
 def _derivatives(components: list[Component], free: list[tuple[int, int, int]], rows: np.ndarray) -> list[np.ndarray]:
     """dV_j / dtheta for each free parameter, then sigma^2 (the identity)."""
     out = []
-    for k, i, l in free:
+    for k, i, m in free:
         c = components[k]
         Z = c.block.X[rows]
         same = c.block.index[rows][:, None] == c.block.index[rows][None, :]
-        outer = np.outer(Z[:, i], Z[:, l])
-        out.append(same * (outer if i == l else outer + outer.T))
+        outer = np.outer(Z[:, i], Z[:, m])
+        out.append(same * (outer if i == m else outer + outer.T))
     out.append(np.eye(len(rows)))
     return out
 
 
-def variance_sandwich(
-    design: Design, beta: np.ndarray, components: list[Component], sigma2: float
-) -> VarianceSandwich:
+def variance_sandwich(design: Design, beta: np.ndarray, components: list[Component], sigma2: float) -> VarianceSandwich:
     """Robust and model-based SEs of the variance parameters of an ML fit with one grouping factor (module
     docstring). Raises ValueError when the observed information is not positive definite."""
     sigma = math.sqrt(sigma2)
@@ -188,7 +190,7 @@ def variance_sandwich(
     p, k = design.X.shape[1], len(free) + 1
     y = design.y - design.offset
     scores, H = [], np.zeros((p + k, p + k))
-    for rows in clusters(design, cluster):
+    for rows in clusters(cluster):
         X, r = design.X[rows], y[rows] - design.X[rows] @ beta
         Vi = np.linalg.inv(marginal_cov(components, sigma2, rows))
         a = Vi @ r
@@ -216,8 +218,10 @@ def variance_sandwich(
         )
     robust = Hi @ S.T @ S @ Hi
     out = VarianceSandwich(held=held, score_sum=S.sum(axis=0), scores=S)
-    keys = [(components[c].block.group, components[c].block.names[i], components[c].block.names[l]) for c, i, l in free]
-    values = [float(components[c].cov[i, l]) for c, i, l in free]
+    keys: list[Key] = [
+        (components[c].block.group, components[c].block.names[i], components[c].block.names[m]) for c, i, m in free
+    ]
+    values = [float(components[c].cov[i, m]) for c, i, m in free]
     for u, (key, val) in enumerate(zip([*keys, "sigma"], [*values, sigma2], strict=True)):
         out.estimate[key] = val
         out.se_robust[key] = math.sqrt(robust[p + u, p + u])
@@ -253,9 +257,9 @@ def robust_variance_rows(
     z = float(stats.norm.ppf(0.5 + level / 2))
     rows, info = [], {}
     for key, var in vs.estimate.items():
-        if key != "sigma" and key[1] != key[2]:
+        if isinstance(key, tuple) and key[1] != key[2]:
             continue  # covariances: parameters of the sandwich, no rows (the cor rows stay model-based)
-        name = "sigma" if key == "sigma" else name_sd(key[0], key[1])
+        name = name_sd(key[0], key[1]) if isinstance(key, tuple) else "sigma"
         base = first.get(name)
         se = vs.se_robust[key]
         if base is None or not (var > 0 and np.isfinite(se)):
@@ -272,5 +276,8 @@ def single_factor(components: list[Component]) -> str | None:
     """Why the variance sandwich does not apply to these components (None when it does)."""
     groups = sorted({c.block.group for c in components})
     if len(groups) != 1:
-        return f"robust variance SEs need a single grouping factor (clusters as independent units); this model has {', '.join(groups)}"
+        return (
+            "robust variance SEs need a single grouping factor (clusters as independent units); "
+            f"this model has {', '.join(groups)}"
+        )
     return None
