@@ -19,6 +19,10 @@ instead from a numerical Hessian of the (RE)ML log-likelihood with sigma free (_
 are Wald on the log-SD scale (SDs and sigma) and Fisher's atanh scale (correlations); a parameter at the
 boundary (SD < 1e-4 sigma, |cor| > 0.99) or a Hessian that is not negative definite gives no interval,
 with a note.
+
+`robust = true` (issue 20): statsmodels has no sandwich for MixedLM, so compare.estimators._sandwich derives
+CR2 with Satterthwaite df for the fixed effects (clubSandwich's definition for lmer fits; equal to it on the
+same data) and, for ML fits with one grouping factor, Huber-White SEs of the variances and sigma^2.
 """
 
 from __future__ import annotations
