@@ -14,7 +14,9 @@ messages are collected with `withCallingHandlers` so they land in FitResult.warn
   extra one; glmer is not profiled by default (it costs many refits), so Wald is its primary interval.
 - `ddf`: Satterthwaite (lmerTest) / Kenward-Roger (pbkrtest) t intervals for the fixed effects, extra rows;
   `bootstrap`: a parametric bootMer percentile interval for b, sd, cor and sigma, extra rows; `robust`:
-  cluster-robust CR2 SEs with Satterthwaite df (clubSandwich) for the fixed effects, extra 'cr2' rows.
+  cluster-robust CR2 SEs with Satterthwaite df (clubSandwich) for the fixed effects, extra 'cr2' rows, and for
+  ML fits with one grouping factor Huber-White SEs of the variances and sigma^2, computed in Python from lme4's
+  estimates and the data (compare.estimators._sandwich), extra 'robust-variance' / 'robust-log-sd' rows.
 - `criterion` says whether `loglik` is REML or ML, so that the summary can check whether another engine
   on the same data reached lme4's optimum (lme4's and statsmodels' definitions agree, constants included).
 """
@@ -31,6 +33,7 @@ from compare.data import FitData
 from compare.estimators import _frequentist as fq
 from compare.estimators import _lme4_intervals as iv
 from compare.estimators import _r
+from compare.estimators import _sandwich as sw
 from compare.estimators._r import quiet_r, r_formula, r_frame  # noqa: F401 - public names of this module
 from compare.estimators.base import YES, Estimator, Support, no
 from compare.families import FAMILIES
@@ -112,7 +115,9 @@ class Lme4Settings(Settings):
         "cluster-robust CR2 standard errors (clubSandwich) with Satterthwaite df for the "
         "fixed effects of gaussian fits, clustered on the outermost grouping factor: an "
         "extra 'cr2' row each (SE and df in details['cr2']); needs nested (not crossed) "
-        "grouping factors",
+        "grouping factors; for ML fits with one grouping factor also Huber-White SEs of the "
+        "variances and sigma^2 (compare.estimators._sandwich): extra 'robust-variance' and "
+        "'robust-log-sd' rows of the SDs and sigma",
     )
 
     def problems(self) -> list[str]:
@@ -206,6 +211,8 @@ def summarise(
     reml = gaussian and bool(np.atleast_1d(r["reml"])[0])
     extra += _ddf_rows(r, data, ddf, names, rows, level, notes, details, reml)
     extra += _cr2_rows(r, data, robust, names, rows, level, notes, details)
+    if robust and gaussian:
+        extra += _variance_sandwich_rows(data, est, sigma, blocks, rows, level, notes, details, reml)
     extra += _boot_rows(r, names, blocks, gaussian, rows, notes)
     rows += extra
     rows += _r.ranef_rows(r["ranef"], level)
@@ -342,6 +349,51 @@ def _cr2_rows(
     notes.append(f"robust: CR2 clustered on {' '.join(_strs(_get(cr2, 'cluster')))}")
     notes += [f"robust: {m}" for m in msgs]
     return extra
+
+
+def _variance_sandwich_rows(
+    data: FitData,
+    beta: np.ndarray,
+    sigma: float,
+    blocks: list[tuple[str, list[str], np.ndarray]],
+    rows: list[dict[str, Any]],
+    level: float,
+    notes: list[str],
+    details: dict[str, Any],
+    reml: bool,
+) -> list[dict[str, Any]]:
+    """Huber-White SEs of the variances and sigma^2 of an ML fit with one grouping factor, computed in Python
+    from lme4's estimates and the data (compare.estimators._sandwich): extra 'robust-variance' and
+    'robust-log-sd' rows; what cannot be computed is a note."""
+    if reml:
+        notes.append("robust: Huber-White variance SEs are for ML fits (the REML criterion is not a sum over clusters)")
+        return []
+    comps = _components(data, blocks)
+    why = "lme4's random-effect terms do not match the design's" if comps is None else sw.single_factor(comps)
+    if why is None:
+        try:
+            vs = sw.variance_sandwich(data.design, beta, comps, sigma * sigma)
+        except (ValueError, np.linalg.LinAlgError) as exc:
+            why = f"no Huber-White variance SEs: {exc}"
+    if why is not None:
+        notes.append(f"robust: {why}")
+        return []
+    extra, details["robust_variance"] = sw.robust_variance_rows(vs, _first_rows(rows), level)
+    if vs.held:
+        notes.append(f"robust: variance sandwich with {', '.join(map(str, vs.held))} held at the boundary")
+    return extra
+
+
+def _components(data: FitData, blocks: list[tuple[str, list[str], np.ndarray]]) -> list[sw.Component] | None:
+    """lme4's covariance blocks on the design's block matrices (matched by group and term names); None when a
+    block has no counterpart."""
+    out = []
+    for group, terms, cov in blocks:
+        b = next((b for b in data.design.blocks if b.group == group and b.names == terms), None)
+        if b is None:
+            return None
+        out.append(sw.Component(b, np.asarray(cov, float)))
+    return out
 
 
 def _boot_rows(

@@ -19,6 +19,10 @@ instead from a numerical Hessian of the (RE)ML log-likelihood with sigma free (_
 are Wald on the log-SD scale (SDs and sigma) and Fisher's atanh scale (correlations); a parameter at the
 boundary (SD < 1e-4 sigma, |cor| > 0.99) or a Hessian that is not negative definite gives no interval,
 with a note.
+
+`robust = true` (issue 20): statsmodels has no sandwich for MixedLM, so compare.estimators._sandwich derives
+CR2 with Satterthwaite df for the fixed effects (clubSandwich's definition for lmer fits; equal to it on the
+same data) and, for ML fits with one grouping factor, Huber-White SEs of the variances and sigma^2.
 """
 
 from __future__ import annotations
@@ -34,8 +38,9 @@ from compare.data import FitData
 from compare.design import BlockDesign, Design
 from compare.estimators import _frequentist as fq
 from compare.estimators import _mixedlm_hessian as mh
+from compare.estimators import _sandwich as sw
 from compare.estimators.base import YES, Estimator, Support, no
-from compare.fitresult import FitResult, boundary_flags, make_params
+from compare.fitresult import FitResult, boundary_flags, make_params, name_b
 from compare.formula import Block, Formula, ModelSpec
 from compare.settings import Settings, setting
 
@@ -153,14 +158,24 @@ def fit_once(model: MixedLM, reml: bool, method: str, start: Any = None) -> tupl
     return result, texts
 
 
+ROBUST_DOC = (
+    "sandwich SEs computed from the fit (compare.estimators._sandwich): cluster-robust CR2 with Satterthwaite df "
+    "for the fixed effects, clustered on the outermost grouping factor, as clubSandwich on lme4 (extra 'cr2' rows, "
+    "SE and df in details['cr2']; not for crossed factors); for ML fits with one grouping factor also Huber-White "
+    "SEs of the variances and sigma^2 (extra 'robust-variance' and 'robust-log-sd' rows of the SDs and sigma)"
+)
+
+
 @dataclass(frozen=True)
 class MixedLMSettings(Settings):
     reml: bool = setting(True, "REML (true) or maximum likelihood (false)")
+    robust: bool = setting(False, ROBUST_DOC)
 
 
 @dataclass(frozen=True)
 class MixedLMMLSettings(Settings):
     reml: bool = setting(False, "REML (true) or maximum likelihood (false)")
+    robust: bool = setting(False, ROBUST_DOC)
 
 
 class MixedLMEngine(Estimator):
@@ -185,7 +200,11 @@ class MixedLMEngine(Estimator):
         layout = build_layout(design)
         (result, texts, method, attempts), wall = fq.timed(lambda: self._best_fit(design, layout))
         with fq.captured_warnings() as later:  # numpy warnings while computing BLUPs and SEs
-            out, wall_se = fq.timed(lambda: summarise(self.name, result, design, layout, texts, self.level))
+            out, wall_se = fq.timed(
+                lambda: summarise(
+                    self.name, result, design, layout, texts, self.level, self.settings.robust, self.settings.reml
+                )
+            )
         out.warnings.extend(later)
         out.optimizer = method if method != "default" else "default (bfgs, lbfgs, cg)"
         out.wall_s = wall + wall_se  # the variance SEs' Hessian is part of what the engine costs
@@ -258,9 +277,16 @@ class MixedLMRobustEngine(MixedLMEngine):
 
 
 def summarise(
-    engine: str, result: Any, design: Design, layout: Layout, texts: list[str], level: float = fq.LEVEL
+    engine: str,
+    result: Any,
+    design: Design,
+    layout: Layout,
+    texts: list[str],
+    level: float = fq.LEVEL,
+    robust: bool = False,
+    reml: bool = True,
 ) -> FitResult:
-    """Tidy FitResult of one MixedLM result."""
+    """Tidy FitResult of one MixedLM result; `robust` adds the sandwich rows (`robust_rows`)."""
     res = getattr(result, "_results", result)  # bse_re & co. raise on the wrapper when vc are used
     scale = float(res.scale)
     sigma = math.sqrt(scale) if scale > 0 else math.nan
@@ -272,6 +298,9 @@ def summarise(
     rows += fq.variance_rows(rows, level)
     if wald.note:
         notes.append(wald.note)
+    details: dict[str, Any] = {}
+    if robust and np.isfinite(llf):
+        rows += robust_rows(res, design, layout, rows, level, notes, details, reml)
     rows += _group_rows(res, layout, notes, level)
     covs = _block_covariances(res, layout)
     singular, corr_bound, var_zero = boundary_flags(covs, sigma if np.isfinite(sigma) else 1.0)
@@ -292,8 +321,65 @@ def summarise(
         details={
             "statsmodels_converged": bool(res.converged),
             "wald_hessian": {"evaluations": wald.evaluations, **wald.details},
+            **details,
         },
     )
+
+
+def components(res: Any, design: Design, layout: Layout) -> list[sw.Component]:
+    """The fitted covariance of every design block (y units): cov_re for the exog_re block, a diagonal of
+    variance components (independent terms) for the others."""
+    out = []
+    vcomp = np.asarray(res.vcomp, float)
+    for b in design.blocks:
+        if b is layout.re_block:
+            out.append(sw.Component(b, np.atleast_2d(np.asarray(res.cov_re, float))))
+            continue
+        var = [vcomp[k] for k, (vb, _) in enumerate(layout.vc_terms) if vb is b]
+        out.append(sw.Component(b, np.diag(var), correlated=False))
+    return out
+
+
+def robust_rows(
+    res: Any,
+    design: Design,
+    layout: Layout,
+    rows: list[dict[str, Any]],
+    level: float,
+    notes: list[str],
+    details: dict[str, Any],
+    reml: bool,
+) -> list[dict[str, Any]]:
+    """The `robust` setting's rows: CR2 for the fixed effects, Huber-White for the variances (ML, one factor);
+    what cannot be computed is a note, not a failed fit."""
+    if layout.re_block is None:
+        notes.append("robust: no sandwich SEs for crossed grouping factors (clusters are not independent)")
+        return []
+    comps, sigma2 = components(res, design, layout), float(res.scale)
+    beta = np.asarray(res.fe_params, float)
+    first: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        first.setdefault(row["parameter"], row)
+    out: list[dict[str, Any]] = []
+    if design.x_names:
+        fit = sw.cr2(design, beta, comps, sigma2, layout.re_block)
+        extra, details["cr2"] = sw.cr2_rows([first[name_b(n)] for n in design.x_names], fit, level)
+        out += extra
+        notes.append(f"robust: CR2 clustered on {layout.re_block.group}")
+    why = "robust: Huber-White variance SEs are for ML fits (the REML criterion is not a sum over clusters)"
+    why = why if reml else sw.single_factor(comps)
+    if why:
+        notes.append(why if why.startswith("robust") else f"robust: {why}")
+        return out
+    try:
+        vs = sw.variance_sandwich(design, beta, comps, sigma2)
+    except (ValueError, np.linalg.LinAlgError) as exc:
+        notes.append(f"robust: no Huber-White variance SEs: {exc}")
+        return out
+    extra, details["robust_variance"] = sw.robust_variance_rows(vs, first, level)
+    if vs.held:
+        notes.append(f"robust: variance sandwich with {', '.join(map(str, vs.held))} held at the boundary")
+    return out + extra
 
 
 def _bse_fe(res: Any) -> np.ndarray:
