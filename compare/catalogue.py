@@ -3,8 +3,9 @@
 Folders are searched in order: those named by `--scenarios DIR` or HBENCH_SCENARIOS (os.pathsep-separated;
 the CLI prepends --scenarios to the variable so worker processes inherit it), then the package's own
 `compare/scenarios/`. A folder holds `NAME.toml` scenario specs (`realdata/NAME.toml` for those over
-published datasets) and `suites/NAME.toml` run suites; the first folder that has a name wins. Loading a scenario parses it (compare.spec) and then simulates every cell once
-with a fixed seed, because some names (factor levels, group effects) only exist once data are drawn.
+published datasets) and `suites/NAME.toml` run suites; the first folder that has a name wins. Loading a
+scenario parses it (compare.spec) and then simulates every cell once with a fixed seed, because some names
+(factor levels, group effects) only exist once data are drawn.
 """
 
 from __future__ import annotations
