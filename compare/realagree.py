@@ -46,9 +46,14 @@ def estimates(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def _labels(manifest: dict, engine: str, table: pd.DataFrame) -> list[str]:
-    """The labels a run gave an engine (lme4 and lme4-ml), from its manifest; else labels starting with it."""
-    named = [e.get("label") or e["name"] for e in manifest.get("engines", []) if e.get("name") == engine]
-    return named or sorted({e for e in table["engine"].unique() if str(e).startswith(engine)})
+    """The labels a run gave an engine, from its manifest (else labels starting with its name), in the order
+    they serve as the reference: the engine with its default settings first (lme4, then lme4-ml), a variant
+    that changes its optimiser last (used where the others failed)."""
+    entries = [e for e in manifest.get("engines", []) if e.get("name") == engine]
+    if not entries:
+        return sorted({e for e in table["engine"].unique() if str(e).startswith(engine)})
+    moved = [bool((e.get("settings") or {}).get("glmer_optimizer", "nlminbwrap") != "nlminbwrap") for e in entries]
+    return [e.get("label") or e["name"] for _, e in sorted(zip(moved, entries), key=lambda p: p[0])]
 
 
 def agreement(table: pd.DataFrame, manifest: dict) -> pd.DataFrame:
@@ -66,13 +71,15 @@ def agreement(table: pd.DataFrame, manifest: dict) -> pd.DataFrame:
 
 
 def _against(est: pd.DataFrame, refs: list[str], kind: str, also: list[str]) -> pd.DataFrame:
-    ref = est[est["engine"].isin(refs)]
-    others = est[(est["kind"] == kind) & ~est["engine"].isin(refs)]
+    keys = ["scenario", "cell", "parameter", *also]
+    ref = est[est["engine"].isin(refs)].assign(rank=lambda d: d["engine"].map(refs.index))
+    ref = ref.sort_values("rank", kind="stable").drop_duplicates(keys)  # per parameter, the first that fitted
+    others = est[est["kind"] == kind]
     if ref.empty or others.empty:
         return pd.DataFrame()
-    keys = ["scenario", "cell", "parameter", *also]
     cols = ["estimate", "se", "mcse", "loglik", "engine"]
     both = others.merge(ref[keys + cols].rename(columns={c: f"ref_{c}" for c in cols}), on=keys)
+    both = both[both["engine"] != both["ref_engine"]].reset_index(drop=True)
     diff = both["estimate"] - both["ref_estimate"]
     both["diff"] = diff
     with np.errstate(divide="ignore", invalid="ignore"):
