@@ -123,7 +123,8 @@ def agreement_by_engine(agree: pd.DataFrame) -> pd.DataFrame:
 
 
 def fit_outcomes(table: pd.DataFrame) -> pd.DataFrame:
-    """Per (scenario, cell, engine): fits by status, median wall seconds, converged and singular shares,
+    """Per (scenario, cell, engine): fits by status, median wall seconds, largest peak memory (MB), converged and
+    singular shares,
     divergences, and the distinct warnings (the first line of each), so a real-data run's runtimes and
     warnings read in one table."""
     fits = table.drop_duplicates(["scenario", "cell", "rep", "engine"])
@@ -139,6 +140,7 @@ def fit_outcomes(table: pd.DataFrame) -> pd.DataFrame:
                 "engine": engine,
                 "status": ", ".join(f"{s} {n}" for s, n in g["status"].value_counts().sort_index().items()),
                 "wall_s_median": float(ok["wall_s"].median()) if len(ok) else np.nan,
+                "peak_rss_mb": _max(ok, "peak_rss_mb"),
                 "converged": float(ok["converged"].astype(float).mean()) if len(ok) else np.nan,
                 "singular": float(ok["singular"].astype(float).mean()) if ok["singular"].notna().any() else np.nan,
                 "divergences": float(ok["divergences"].sum()) if ok["divergences"].notna().any() else np.nan,
@@ -147,6 +149,11 @@ def fit_outcomes(table: pd.DataFrame) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows)
+
+
+def _max(rows: pd.DataFrame, col: str) -> float:
+    values = rows[col].astype(float) if col in rows else pd.Series(dtype=float)
+    return float(values.max()) if values.notna().any() else np.nan
 
 
 def _first(lines: list[str], n: int, width: int) -> str:
