@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -34,6 +35,8 @@ def _fit(engine: str, estimates: dict[str, tuple[float, float]], *, loglik=-100.
             "scenario": "data_toy",
             "cell": 0,
             "rep": rep,
+            "run_seed": 1,
+            "engine_seed": 100 + rep,
             "engine": engine,
             "status": "ok",
             "parameter": name,
@@ -108,6 +111,26 @@ def test_agreement_puts_optimisers_against_lme4_and_samplers_against_rstanarm():
     assert stan["reference"] == "rstanarm" and stan["diff_in_mcse"] == pytest.approx(4.0)
     by = realagree.agreement_by_engine(agree).set_index("engine")
     assert by.loc["stan", "unit"] == "MCSE" and by.loc["mixedlm", "worst"] == "data_toy:0 b[Intercept]"
+
+
+def test_the_report_of_a_real_data_run_opens_with_the_agreement_section(tmp_path):
+    """A run whose fingerprint records datasets gets the section and its three tables; the numbers in the CSV are
+    the agreement function's."""
+    from compare import report
+    from compare.store import conform
+
+    manifest = {**MANIFEST, "suite": "r", "fingerprint": {"datasets": {"toy": {"package": "x"}}}}
+    index = report.render("real", manifest, conform(_table(moved_se=0.02)), tmp_path / "out")
+    page = index.read_text()
+    assert "Real data: agreement between engines" in page
+    assert re.findall(r"<h2[^>]*>(.*?)</h2>", page)[0] == "Real data: agreement between engines"  # first
+    agree = pd.read_csv(tmp_path / "out" / "tables" / "realdata_agreement.csv")
+    row = agree[(agree["engine"] == "mixedlm") & (agree["parameter"] == "b[Intercept]")].iloc[0]
+    assert row["reference"] == "lme4" and row["diff_in_se"] == pytest.approx(0.02)
+    fits = pd.read_csv(tmp_path / "out" / "tables" / "realdata_fits.csv")
+    assert set(fits["engine"]) == {"lme4", "mixedlm", "rstanarm", "stan"}
+    plain = report.render("sim", {**MANIFEST, "suite": "r"}, conform(_table()), tmp_path / "sim")
+    assert "Real data: agreement" not in plain.read_text()
 
 
 def test_optimisers_are_matched_on_the_criterion():
