@@ -568,10 +568,11 @@ def _dataset_defaults(raw: dict[str, Any]) -> dict[str, Any]:
         raise _fail("dataset", f"{name!r}: not a dataset of `hbench data list` ({', '.join(realdata.catalogue())})")
     entry = realdata.get(name)
     out = {**raw, "family": raw.get("family", entry.family)}
-    if "formula" not in raw and "formula" not in out.get("grid", {}):
+    grid = raw.get("grid", {})
+    if "formula" not in raw and isinstance(grid, dict) and "formula" not in grid:  # a bad grid: refused later
         out["formula"] = entry.formulas[0]
         if len(entry.formulas) > 1:
-            out["grid"] = {"formula": list(entry.formulas), **out.get("grid", {})}
+            out["grid"] = {"formula": list(entry.formulas), **grid}
     return out
 
 
