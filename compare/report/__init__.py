@@ -193,14 +193,16 @@ def render(run_id: str, manifest: dict, table: pd.DataFrame, out: Path, run_dir:
         },
         tex={"headline": head_text},
     )
+    # published data have no truth: coverage, bias and calibration are undefined, agreement takes their place
+    truth = not real_tables
     sections = [
         real.section(real_tables) if real_tables else None,
-        secs.front(long, head_text, level),
-        secs.across_grid(long, level),
+        secs.front(long, head_text, level) if truth else None,
+        secs.across_grid(long, level) if truth else None,
         secs.warnings_section(result),
-        secs.robust(result, long, level),
+        secs.robust(result, long, level) if truth else None,
         secs.between_engines(result, table, long),
-        _sbc_section(table, result.sbc),
+        _sbc_section(table, result.sbc) if truth else None,
         _overview(manifest, table, heads, controls),
     ]
     runtime_sec = Section("Runtime")
