@@ -175,6 +175,23 @@ def test_a_dataset_scenario_gives_the_published_data_to_every_replication(tmp_pa
     assert len(a.frame) == 56 and set(a.frame.columns) == {"incidence", "healthy", "period", "herd"}
 
 
+@needs_r
+def test_resume_refuses_a_run_whose_dataset_came_from_another_release(monkeypatch):
+    """The fingerprint records each dataset's package version and content hash; a cache reloaded from another
+    release of the package is named by `--resume`'s check."""
+    from compare import provenance, realdata
+    from compare.suite import parse_suite
+
+    suite = parse_suite({"scenario": [{"name": "data_cbpp"}], "engine": [{"name": "mixedlm"}]})
+    before = provenance.fingerprint(suite)
+    assert before["datasets"]["cbpp"]["package"] == "lme4" and len(before["datasets"]["cbpp"]["sha256"]) == 64
+    manifest = {"fingerprint": before, "versions": {}, "git_commit": "unknown"}
+    assert not [c for c in provenance.changes(manifest, suite) if "dataset" in c]
+    real = realdata.provenance
+    monkeypatch.setattr(realdata, "provenance", lambda name: {**real(name), "package_version": "9.9"})
+    assert any("dataset cbpp is not what the run started with" in c for c in provenance.changes(manifest, suite))
+
+
 @pytest.mark.slow
 @needs_r
 def test_realdata_check_matches_the_committed_baseline(tmp_path):
