@@ -5,7 +5,8 @@ Every way a fit can end is an `Outcome` with a `Status`: the engine cannot run o
 (skipped, with its reason), it raised (failed, with the exception and the innermost frames), it returned NaN
 for every fixed effect and SD (failed: nothing to measure), or it returned estimates (ok). `wall_s` is the
 engine's own figure when it gives one, else the time around `fit`; `cpu_s` is always measured here, around `fit`
-(`compare.cputime`: this process and its children), so every engine's is counted the same way.
+(`compare.cputime`: this process and its children), so every engine's is counted the same way; the fit's peak
+resident memory (`compare.memory`) is measured here too (`peak_rss_mb`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from compare.cputime import CpuClock
 from compare.data import FitData
 from compare.estimators.base import Estimator
 from compare.fitresult import FitResult
+from compare.memory import PeakMemory
 from compare.status import Status
 
 CORE_CLASSES = ("b", "sd", "sigma")  # all NaN across these: the fit produced nothing to measure
@@ -43,12 +45,14 @@ def attempt(estimator: Estimator, data: FitData, seed: int) -> Outcome:
                 return Outcome(Status.SKIPPED, error=check.reason)
         start = time.perf_counter()
         cpu.restart()
+        peak = PeakMemory()
         result = estimator.fit(data, seed=seed)
     except Exception as exc:  # noqa: BLE001 - a failing fit is a result, recorded with where it happened
         return Outcome(
             Status.FAILED, error=describe_exception(exc), wall_s=time.perf_counter() - start, cpu_s=cpu.elapsed()
         )
     result.cpu_s = cpu.elapsed()
+    result.peak_rss_mb = peak.mb() or math.nan
     if not math.isfinite(result.wall_s):
         result.wall_s = time.perf_counter() - start
     if _all_core_nan(result):

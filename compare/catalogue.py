@@ -2,9 +2,10 @@
 
 Folders are searched in order: those named by `--scenarios DIR` or HBENCH_SCENARIOS (os.pathsep-separated;
 the CLI prepends --scenarios to the variable so worker processes inherit it), then the package's own
-`compare/scenarios/`. A folder holds `NAME.toml` scenario specs and `suites/NAME.toml` run suites; the first
-folder that has a name wins. Loading a scenario parses it (compare.spec) and then simulates every cell once
-with a fixed seed, because some names (factor levels, group effects) only exist once data are drawn.
+`compare/scenarios/`. A folder holds `NAME.toml` scenario specs (`realdata/NAME.toml` for those over
+published datasets) and `suites/NAME.toml` run suites; the first folder that has a name wins. Loading a
+scenario parses it (compare.spec) and then simulates every cell once with a fixed seed, because some names
+(factor levels, group effects) only exist once data are drawn.
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ from compare.spec import Scenario, cell_label, read_scenario
 
 SHIPPED = Path(__file__).resolve().parent / "scenarios"
 ENV = "HBENCH_SCENARIOS"
+# scenarios over published datasets (`dataset = NAME`), found by name like the others but kept apart: loading
+# one reads the data through R, which `hbench scenarios` and the spec fuzzer should not need
+REALDATA = "realdata"
 
 
 def folders() -> list[Path]:
@@ -53,8 +57,9 @@ def scenario_path(source: str | Path) -> Path:
             raise InputError(f"{path}: no such spec file")
         return path
     for folder in folders():
-        if (folder / f"{source}.toml").is_file():
-            return folder / f"{source}.toml"
+        for place in (folder, folder / REALDATA):
+            if (place / f"{source}.toml").is_file():
+                return place / f"{source}.toml"
     raise InputError(f"unknown scenario {str(source)!r} (known: {', '.join(scenario_names())})")
 
 

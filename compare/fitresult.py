@@ -313,6 +313,11 @@ class FitResult:
     warmup_s: float = doc("seconds of sampler warm-up (NaN when not reported apart)", math.nan)
     sampling_s: float = doc("seconds of sampling (warm-up included where not separated)", math.nan)
     compile_count: int = doc("models compiled for this fit", 0)
+    peak_rss_mb: float = doc(
+        "peak resident memory of the fit in MB: the worker process (R under rpy2 included) or a child process "
+        "(CmdStan, httpstan) that grew larger than any before it (compare.memory); NaN where not measurable",
+        math.nan,
+    )
     sampler: SamplerDiagnostics | None = None
     draws: dict[str, np.ndarray] | None = field(default=None, repr=False)
     idata: Any = field(default=None, repr=False)  # every draw as ArviZ InferenceData, when asked to keep them

@@ -143,7 +143,17 @@ def fingerprint(suite: Suite) -> dict[str, Any]:
         "suite": _digest(json.dumps(what, sort_keys=True, default=str).encode()),
         "scenarios": {s.scenario.name: _digest(Path(s.scenario.path).read_bytes()) for s in suite.scenarios},
         "generators": generators,
+        "datasets": datasets(suite),
     }
+
+
+def datasets(suite: Suite) -> dict[str, Any]:
+    """Each published dataset a scenario fits (compare.realdata): package, its version, R's, rows and a content
+    hash, by dataset name. The data are the package's release, so they are part of what a run computed."""
+    from compare import realdata
+
+    names = sorted({c.dataset for s in suite.scenarios for c in s.scenario.cells if c.dataset is not None})
+    return {name: realdata.provenance(name) for name in names}
 
 
 def changes(manifest: dict[str, Any], suite: Suite) -> list[str]:
@@ -163,6 +173,12 @@ def changes(manifest: dict[str, Any], suite: Suite) -> list[str]:
             for t, digest in targets.items()
             if now["generators"].get(name, {}).get(t) != digest
         ]
+    out += [
+        f"dataset {name} is not what the run started with (package {now['datasets'].get(name, {}).get('package')} "
+        f"{now['datasets'].get(name, {}).get('package_version')} now, {prov.get('package_version')} then)"
+        for name, prov in before.get("datasets", {}).items()
+        if now["datasets"].get(name) != prov
+    ]
     if before["suite"] != now["suite"]:
         out.append("the suite recorded in the manifest was edited")
     old_versions = manifest.get("versions", {})

@@ -21,6 +21,7 @@ from typing import Any
 import pandas as pd
 
 from compare import rexpr
+from compare.data import Dataset, FitData, checked_frame, frame_hash
 from compare.errors import InputError
 from compare.rsyntax import parse
 
@@ -136,6 +137,28 @@ def load(name: str, *, refresh: bool = False) -> tuple[pd.DataFrame, dict[str, A
     frame.to_parquet(data_path, index=False)
     prov_path.write_text(json.dumps(prov, indent=1) + "\n")
     return frame, prov
+
+
+def as_dataset(cell: Any) -> Dataset:
+    """The one dataset of a scenario cell with `dataset = NAME` (compare.spec): the published data, the columns
+    its formula reads, no truth. Columns absent or values missing are one line naming them (InputError)."""
+    frame, _ = load(cell.dataset)
+    needed = sorted(cell.formula.variables)
+    try:
+        frame, _ = checked_frame(frame, cell.formula)
+        data = FitData(frame[needed].reset_index(drop=True), cell.formula, cell.family, cell.link)
+        data.design  # noqa: B018 - built now, so a formula the data cannot take is refused when the scenario loads
+    except InputError as exc:
+        raise InputError(f"dataset {cell.dataset}: {exc}") from None
+    return Dataset(data, {}, cell.scenario, cell.index)
+
+
+def provenance(name: str) -> dict[str, Any]:
+    """What a run records of a dataset it fitted: its package and version, R's version, rows, and a content
+    hash of the cached data (so `--resume` notices a cache reloaded from another release of the package)."""
+    frame, prov = load(name)
+    keep = ("package", "package_version", "r_version", "licence", "rows")
+    return {**{k: prov.get(k) for k in keep}, "sha256": frame_hash(frame)}
 
 
 def export(name: str, out: str | Path, *, refresh: bool = False) -> tuple[int, dict[str, Any]]:

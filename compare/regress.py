@@ -6,6 +6,10 @@ runtimes are judged as ratios of median CPU seconds per fit (machines are noisy,
 wall seconds double when another job shares the cores); wall seconds are shown beside them, and judged instead
 on request (`runtime="wall"`) or where a run predates cpu_s (a note says so).
 
+Runs over published datasets (compare.realagree) have no truth, so most measures are empty; their estimates are
+compared directly ("realdata"): an optimiser's in its SEs against a tolerance, a sampler's posterior mean in the
+MCSE of the difference (Holm's adjustment does not apply to them).
+
 Point measures match on (scenario, cell, engine, parameter); interval measures also on the interval type,
 so a "wald-t" coverage is only ever compared with a "wald-t" coverage. An interval type that only one run
 has (a baseline from before an engine gave it) is not compared: it is absent from the "intervals" table.
@@ -21,7 +25,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from compare import metrics, summary
+from compare import metrics, realagree, summary
 from compare.errors import InputError
 from compare.store import RunStore
 
@@ -47,6 +51,7 @@ class Thresholds:
     runtime_ratio: float = 2.0
     runtime: str = "cpu"  # "cpu" or "wall": which median seconds per fit the ratio is judged on
     adjust: str = "none"  # "holm": |z| > z is the family-wise level over every measure compared (Holm step-down)
+    se_tol: float = realagree.SE_TOL  # real-data runs: an optimiser's estimate moving beyond this many SEs
 
     def alpha(self) -> float:
         """Two-sided tail probability of |z| > z under no change: the per-measure false-alarm rate."""
@@ -108,7 +113,10 @@ def compare_runs(base: RunStore, run: RunStore, thresholds: Thresholds = Thresho
     if thresholds.adjust == "holm":
         holm([params, ivals, fits], thresholds.alpha())
     rt = runtime_ratios(sb.fits, sr.fits, thresholds)
-    return {"parameters": params, "intervals": ivals, "fits": fits, "runtime": rt}
+    out = {"parameters": params, "intervals": ivals, "fits": fits, "runtime": rt}
+    if realagree.is_realdata(base.manifest()) and realagree.is_realdata(run.manifest()):
+        out["realdata"] = realagree.judge_runs(base.load(), run.load(), thresholds.z, thresholds.se_tol)
+    return out
 
 
 def holm(tables: list[pd.DataFrame], alpha: float) -> None:

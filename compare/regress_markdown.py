@@ -11,7 +11,7 @@ import pandas as pd
 
 from compare.regress import Thresholds, any_flagged, notes
 
-MEASURE_TABLES = ("parameters", "intervals", "fits")
+MEASURE_TABLES = ("parameters", "intervals", "fits", "realdata")
 MEASURE_COLUMNS = [
     "scenario",
     "cell",

@@ -21,6 +21,7 @@ from compare.design import BlockDesign, Design, build_design, group_index
 from compare.errors import InputError
 from compare.families import inverse_link
 from compare.generator import generate
+from compare.realdata import as_dataset
 from compare.seeds import cell_seq, engine_seed, replication_seq
 from compare.spec import MAX_ROWS, CellSpec, Scenario, correlation_matrix, lookup
 
@@ -264,6 +265,8 @@ def simulate(cell: CellSpec, rng: np.random.Generator, cell_rng: np.random.Gener
     the groups, their effects and covariates; under a cluster design only covariates marked `fixed = true`."""
     if cell.generator is not None:
         return generate(cell, rng)
+    if cell.dataset is not None:  # a published dataset: nothing drawn
+        return as_dataset(cell)
     fixed_rng = rng if cell_rng is None else cell_rng  # `fixed = true` covariates: the same in every rep
     if cell.design == "cluster" or cell_rng is None:
         cell_rng = rng

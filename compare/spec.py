@@ -47,6 +47,7 @@ TOP_KEYS = {
     "dropout",
     "generator",
     "params",
+    "dataset",
 }
 # what a generator (compare.generator) makes itself: not given beside `generator`
 DECLARATIVE = ("layout", "covariates", "trials", "truth", "priors", "poststratify", "shape", "dropout", "design")
@@ -132,6 +133,7 @@ class CellSpec:
     between: dict[str, Between] = field(default_factory=dict)  # covariate -> its group part (endogeneity)
     generator: str | None = None  # "package.module:function" making the data instead (compare.generator)
     params: dict[str, Any] = field(default_factory=dict)  # the generator's [params], grid values applied
+    dataset: str | None = None  # a published dataset (compare.realdata) as the one fixed dataset of the cell
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
 
@@ -428,8 +430,12 @@ def _resolve_cell(name: str, index: int, factors: dict[str, Any], raw: dict[str,
         raise _fail("formula", str(exc).removeprefix("formula: ")) from None
     family = _choice(raw, "family", tuple(FAMILIES))
     link = _choice(raw, "link", FAMILIES[family].links, FAMILIES[family].default_link)
+    if "generator" in raw and "dataset" in raw:
+        raise _fail("dataset", "not with `generator`: a scenario's data come from one or the other")
     if "generator" in raw:
         return _generator_cell(name, index, factors, raw, formula, family, link)
+    if "dataset" in raw:
+        return _dataset_cell(name, index, factors, raw, formula, family, link)
     if "params" in raw:
         raise _fail("params", "is the table a generator is called with: give `generator` too")
     dgp = _choice(raw, "dgp", ("fixed", "prior"), "fixed")
@@ -519,6 +525,57 @@ def _generator_cell(
     )
 
 
+def _dataset_cell(
+    name: str, index: int, factors: dict[str, Any], raw: dict[str, Any], formula: Formula, family: str, link: str
+) -> CellSpec:
+    """A cell whose one dataset is a published one (`dataset = "sleepstudy"`): nothing is simulated and there is
+    no truth, so replications differ only in the engines' seeds (a sampler's chains)."""
+    given = [k for k in (*DECLARATIVE, "params") if k in raw]
+    if given:
+        raise _fail(given[0], "not with `dataset`: the data are the published dataset's")
+    if raw.get("dgp", "fixed") != "fixed":
+        raise _fail("dgp", f"{raw['dgp']!r}: a published dataset has no truth to draw (dgp = 'fixed' or none)")
+    if family != "binomial" and formula.response.kind != "single":  # binomial: 0/1 (Bernoulli) rows as hbench fit
+        raise _fail("formula", f"{formula.text!r}: {family} takes a single response column")
+    return CellSpec(
+        name,
+        index,
+        factors,
+        formula,
+        family,
+        link,
+        "fixed",
+        "cluster",
+        Layout({}, 1),
+        {},
+        frozenset(),
+        {},
+        None,
+        Truth({}, {}, {}, None),
+        None,
+        dataset=raw["dataset"],
+        raw=raw,
+    )
+
+
+def _dataset_defaults(raw: dict[str, Any]) -> dict[str, Any]:
+    """A `dataset` scenario takes its family, and its formulas as a grid (one cell per formula), from the
+    catalogue (compare/realdata.toml) unless it gives its own."""
+    from compare import realdata
+
+    name = raw["dataset"]
+    if not isinstance(name, str) or name not in realdata.catalogue():
+        raise _fail("dataset", f"{name!r}: not a dataset of `hbench data list` ({', '.join(realdata.catalogue())})")
+    entry = realdata.get(name)
+    out = {**raw, "family": raw.get("family", entry.family)}
+    grid = raw.get("grid", {})
+    if "formula" not in raw and isinstance(grid, dict) and "formula" not in grid:  # a bad grid: refused later
+        out["formula"] = entry.formulas[0]
+        if len(entry.formulas) > 1:
+            out["grid"] = {"formula": list(entry.formulas), **grid}
+    return out
+
+
 def _check_columns(cell: CellSpec) -> None:
     generated = set(cell.layout.factors) | set(cell.covariates) | set(cell.formula.response.columns)
     generated |= {f"{x}_{part}" for x in cell.center for part in ("within", "mean")}
@@ -565,6 +622,8 @@ def read_scenario(path: Path) -> Scenario:
 def parse_scenario(raw: dict[str, Any], path: Path) -> Scenario:
     """Every grid cell of a parsed TOML table, resolved and validated."""
     name = raw.get("name", path.stem)
+    if "dataset" in raw:
+        raw = _dataset_defaults(raw)
     if not isinstance(name, str) or not name.strip() or "/" in name or "\0" in name or name.startswith("."):
         raise _fail("name", f"{name!r}: expected a scenario name (it names result files: no '/', no leading '.')")
     grid = raw.get("grid", {})

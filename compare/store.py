@@ -87,7 +87,16 @@ _ARROW_TYPES = {
 }
 ARROW_SCHEMA = pa.schema([(col, _ARROW_TYPES[dtype]) for col, dtype in SCHEMA.items()])
 # Columns that legitimately differ between two runs of the same seeds (clock time).
-TIMING_COLUMNS = ["wall_s", "cpu_s", "compile_s", "warmup_s", "sampling_s", "compile_count", "ess_bulk_per_s"]
+TIMING_COLUMNS = [
+    "wall_s",
+    "cpu_s",
+    "compile_s",
+    "warmup_s",
+    "sampling_s",
+    "compile_count",
+    "ess_bulk_per_s",
+    "peak_rss_mb",
+]
 
 
 def schema_markdown() -> str:

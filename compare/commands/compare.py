@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from compare.errors import InputError
+from compare.realagree import SE_TOL
 from compare.regress import Thresholds, any_flagged, compare_runs, not_comparable, notes, open_run, to_json
 from compare.regress_markdown import headline, to_markdown
 
@@ -40,6 +41,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "the chance of any false flag over all measures compared (Holm step-down)",
     )
     p.add_argument(
+        "--se-tol",
+        type=float,
+        default=SE_TOL,
+        help=f"real-data runs: flag a frequentist engine's estimate that moved by more than this many of its "
+        f"SEs (default {SE_TOL:g}); samplers' posterior means are judged by --z in MCSEs",
+    )
+    p.add_argument(
         "--format",
         choices=["table", "markdown", "json"],
         default="table",
@@ -60,8 +68,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 def handle(args: argparse.Namespace) -> int:
     if args.z <= 0 or args.runtime_ratio <= 1:
         raise InputError("--z must be positive and --runtime-ratio above 1")
+    if not args.se_tol > 0:
+        raise InputError(f"--se-tol {args.se_tol:g}: must be positive")
     base, run = open_run(args.baseline, Path(args.results)), open_run(args.run, Path(args.results))
-    thresholds = Thresholds(args.z, args.runtime_ratio, args.runtime, args.adjust)
+    thresholds = Thresholds(args.z, args.runtime_ratio, args.runtime, args.adjust, args.se_tol)
     result = compare_runs(base, run, thresholds)
     reasons = not_comparable(base, run, result)
     if reasons and not args.allow_different:

@@ -42,6 +42,8 @@ from compare.formula import ModelSpec
 from compare.settings import Settings, setting
 
 GLMER_OPTIMIZER = "nlminbwrap"
+# glmer optimisers a suite may choose; "default" is R's own glmerControl() (bobyqa, then Nelder_Mead)
+GLMER_OPTIMIZERS = {"nlminbwrap": ("nlminbwrap",), "bobyqa": ("bobyqa",), "default": ("bobyqa", "Nelder_Mead")}
 DDF_PACKAGES = {"satterthwaite": "lmerTest", "kenward-roger": "pbkrtest"}
 CR2_PACKAGE = "clubSandwich"
 
@@ -62,6 +64,7 @@ def run_r_fit(
     bootstrap: int = 0,
     seed: int = 1,
     robust: bool = False,
+    optimizer: str = GLMER_OPTIMIZER,
 ) -> dict[str, Any]:
     """Fit in R and bring the pieces back as Python objects."""
     return _r.call(
@@ -73,7 +76,7 @@ def run_r_fit(
         data.family,
         data.link,
         reml,
-        GLMER_OPTIMIZER,
+        _r.str_vector(list(GLMER_OPTIMIZERS[optimizer])),
         profile,
         level,
         _r.str_vector(list(ddf)),
@@ -119,6 +122,11 @@ class Lme4Settings(Settings):
         "variances and sigma^2 (compare.estimators._sandwich): extra 'robust-variance' and "
         "'robust-log-sd' rows of the SDs and sigma",
     )
+    glmer_optimizer: str = setting(
+        GLMER_OPTIMIZER,
+        "glmer's optimiser: 'nlminbwrap' (hbench's default: FINDINGS), 'bobyqa', or 'default' (R's own "
+        "glmerControl(): bobyqa, then Nelder_Mead); lmer keeps its default",
+    )
 
     def problems(self) -> list[str]:
         issues = super().problems()
@@ -127,6 +135,8 @@ class Lme4Settings(Settings):
             issues.append(f"ddf {unknown[0]!r} is not one of {', '.join(map(repr, iv.DDF_METHODS))}")
         elif len(set(self.ddf)) < len(self.ddf):
             issues.append(f"ddf {list(self.ddf)} names a method twice")
+        if self.glmer_optimizer not in GLMER_OPTIMIZERS:
+            issues.append(f"glmer_optimizer {self.glmer_optimizer!r} is not one of {', '.join(GLMER_OPTIMIZERS)}")
         return issues
 
 
@@ -168,7 +178,11 @@ class Lme4Engine(Estimator):
         reml = self.settings.reml and gaussian
         profile = gaussian if self.settings.profile is None else self.settings.profile
         st = self.settings
-        r, wall = fq.timed(lambda: run_r_fit(data, reml, profile, self.level, st.ddf, st.bootstrap, seed, st.robust))
+        r, wall = fq.timed(
+            lambda: run_r_fit(
+                data, reml, profile, self.level, st.ddf, st.bootstrap, seed, st.robust, st.glmer_optimizer
+            )
+        )
         out = summarise(r, data, profile, self.level, ddf=st.ddf, robust=st.robust)
         out.wall_s = wall
         out.criterion = "REML" if reml else "ML"

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from compare import metrics
+from compare import metrics, realagree
+from compare.report import realdata as real
 from compare.report import sections as secs
 from compare.report.measures import key_parameter, long_measures
 from compare.report.page import Section, render_page, write_numbers
@@ -178,6 +179,7 @@ def render(run_id: str, manifest: dict, table: pd.DataFrame, out: Path, run_dir:
     head_data = headline(ivals, fits)
     head_text = headline_display(head_data)
     controls = engine_controls(manifest, metrics.engine_kinds(table))
+    real_tables = real.tables(table, manifest) if realagree.is_realdata(manifest) else {}
     write_tables(
         out / "tables",
         {
@@ -187,16 +189,20 @@ def render(run_id: str, manifest: dict, table: pd.DataFrame, out: Path, run_dir:
             "engine_controls": controls,
             "measures": long,
             "failures": _failures(table),
+            **real_tables,
         },
         tex={"headline": head_text},
     )
+    # published data have no truth: coverage, bias and calibration are undefined, agreement takes their place
+    truth = not real_tables
     sections = [
-        secs.front(long, head_text, level),
-        secs.across_grid(long, level),
+        real.section(real_tables) if real_tables else None,
+        secs.front(long, head_text, level) if truth else None,
+        secs.across_grid(long, level) if truth else None,
         secs.warnings_section(result),
-        secs.robust(result, long, level),
+        secs.robust(result, long, level) if truth else None,
         secs.between_engines(result, table, long),
-        _sbc_section(table, result.sbc),
+        _sbc_section(table, result.sbc) if truth else None,
         _overview(manifest, table, heads, controls),
     ]
     runtime_sec = Section("Runtime")

@@ -68,7 +68,8 @@ def plot(
         return None
     bd = data.design.blocks[0]
     x_name = data.design.x_names[1] if len(data.design.x_names) > 1 else None
-    x = data.frame[x_name].to_numpy(float) if x_name else np.arange(data.design.n, dtype=float)
+    # the design's column, not the frame's: a term such as factor(service)1 or I(age^2) names no column
+    x = data.design.X[:, 1].astype(float) if x_name else np.arange(data.design.n, dtype=float)
     y = data.design.y
     colours = engine_colours(table["engine"].unique())
     groups = list(range(min(max_groups, bd.n_levels)))
