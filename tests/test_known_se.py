@@ -170,3 +170,10 @@ def test_meta_analysis_scenario_draws_each_estimate_with_its_se():
     z = np.concatenate(z)
     assert z.size == 1000
     assert abs(z.mean()) < 4 / np.sqrt(1000) and abs(z.std(ddof=1) - 1) < 4 * np.sqrt(1 / 2000)
+
+
+def test_a_sigma_prior_on_a_model_without_sigma_is_noted():
+    """As brms drops a prior for a class the model lacks with a note, stan and pymc say they did not use it."""
+    data = FitData(SCHOOLS, parse_formula("y | se(s) ~ 1 + (1 | school)"), "gaussian", "identity")
+    text = prepare(data, ("sigma ~ exponential(1)",)).priors.text
+    assert "sigma ~ exponential(1) not used: y | se(s) has no residual SD" in text

@@ -218,8 +218,10 @@ def prepare(data: FitData, priors: tuple[str, ...] | str | None) -> ModelData:
         resolved.decov,
         resolved.int_uncentred,
     )  # the graph's structure; scales are data
-    if d.se is not None and not (d.formula.response.se_sigma):  # known SEs alone: the model has no sigma
+    if d.se is not None and not d.formula.response.se_sigma:  # known SEs alone: the model has no sigma
         resolved.text = [t for t in resolved.text if not t.startswith("sigma ~")]
+        if spec.sigma is not None:
+            resolved.text.append(f"sigma ~ {spec.sigma} not used: y | se({d.formula.response.se}) has no residual SD")
     return ModelData(
         data.family,
         data.link,
