@@ -59,7 +59,9 @@ class GlmmTMBEngine(Estimator):
         return _r.package_status("glmmTMB", R_CODE)
 
     def supports(self, model: ModelSpec) -> Support:
-        refused = no_known_se(model, "glmmtmb", "glmmTMB 1.1.5 has no way to fix the residual SD per observation")
+        refused = no_known_se(  # glmmTMB could: weights 1/s^2 with the dispersion held at 1 by `map`; not wired here
+            model, "glmmtmb", "this engine estimates one residual SD (fixing it per row is not wired up)"
+        )
         if refused is not None:
             return refused
         if model.family not in FAMILIES:
