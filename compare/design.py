@@ -48,6 +48,7 @@ class Design:
     blocks: list[BlockDesign]
     y: np.ndarray | None  # response (successes for binomial); None when simulating
     trials: np.ndarray | None  # binomial trials per row
+    se: np.ndarray | None = None  # known measurement SDs of a gaussian response (`y | se(s)`), else None
 
     @property
     def n(self) -> int:
@@ -157,7 +158,22 @@ def build_design(formula: Formula, family: str, frame: pd.DataFrame, *, with_res
     if with_response:
         check_rank(X, names)
         y, trials = response_arrays(formula, family, frame)
-    return Design(formula, family, X, names, offset, block_designs(formula, frame), y, trials)
+    se = known_se(formula, family, frame)
+    return Design(formula, family, X, names, offset, block_designs(formula, frame), y, trials, se)
+
+
+def known_se(formula: Formula, family: str, frame: pd.DataFrame) -> np.ndarray | None:
+    """The known measurement SDs of `y | se(s)`: finite and positive, for a gaussian model only (brms's rule)."""
+    col = formula.response.se
+    if col is None:
+        return None
+    if family != "gaussian":
+        raise InputError(f"formula: se({col}) (known measurement SDs) is for gaussian models only, not {family}")
+    se = _numeric(frame, col)
+    bad = se[~(se > 0)]
+    if bad.size:
+        raise InputError(f"column {col!r}: known SEs must be positive ({bad.size} are not, e.g. {bad[0]:g})")
+    return se
 
 
 def check_rank(X: np.ndarray, names: list[str]) -> None:

@@ -22,7 +22,7 @@ and `group_level`, so no reader parses a name):
   b[Intercept], b[x]            fixed effects                      class b, term
   sd[g][Intercept]              SD of a group-level term           class sd, group, term
   cor[g][Intercept,x]           correlation of two terms           class cor, group, term "Intercept,x"
-  sigma                         residual SD (gaussian)             class sigma
+  sigma                         residual SD (gaussian, not y | se(s)) class sigma
   r[g][level,x]                 group effect (BLUP / posterior)    class r, group, group_level, term
   mrp                           poststratified population mean     class mrp
   pred_new[g]                   outcome mean for a new group       class pred_new, group

@@ -6,7 +6,8 @@ order and, within a term, variables in order of first appearance (so `x:b + b` h
 the term `b:x`, as R names them). Atoms are columns or calls (`factor(x)`, `I(x^2)`, `poly(x, 2)`...), named by
 R's deparse; compare.design evaluates them. Random-effect blocks `(expr | g)` and `(expr || g)` are split off as
 lme4 does (`||` into uncorrelated blocks, `g1/g2` into `g1` and lme4's `g2:g1`), and so is `offset(expr)`.
-The binomial responses `cbind(s, f)`, `s | trials(n)` and `p(s, n)` are read on the left.
+The binomial responses `cbind(s, f)`, `s | trials(n)` and `p(s, n)` are read on the left, and so is brms's known
+measurement error of a gaussian response, `y | se(s)` (`se(s, sigma = TRUE)`: a residual SD besides it).
 """
 
 from __future__ import annotations
@@ -26,12 +27,17 @@ _NAME = r"(?:[^\W\d]|\.)[\w.]*"  # a column name: letters (any script), digits, 
 class Response:
     """The left-hand side.
 
-    kind is "single" (y), "cbind" (successes, failures) or "trials" (successes, trials).
+    kind is "single" (y), "cbind" (successes, failures) or "trials" (successes, trials). `se` names the column of
+    known measurement SDs of a single response (brms's `y | se(s)`): y_i ~ normal(mu_i, se_i), with no residual SD
+    unless `se_sigma` (`se(s, sigma = TRUE)`: y_i ~ normal(mu_i, sqrt(sigma^2 + se_i^2))). It is data the model
+    reads, not a response column, so it is not among `columns`.
     """
 
     kind: str
     y: str
     other: str | None = None
+    se: str | None = None
+    se_sigma: bool = False
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -136,6 +142,8 @@ class Formula:
     def variables(self) -> set[str]:
         """Every data column the formula reads."""
         names = set(self.response.columns) | self.fixed_terms.variables
+        if self.response.se is not None:
+            names.add(self.response.se)
         if self.offset_node is not None:
             names |= variables(self.offset_node)
         for b in self.blocks:
@@ -150,6 +158,15 @@ class ModelSpec:
     formula: Formula
     family: str
     link: str
+
+    @property
+    def has_sigma(self) -> bool:
+        return has_sigma(self.formula, self.family)
+
+
+def has_sigma(formula: Formula, family: str) -> bool:
+    """Whether the model has a residual SD: gaussian, unless known SEs (`y | se(s)`) replace it."""
+    return family == "gaussian" and (formula.response.se is None or formula.response.se_sigma)
 
 
 class _Expander:
@@ -304,7 +321,20 @@ def _parse_response(lhs: str, text: str) -> Response:
         return Response("trials", m.group(1), m.group(2))
     if re.fullmatch(_NAME, lhs):
         return Response("single", lhs)
+    if re.search(r"\|\s*se\s*\(", lhs):
+        return _se_response(lhs, text)
     raise InputError(f"formula: cannot read the response {lhs!r} in {text!r}")
+
+
+def _se_response(lhs: str, text: str) -> Response:
+    """brms's `y | se(s)`, `y | se(s, sigma = TRUE)` (or FALSE, the default): a column of known SDs."""
+    m = re.fullmatch(rf"({_NAME})\s*\|\s*se\(\s*({_NAME})\s*(?:,\s*sigma\s*=\s*(TRUE|FALSE|T|F)\s*)?\)", lhs)
+    if not m:
+        raise InputError(
+            f"formula: cannot read the response {lhs!r} in {text!r} (known SEs are y | se(s) or "
+            "y | se(s, sigma = TRUE), s a column)"
+        )
+    return Response("single", m.group(1), se=m.group(2), se_sigma=m.group(3) in ("TRUE", "T"))
 
 
 def _group_names(node: Node, text: str) -> list[str]:

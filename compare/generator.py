@@ -31,6 +31,7 @@ import pandas as pd
 from compare.data import Dataset, FitData, _missing
 from compare.design import Design, build_design
 from compare.errors import InputError
+from compare.formula import has_sigma
 
 TARGET = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 # text that pandas.read_csv (its default na_values) and R read back as missing: a label such as "nan" would
@@ -109,7 +110,7 @@ def expected_truth(design: Design) -> list[str]:
         names += [f"sd[{bd.group}][{t}]" for t in bd.names]
         if bd.block.correlated:
             names += [f"cor[{bd.group}][{a},{b}]" for a, b in itertools.combinations(bd.names, 2)]
-    if design.family == "gaussian":
+    if has_sigma(design.formula, design.family):
         names.append("sigma")
     return names
 

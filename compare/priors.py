@@ -351,4 +351,6 @@ def for_cell(setting: tuple[str, ...] | str | None, cell, design) -> tuple[str, 
     if cell.priors is None:
         raise InputError(f'priors = "scenario": scenario {cell.scenario} has no [priors] table')
     terms = [(b.group, t) for b in design.blocks for t in b.names]
-    return from_scenario(cell.priors, design.x_names, terms, cell.family == "gaussian")
+    from compare.formula import has_sigma  # known SEs alone (`y | se(s)`): a gaussian model without sigma
+
+    return from_scenario(cell.priors, design.x_names, terms, has_sigma(cell.formula, cell.family))

@@ -20,6 +20,7 @@ from compare.data import Dataset, FitData
 from compare.design import BlockDesign, Design, build_design, group_index
 from compare.errors import InputError
 from compare.families import inverse_link
+from compare.formula import has_sigma
 from compare.generator import generate
 from compare.realdata import as_dataset
 from compare.seeds import cell_seq, engine_seed, replication_seq
@@ -135,7 +136,7 @@ def _prior_params(cell: CellSpec, design: Design, rng: np.random.Generator) -> P
         else:
             cor[block_key(bd)] = np.eye(len(bd.names))
     sigma = None
-    if cell.family == "gaussian":
+    if has_sigma(cell.formula, cell.family):
         if p.sigma is None:
             raise InputError("field 'priors.sigma': missing (a gaussian model has a residual SD)")
         sigma = float(p.sigma.draw(rng, 1)[0])
@@ -197,7 +198,10 @@ def _errors(cell: CellSpec, sigma, n: int, rng: np.random.Generator) -> np.ndarr
 
 def _respond(cell: CellSpec, frame: pd.DataFrame, mu: np.ndarray, sigma, trials, rng) -> None:
     r = cell.formula.response
-    if cell.family == "gaussian":
+    if cell.family == "gaussian" and r.se is not None:  # y | se(s): known SEs, plus sigma with se(s, sigma = TRUE)
+        noise = frame[r.se].to_numpy(float) * rng.standard_normal(len(mu))
+        frame[r.y] = mu + noise + (0.0 if sigma is None else _errors(cell, sigma, len(mu), rng))
+    elif cell.family == "gaussian":
         frame[r.y] = mu + _errors(cell, sigma, len(mu), rng)
     elif cell.family == "poisson":
         frame[r.y] = rng.poisson(mu)
@@ -246,7 +250,9 @@ def _new_group_truth(cell: CellSpec, design: Design, params: Params, rng) -> dic
         sds = np.array([params.sd[group][t] for t in bd.names])
         u = (np.linalg.cholesky(params.cor[block_key(bd)]) @ _standard_draws(cell, bd, 1, rng)[0]) * sds
         eta += float(bd.X.mean(0) @ u)
-    if cell.family == "gaussian":
+    if cell.family == "gaussian" and params.sigma is None:  # known SEs alone: the new group's mean
+        value = eta
+    elif cell.family == "gaussian":
         value = eta + float(_errors(cell, params.sigma, 1, rng)[0])
     else:
         value = float(inverse_link(cell.link, np.array([eta]))[0])

@@ -21,7 +21,7 @@ import numpy as np
 from compare.distributions import NORMAL, Dist, Shape, parse_dist, parse_shape
 from compare.errors import InputError
 from compare.families import FAMILIES
-from compare.formula import Formula, parse_formula
+from compare.formula import Formula, has_sigma, parse_formula
 from compare.generator import check_target
 from compare.validate import check_keys as _check_keys
 from compare.validate import fail as _fail
@@ -324,7 +324,9 @@ def _all_params() -> set[str]:
     return {p for req, opt in DISTRIBUTIONS.values() for p in req + opt}
 
 
-def _parse_truth(raw: Any, family: str) -> Truth:
+def _parse_truth(raw: Any, family: str, sigma_needed: bool | None = None) -> Truth:
+    """The [truth] table; `sigma_needed` is False for a gaussian model whose known SEs replace sigma."""
+    sigma_needed = family == "gaussian" if sigma_needed is None else sigma_needed
     raw = _check_keys({} if raw is None else raw, TRUTH_KEYS, "truth")
     b = {k: _number(v, f"truth.b.{k}") for k, v in _table(raw.get("b", {}), "truth.b").items()}
     sd: dict[str, dict[str, float]] = {}
@@ -343,7 +345,9 @@ def _parse_truth(raw: Any, family: str) -> Truth:
             key = ("*", "*") if pair == "*" else (names[0], names[1])
             cor[g][key] = _number(v, where, lo=-1, hi=1)
     sigma = raw.get("sigma")
-    if family == "gaussian":
+    if family == "gaussian" and not sigma_needed and sigma is not None:
+        raise _fail("truth.sigma", "y | se(s) has no residual SD (se(s, sigma = TRUE) adds one)")
+    if sigma_needed:
         if sigma is None:
             raise _fail("truth.sigma", "a gaussian scenario needs a residual SD (or dgp = 'prior' with priors.sigma)")
         sigma = _number(sigma, "truth.sigma", lo=0)
@@ -452,7 +456,10 @@ def _resolve_cell(name: str, index: int, factors: dict[str, Any], raw: dict[str,
         trials = parse_dist(raw.get("trials"), "trials")
     elif formula.response.kind != "single":
         raise _fail("formula", f"{formula.text!r}: {family} takes a single response column")
-    truth = _parse_truth(raw.get("truth"), family) if dgp == "fixed" else Truth({}, {}, {}, None)
+    if formula.response.se is not None and family != "gaussian":
+        raise _fail("formula", f"{formula.text!r}: known SEs (se()) are for gaussian models only, not {family}")
+    sigma_needed = has_sigma(formula, family)
+    truth = _parse_truth(raw.get("truth"), family, sigma_needed) if dgp == "fixed" else Truth({}, {}, {}, None)
     priors = _parse_priors(raw["priors"]) if "priors" in raw else None
     if dgp == "prior" and priors is None:
         raise _fail("priors", "dgp = 'prior' needs a [priors] table")

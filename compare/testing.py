@@ -158,7 +158,7 @@ def check_fitresult_columns_and_names(engine: Estimator) -> None:
         for level in b.levels:
             for t in b.names:
                 assert f"r[{b.group}][{level},{t}]" in names
-    assert ("sigma" in names) == (data.family == "gaussian")
+    assert ("sigma" in names) == data.model.has_sigma
 
 
 def check_interval_rows(params: pd.DataFrame) -> None:

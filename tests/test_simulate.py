@@ -69,6 +69,9 @@ def test_response_is_generated_from_the_reported_truth(replications):
             pytest.skip("heteroscedastic: sigma is the SD at x = 0 only (test_heteroscedastic_errors_follow_the_log_linear_sd)")
         resid = np.concatenate([ds.data.design.y - _eta(ds) for ds in datasets])
         sigma = cell.truth.sigma
+        if cell.formula.response.se is not None:  # y | se(s): each row's known SD (and sigma beside it, if any)
+            sd = np.concatenate([np.hypot(ds.data.design.se, sigma or 0.0) for ds in datasets])
+            resid, sigma = resid / sd, 1.0
         assert abs(resid.mean()) <= Z * sigma / np.sqrt(resid.size)
         assert abs(resid.std(ddof=1) - sigma) <= Z * sigma / np.sqrt(2 * (resid.size - 1))
     elif cell.family == "poisson":  # counts against the rate: a standardised total (variance = mean)

@@ -8,6 +8,7 @@ summaries, diagnostics, predictions, MRP and PSIS-LOO are computed once, here, i
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 import warnings
@@ -35,7 +36,7 @@ from compare.fitresult import (
     name_sd,
 )
 from compare.formula import ModelSpec
-from compare.priors import ResolvedPriors, parse_priors, resolve
+from compare.priors import Dist, PriorSpec, ResolvedPriors, parse_priors, resolve
 from compare.settings import DEFAULT_LEVEL, Settings, setting
 
 RHAT_OK = 1.01
@@ -78,6 +79,8 @@ def supports(model: ModelSpec) -> Support:
         return no(f"family {model.family!r} is not one of {', '.join(FAMILIES)}")
     if model.link not in fam.links:
         return no(f"{model.family} with link {model.link!r} (supported: {', '.join(fam.links)})")
+    if model.formula.response.se is not None and model.family != "gaussian":
+        return no(f"known measurement SEs (se()) are for gaussian models only, not {model.family}")
     return YES
 
 
@@ -122,6 +125,27 @@ class ModelData:
     gidx: np.ndarray  # (N, K) 0-based level index per block
     priors: ResolvedPriors
     prior_key: tuple = field(default=())
+    se: np.ndarray | None = None  # known measurement SDs (`y | se(s)`), gaussian only
+    se_sigma: bool = False  # a residual SD besides them (`se(s, sigma = TRUE)`)
+
+    @property
+    def has_sigma(self) -> bool:
+        """A residual SD is sampled: gaussian, unless known SEs stand in for it."""
+        return self.family == "gaussian" and (self.se is None or self.se_sigma)
+
+    @property
+    def se_mode(self) -> int:
+        """0: no known SEs; 1: known SEs alone; 2: known SEs and a residual SD (glmm.stan's `se_mode`)."""
+        return 0 if self.se is None else 2 if self.se_sigma else 1
+
+    def obs_sd(self, sigma: np.ndarray | None) -> np.ndarray:
+        """Each row's SD of y around its mean per draw (S, N) or (S, 1), for flat sigma draws (S,) or None."""
+        if self.se is None:
+            assert sigma is not None, "a gaussian model's draws carry sigma"
+            return sigma[:, None]
+        if sigma is None:
+            return self.se[None, :]
+        return np.sqrt(sigma[:, None] ** 2 + self.se[None, :] ** 2)
 
     @property
     def N(self) -> int:
@@ -144,7 +168,8 @@ class ModelData:
     def shape_key(self) -> tuple:
         """Everything a compiled graph depends on: structure, every shape, prior families."""
         blocks = tuple((b.q, b.J, b.correlated) for b in self.blocks)
-        return (self.family, self.link, self.N, self.Xc.shape[1], self.has_intercept, blocks, self.prior_key)
+        key = (self.family, self.link, self.N, self.Xc.shape[1], self.has_intercept, blocks, self.prior_key)
+        return key + ((self.se_mode,) if self.se_mode else ())
 
 
 def prepare(data: FitData, priors: tuple[str, ...] | str | None) -> ModelData:
@@ -176,7 +201,9 @@ def prepare(data: FitData, priors: tuple[str, ...] | str | None) -> ModelData:
     gidx = np.stack([bd.index for bd in d.blocks], axis=1) if d.blocks else np.zeros((N, 0), dtype=np.int64)
     spec = parse_priors(priors)
     y = np.asarray(d.y, dtype=float)
-    if data.family == "gaussian" and not np.ptp(y) > 0:
+    if d.se is not None and not d.formula.response.se_sigma:
+        spec = known_se_priors(spec, y)
+    elif data.family == "gaussian" and not np.ptp(y) > 0:
         raise ValueError("gaussian response is constant: sigma's posterior piles up at 0 (no regular fit)")
     trials = np.asarray(d.trials if d.trials is not None else np.zeros(N), dtype=float)
     terms = [(b.group, t) for b in blocks for t in b.names]
@@ -191,6 +218,10 @@ def prepare(data: FitData, priors: tuple[str, ...] | str | None) -> ModelData:
         resolved.decov,
         resolved.int_uncentred,
     )  # the graph's structure; scales are data
+    if d.se is not None and not d.formula.response.se_sigma:  # known SEs alone: the model has no sigma
+        resolved.text = [t for t in resolved.text if not t.startswith("sigma ~")]
+        if spec.sigma is not None:
+            resolved.text.append(f"sigma ~ {spec.sigma} not used: y | se({d.formula.response.se}) has no residual SD")
     return ModelData(
         data.family,
         data.link,
@@ -207,7 +238,20 @@ def prepare(data: FitData, priors: tuple[str, ...] | str | None) -> ModelData:
         gidx.astype(np.int64),
         resolved,
         key,
+        None if d.se is None else np.asarray(d.se, float),
+        d.formula.response.se_sigma,
     )
+
+
+def known_se_priors(spec: PriorSpec, y: np.ndarray) -> PriorSpec:
+    """The priors of a model whose known SEs replace sigma (`y | se(s)`). rstanarm cannot fit it, so it has no
+    default to copy, and decov would scale the SDs by a sigma that is not there (a unit-scale prior whatever the
+    units of y). Unless covariance priors are given, the SDs get the separate form's brms-like default instead,
+    half student_t(3, 0, 2.5 sd(y)), as compare.priors.resolve writes it."""
+    if spec.separate or spec.cov is not None:
+        return spec
+    sy = float(np.std(y, ddof=1)) if len(y) > 1 else 0.0
+    return dataclasses.replace(spec, sd=Dist("student_t", (3.0, 0.0, 2.5 * sy if sy > 0 else 2.5)))
 
 
 # ---------------------------------------------------------------- draws -> summaries
@@ -251,8 +295,7 @@ def _chunks(total: int, size: int = 500):
 
 def _loglik(md: ModelData, eta: np.ndarray, sigma: np.ndarray | None) -> np.ndarray:
     if md.family == "gaussian":
-        assert sigma is not None, "a gaussian model's draws carry sigma"
-        return stats.norm.logpdf(md.y, eta, sigma[:, None])
+        return stats.norm.logpdf(md.y, eta, md.obs_sd(sigma))
     mu = inverse_link(md.link, eta)
     if md.family == "binomial":
         return stats.binom.logpmf(md.y, md.trials, np.clip(mu, 1e-300, 1 - 1e-16))
@@ -284,8 +327,7 @@ def predictive(md: ModelData, draws: Draws, seed: int) -> np.ndarray:
     for sl in _chunks(C * S):
         eta = _eta(md, b[sl], r[sl])
         if md.family == "gaussian":
-            assert sigma is not None, "a gaussian model's draws carry sigma"
-            out[sl] = eta + sigma[sl, None] * rng.standard_normal(eta.shape)
+            out[sl] = eta + md.obs_sd(None if sigma is None else sigma[sl]) * rng.standard_normal(eta.shape)
         elif md.family == "binomial":
             out[sl] = rng.binomial(md.trials.astype(np.int64), inverse_link(md.link, eta))
         else:
@@ -312,9 +354,11 @@ def pred_new(md: ModelData, draws: Draws, seed: int) -> np.ndarray:
             u = np.einsum("sij,sj->si", L, rng.standard_normal((C * S, blk.q))) * s
             eta += u @ md.Z[:, blk.col : blk.col + blk.q].mean(axis=0)
         cor_at += n_pairs
-    if md.family == "gaussian":
+    if md.has_sigma:
         assert draws.sigma is not None, "a gaussian model's draws carry sigma"
         value = eta + draws.flat(draws.sigma) * rng.standard_normal(C * S)
+    elif md.family == "gaussian":  # known SEs alone: a new group's mean (its own SE is unknown), as simulate's truth
+        value = eta
     else:
         value = inverse_link(md.link, eta)
     return value.reshape(C, S)

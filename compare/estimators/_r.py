@@ -140,6 +140,8 @@ def r_formula(formula: Formula, family: str, binomial: str = "cbind") -> str:
         lhs = "cbind(hb_s, hb_f)" if binomial == "cbind" else "hb_s | trials(hb_n)"
     else:
         lhs = formula.response.y
+    if formula.response.se is not None:  # brms's known SEs (the engines that cannot fit them refuse the model)
+        lhs += f" | se({formula.response.se}{', sigma = TRUE' if formula.response.se_sigma else ''})"
     terms = [formula.fixed if formula.fixed else "0"]
     if formula.offset:
         terms.append(f"offset({formula.offset})")

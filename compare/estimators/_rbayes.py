@@ -18,7 +18,7 @@ import numpy as np
 from compare.data import FitData
 from compare.errors import InputError
 from compare.estimators import _bayes, _r
-from compare.estimators.base import YES, Estimator, Support, no
+from compare.estimators.base import YES, Estimator, Support, no, no_known_se
 from compare.fitresult import FitResult
 from compare.formula import ModelSpec
 from compare.priors import PriorSpec, parse_priors
@@ -74,6 +74,7 @@ class RSamplerEngine(Estimator):
     package: ClassVar[str] = ""  # the R package, as _r.package_status names it
     r_code: ClassVar[str] = ""  # the engine's R file (compare/estimators/R/), sourced once per R session
     no_blocks: ClassVar[str] = ""  # why a model without a random-effect term is refused
+    known_se_refusal: ClassVar[str] = ""  # why known measurement SEs (`y | se(s)`) are refused; "": they are fitted
     settings: RSamplerSettings
 
     def available(self) -> Support:
@@ -85,7 +86,8 @@ class RSamplerEngine(Estimator):
             return no(f"{self.name}: {verdict.reason}")
         if not model.formula.blocks:
             return no(self.no_blocks)
-        return YES
+        refused = no_known_se(model, self.name, self.known_se_refusal) if self.known_se_refusal else None
+        return refused if refused is not None else YES
 
     def begin(self, data: FitData) -> tuple[float, _bayes.ModelData, Any]:
         """(perf_counter at the start, the shared model data, the translated priors) after checking the model."""

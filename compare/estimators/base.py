@@ -41,6 +41,15 @@ def no(reason: str) -> Support:
     return Support(False, reason)
 
 
+def no_known_se(model: ModelSpec, engine: str, why: str) -> Support | None:
+    """The refusal of an engine that cannot fit known measurement SEs (`y | se(s)`), None for other models.
+
+    Fitting such a model without them would estimate a different model (one residual SD), so it is refused."""
+    if model.formula.response.se is None:
+        return None
+    return no(f"{engine} cannot fit known measurement SEs ({model.formula.response.y} | se(...)): {why}")
+
+
 class Estimator:
     """Base class for engines. Subclasses set `name`, `kind` and `Settings`, and implement `supports` and `fit`."""
 

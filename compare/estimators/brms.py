@@ -207,7 +207,7 @@ def _draws(
         for level in blk.levels:
             at = levels.index(label[level]) if label[level] in levels else _missing(label[level], levels)
             rr += [effects[..., at, position(terms, t, "group-effect")] for t in blk.names]
-    sigma = per_chain(r["sigma"]) if md.family == "gaussian" else None
+    sigma = per_chain(r["sigma"]) if md.has_sigma else None
 
     def stack(parts: list[np.ndarray]) -> np.ndarray:
         return np.stack(parts, axis=2) if parts else np.zeros((chains, draws, 0))

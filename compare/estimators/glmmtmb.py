@@ -26,7 +26,7 @@ import numpy as np
 from compare.data import FitData
 from compare.estimators import _frequentist as fq
 from compare.estimators import _r
-from compare.estimators.base import YES, Estimator, Support, no
+from compare.estimators.base import YES, Estimator, Support, no, no_known_se
 from compare.families import FAMILIES
 from compare.fitresult import FitResult, boundary_flags, make_params
 from compare.formula import ModelSpec
@@ -59,6 +59,11 @@ class GlmmTMBEngine(Estimator):
         return _r.package_status("glmmTMB", R_CODE)
 
     def supports(self, model: ModelSpec) -> Support:
+        refused = no_known_se(  # glmmTMB could: weights 1/s^2 with the dispersion held at 1 by `map`; not wired here
+            model, "glmmtmb", "this engine estimates one residual SD (fixing it per row is not wired up)"
+        )
+        if refused is not None:
+            return refused
         if model.family not in FAMILIES:
             return no(f"glmmtmb engine: family {model.family!r} is not wired up")
         if model.link not in FAMILIES[model.family].links:

@@ -35,7 +35,7 @@ from compare.estimators import _lme4_intervals as iv
 from compare.estimators import _r
 from compare.estimators import _sandwich as sw
 from compare.estimators._r import quiet_r, r_formula, r_frame  # noqa: F401 - public names of this module
-from compare.estimators.base import YES, Estimator, Support, no
+from compare.estimators.base import YES, Estimator, Support, no, no_known_se
 from compare.families import FAMILIES
 from compare.fitresult import FitResult, boundary_flags, interval_row, make_params, name_b
 from compare.formula import ModelSpec
@@ -164,6 +164,9 @@ class Lme4Engine(Estimator):
         return status
 
     def supports(self, model: ModelSpec) -> Support:
+        refused = no_known_se(model, "lme4", "lmer estimates the residual SD; its weights only scale it")
+        if refused is not None:
+            return refused
         if model.family not in FAMILIES:
             return no(f"lme4 engine: family {model.family!r} is not wired up")
         if model.link not in FAMILIES[model.family].links:

@@ -39,7 +39,7 @@ from compare.design import BlockDesign, Design
 from compare.estimators import _frequentist as fq
 from compare.estimators import _mixedlm_hessian as mh
 from compare.estimators import _sandwich as sw
-from compare.estimators.base import YES, Estimator, Support, no
+from compare.estimators.base import YES, Estimator, Support, no, no_known_se
 from compare.fitresult import FitResult, boundary_flags, make_params, name_b
 from compare.formula import Block, Formula, ModelSpec
 from compare.settings import Settings, setting
@@ -188,6 +188,9 @@ class MixedLMEngine(Estimator):
     methods: ClassVar[tuple[str, ...]] = ("default",)
 
     def supports(self, model: ModelSpec) -> Support:
+        refused = no_known_se(model, "MixedLM", "it estimates one residual variance (scale) for every row")
+        if refused is not None:
+            return refused
         if model.family != "gaussian" or model.link != "identity":
             return no(f"MixedLM fits gaussian identity-link models only, not {model.family}/{model.link}")
         return supports_formula(model.formula)

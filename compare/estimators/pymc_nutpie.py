@@ -74,6 +74,8 @@ def data_values(md: _bayes.ModelData) -> dict[str, np.ndarray]:
         "sigma_par": p.sigma_par,
         "sd_par": p.sd_par,
     }
+    if md.se is not None:
+        values["se"] = md.se
     for k, blk in enumerate(md.blocks):
         values[f"Z{k}"] = md.Z[:, blk.col : blk.col + blk.q]
         values[f"g{k}"] = md.gidx[:, k]
@@ -96,7 +98,7 @@ def build_model(md: _bayes.ModelData):
         if md.has_intercept:
             alpha = _intercept(pm, pt, md, d, beta)
             eta = eta + alpha
-        sigma = _positive_prior(pm, "sigma", p.sigma_code, d["sigma_par"]) if md.family == "gaussian" else None
+        sigma = _positive_prior(pm, "sigma", p.sigma_code, d["sigma_par"]) if md.has_sigma else None
         sds, cors, rs = [], [], []
         for k, blk in enumerate(md.blocks):
             sd_k, L_k, cor_k = _block_cov(pm, pt, md, k, blk, d, sigma)
@@ -183,7 +185,7 @@ def _block_cov(pm, pt, md, k, blk, d, sigma):
 
 def _likelihood(pm, md, eta, d, sigma) -> None:
     if md.family == "gaussian":
-        pm.Normal("y_obs", mu=eta, sigma=sigma, observed=d["y"])
+        pm.Normal("y_obs", mu=eta, sigma=_obs_sd(md, d, sigma), observed=d["y"])
     elif md.family == "poisson":
         pm.Poisson("y_obs", mu=pm.math.exp(eta), observed=d["y"])
     else:
@@ -192,6 +194,15 @@ def _likelihood(pm, md, eta, d, sigma) -> None:
             return
         prob = pm.math.invprobit(eta) if md.link == "probit" else 1 - pm.math.exp(-pm.math.exp(eta))
         pm.Binomial("y_obs", n=d["trials"], p=prob, observed=d["y"])
+
+
+def _obs_sd(md, d, sigma):
+    """The SD of y around its mean: sigma, or the known SEs of `y | se(s)` (with sigma: sqrt(sigma^2 + se^2))."""
+    import pytensor.tensor as pt
+
+    if md.se is None:
+        return sigma
+    return d["se"] if sigma is None else pt.sqrt(sigma**2 + d["se"] ** 2)
 
 
 def _deterministics(pm, pt, xbar, alpha, beta, sds, cors, rs, sigma) -> None:
@@ -292,7 +303,7 @@ def _trace_draws(trace, md: _bayes.ModelData, s: PyMCSettings):
         a = np.asarray(post[name].values)
         return a.reshape(a.shape[0], a.shape[1], int(np.prod(a.shape[2:])))
 
-    sigma = np.asarray(post["sigma"].values) if md.family == "gaussian" else None
+    sigma = np.asarray(post["sigma"].values) if md.has_sigma else None
     draws = _bayes.Draws(get("b"), get("sds"), get("cors"), get("r"), sigma)
     st = trace.sample_stats
     depth = np.asarray(st["depth"].values) if "depth" in st else np.zeros(draws.b.shape[:2])

@@ -109,6 +109,7 @@ class RstanarmEngine(_rbayes.RSamplerEngine):
     package: ClassVar[str] = "rstanarm"
     r_code: ClassVar[str] = R_CODE
     no_blocks: ClassVar[str] = "rstanarm's stan_glmer needs at least one random-effect term (stan_glm otherwise)"
+    known_se_refusal: ClassVar[str] = "stan_glmer has no se() term; its gaussian models estimate one sigma"
 
     def fit(self, data: FitData, *, seed: int) -> FitResult:
         start, md, priors = self.begin(data)

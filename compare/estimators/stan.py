@@ -68,6 +68,8 @@ def stan_data(md: _bayes.ModelData, nonce: int) -> dict[str, Any]:
         "xbar": md.xbar,
         "off": md.offset,
         "y_real": md.y if not integer else np.zeros(0),
+        "se_mode": md.se_mode,
+        "se": md.se if md.se is not None else np.zeros(0),
         "y_int": np.rint(md.y).astype(int) if integer else np.zeros(0, dtype=int),
         "trials": np.rint(md.trials).astype(int) if md.family == "binomial" else np.zeros(0, dtype=int),
         "K": len(md.blocks),
@@ -281,7 +283,7 @@ def level_major(md: _bayes.ModelData, r: np.ndarray) -> np.ndarray:
 
 def _draws(get, md: _bayes.ModelData, s: StanSettings) -> tuple[_bayes.Draws, _bayes.SamplerStats]:
     """Draws and sampler statistics from `get(name) -> (chains, draws, k)`, the same for both backends."""
-    sigma = get("sigma")[..., 0] if md.family == "gaussian" else None
+    sigma = get("sigma")[..., 0] if md.has_sigma else None
     draws = _bayes.Draws(get("b"), get("sds"), get("cors"), level_major(md, get("r")), sigma)
     sstats = _bayes.SamplerStats(
         get("divergent__")[..., 0] > 0, get("treedepth__")[..., 0] >= s.max_treedepth, get("energy__")[..., 0]

@@ -8,6 +8,8 @@
 // cholesky_factor_corr, Jacobian added by hand) and gets the LKJ prior.
 // The intercept's prior is on the centred intercept (brms's and rstanarm's `Intercept`) or, for `b[Intercept]`
 // priors (a scenario's), on the intercept of the data's own scale.
+// Known measurement SDs (brms's y | se(s), gaussian): se_mode 1 replaces sigma by se_n (no sigma parameter),
+// se_mode 2 adds them to it, y_n ~ normal(mu_n, sqrt(sigma^2 + se_n^2)).
 // Covariance priors: rstanarm's decov (Gamma on tau, Dirichlet via Gamma(conc, 1) on variance shares,
 // SDs = dispersion * tau * scale * sqrt(q * pi)) or brms's separate half priors on the SDs.
 functions {
@@ -21,6 +23,10 @@ functions {
     if (d == 4) return exponential_lpdf(x | p[1]);
     if (d == 5) return gamma_lpdf(x | p[1], p[2]);
     return 0;
+  }
+  vector obs_sd(vector se, vector sigma) {
+    if (num_elements(sigma) == 0) return se;
+    return sqrt(square(sigma[1]) + square(se));
   }
   matrix cpc_chol(vector y, int q) {
     matrix[q, q] L = rep_matrix(0, q, q);
@@ -63,6 +69,8 @@ data {
   vector[P] xbar;
   vector[N] off;
   vector[family == 1 ? N : 0] y_real;
+  int<lower=0, upper=2> se_mode;  // 0: no known SEs; 1: se alone; 2: se and sigma
+  vector<lower=0>[se_mode > 0 ? N : 0] se;
   array[family == 1 ? 0 : N] int<lower=0> y_int;
   array[family == 2 ? N : 0] int<lower=0> trials;
   int<lower=0> K;
@@ -140,7 +148,7 @@ transformed data {
 parameters {
   vector[has_intercept] alpha;
   vector[P] beta;
-  vector<lower=0>[family == 1 ? 1 : 0] sigma;
+  vector<lower=0>[family == 1 && se_mode != 1 ? 1 : 0] sigma;
   vector[R] z;
   vector[NCPC] cpc;
   vector<lower=0>[separate == 1 ? Q : 0] sd_sep;
@@ -151,7 +159,7 @@ transformed parameters {
   vector[Q] sds;
   vector[R] r;
   {
-    real disp = family == 1 ? sigma[1] : 1.0;
+    real disp = num_elements(sigma) == 1 ? sigma[1] : 1.0;
     for (k in 1:K) {
       int nq = q[k];
       matrix[nq, nq] L = diag_matrix(rep_vector(1, nq));
@@ -182,7 +190,7 @@ model {
     target += hb_prior_lpdf((int_uncentred == 1 ? alpha[1] - dot_product(xbar, beta) : alpha[1]) | int_code, int_par);
   }
   for (p in 1:P) target += hb_prior_lpdf(beta[p] | b_code, b_par[p]');
-  if (family == 1) target += hb_prior_lpdf(sigma[1] | sigma_code, sigma_par);
+  if (num_elements(sigma) == 1) target += hb_prior_lpdf(sigma[1] | sigma_code, sigma_par);
   for (k in 1:K) {
     int nq = q[k];
     if (correlated[k] == 1 && nq > 1) {
@@ -198,12 +206,15 @@ model {
     zeta ~ gamma(decov[2], 1);
   }
   if (use_glm == 1) {
-    if (family == 1) target += normal_id_glm_lupdf(y_real | Xc, eta0, beta, sigma[1]);
+    if (family == 1 && se_mode > 0) target += normal_id_glm_lupdf(y_real | Xc, eta0, beta, obs_sd(se, sigma));
+    else if (family == 1) target += normal_id_glm_lupdf(y_real | Xc, eta0, beta, sigma[1]);
     else if (family == 2) target += binomial_logit_glm_lupmf(y_int | trials, Xc, eta0, beta);
     else target += poisson_log_glm_lupmf(y_int | Xc, eta0, beta);
   } else {
     vector[N] eta = P > 0 ? eta0 + Xc * beta : eta0;
-    if (family == 1) {
+    if (family == 1 && se_mode > 0) {
+      y_real ~ normal(eta, obs_sd(se, sigma));
+    } else if (family == 1) {
       y_real ~ normal(eta, sigma[1]);
     } else if (family == 2) {
       if (link == 2) y_int ~ binomial_logit(trials, eta);

@@ -108,7 +108,7 @@ brms_draws <- function(fit, family, pri, compiled, compile_s, prep_s, wall, msgs
        r = unname(lapply(names(vc), function(g) unname(re[[g]]))),
        r_levels = unname(lapply(names(vc), function(g) dn(re[[g]], 2))),
        r_terms = unname(lapply(names(vc), function(g) dn(re[[g]], 3))),
-       sigma = if (family == "gaussian") as.vector(arr[, , "sigma"]) else NULL,
+       sigma = if ("sigma" %in% dimnames(arr)[[3]]) as.vector(arr[, , "sigma"]) else NULL,  # not with se() alone
        sampler = sampler_params(fit$fit), prior_text = pri$text, dropped = pri$dropped,
        compiled = compiled, compile_s = compile_s, prep_s = prep_s, wall = wall, msgs = msgs,
        prior_data = stanvar_values(fit))
