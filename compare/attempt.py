@@ -16,6 +16,8 @@ import time
 import traceback
 from dataclasses import dataclass
 
+import numpy as np
+
 from compare.cputime import CpuClock
 from compare.data import FitData
 from compare.estimators.base import Estimator
@@ -61,9 +63,10 @@ def attempt(estimator: Estimator, data: FitData, seed: int) -> Outcome:
 
 
 def _all_core_nan(result: FitResult) -> bool:
+    """In numpy: pandas' isin and a boolean frame index cost 0.7 ms a fit, 2% of a 30 ms one."""
     p = result.params
-    core = p[p["param_class"].isin(CORE_CLASSES)]
-    return len(core) > 0 and bool(core["estimate"].isna().all())
+    core = p["param_class"].isin(CORE_CLASSES).to_numpy(dtype=bool)
+    return bool(core.any()) and bool(np.isnan(p["estimate"].to_numpy(dtype=float, na_value=np.nan)[core]).all())
 
 
 def describe_exception(exc: BaseException, frames: int = 4) -> str:

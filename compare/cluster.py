@@ -67,6 +67,27 @@ class ClusterSpec(Table):
         return f"{number}{unit or 'M'}"
 
 
+def walltime_seconds(walltime: str) -> int:
+    """A SLURM time in seconds: minutes, MM:SS, HH:MM:SS, D-HH, D-HH:MM or D-HH:MM:SS (man sbatch, --time)."""
+    days, _, rest = walltime.rpartition("-")
+    parts = [int(p) for p in rest.split(":")]
+    if days:  # after a day count the first field is hours
+        h, m, sec = (parts + [0, 0])[:3]
+    else:
+        h, m, sec = ([0] * (3 - len(parts)) + parts) if len(parts) == 3 else (0, *(parts + [0])[:2])
+    return int(days or 0) * 86400 + h * 3600 + m * 60 + sec
+
+
+def worker_lifetime(spec: ClusterSpec) -> tuple[int, int]:
+    """(lifetime, stagger) in seconds for a worker in a job of `spec.walltime`: it retires (dask's --lifetime)
+    a margin before SLURM would kill it, a quarter of the walltime but at most 5 minutes, so its running fit goes
+    back to the queue uncounted as a failure and a fresh job takes over; the stagger (a fifth of the margin) keeps
+    the workers of several jobs from retiring at once."""
+    total = walltime_seconds(spec.walltime)
+    margin = min(300, total // 4)
+    return total - margin, margin // 5
+
+
 # The settings a command line may override (the rest are the suite's to say), with their types.
 OVERRIDES = {"queue": str, "account": str, "cores": int, "memory": str, "walltime": str, "jobs": int}
 

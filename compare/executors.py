@@ -26,6 +26,7 @@ from multiprocessing.connection import Connection, wait
 
 import pyarrow as pa
 
+from compare.cluster import worker_lifetime
 from compare.lifeline import tie_to_parent
 from compare.status import Status
 from compare.tasks import Task, failure_rows, fit_all, prepare_worker, run_task
@@ -268,6 +269,9 @@ class DaskExecutor:
                     yield task, self._rows(future, task)
                 for future, (task, t0) in list(running.items()):
                     if time.perf_counter() - t0 > len(task.engines) * self.timeout:
+                        if not self._processing(client, future):  # waiting for a worker (a job in the queue)
+                            running[future] = (task, time.perf_counter())
+                            continue
                         running.pop(future)
                         self._abandon(client, future)
                         error = f"task exceeded {len(task.engines)} x {self.timeout:g} s on dask"
@@ -295,6 +299,12 @@ class DaskExecutor:
             )
 
     @staticmethod
+    def _processing(client, future) -> bool:
+        """Whether a worker holds the task: time spent queued for a worker (a SLURM job waiting in its queue, or
+        replacing one that retired) is not the fit's, so the timeout clock restarts while it waits."""
+        return any(future.key in keys for keys in client.processing().values())
+
+    @staticmethod
     def _abandon(client, future) -> None:
         """Cancel an overrunning task and restart the worker running it (a thread cannot be stopped)."""
         holders = [w for w, keys in client.processing().items() if future.key in keys]
@@ -307,10 +317,17 @@ class SlurmExecutor(DaskExecutor):
     """Dask on SLURM (dask-jobqueue): the workers are SLURM jobs, `spec.jobs` of them, each with `spec.cores`
     single-threaded worker processes, started by sbatch with the queue, memory and walltime of the suite's
     `[cluster]` table. The scheduler runs in this process; when it goes, the workers lose it and end after
-    `DEATH_TIMEOUT_S` (and SLURM ends their jobs), and `close` cancels the jobs at once."""
+    `DEATH_TIMEOUT_S` (and SLURM ends their jobs), and `close` cancels the jobs at once.
+
+    Walltime: a worker retires shortly before its job's walltime (`compare.cluster.worker_lifetime`); its running
+    task goes back to the queue, not counted as a failure, and dask's adaptive scaling (minimum = maximum = `jobs`)
+    submits a job to replace it, so a run outlives its jobs. A worker lost abruptly (killed at the walltime all
+    the same, preempted, its node lost) has its task retried on another, `LOST_RETRIES` times; a task that loses
+    a worker more often than that (a fit that kills its process each time) is recorded as crashed."""
 
     DEATH_TIMEOUT_S = 30
     START_TIMEOUT_S = 600  # a queue can be slow to start the first job
+    LOST_RETRIES = 2
 
     def __init__(self, spec, timeout: float, log_dir: str | None = None) -> None:
         super().__init__(spec.jobs * spec.cores, timeout)
@@ -325,7 +342,8 @@ class SlurmExecutor(DaskExecutor):
         from compare.lifeline_dask import LifelinePlugin
 
         s = self.spec
-        dask.config.set({"distributed.scheduler.allowed-failures": 0})
+        lifetime, stagger = worker_lifetime(s)
+        dask.config.set({"distributed.scheduler.allowed-failures": self.LOST_RETRIES})
         cluster = SLURMCluster(
             queue=s.queue or None,
             account=s.account or None,
@@ -335,13 +353,14 @@ class SlurmExecutor(DaskExecutor):
             walltime=s.walltime,
             job_extra_directives=list(s.extra),
             job_script_prologue=list(s.setup),
+            worker_extra_args=["--lifetime", f"{lifetime}s", "--lifetime-stagger", f"{stagger}s"],
             python=sys.executable,
             death_timeout=self.DEATH_TIMEOUT_S,
             scheduler_options={"dashboard_address": None},
             log_directory=self.log_dir,
             silence_logs=40,
         )
-        cluster.scale(jobs=s.jobs)
+        cluster.adapt(minimum_jobs=s.jobs, maximum_jobs=s.jobs)  # a job that ends (walltime) is replaced
         client = Client(cluster)
         client.register_plugin(LifelinePlugin())  # a worker and its fits' processes end with its nanny
         client.wait_for_workers(1, timeout=self.START_TIMEOUT_S)

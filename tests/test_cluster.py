@@ -105,3 +105,22 @@ def test_the_quick_suite_through_slurm_equals_a_local_run(tmp_path, slurm):
     sampled = local["engine"].isin(SAMPLERS)
     pd.testing.assert_frame_equal(local[sampled], remote[sampled])
     pd.testing.assert_frame_equal(local[~sampled], remote[~sampled], check_exact=False, rtol=1e-6)
+
+
+def test_a_run_outlives_the_walltime_of_its_jobs(tmp_path, slurm):
+    """Jobs of one minute for 9 fits of 8 s: each worker retires before its walltime (dask --lifetime), its running
+    fit goes back to the queue and a new job takes over (adaptive scaling), so the run completes with no fit lost
+    and equals a local run."""
+    engines = '[[engine]]\nname = "slow-double"\nsettings = { sleep = 8 }\n'
+    suite = write_suite(tmp_path, reps=3, engines=engines)
+    suite.write_text(suite.read_text().replace(
+        "[[scenario]]", '[cluster]\ncores = 1\njobs = 1\nmemory = "1GB"\nwalltime = "00:01:00"\n[[scenario]]', 1))
+    local = run(tmp_path, slurm, str(suite), "--run-id", "local", "--workers", "2")
+    assert local.returncode == 0, local.stderr[-2000:]
+    res = run(tmp_path, slurm, str(suite), "--run-id", "slurm", "--executor", "slurm", timeout=900)
+    assert res.returncode == 0, res.stderr[-2000:]
+    remote = table(tmp_path, "slurm")
+    assert set(remote["status"]) == {"ok"}, remote.loc[remote["status"] != "ok", "error"].unique()
+    pd.testing.assert_frame_equal(table(tmp_path, "local"), remote)
+    logs = list((tmp_path / "results" / "slurm" / "slurm-logs").glob("*.err"))
+    assert len(logs) >= 2, "72 s of fits need a second one-minute job"

@@ -71,3 +71,30 @@ def test_fit_summary_gives_cpu_quantiles_beside_wall():
     fits = fit_summary(rows).iloc[0]
     assert fits["cpu_s_median"] == pytest.approx(1.5) and fits["wall_s_median"] == pytest.approx(3.0)
     assert fits["cpu_s_q10"] < fits["cpu_s_median"] < fits["cpu_s_q90"]
+
+
+WORKER = """
+import multiprocessing as mp, subprocess, sys, time
+from compare.cputime import CpuClock, _childless
+from compare.lifeline import tie_to_parent
+from tests.test_cputime import BURN, _burn
+tie_to_parent()  # as a pool worker: leads its group, with a reaper in a group of its own
+assert _childless(), "a worker with only its reaper has no child in its group"
+clock = CpuClock()
+subprocess.run([sys.executable, "-c", BURN.format(s=0.3)], check=True)
+ended = clock.elapsed()
+with mp.get_context("fork").Pool(1) as pool:
+    assert not _childless()
+    clock = CpuClock()
+    pool.apply(_burn, (0.4,))
+    live = clock.elapsed()
+print(ended, live)
+"""
+
+
+def test_a_worker_leading_its_group_skips_the_scan_only_while_it_has_no_child():
+    """The fast path (`_childless`, no /proc scan) in a process tied as a worker is: children that ended and a live
+    pool's work are still counted."""
+    out = subprocess.run([sys.executable, "-c", WORKER], capture_output=True, text=True, check=True)
+    ended, live = map(float, out.stdout.split())
+    assert ended >= 0.28 and 0.38 <= live < 0.65

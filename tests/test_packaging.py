@@ -123,11 +123,17 @@ def test_fresh_venv_runs_the_quick_suite_from_an_empty_directory(installed, tmp_
     venv.create(env_dir, with_pip=True)
     py = env_dir / "bin" / "python"
     wheel = next(installed.parent.glob("dist/hbench-*.whl"))
-    inst = subprocess.run([str(py), "-m", "pip", "install", "-q", str(wheel)], capture_output=True, text=True)
+    # Outside the checkout and without PYTHONPATH: `python -m pip` puts its working folder on sys.path, and a
+    # checkout's hbench.egg-info there (or on PYTHONPATH) makes pip find hbench "already satisfied", install
+    # nothing and exit 0, leaving no bin/hbench
+    clean = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "HBENCH_SCENARIOS", "HBENCH_ENGINES")}
+    inst = subprocess.run([str(py), "-m", "pip", "install", "-q", str(wheel)], capture_output=True, text=True,
+                          cwd=tmp_path, env=clean)
     assert inst.returncode == 0, inst.stderr[-2000:]
+    assert (env_dir / "bin" / "hbench").exists(), f"pip installed no hbench script: {inst.stdout[-2000:]}"
     work = tmp_path / "empty"
     work.mkdir()
     res = subprocess.run([str(env_dir / "bin" / "hbench"), "run", "quick", "--reps", "1", "--run-id", "q",
-                          "--no-progress"], capture_output=True, text=True, cwd=work)
+                          "--no-progress"], capture_output=True, text=True, cwd=work, env=clean)
     assert res.returncode == 0, res.stderr[-3000:]
     assert (work / "results" / "q" / "manifest.json").exists()

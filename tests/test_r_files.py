@@ -87,3 +87,26 @@ def test_provenance_reads_r_package_versions_through_versions_r():
     assert got["R"] == ro.baseenv["R.version.string"][0]
     assert got["lme4"] == ro.baseenv["as.character"](ro.r["packageVersion"]("lme4"))[0]
     assert got["hbenchNoSuchPackage"] == "missing"
+
+
+THREAD_FIRST = """
+import threading
+from compare.estimators import _r
+_r.r_started()  # R started in the main thread, as a Dask worker may have it from an earlier task
+out = {}
+t = threading.Thread(target=lambda: out.update(s=_r.package_status("stats")))  # a task thread: no conversion rules
+t.start()
+t.join()
+print(bool(out["s"]), getattr(out["s"], "reason", ""))
+"""
+
+
+@needs_r
+def test_a_package_is_found_from_a_thread_other_than_the_one_that_started_r():
+    """rpy2's conversion rules are a context variable; a Dask worker runs tasks in a thread that lacks them, and a
+    SLURM run once recorded brms and rstanarm as skipped ("Conversion rules ... missing") for its first fit."""
+    import subprocess
+    import sys
+
+    res = subprocess.run([sys.executable, "-c", THREAD_FIRST], capture_output=True, text=True, timeout=300)
+    assert res.stdout.strip() == "True", res.stdout + res.stderr[-2000:]

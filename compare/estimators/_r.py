@@ -74,8 +74,10 @@ def _start_r() -> Support:
         import rpy2.robjects  # noqa: F401 - importing it starts R
     except Exception as exc:  # noqa: BLE001 - ImportError, or rpy2 built for another R (undefined symbols)
         return no(f"needs R and rpy2 (`pip install 'rpy2>=3.5,<3.6'` for R < 4.5): {_first_line(exc)}")
+    from rpy2.robjects.conversion import localconverter
+
     try:
-        with quiet_r():
+        with quiet_r(), localconverter(converter()):
             r_env(BRIDGE)
     except Exception as exc:  # noqa: BLE001 - any R failure means no R engine can run
         return no(f"cannot start R: {_first_line(exc)}")
@@ -116,8 +118,10 @@ def package_status(package: str, r_file: str = "") -> Support:
     if not started:
         return no(f"{package} {started.reason}")
 
-    try:
-        with quiet_r():
+    from rpy2.robjects.conversion import localconverter
+
+    try:  # rpy2's conversion rules live in a context variable: a Dask worker's task thread starts without them
+        with quiet_r(), localconverter(converter()):
             ok = bool(r_env(BRIDGE)["has_package"](package)[0])
             if ok and r_file:
                 r_env(r_file)

@@ -5,10 +5,13 @@ Engine: statsmodels MixedLM on varying_intercept (about 0.05 s a fit: the hardes
 whose cost is per task). A run pays a fixed start-up (spawning workers that import statsmodels) and then
 a cost per task; both are separated by running two sizes (SMALL and LARGE replications) and taking the
 difference. This VM's speed drifts by tens of percent within minutes, so the bare loop and the harness
-are measured in alternating rounds and the median round is kept. Two bare loops are reported: the
-engine alone on datasets simulated beforehand, and simulate-then-fit (what any loop has to do). Ratios
-are printed and kept in extra_info: absolute seconds depend on load."""
+are measured in alternating rounds and the median round is kept. Beside the wall seconds, CPU seconds (this
+process's and its reaped children's: the harness's workers) give the overhead whatever else loads the machine;
+the wall ratio of 2 workers to 1 means something only on a quiet machine (load average printed). Two bare
+loops are reported: the engine alone on datasets simulated beforehand, and simulate-then-fit (what any loop
+has to do). Ratios are printed and kept in extra_info: absolute seconds depend on load."""
 
+import os
 import statistics
 import time
 
@@ -35,27 +38,34 @@ CELLS = (1, 3)
 SMALL, LARGE, ROUNDS = 15, 60, 3
 
 
-def _bare(reps: int) -> tuple[float, float]:
-    """(seconds fitting pre-simulated datasets, seconds simulating them) for reps per cell, with one BLAS
-    thread as in the harness's workers (two threads make these small fits ~15% slower here)."""
+def _cpu() -> float:
+    """CPU seconds of this process and of its children that ended (the harness's workers, joined by the pool)."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+def _bare(reps: int) -> tuple[float, float, float, float]:
+    """(seconds fitting pre-simulated datasets, seconds simulating them, and the CPU seconds of each) for reps per
+    cell, with one BLAS thread as in the harness's workers (two threads make these small fits ~15% slower here)."""
     sc, est = load_scenario("varying_intercept"), get_estimator("mixedlm")
     with threadpool_limits(1):
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), _cpu()
         datasets = [dataset_for(sc, cell, rep, 11) for cell in CELLS for rep in range(reps)]
-        simulate = time.perf_counter() - start
-        start = time.perf_counter()
+        simulate, simulate_cpu = time.perf_counter() - start, _cpu() - cpu
+        start, cpu = time.perf_counter(), _cpu()
         for ds in datasets:
             est.fit(ds.data, seed=ds.seed)
-        return time.perf_counter() - start, simulate
+        return time.perf_counter() - start, simulate, _cpu() - cpu, simulate_cpu
 
 
-def _harness(tmp_path, workers: int, reps: int) -> float:
+def _harness(tmp_path, workers: int, reps: int) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of the parent and its workers) of a whole run."""
     suite = tmp_path / f"bench{reps}.toml"
     suite.write_text(SUITE.format(reps=reps))
     run_id = f"w{workers}r{reps}-{time.perf_counter_ns()}"
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), _cpu()
     harness.run(str(suite), run_id=run_id, workers=workers, root=tmp_path / "results", progress=False)
-    return time.perf_counter() - start
+    return time.perf_counter() - start, _cpu() - cpu
 
 
 def _per_fit(small: float, large: float) -> float:
@@ -63,26 +73,37 @@ def _per_fit(small: float, large: float) -> float:
 
 
 def _rounds(tmp_path, workers: list[int]) -> dict[str, float]:
-    """Median over alternating rounds of the marginal seconds per fit of each measurement."""
+    """Median over alternating rounds of the marginal seconds (wall, and CPU: `cpu_` keys) per fit of each
+    measurement, and the load average at the end."""
     seen: dict[str, list[float]] = {}
     for _ in range(ROUNDS):
-        (fit_s, sim_s), (fit_l, sim_l) = _bare(SMALL), _bare(LARGE)
+        (fit_s, sim_s, cfit_s, csim_s), (fit_l, sim_l, cfit_l, csim_l) = _bare(SMALL), _bare(LARGE)
         seen.setdefault("bare_fit", []).append(_per_fit(fit_s, fit_l))
         seen.setdefault("bare_sim_fit", []).append(_per_fit(fit_s + sim_s, fit_l + sim_l))
+        seen.setdefault("cpu_bare_fit", []).append(_per_fit(cfit_s, cfit_l))
+        seen.setdefault("cpu_bare_sim_fit", []).append(_per_fit(cfit_s + csim_s, cfit_l + csim_l))
         for w in workers:
-            small, large = _harness(tmp_path, w, SMALL), _harness(tmp_path, w, LARGE)
+            (small, csmall), (large, clarge) = _harness(tmp_path, w, SMALL), _harness(tmp_path, w, LARGE)
             seen.setdefault(f"harness_{w}", []).append(_per_fit(small, large))
+            seen.setdefault(f"cpu_harness_{w}", []).append(_per_fit(csmall, clarge))
             seen.setdefault(f"startup_{w}", []).append(small - _per_fit(small, large) * len(CELLS) * SMALL)
-    return {k: statistics.median(v) for k, v in seen.items()}
+    return {**{k: statistics.median(v) for k, v in seen.items()}, "load_avg_1min": os.getloadavg()[0]}
 
 
 def test_harness_overhead_vs_bare_loop(benchmark, tmp_path):
     m = benchmark.pedantic(_rounds, args=(tmp_path, [1]), rounds=1, iterations=1)
     over_fit, over_sim = m["harness_1"] / m["bare_fit"] - 1, m["harness_1"] / m["bare_sim_fit"] - 1
-    benchmark.extra_info.update({**m, "overhead_vs_fit": over_fit, "overhead_vs_simulate_fit": over_sim})
-    print(f"\nper fit: bare fit {m['bare_fit'] * 1000:.0f} ms, bare simulate+fit {m['bare_sim_fit'] * 1000:.0f} ms, "
+    cpu_fit, cpu_sim = m["cpu_harness_1"] / m["cpu_bare_fit"] - 1, m["cpu_harness_1"] / m["cpu_bare_sim_fit"] - 1
+    benchmark.extra_info.update({**m, "overhead_vs_fit": over_fit, "overhead_vs_simulate_fit": over_sim,
+                                 "cpu_overhead_vs_fit": cpu_fit, "cpu_overhead_vs_simulate_fit": cpu_sim})
+    print(f"\nper fit, wall: bare fit {m['bare_fit'] * 1000:.0f} ms, "
+          f"bare simulate+fit {m['bare_sim_fit'] * 1000:.0f} ms, "
           f"harness (1 worker) {m['harness_1'] * 1000:.0f} ms: overhead {over_fit:+.1%} vs the fit alone, "
-          f"{over_sim:+.1%} vs simulate+fit; fixed start-up {m['startup_1']:.1f} s")
+          f"{over_sim:+.1%} vs simulate+fit; fixed start-up {m['startup_1']:.1f} s"
+          f"\nper fit, CPU: bare fit {m['cpu_bare_fit'] * 1000:.1f} ms, bare simulate+fit "
+          f"{m['cpu_bare_sim_fit'] * 1000:.1f} ms, harness (parent + worker) {m['cpu_harness_1'] * 1000:.1f} ms: "
+          f"overhead {cpu_fit:+.1%} vs the fit alone, {cpu_sim:+.1%} vs simulate+fit; "
+          f"load average {m['load_avg_1min']:.2f}")
 
 
 def test_throughput_two_workers_vs_one(benchmark, tmp_path):
@@ -90,4 +111,5 @@ def test_throughput_two_workers_vs_one(benchmark, tmp_path):
     speedup = m["harness_1"] / m["harness_2"]
     benchmark.extra_info.update({**m, "speedup": speedup})
     print(f"\nper fit: 1 worker {m['harness_1'] * 1000:.0f} ms, 2 workers {m['harness_2'] * 1000:.0f} ms: "
-          f"speed-up x{speedup:.2f} (start-up {m['startup_2']:.1f} s)")
+          f"speed-up x{speedup:.2f} (start-up {m['startup_2']:.1f} s); CPU per fit {m['cpu_harness_1'] * 1000:.1f} ms "
+          f"(1 worker), {m['cpu_harness_2'] * 1000:.1f} ms (2); load average {m['load_avg_1min']:.2f}")
