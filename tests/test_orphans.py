@@ -36,6 +36,14 @@ def tagged(tag: str) -> list[psutil.Process]:
     return found
 
 
+def cmdline(p: psutil.Process) -> list[str]:
+    """The process's command line, or [] once it has ended or become a zombie (processes end while we look)."""
+    try:
+        return p.cmdline()
+    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+        return []
+
+
 def start(tmp: Path, suite: Path, run_id: str, executor: str, tag: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "compare", "run", str(suite), "--run-id", run_id, "--no-progress",
                              "--workers", "2", "--executor", executor, "--results", str(tmp / "results")],
@@ -51,16 +59,16 @@ def test_killing_the_main_process_leaves_no_process_of_the_run(tmp_path, executo
     proc = start(tmp_path, suite, "k", executor, tag)
     parts = tmp_path / "results" / "k" / "parts"
     deadline = time.time() + 120
-    while time.time() < deadline and not any(p.cmdline() == ["sleep", "60"] for p in tagged(tag)):
+    while time.time() < deadline and not any(cmdline(p) == ["sleep", "60"] for p in tagged(tag)):
         time.sleep(0.1)
-    assert any(p.cmdline() == ["sleep", "60"] for p in tagged(tag)), "a long fit's child process should be running"
+    assert any(cmdline(p) == ["sleep", "60"] for p in tagged(tag)), "a long fit's child process should be running"
     os.kill(proc.pid, sig)  # the main process only: its workers lead their own process groups
     proc.wait(timeout=30)
     deadline = time.time() + GRACE_S
     while time.time() < deadline and tagged(tag):
         time.sleep(0.1)
     left = tagged(tag)
-    assert not left, f"still alive {GRACE_S:g} s after the main process died: {[(p.pid, p.cmdline()) for p in left]}"
+    assert not left, f"still alive {GRACE_S:g} s after the main process died: {[(p.pid, cmdline(p)) for p in left]}"
     assert len(list(parts.glob("*.parquet"))) < 18, "the kill should land mid-run"
     res = hbench(tmp_path, "run", "--resume", "k", "--no-progress", "--workers", "2")
     assert res.returncode == 0, res.stderr[-2000:]
