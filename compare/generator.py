@@ -111,6 +111,8 @@ def expected_truth(design: Design) -> list[str]:
             names += [f"cor[{bd.group}][{a},{b}]" for a, b in itertools.combinations(bd.names, 2)]
     if design.family == "gaussian":
         names.append("sigma")
+    if design.family == "negbinomial":
+        names.append("phi")
     return names
 
 
