@@ -45,7 +45,9 @@ forget_compiled <- function() { store$models <- list(); invisible(NULL) }
 fit_brms <- function(formula, data, family, link, user_classes, user_priors, chains, iter, warmup,
                      adapt_delta, max_treedepth, cores, seed, terms) {
   h <- collector()
-  fam <- if (family == "gaussian") gaussian() else get(family)(link = link)
+  fam <- if (family == "gaussian") gaussian()
+         else if (family == "negbinomial") brms::negbinomial(link = link)  # shape = NB2's phi
+         else get(family)(link = link)
   f <- brms::brmsformula(as.formula(formula))
   t0 <- proc.time()[["elapsed"]]
   withCallingHandlers({
@@ -109,6 +111,7 @@ brms_draws <- function(fit, family, pri, compiled, compile_s, prep_s, wall, msgs
        r_levels = unname(lapply(names(vc), function(g) dn(re[[g]], 2))),
        r_terms = unname(lapply(names(vc), function(g) dn(re[[g]], 3))),
        sigma = if (family == "gaussian") as.vector(arr[, , "sigma"]) else NULL,
+       shape = if (family == "negbinomial") as.vector(arr[, , "shape"]) else NULL,
        sampler = sampler_params(fit$fit), prior_text = pri$text, dropped = pri$dropped,
        compiled = compiled, compile_s = compile_s, prep_s = prep_s, wall = wall, msgs = msgs,
        prior_data = stanvar_values(fit))
