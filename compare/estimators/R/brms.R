@@ -17,7 +17,10 @@ brms_priors <- function(f, data, fam, user_classes, user_priors) {
   prior <- brms::empty_prior()
   for (k in which(keep)) prior <- prior + brms::set_prior(user_priors[k], class = user_classes[k])
   sv <- NULL
-  text <- paste(user_classes[keep], "~", user_priors[keep])
+  text <- if (any(keep)) paste(user_classes[keep], "~", user_priors[keep]) else character(0)
+  shape <- defaults$prior[defaults$class == "shape" & defaults$coef == "" & defaults$prior != ""]
+  if (length(shape) && !("shape" %in% user_classes))  # not data-dependent: stays in the code as brms writes it
+    text <- c(text, paste("shape (hbench's phi) ~", shape[1], "(brms default)"))
   rows <- defaults[defaults$coef == "" & defaults$group == "" & defaults$resp == "" & defaults$dpar == "" &
                    defaults$nlpar == "" & defaults$prior != "" & defaults$class %in% c("Intercept", "sigma", "sd") &
                    !(defaults$class %in% user_classes), ]
