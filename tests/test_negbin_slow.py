@@ -10,6 +10,10 @@ SBC: 200 replications (HBENCH_SBC_REPS) of negbin cell 2 (prior DGP, J = 30 x 10
 with the scenario's priors (the samplers' default on a dgp = "prior" cell); ranks among 99 thinned draws.
 Every b, sd, cor and phi must stay inside the simultaneous ECDF band at level 1 - 0.05 / 6 (Bonferroni over an
 engine's 6 parameters) and pass the chi-square test at p > 0.01 / 6, as tests/test_sbc.py asks of seed_slopes.
+
+Measured (3 Dec 2026, load ~10 on 2 cores): recovery 31 min for the six engines (rstanarm ~9 min, brms ~9 min
+with its compile); phi 1.975-1.980 (SE 0.071-0.077) everywhere, b[x] 0.293-0.297 (SE 0.026-0.027). SBC, 200
+replications: pymc 11 min, chi-square p 0.07-0.33; stan (CmdStan) 16 min, p 0.13-0.97; all inside the band.
 """
 
 from __future__ import annotations
