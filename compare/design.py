@@ -230,6 +230,6 @@ def response_arrays(formula: Formula, family: str, frame: pd.DataFrame) -> tuple
         return y, trials
     if r.kind != "single":
         raise InputError(f"{family} takes a single response column, not {r.kind}()")
-    if family == "poisson" and (np.any(y < 0) or np.any(y != np.round(y))):
-        raise InputError(f"column {r.y!r}: poisson counts must be non-negative whole numbers")
+    if family in ("poisson", "negbinomial") and (np.any(y < 0) or np.any(y != np.round(y))):
+        raise InputError(f"column {r.y!r}: {family} counts must be non-negative whole numbers")
     return y, None

@@ -29,6 +29,7 @@ class Family:
     name: str
     links: tuple[str, ...]  # the first is the canonical (default) link
     code: int  # `family` in compare/stan/glmm.stan
+    aux: str | None = None  # the family's own parameter, reported as a row of that name: sigma, phi
 
     @property
     def default_link(self) -> str:
@@ -43,10 +44,14 @@ LINKS: dict[str, Link] = {
     "log": Link("log", np.exp, 5),
 }
 FAMILIES: dict[str, Family] = {
-    "gaussian": Family("gaussian", ("identity",), 1),
+    "gaussian": Family("gaussian", ("identity",), 1, "sigma"),
     "binomial": Family("binomial", ("logit", "probit", "cloglog"), 2),
     "poisson": Family("poisson", ("log",), 3),
+    # NB2: mean mu, variance mu + mu^2 / phi (lme4's theta, glmmTMB's nbinom2 dispersion, brms's shape,
+    # rstanarm's reciprocal_dispersion, Stan's neg_binomial_2 phi); phi -> infinity is the poisson
+    "negbinomial": Family("negbinomial", ("log",), 4, "phi"),
 }
+COUNTS = ("poisson", "negbinomial")  # families whose response is a non-negative whole number
 
 
 def family(name: str) -> Family:

@@ -23,6 +23,8 @@ and `group_level`, so no reader parses a name):
   sd[g][Intercept]              SD of a group-level term           class sd, group, term
   cor[g][Intercept,x]           correlation of two terms           class cor, group, term "Intercept,x"
   sigma                         residual SD (gaussian, not y | se(s)) class sigma
+  phi                           NB2 dispersion (negbinomial):      class phi
+                                variance mu + mu^2 / phi
   r[g][level,x]                 group effect (BLUP / posterior)    class r, group, group_level, term
   mrp                           poststratified population mean     class mrp
   pred_new[g]                   outcome mean for a new group       class pred_new, group
@@ -80,7 +82,7 @@ class NameParts(NamedTuple):
     group_level: str | None = None
 
 
-_SCALARS = ("sigma", "mrp")
+_SCALARS = ("sigma", "phi", "mrp")
 _NAMED = re.compile(r"^(?P<cls>b|sd|cor|r|pred_new)\[(?P<first>[^\]]+)\](?:\[(?P<second>.+)\])?$")
 _TWO_PARTS = {"b": False, "pred_new": False, "sd": True, "cor": True, "r": True}  # class -> has a [second] part
 
@@ -94,7 +96,7 @@ def describe(name: str) -> NameParts:
     if m is None or _TWO_PARTS[m["cls"]] != (m["second"] is not None):
         raise ValueError(
             f"parameter name {name!r} is not in hbench's convention (b[x], sd[g][x], cor[g][a,b], "
-            "sigma, r[g][level,x], mrp, pred_new[g])"
+            "sigma, phi, r[g][level,x], mrp, pred_new[g])"
         )
     cls, first, second = m["cls"], m["first"], m["second"]
     if cls in ("b", "pred_new"):
@@ -126,10 +128,10 @@ class ParamRow:
     raises instead of becoming a NaN column; what the name says is derived, never given."""
 
     parameter: str = doc(
-        "estimand, in the naming convention (b[x], sd[g][x], cor[g][a,b], sigma, r[g][level,x], mrp, pred_new[g])"
+        "estimand, in the naming convention (b[x], sd[g][x], cor[g][a,b], sigma, phi, r[g][level,x], mrp, pred_new[g])"
     )
     param_class: str = doc(
-        "what kind of estimand: b, sd, cor, sigma, r, mrp, pred_new (derived from the name)", init=False
+        "what kind of estimand: b, sd, cor, sigma, phi, r, mrp, pred_new (derived from the name)", init=False
     )
     group: str | None = doc("grouping factor of sd, cor, r and pred_new rows (derived)", init=False)
     term: str | None = doc("model term: the coefficient of b, sd and r rows; 'a,b' for cor rows (derived)", init=False)

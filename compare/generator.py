@@ -112,6 +112,8 @@ def expected_truth(design: Design) -> list[str]:
             names += [f"cor[{bd.group}][{a},{b}]" for a, b in itertools.combinations(bd.names, 2)]
     if has_sigma(design.formula, design.family):
         names.append("sigma")
+    if design.family == "negbinomial":
+        names.append("phi")
     return names
 
 

@@ -547,7 +547,7 @@ def sbc_summary(table: pd.DataFrame, level: float = SBC_LEVEL) -> pd.DataFrame:
     return described(out, table)
 
 
-AGREEMENT_CLASSES = ("b", "sd", "cor", "sigma", "mrp", "pred_new")
+AGREEMENT_CLASSES = ("b", "sd", "cor", "sigma", "phi", "mrp", "pred_new")
 
 
 def agreement(table: pd.DataFrame) -> pd.DataFrame:
@@ -631,7 +631,7 @@ def flagged_fits(table: pd.DataFrame) -> pd.Series:
     return (sampler & divergent) | (~sampler & not_converged)
 
 
-SENSITIVITY_CLASSES = ("b", "sd", "cor", "sigma")
+SENSITIVITY_CLASSES = ("b", "sd", "cor", "sigma", "phi")
 
 
 def sensitivity(table: pd.DataFrame) -> pd.DataFrame:

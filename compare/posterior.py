@@ -7,7 +7,7 @@ Results keep summaries only; draws are what a reader needs to re-analyse a fit (
 (task, engine): results/<run_id>/draws/<task key>/<engine label>.nc, written atomically by the worker before
 the task's part, so a part on disk means its draws are on disk too and `--resume` redoes both or neither.
 
-Variables are grouped by estimand class (b, sd, cor, sigma, r, mrp); each has one dimension whose
+Variables are grouped by estimand class (b, sd, cor, sigma, phi, r, mrp); each has one dimension whose
 coordinates are hbench's parameter names, so `idata.posterior["b"].sel(b_name="b[x]")` is b[x]'s draws.
 """
 

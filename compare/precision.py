@@ -23,7 +23,7 @@ from compare import metrics
 from compare.errors import InputError
 from compare.store import RunStore
 
-KEY_CLASSES = ("b", "sd", "cor", "sigma")  # the model's parameters
+KEY_CLASSES = ("b", "sd", "cor", "sigma", "phi")  # the model's parameters
 # measure -> the table of compare.metrics it is read from
 MEASURES: dict[str, Callable[[pd.DataFrame], pd.DataFrame]] = {
     "coverage": metrics.intervals,

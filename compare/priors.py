@@ -4,13 +4,17 @@ A prior string is `class ~ dist(args)`, e.g. `b ~ normal(0, 4)`, `Intercept ~ no
 `sd ~ cauchy(0, 1)`, `cor ~ lkj(4)`, `sigma ~ exponential(0.1)`, `cov ~ decov(1, 1, 1, 1)`.
 Meaning follows brms: `Intercept` is the intercept *after centring the fixed-effect predictors*
 (brms and rstanarm both do this), `sd` and `sigma` priors are half distributions (truncated at 0),
-`cor` is the LKJ prior on each block's correlation matrix.
+`cor` is the LKJ prior on each block's correlation matrix, `phi` the prior on negbinomial's dispersion (NB2:
+variance mu + mu^2 / phi; a half distribution like sigma's; brms's class `shape`, rstanarm's prior_aux).
 
 Defaults are rstanarm's stan_glmer defaults (priors vignette, post July 2020):
   b          normal(0, 2.5 * s_y / s_x)   s_y = sd(y) for gaussian, 1 otherwise; s_x = sd(x), for binary
                                           predictors too (rstanarm 2.21), 1 for a constant one
   Intercept  normal(mean(y), 2.5 * sd(y)) for gaussian; normal(0, 2.5) otherwise (centred predictors)
   sigma      exponential(1 / sd(y))
+  phi        exponential(1) (negbinomial): rstanarm's prior_aux on neg_binomial_2's reciprocal_dispersion,
+             which is phi (exponential(autoscale = TRUE) with s_y = 1 off the gaussian family); brms's own
+             default is gamma(0.01, 0.01) on its `shape`, which is phi too
   cov        decov(regularization=1, concentration=1, shape=1, scale=1): per block of q terms,
              correlation ~ LKJ(regularization), variance shares pi ~ Dirichlet(concentration),
              tau ~ Gamma(shape, rate = 1 / scale), SDs = dispersion * tau * sqrt(q * pi)
@@ -48,6 +52,7 @@ CLASSES: dict[str, tuple[str, ...]] = {
     "Intercept": ("normal", "student_t", "cauchy"),
     "sd": ("normal", "student_t", "cauchy", "exponential", "gamma"),
     "sigma": ("normal", "student_t", "cauchy", "exponential", "gamma"),
+    "phi": ("normal", "student_t", "cauchy", "exponential", "gamma"),
     "cor": ("lkj",),
     "cov": ("decov",),
 }
@@ -142,6 +147,7 @@ class PriorSpec:
     cor: Dist | None = None
     sigma: Dist | None = None
     cov: Dist | None = None
+    phi: Dist | None = None
     b_terms: tuple[tuple[str, Dist], ...] = ()
     sd_terms: tuple[tuple[tuple[str, str], Dist], ...] = ()
 
@@ -151,7 +157,7 @@ class PriorSpec:
         return self.sd is not None or self.cor is not None or bool(self.sd_terms)
 
 
-_FIELD = {"b": "b", "Intercept": "intercept", "sd": "sd", "cor": "cor", "sigma": "sigma", "cov": "cov"}
+_FIELD = {"b": "b", "Intercept": "intercept", "sd": "sd", "cor": "cor", "sigma": "sigma", "cov": "cov", "phi": "phi"}
 
 
 def parse_priors(texts: list[str] | tuple[str, ...] | None) -> PriorSpec:
@@ -161,7 +167,7 @@ def parse_priors(texts: list[str] | tuple[str, ...] | None) -> PriorSpec:
     terms: dict[tuple[str, tuple[str, ...]], Dist] = {}
     for text in texts or ():
         prior = parse_prior(text)
-        if prior.cls in ("sd", "sigma"):
+        if prior.cls in ("sd", "sigma", "phi"):
             _check_half(prior, text)
         key = _FIELD[prior.cls]
         if prior.target:
@@ -212,6 +218,8 @@ class ResolvedPriors:
     decov: tuple[float, float, float, float]  # regularization, concentration, shape, scale
     text: list[str] = field(default_factory=list)  # human-readable summary for notes
     int_uncentred: bool = False  # the intercept prior is on b[Intercept] = alpha - xbar . beta (data scale)
+    phi_code: int = 4  # negbinomial's dispersion: DISTS code and arguments (default exponential(1))
+    phi_par: np.ndarray = field(default_factory=lambda: np.array([1.0, 0.0, 0.0]))
 
 
 def _predictor_scale(x: np.ndarray) -> float:
@@ -253,6 +261,7 @@ def resolve(
         b_given.get("Intercept") or spec.intercept or Dist("normal", (float(np.mean(y)) if gaussian else 0.0, 2.5 * sy))
     )
     sigma = spec.sigma or Dist("exponential", (1.0 / sy,))
+    phi = spec.phi or Dist("exponential", (1.0,))
     sd_dists = [sd_given.get(t) or spec.sd or Dist("student_t", (3.0, 0.0, 2.5 * sy)) for t in terms]
     cor = spec.cor or Dist("lkj", (1.0,))
     decov = spec.cov.args if spec.cov is not None else (1.0, 1.0, 1.0, 1.0)
@@ -263,6 +272,8 @@ def resolve(
     ]
     if gaussian:
         text.append(f"sigma ~ {sigma}")
+    if family == "negbinomial":
+        text.append(f"phi ~ {phi} (half)")
     text.append(
         ("sd ~ half " + ", ".join(f"{g}/{t}: {d}" for (g, t), d in zip(terms, sd_dists)) + f"; cor ~ {cor}")
         if spec.separate
@@ -282,6 +293,8 @@ def resolve(
         _four(decov),
         text,
         uncentred,
+        phi.code,
+        np.array(phi.padded()),
     )
 
 
@@ -306,7 +319,9 @@ _POSITIVE = {
 }
 
 
-def from_scenario(priors, x_names: list[str], terms: list[tuple[str, str]], gaussian: bool) -> tuple[str, ...]:
+def from_scenario(
+    priors, x_names: list[str], terms: list[tuple[str, str]], gaussian: bool, negbinomial: bool = False
+) -> tuple[str, ...]:
     """Prior strings for a scenario's [priors] (compare.spec.Priors) on a model with fixed effects `x_names` and
     group-level terms `terms` ((group, term)); InputError naming the field a sampler cannot take."""
     from compare.spec import lookup
@@ -326,6 +341,10 @@ def from_scenario(priors, x_names: list[str], terms: list[tuple[str, str]], gaus
         if priors.sigma is None:
             raise InputError("field 'priors.sigma': missing (a gaussian model has a residual SD)")
         out.append(f"sigma ~ {_stated(priors.sigma, _POSITIVE, 'priors.sigma')}")
+    if negbinomial:
+        if priors.phi is None:
+            raise InputError("field 'priors.phi': missing (a negbinomial model has a dispersion phi)")
+        out.append(f"phi ~ {_stated(priors.phi, _POSITIVE, 'priors.phi')}")
     return tuple(out)
 
 
@@ -353,4 +372,6 @@ def for_cell(setting: tuple[str, ...] | str | None, cell, design) -> tuple[str, 
     terms = [(b.group, t) for b in design.blocks for t in b.names]
     from compare.formula import has_sigma  # known SEs alone (`y | se(s)`): a gaussian model without sigma
 
-    return from_scenario(cell.priors, design.x_names, terms, has_sigma(cell.formula, cell.family))
+    return from_scenario(
+        cell.priors, design.x_names, terms, has_sigma(cell.formula, cell.family), cell.family == "negbinomial"
+    )

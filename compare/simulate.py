@@ -38,6 +38,7 @@ class Params:
     sd: dict[str, dict[str, float]]  # group -> term -> sd
     cor: dict[str, np.ndarray]  # block key -> correlation matrix
     sigma: float | None
+    phi: float | None = None  # negbinomial's dispersion
 
 
 def block_key(block: BlockDesign) -> str:
@@ -110,7 +111,7 @@ def _fixed_params(cell: CellSpec, design: Design) -> Params:
         else:
             cor[block_key(bd)] = np.eye(len(bd.names))
     _check_extra(t.cor, [bd.group for bd in design.blocks if bd.block.correlated], "truth.cor")
-    return Params(b, sd, cor, t.sigma)
+    return Params(b, sd, cor, t.sigma, t.phi)
 
 
 def _prior_params(cell: CellSpec, design: Design, rng: np.random.Generator) -> Params:
@@ -140,7 +141,14 @@ def _prior_params(cell: CellSpec, design: Design, rng: np.random.Generator) -> P
         if p.sigma is None:
             raise InputError("field 'priors.sigma': missing (a gaussian model has a residual SD)")
         sigma = float(p.sigma.draw(rng, 1)[0])
-    return Params(b, sd, cor, sigma)
+    phi = None
+    if cell.family == "negbinomial":
+        if p.phi is None:
+            raise InputError("field 'priors.phi': missing (a negbinomial model has a dispersion phi)")
+        phi = float(p.phi.draw(rng, 1)[0])
+        if not phi > 0:
+            raise InputError(f"field 'priors.phi': drew phi = {phi!r}; the dispersion must be positive")
+    return Params(b, sd, cor, sigma, phi)
 
 
 def _check_shapes(cell: CellSpec, design: Design) -> None:
@@ -196,7 +204,13 @@ def _errors(cell: CellSpec, sigma, n: int, rng: np.random.Generator) -> np.ndarr
     return sigma * cell.shapes.residual.standard(rng, n)
 
 
-def _respond(cell: CellSpec, frame: pd.DataFrame, mu: np.ndarray, sigma, trials, rng) -> None:
+def negbinomial_draws(rng: np.random.Generator, mu: np.ndarray, phi: float) -> np.ndarray:
+    """NB2 counts with mean mu and variance mu + mu^2 / phi: numpy's (n, p) parametrisation with n = phi and
+    p = phi / (phi + mu), which numpy draws as a gamma-poisson mixture (rate ~ Gamma(phi, scale mu / phi))."""
+    return rng.negative_binomial(phi, phi / (phi + mu))
+
+
+def _respond(cell: CellSpec, frame: pd.DataFrame, mu: np.ndarray, params: Params, sigma, trials, rng) -> None:
     r = cell.formula.response
     if cell.family == "gaussian" and r.se is not None:  # y | se(s): known SEs, plus sigma with se(s, sigma = TRUE)
         noise = frame[r.se].to_numpy(float) * rng.standard_normal(len(mu))
@@ -205,6 +219,9 @@ def _respond(cell: CellSpec, frame: pd.DataFrame, mu: np.ndarray, sigma, trials,
         frame[r.y] = mu + _errors(cell, sigma, len(mu), rng)
     elif cell.family == "poisson":
         frame[r.y] = rng.poisson(mu)
+    elif cell.family == "negbinomial":
+        assert params.phi is not None, "a negbinomial cell's parameters carry phi"
+        frame[r.y] = negbinomial_draws(rng, mu, params.phi)
     else:
         successes = rng.binomial(trials.astype(np.int64), mu)
         frame[r.y] = successes
@@ -226,6 +243,8 @@ def _truth(cell: CellSpec, design: Design, params: Params, effects, mu_pop: np.n
                 truth[f"r[{bd.group}][{level},{term}]"] = float(u[lv, k])
     if params.sigma is not None:
         truth["sigma"] = float(params.sigma)
+    if params.phi is not None:
+        truth["phi"] = float(params.phi)
     if cell.poststratify:
         w = frame[cell.poststratify].to_numpy(float)
         truth["mrp"] = float(np.sum(w * mu_pop) / np.sum(w))
@@ -304,9 +323,9 @@ def simulate(cell: CellSpec, rng: np.random.Generator, cell_rng: np.random.Gener
     source = "truth" if cell.dgp == "fixed" else "priors"
     mu = inverse_link(cell.link, _linear_predictor(design, params, effects))
     _check_finite(mu, source, "the model's mean overflows: values too large for the covariates")
-    if cell.family == "poisson" and np.max(mu, initial=0) > MAX_POISSON:
-        raise InputError(f"field '{source}': a poisson mean of {np.max(mu):g} is more than {MAX_POISSON:g}")
-    _respond(cell, frame, mu, departures.residual_sd(cell, frame, params.sigma, cell_rng), trials, rng)
+    if cell.family in ("poisson", "negbinomial") and np.max(mu, initial=0) > MAX_POISSON:
+        raise InputError(f"field '{source}': a {cell.family} mean of {np.max(mu):g} is more than {MAX_POISSON:g}")
+    _respond(cell, frame, mu, params, departures.residual_sd(cell, frame, params.sigma, cell_rng), trials, rng)
     truth = _truth(cell, design, params, effects, mu, frame)
     if design.blocks:
         truth.update(_new_group_truth(cell, design, params, rng))

@@ -51,7 +51,7 @@ TOP_KEYS = {
 }
 # what a generator (compare.generator) makes itself: not given beside `generator`
 DECLARATIVE = ("layout", "covariates", "trials", "truth", "priors", "poststratify", "shape", "dropout", "design")
-TRUTH_KEYS = {"b", "sd", "cor", "sigma"}
+TRUTH_KEYS = {"b", "sd", "cor", "sigma", "phi"}
 MAX_ROWS = 1_000_000  # rows of one simulated dataset: far beyond any benchmark cell, well within memory
 MAX_CELLS = 10_000  # grid cells of one scenario: each is resolved and dry-run when the scenario loads
 
@@ -71,6 +71,7 @@ class Truth:
     sd: dict[str, dict[str, float]]
     cor: dict[str, dict[tuple[str, str], float]]
     sigma: float | None
+    phi: float | None = None  # negbinomial's dispersion: variance mu + mu^2 / phi
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,7 @@ class Priors:
     sd: dict[str, dict[str, Dist]]
     cor: dict[str, Dist]
     sigma: Dist | None
+    phi: Dist | None = None
 
 
 @dataclass(frozen=True)
@@ -355,7 +357,21 @@ def _parse_truth(raw: Any, family: str, sigma_needed: bool | None = None) -> Tru
             raise _fail("truth.sigma", "0 must be positive")
     elif sigma is not None:
         raise _fail("truth.sigma", f"a {family} scenario has no residual SD")
-    return Truth(b, sd, cor, sigma)
+    return Truth(b, sd, cor, sigma, _parse_phi(raw.get("phi"), family))
+
+
+def _parse_phi(phi: Any, family: str) -> float | None:
+    """NB2's dispersion: required and positive for negbinomial, refused elsewhere."""
+    if family != "negbinomial":
+        if phi is not None:
+            raise _fail("truth.phi", f"a {family} scenario has no dispersion phi (negbinomial has)")
+        return None
+    if phi is None:
+        raise _fail("truth.phi", "a negbinomial scenario needs its dispersion (or dgp = 'prior' with priors.phi)")
+    phi = _number(phi, "truth.phi", lo=0)
+    if phi == 0:
+        raise _fail("truth.phi", "0 must be positive (variance mu + mu^2 / phi)")
+    return phi
 
 
 def _parse_priors(raw: Any) -> Priors:
@@ -369,7 +385,8 @@ def _parse_priors(raw: Any) -> Priors:
         if d.kind != "lkj":
             raise _fail(f"priors.cor.{g}.dist", f"{d.kind!r}: correlations take an lkj prior")
     sigma = parse_dist(raw["sigma"], "priors.sigma") if "sigma" in raw else None
-    return Priors(b, sd, cor, sigma)
+    phi = parse_dist(raw["phi"], "priors.phi") if "phi" in raw else None
+    return Priors(b, sd, cor, sigma, phi)
 
 
 def _parse_log_sigma(raw: Any, covariates: dict[str, Dist], layout: Layout) -> dict[str, float]:

@@ -78,6 +78,11 @@ def test_response_is_generated_from_the_reported_truth(replications):
         obs = np.concatenate([ds.data.design.y for ds in datasets])
         mu = np.concatenate([np.exp(_eta(ds)) for ds in datasets])
         assert abs((obs.sum() - mu.sum()) / np.sqrt(mu.sum())) <= Z
+    elif cell.family == "negbinomial":  # the same with NB2's variance mu + mu^2 / phi
+        obs = np.concatenate([ds.data.design.y for ds in datasets])
+        mu = np.concatenate([np.exp(_eta(ds)) for ds in datasets])
+        phi = datasets[0].truth["phi"]
+        assert abs((obs.sum() - mu.sum()) / np.sqrt((mu + mu**2 / phi).sum())) <= Z
     else:  # successes against trials * p: a standardised total
         from scipy.special import expit
         obs = np.concatenate([ds.data.design.y for ds in datasets])

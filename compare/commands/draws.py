@@ -30,7 +30,7 @@ def handle(args: argparse.Namespace) -> int:
         warnings.simplefilter("ignore")
         import arviz as az
 
-        names = [v for v in ("b", "sd", "cor", "sigma", "mrp") if v in idata.posterior]
+        names = [v for v in ("b", "sd", "cor", "sigma", "phi", "mrp") if v in idata.posterior]
         print(az.summary(idata, var_names=names).to_string())
     print(
         f"In Python: compare.load_draws({args.run_id!r}, {args.scenario!r}, {args.cell}, {args.rep}, "

@@ -57,7 +57,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("fit", help="fit a CSV with every engine (or the ones named) side by side")
     p.add_argument("data", help="CSV file")
     p.add_argument("--formula", required=True, help='lme4/brms formula, e.g. "y ~ x + (1 + x | g)"')
-    p.add_argument("--family", default="gaussian", help="gaussian (default), binomial or poisson")
+    p.add_argument("--family", default="gaussian", help="gaussian (default), binomial, poisson or negbinomial")
     p.add_argument("--link", default=None, help="link function (default: the family's canonical link)")
     p.add_argument(
         "--engine",

@@ -14,13 +14,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    print(f"{'scenario':<22}{'cells':>6}  {'family':<9}{'dgp':<13}{'design':<20}formula")
+    print(f"{'scenario':<22}{'cells':>6}  {'family':<12}{'dgp':<13}{'design':<20}formula")
     for name in scenario_names():
         sc = load_scenario(name)
         c0 = sc.cell(0)
         dgps = sorted({c.dgp for c in sc.cells})
         designs = sorted({c.design for c in sc.cells})
-        print(f"{name:<22}{sc.n_cells:>6}  {c0.family:<9}{'/'.join(dgps):<13}{'/'.join(designs):<20}{c0.formula.text}")
+        print(f"{name:<22}{sc.n_cells:>6}  {c0.family:<12}{'/'.join(dgps):<13}{'/'.join(designs):<20}{c0.formula.text}")
         if args.verbose:
             for cell in sc.cells:
                 grid = ", ".join(f"{k}={v}" for k, v in cell.factors.items())

@@ -2,7 +2,8 @@
 
 Both engines sample the same model (compare/stan/glmm.stan describes it) and hand back draws of
 the same five quantities -- b (fixed effects, intercept un-centred), sd (per group-level term),
-cor (per correlated pair), r (group effects, flattened block by block, level-major) and sigma -- so
+cor (per correlated pair), r (group effects, flattened block by block, level-major), sigma (gaussian) and
+phi (negbinomial) -- so
 summaries, diagnostics, predictions, MRP and PSIS-LOO are computed once, here, identically.
 """
 
@@ -217,6 +218,7 @@ def prepare(data: FitData, priors: tuple[str, ...] | str | None) -> ModelData:
         resolved.lkj_eta,
         resolved.decov,
         resolved.int_uncentred,
+        resolved.phi_code,
     )  # the graph's structure; scales are data
     if d.se is not None and not d.formula.response.se_sigma:  # known SEs alone: the model has no sigma
         resolved.text = [t for t in resolved.text if not t.startswith("sigma ~")]
@@ -259,13 +261,14 @@ def known_se_priors(spec: PriorSpec, y: np.ndarray) -> PriorSpec:
 
 @dataclass
 class Draws:
-    """Posterior draws, each (chains, draws, k); sigma is (chains, draws) or None."""
+    """Posterior draws, each (chains, draws, k); sigma and phi are (chains, draws) or None."""
 
     b: np.ndarray
     sd: np.ndarray
     cor: np.ndarray
     r: np.ndarray
     sigma: np.ndarray | None
+    phi: np.ndarray | None = None  # negbinomial's dispersion
 
     def flat(self, a: np.ndarray) -> np.ndarray:
         return a.reshape(a.shape[0] * a.shape[1], *a.shape[2:])
@@ -293,12 +296,16 @@ def _chunks(total: int, size: int = 500):
         yield slice(start, min(total, start + size))
 
 
-def _loglik(md: ModelData, eta: np.ndarray, sigma: np.ndarray | None) -> np.ndarray:
+def _loglik(md: ModelData, eta: np.ndarray, sigma: np.ndarray | None, phi: np.ndarray | None = None) -> np.ndarray:
     if md.family == "gaussian":
         return stats.norm.logpdf(md.y, eta, md.obs_sd(sigma))
     mu = inverse_link(md.link, eta)
     if md.family == "binomial":
         return stats.binom.logpmf(md.y, md.trials, np.clip(mu, 1e-300, 1 - 1e-16))
+    if md.family == "negbinomial":
+        assert phi is not None, "a negbinomial model's draws carry phi"
+        size = phi[:, None]
+        return stats.nbinom.logpmf(md.y, size, size / (size + mu))
     return stats.poisson.logpmf(md.y, mu)
 
 
@@ -307,11 +314,12 @@ def pointwise(md: ModelData, draws: Draws, weights: np.ndarray | None) -> tuple[
     C, S = draws.b.shape[:2]
     b, r = draws.flat(draws.b), draws.flat(draws.r)
     sigma = draws.flat(draws.sigma) if draws.sigma is not None else None
+    phi = draws.flat(draws.phi) if draws.phi is not None else None
     ll = np.empty((C * S, md.N))
     mrp = np.empty(C * S) if weights is not None else None
     for sl in _chunks(C * S):
         eta = _eta(md, b[sl], r[sl])
-        ll[sl] = _loglik(md, eta, None if sigma is None else sigma[sl])
+        ll[sl] = _loglik(md, eta, None if sigma is None else sigma[sl], None if phi is None else phi[sl])
         if weights is not None and mrp is not None:
             mrp[sl] = inverse_link(md.link, eta) @ weights / weights.sum()
     return ll.reshape(C, S, md.N), None if mrp is None else mrp.reshape(C, S)
@@ -330,6 +338,10 @@ def predictive(md: ModelData, draws: Draws, seed: int) -> np.ndarray:
             out[sl] = eta + md.obs_sd(None if sigma is None else sigma[sl]) * rng.standard_normal(eta.shape)
         elif md.family == "binomial":
             out[sl] = rng.binomial(md.trials.astype(np.int64), inverse_link(md.link, eta))
+        elif md.family == "negbinomial":
+            assert draws.phi is not None, "a negbinomial model's draws carry phi"
+            size = draws.flat(draws.phi)[sl, None]
+            out[sl] = rng.negative_binomial(size, size / (size + inverse_link(md.link, eta)))
         else:
             out[sl] = rng.poisson(inverse_link(md.link, eta))
     return out.reshape(C, S, md.N)
@@ -375,6 +387,9 @@ def _named_draws(md: ModelData, draws: Draws) -> tuple[list[str], np.ndarray]:
     if draws.sigma is not None:
         names.append("sigma")
         parts.append(draws.sigma[..., None])
+    if draws.phi is not None:
+        names.append("phi")
+        parts.append(draws.phi[..., None])
     names += [name_r(blk.group, lv, t) for blk in md.blocks for lv in blk.levels for t in blk.names]
     parts.append(draws.r)
     return names, np.concatenate([p.reshape(p.shape[0], p.shape[1], int(np.prod(p.shape[2:]))) for p in parts], axis=2)
@@ -503,7 +518,7 @@ def fit_result(
         notes
         + [
             "sampling_s is warmup + draws (not separated); warmup_s is NaN",
-            f"converged = R-hat <= {RHAT_OK} for every b, sd, cor, sigma and no divergent transitions "
+            f"converged = R-hat <= {RHAT_OK} for every b, sd, cor, sigma, phi and no divergent transitions "
             "(group effects r count in rhat_max, not in converged)",
         ]
         + md.priors.text

@@ -95,6 +95,26 @@ def sd_row(
     return row
 
 
+def phi_row(phi: float, se_log: float, note: str | None = None, level: float = LEVEL) -> dict[str, Any]:
+    """negbinomial's dispersion with a Wald interval on log(phi), the scale both lme4 (glmer.nb's theta, here)
+    and glmmTMB (its nbinom2 dispersion parameter) estimate it on; SE of phi is phi * se_log. Named "wald-log"
+    and not "wald-log-sd": phi is no SD, so `variance_rows` adds no variance-scale row for it."""
+    ok, z = bool(np.isfinite(se_log)) and phi > 0, z_quantile(level)
+    with np.errstate(over="ignore"):
+        lo, hi = (phi * float(np.exp(-z * se_log)), phi * float(np.exp(z * se_log))) if ok else (NAN, NAN)
+    row = {
+        "parameter": "phi",
+        "estimate": phi,
+        "se": phi * se_log if ok else NAN,
+        "lower": lo,
+        "upper": hi,
+        "interval": "wald-log" if ok else "none",
+    }
+    if not ok:
+        row["note"] = note or "no finite SE for log(phi)"
+    return row
+
+
 def variance_rows(rows: list[dict[str, Any]], level: float = LEVEL) -> list[dict[str, Any]]:
     """For every SD (and sigma) with a Wald interval on the log-SD scale, an extra "wald-variance" row: Wald
     on the variance, s^2 +- z * 2 s SE(s), the interval of MLwiN, SAS PROC MIXED and HLM, which Maas & Hox

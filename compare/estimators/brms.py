@@ -1,7 +1,8 @@
 """Engine `brms`: brms::brm (rstan backend) through rpy2 (compare.estimators._r), the seed's funding example.
 
 Priors are brms's own classes; hbench's prior strings map one to one (`b ~ normal(0, 4)` ->
-set_prior("normal(0, 4)", class = "b"); Intercept, sd, cor, sigma likewise). `cov ~ decov(...)` has no brms
+set_prior("normal(0, 4)", class = "b"); Intercept, sd, cor, sigma likewise; `phi` is brms's `shape` of its
+negbinomial family, whose default prior is gamma(0.01, 0.01)). `cov ~ decov(...)` has no brms
 equivalent and is refused by the settings. A prior for a class the model does not have (sigma of a binomial
 model) is dropped with a note, as hbench's other samplers ignore it.
 
@@ -47,6 +48,7 @@ def brms_priors(spec: PriorSpec) -> list[tuple[str, str]]:
         ("sd", spec.sd),
         ("cor", spec.cor),
         ("sigma", spec.sigma),
+        ("shape", spec.phi),  # brms's negbinomial shape is NB2's phi
     ):
         if d is not None:
             out.append((cls, f"{d.name}({', '.join(repr(float(a)) for a in d.args)})"))
@@ -58,7 +60,7 @@ class BrmsSettings(_rbayes.RSamplerSettings):
     max_treedepth: int = setting(10, "maximum NUTS tree depth (brms's and Stan's default 10)", lo=1, hi=30)
     priors: tuple[str, ...] = setting(
         (),
-        "brms prior strings by class (b, Intercept, sd, cor, sigma), e.g. "
+        "brms prior strings by class (b, Intercept, sd, cor, sigma, phi = brms's negbinomial shape), e.g. "
         '"sd ~ cauchy(0, 1)" (default: brms\'s own priors)',
     )
     translate = staticmethod(brms_priors)
@@ -208,11 +210,12 @@ def _draws(
             at = levels.index(label[level]) if label[level] in levels else _missing(label[level], levels)
             rr += [effects[..., at, position(terms, t, "group-effect")] for t in blk.names]
     sigma = per_chain(r["sigma"]) if md.has_sigma else None
+    phi = per_chain(r["shape"]) if md.family == "negbinomial" else None
 
     def stack(parts: list[np.ndarray]) -> np.ndarray:
         return np.stack(parts, axis=2) if parts else np.zeros((chains, draws, 0))
 
-    return _bayes.Draws(stack(b), stack(sd), stack(cor), stack(rr), sigma)
+    return _bayes.Draws(stack(b), stack(sd), stack(cor), stack(rr), sigma, phi)
 
 
 ESTIMATORS = [BrmsEngine]

@@ -117,6 +117,8 @@ def summarise(r: dict[str, Any], data: FitData, reml: bool, profile: bool, level
     if gaussian:
         rows.append(_sigma_row(r, sigma, level))
     rows += fq.variance_rows(rows, level)
+    if data.family == "negbinomial":
+        rows.append(_phi_row(r, level))
     rows += _r.ranef_rows(r["ranef"], level)
     if data.poststratify:
         rows.append(fq.mrp_row(data.frame[data.poststratify].to_numpy(float), np.asarray(r["fitted"], float)))
@@ -312,6 +314,19 @@ def _profile(r: dict[str, Any], notes: list[str], reml: bool, profile: bool) -> 
     if msgs:
         notes.append("profile: " + "; ".join(msgs))
     return np.atleast_2d(np.asarray(r["profile"], float))
+
+
+def _phi_row(r: dict[str, Any], level: float) -> dict[str, Any]:
+    """phi with a Wald interval on log(phi) = betad, nbinom2's dispersion parameter, its variance from sdreport;
+    sigma(fit) is phi for nbinom2, checked against exp(betad)."""
+    phi = _r.num(r["sigma"])
+    if _r.is_null(r["betad"]):
+        return fq.phi_row(phi, math.nan, "glmmTMB reported no dispersion parameter", level)
+    betad = _r.num(r["betad"])
+    if not math.isclose(math.exp(betad), phi, rel_tol=1e-6):
+        return fq.phi_row(phi, math.nan, f"sigma(fit) = {phi:g} is not exp(betad) = {math.exp(betad):g}", level)
+    note = "no finite SE for glmmTMB's dispersion parameter (log phi) in sdreport"
+    return fq.phi_row(phi, fq.safe_sqrt(_r.num(r["betad_var"])), note, level)
 
 
 def _sigma_row(r: dict[str, Any], sigma: float, level: float) -> dict[str, Any]:

@@ -220,6 +220,8 @@ def summarise(
     elif profile and _strs(r["profile_msgs"]):
         notes.append("profile: " + "; ".join(_strs(r["profile_msgs"])))
     var_rows = _variance_rows(blocks, prof, gaussian) + ([_sigma_row(sigma, prof)] if gaussian else [])
+    if data.family == "negbinomial":
+        var_rows.append(_phi_row(r, level, notes))
     wald = _wald(r, blocks, gaussian, level, notes)
     var_rows, extra = _with_wald(var_rows, wald, profile)
     extra += fq.variance_rows(var_rows + extra, level)
@@ -490,6 +492,23 @@ def _interval_row(row: dict[str, Any], ci, prof) -> dict[str, Any]:
             else "profile interval not finite"
         )
     return row
+
+
+def _phi_row(r: dict[str, Any], level: float, notes: list[str]) -> dict[str, Any]:
+    """glmer.nb's theta as phi, Wald on log(phi) with the SE from the profile deviance's curvature (nb_theta_se,
+    R/lme4_intervals.R); the fit's SDs and fixed effects are, as glmer.nb reports them, conditional on theta."""
+    nb = r.get("nb")
+    error = _get(nb, "error")
+    if error is not None:
+        notes.append(" ".join(_strs(error)))
+        return fq.phi_row(float(np.atleast_1d(r["nb_theta"])[0]), math.nan, " ".join(_strs(error)), level)
+    note = " ".join(_strs(_get(nb, "note")))
+    theta, se_log = _r.num(_get(nb, "theta")), _r.num(_get(nb, "se_log"))
+    notes.append(
+        "phi = glmer.nb's theta; its Wald interval on log(phi) takes the SE from the curvature of the profile "
+        "deviance (glmer refitted at theta * exp(+-0.1)); SEs of b, sd and cor hold theta fixed, as glmer.nb's"
+    )
+    return fq.phi_row(theta, se_log, note or None, level)
 
 
 def _sigma_row(sigma: float, prof: np.ndarray | None) -> dict[str, Any]:

@@ -72,6 +72,7 @@ def data_values(md: _bayes.ModelData) -> dict[str, np.ndarray]:
         "b_par": p.b_par,
         "int_par": p.int_par,
         "sigma_par": p.sigma_par,
+        "phi_par": p.phi_par,
         "sd_par": p.sd_par,
     }
     if md.se is not None:
@@ -99,6 +100,7 @@ def build_model(md: _bayes.ModelData):
             alpha = _intercept(pm, pt, md, d, beta)
             eta = eta + alpha
         sigma = _positive_prior(pm, "sigma", p.sigma_code, d["sigma_par"]) if md.has_sigma else None
+        phi = _positive_prior(pm, "phi", p.phi_code, d["phi_par"]) if md.family == "negbinomial" else None
         sds, cors, rs = [], [], []
         for k, blk in enumerate(md.blocks):
             sd_k, L_k, cor_k = _block_cov(pm, pt, md, k, blk, d, sigma)
@@ -109,7 +111,7 @@ def build_model(md: _bayes.ModelData):
             sds.append(sd_k)
             cors += cor_k
             rs.append(r_k.flatten())
-        _likelihood(pm, md, eta, d, sigma)
+        _likelihood(pm, md, eta, d, sigma, phi)
         _deterministics(pm, pt, d["xbar"], alpha if md.has_intercept else None, beta, sds, cors, rs, sigma)
     return model
 
@@ -183,11 +185,13 @@ def _block_cov(pm, pt, md, k, blk, d, sigma):
     return sd, L, [corr[i, j] for i, j in blk.pairs]
 
 
-def _likelihood(pm, md, eta, d, sigma) -> None:
+def _likelihood(pm, md, eta, d, sigma, phi=None) -> None:
     if md.family == "gaussian":
         pm.Normal("y_obs", mu=eta, sigma=_obs_sd(md, d, sigma), observed=d["y"])
     elif md.family == "poisson":
         pm.Poisson("y_obs", mu=pm.math.exp(eta), observed=d["y"])
+    elif md.family == "negbinomial":  # PyMC's (mu, alpha): variance mu + mu^2 / alpha, alpha = phi (NB2)
+        pm.NegativeBinomial("y_obs", mu=pm.math.exp(eta), alpha=phi, observed=d["y"])
     else:
         if md.link == "logit":
             pm.Binomial("y_obs", n=d["trials"], logit_p=eta, observed=d["y"])
@@ -304,7 +308,8 @@ def _trace_draws(trace, md: _bayes.ModelData, s: PyMCSettings):
         return a.reshape(a.shape[0], a.shape[1], int(np.prod(a.shape[2:])))
 
     sigma = np.asarray(post["sigma"].values) if md.has_sigma else None
-    draws = _bayes.Draws(get("b"), get("sds"), get("cors"), get("r"), sigma)
+    phi = np.asarray(post["phi"].values) if md.family == "negbinomial" else None
+    draws = _bayes.Draws(get("b"), get("sds"), get("cors"), get("r"), sigma, phi)
     st = trace.sample_stats
     depth = np.asarray(st["depth"].values) if "depth" in st else np.zeros(draws.b.shape[:2])
     hit = np.asarray(st["maxdepth_reached"].values) if "maxdepth_reached" in st else depth >= s.max_treedepth

@@ -8,7 +8,9 @@ as for `stan` and `pymc`; divergences, tree-depth hits and E-BFMI come from rsta
 
 Prior strings (brms style, compare.priors) are translated where rstanarm can express them: `b` and
 `Intercept` (normal, student_t, cauchy) -> prior / prior_intercept, `sigma` (normal, student_t, cauchy,
-exponential: half distributions in rstanarm too) -> prior_aux, `cov ~ decov(...)` -> prior_covariance, all
+exponential: half distributions in rstanarm too) -> prior_aux, `phi` (the same half distributions) -> prior_aux of
+neg_binomial_2 (its reciprocal_dispersion is NB2's phi; rstanarm's default there is exponential(1)),
+`cov ~ decov(...)` -> prior_covariance, all
 with autoscale = FALSE (hbench's prior strings are on the data's scale). Separate `sd`/`cor` priors have no
 rstanarm equivalent (stan_glmer takes decov only): the settings refuse them before anything runs.
 """
@@ -53,11 +55,12 @@ def _prior(d: Dist, autoscale: bool | None = False) -> RPrior:
     return d.name, args
 
 
-def _aux_prior(d: Dist) -> RPrior:
-    """sigma's prior: rstanarm's prior_aux is a half distribution for sigma, as hbench's sigma priors are."""
+def _aux_prior(d: Dist, cls: str = "sigma") -> RPrior:
+    """sigma's or phi's prior: rstanarm's prior_aux is a half distribution (on sigma; on neg_binomial_2's
+    reciprocal_dispersion, which is phi), as hbench's sigma and phi priors are."""
     if d.name == "gamma":
         raise InputError(
-            "rstanarm: 'sigma ~ gamma(...)' cannot be expressed (prior_aux takes normal, student_t, "
+            f"rstanarm: '{cls} ~ gamma(...)' cannot be expressed (prior_aux takes normal, student_t, "
             "cauchy or exponential)"
         )
     return _prior(d)
@@ -78,6 +81,8 @@ def rstanarm_priors(spec: PriorSpec) -> dict[str, RPrior]:
         out["prior_intercept"] = _prior(spec.intercept)
     if spec.sigma is not None:
         out["prior_aux"] = _aux_prior(spec.sigma)
+    if spec.phi is not None:  # prior_aux of a negbinomial fit (fit_rstanarm picks the one the family has)
+        out["prior_aux_phi"] = _aux_prior(spec.phi, "phi")
     if spec.cov is not None:
         out["prior_covariance"] = _prior(spec.cov, autoscale=None)  # decov has no autoscale
     return out
@@ -94,7 +99,7 @@ class RstanarmSettings(_rbayes.RSamplerSettings):
     QR: bool = setting(False, "QR decomposition of the predictors (the seed uses QR = TRUE for the 13 x 13 poll model)")
     priors: tuple[str, ...] = setting(
         (),
-        "brms-style prior strings rstanarm can express: b, Intercept, sigma, "
+        "brms-style prior strings rstanarm can express: b, Intercept, sigma, phi, "
         "cov ~ decov(...) (default: rstanarm's own priors)",
     )
     translate = staticmethod(rstanarm_priors)
@@ -187,11 +192,12 @@ def _draws(md: _bayes.ModelData, values: np.ndarray, names: list[str]) -> _bayes
             tag = level.replace(" ", "_")
             r += [get(f"b[{_r.r_term(t)} {blk.group}:{tag}]") for t in blk.names]
     sigma = get("sigma") if md.family == "gaussian" else None
+    phi = get("reciprocal_dispersion") if md.family == "negbinomial" else None  # neg_binomial_2's phi
 
     def stack(parts: list[np.ndarray]) -> np.ndarray:
         return np.stack(parts, axis=2) if parts else np.zeros((C, S, 0))
 
-    return _bayes.Draws(stack(b), stack(sd), stack(cor), stack(r), sigma)
+    return _bayes.Draws(stack(b), stack(sd), stack(cor), stack(r), sigma, phi)
 
 
 ESTIMATORS = [RstanarmEngine]

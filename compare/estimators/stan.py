@@ -89,6 +89,8 @@ def stan_data(md: _bayes.ModelData, nonce: int) -> dict[str, Any]:
         "int_uncentred": int(p.int_uncentred),
         "sigma_code": p.sigma_code,
         "sigma_par": p.sigma_par,
+        "phi_code": p.phi_code,
+        "phi_par": p.phi_par,
         "separate": int(p.separate),
         "sd_code": p.sd_code,
         "sd_par": p.sd_par,
@@ -284,7 +286,8 @@ def level_major(md: _bayes.ModelData, r: np.ndarray) -> np.ndarray:
 def _draws(get, md: _bayes.ModelData, s: StanSettings) -> tuple[_bayes.Draws, _bayes.SamplerStats]:
     """Draws and sampler statistics from `get(name) -> (chains, draws, k)`, the same for both backends."""
     sigma = get("sigma")[..., 0] if md.has_sigma else None
-    draws = _bayes.Draws(get("b"), get("sds"), get("cors"), level_major(md, get("r")), sigma)
+    phi = get("phi")[..., 0] if md.family == "negbinomial" else None
+    draws = _bayes.Draws(get("b"), get("sds"), get("cors"), level_major(md, get("r")), sigma, phi)
     sstats = _bayes.SamplerStats(
         get("divergent__")[..., 0] > 0, get("treedepth__")[..., 0] >= s.max_treedepth, get("energy__")[..., 0]
     )

@@ -61,7 +61,7 @@ def long_measures(result: RunSummary, table: pd.DataFrame) -> pd.DataFrame:
     return out.reindex(columns=COLUMNS)
 
 
-CLASS_ORDER = ("b", "sd", "cor", "sigma", "mrp", "pred_new")
+CLASS_ORDER = ("b", "sd", "cor", "sigma", "phi", "mrp", "pred_new")
 
 
 def key_parameters(long: pd.DataFrame, scenario: str, limit: int = 8) -> list[str]:

@@ -178,13 +178,13 @@ def between_engines(result: RunSummary, table: pd.DataFrame, long: pd.DataFrame)
         sec.figure(fig, f"Bland-Altman against {ref} for {key}, {title}", d, f"bland-altman-{scenario}-{cell}")
     prec = result.precision
     if len(prec):
-        keep = prec[prec["param_class"].isin(["b", "sd", "cor", "sigma"]) & (prec["n_paired"] > 0)]
+        keep = prec[prec["param_class"].isin(["b", "sd", "cor", "sigma", "phi"]) & (prec["n_paired"] > 0)]
         sec.table(
             keep, f"relative precision against {result.reference} (%, MCSE; paired replications)", csv="precision"
         )
     agree = result.agreement
     if len(agree):
-        keep = agree[agree["param_class"].isin(["b", "sd", "cor", "sigma", "mrp"])]
+        keep = agree[agree["param_class"].isin(["b", "sd", "cor", "sigma", "phi", "mrp"])]
         sec.table(
             keep,
             "agreement: standardised differences of estimates, d = (a - b) / sqrt((se_a^2 + se_b^2) / 2)",

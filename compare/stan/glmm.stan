@@ -1,6 +1,7 @@
 // hbench's generic GLMM, one program for every scenario (like rstanarm's precompiled programs):
 // fixed effects X and any number of random-effect blocks arrive as data, so one compile serves all.
-// Families: 1 gaussian, 2 binomial (with trials), 3 poisson.  Links: 1 identity, 2 logit, 3 probit,
+// Families: 1 gaussian, 2 binomial (with trials), 3 poisson, 4 negative binomial (NB2: mean mu, variance
+// mu + mu^2 / phi, Stan's neg_binomial_2).  Links: 1 identity, 2 logit, 3 probit,
 // 4 cloglog, 5 log.  Group effects are non-centred: r_k = z_k * diag(sd_k) * L_k' (J_k x q_k), stored in
 // r term-major (column-major), so each term's effects are one contiguous segment gathered by level.
 // Correlation Cholesky factors of different sizes cannot be declared as one ragged parameter, so each
@@ -60,7 +61,7 @@ functions {
   }
 }
 data {
-  int<lower=1, upper=3> family;
+  int<lower=1, upper=4> family;
   int<lower=1, upper=5> link;
   int<lower=0> N;
   int<lower=0> P;
@@ -90,6 +91,8 @@ data {
   int<lower=0, upper=1> int_uncentred;  // the intercept prior is on alpha - xbar . beta (the data's scale)
   int<lower=0> sigma_code;
   vector[3] sigma_par;
+  int<lower=0> phi_code;  // negbinomial's dispersion prior (a half distribution, like sigma's)
+  vector[3] phi_par;
   int<lower=0, upper=1> separate;
   int<lower=0> sd_code;
   matrix[Q, 3] sd_par;
@@ -149,6 +152,7 @@ parameters {
   vector[has_intercept] alpha;
   vector[P] beta;
   vector<lower=0>[family == 1 && se_mode != 1 ? 1 : 0] sigma;
+  vector<lower=0>[family == 4 ? 1 : 0] phi;
   vector[R] z;
   vector[NCPC] cpc;
   vector<lower=0>[separate == 1 ? Q : 0] sd_sep;
@@ -191,6 +195,7 @@ model {
   }
   for (p in 1:P) target += hb_prior_lpdf(beta[p] | b_code, b_par[p]');
   if (num_elements(sigma) == 1) target += hb_prior_lpdf(sigma[1] | sigma_code, sigma_par);
+  if (family == 4) target += hb_prior_lpdf(phi[1] | phi_code, phi_par);
   for (k in 1:K) {
     int nq = q[k];
     if (correlated[k] == 1 && nq > 1) {
@@ -209,7 +214,8 @@ model {
     if (family == 1 && se_mode > 0) target += normal_id_glm_lupdf(y_real | Xc, eta0, beta, obs_sd(se, sigma));
     else if (family == 1) target += normal_id_glm_lupdf(y_real | Xc, eta0, beta, sigma[1]);
     else if (family == 2) target += binomial_logit_glm_lupmf(y_int | trials, Xc, eta0, beta);
-    else target += poisson_log_glm_lupmf(y_int | Xc, eta0, beta);
+    else if (family == 3) target += poisson_log_glm_lupmf(y_int | Xc, eta0, beta);
+    else target += neg_binomial_2_log_glm_lupmf(y_int | Xc, eta0, beta, phi[1]);
   } else {
     vector[N] eta = P > 0 ? eta0 + Xc * beta : eta0;
     if (family == 1 && se_mode > 0) {
@@ -220,8 +226,10 @@ model {
       if (link == 2) y_int ~ binomial_logit(trials, eta);
       else if (link == 3) y_int ~ binomial(trials, Phi(eta));
       else y_int ~ binomial(trials, inv_cloglog(eta));
-    } else {
+    } else if (family == 3) {
       y_int ~ poisson_log(eta);
+    } else {
+      y_int ~ neg_binomial_2_log(eta, phi[1]);
     }
   }
 }

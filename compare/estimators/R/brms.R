@@ -17,7 +17,10 @@ brms_priors <- function(f, data, fam, user_classes, user_priors) {
   prior <- brms::empty_prior()
   for (k in which(keep)) prior <- prior + brms::set_prior(user_priors[k], class = user_classes[k])
   sv <- NULL
-  text <- paste(user_classes[keep], "~", user_priors[keep])
+  text <- if (any(keep)) paste(user_classes[keep], "~", user_priors[keep]) else character(0)
+  shape <- defaults$prior[defaults$class == "shape" & defaults$coef == "" & defaults$prior != ""]
+  if (length(shape) && !("shape" %in% user_classes))  # not data-dependent: stays in the code as brms writes it
+    text <- c(text, paste("shape (hbench's phi) ~", shape[1], "(brms default)"))
   rows <- defaults[defaults$coef == "" & defaults$group == "" & defaults$resp == "" & defaults$dpar == "" &
                    defaults$nlpar == "" & defaults$prior != "" & defaults$class %in% c("Intercept", "sigma", "sd") &
                    !(defaults$class %in% user_classes), ]
@@ -45,7 +48,9 @@ forget_compiled <- function() { store$models <- list(); invisible(NULL) }
 fit_brms <- function(formula, data, family, link, user_classes, user_priors, chains, iter, warmup,
                      adapt_delta, max_treedepth, cores, seed, terms) {
   h <- collector()
-  fam <- if (family == "gaussian") gaussian() else get(family)(link = link)
+  fam <- if (family == "gaussian") gaussian()
+         else if (family == "negbinomial") brms::negbinomial(link = link)  # shape = NB2's phi
+         else get(family)(link = link)
   f <- brms::brmsformula(as.formula(formula))
   t0 <- proc.time()[["elapsed"]]
   withCallingHandlers({
@@ -109,6 +114,7 @@ brms_draws <- function(fit, family, pri, compiled, compile_s, prep_s, wall, msgs
        r_levels = unname(lapply(names(vc), function(g) dn(re[[g]], 2))),
        r_terms = unname(lapply(names(vc), function(g) dn(re[[g]], 3))),
        sigma = if ("sigma" %in% dimnames(arr)[[3]]) as.vector(arr[, , "sigma"]) else NULL,  # not with se() alone
+       shape = if (family == "negbinomial") as.vector(arr[, , "shape"]) else NULL,
        sampler = sampler_params(fit$fit), prior_text = pri$text, dropped = pri$dropped,
        compiled = compiled, compile_s = compile_s, prep_s = prep_s, wall = wall, msgs = msgs,
        prior_data = stanvar_values(fit))

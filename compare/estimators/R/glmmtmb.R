@@ -3,7 +3,9 @@
 
 fit_glmmtmb <- function(formula, data, family, link, reml, profile, level) {
   h <- collector()
-  fam <- if (family == "gaussian") gaussian() else get(family)(link = link)
+  fam <- if (family == "gaussian") gaussian()
+         else if (family == "negbinomial") glmmTMB::nbinom2(link = link)  # NB2: variance mu + mu^2 / phi
+         else get(family)(link = link)
   t0 <- proc.time()[["elapsed"]]
   fit <- withCallingHandlers(glmmTMB::glmmTMB(as.formula(formula), data = data, family = fam, REML = reml),
                              warning = h$warning, message = h$message)

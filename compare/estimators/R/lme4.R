@@ -9,6 +9,8 @@ fit_lme4 <- function(formula, data, family, link, reml, optimizer, profile, leve
   t0 <- proc.time()[["elapsed"]]
   fit <- withCallingHandlers(
     if (family == "gaussian") lme4::lmer(as.formula(formula), data = data, REML = reml)
+    else if (family == "negbinomial") lme4::glmer.nb(as.formula(formula), data = data,
+                                                     control = lme4::glmerControl(optimizer = optimizer))
     else lme4::glmer(as.formula(formula), data = data, family = get(family)(link = link),
                      control = lme4::glmerControl(optimizer = optimizer)),
     warning = keep_w, message = keep_m)
@@ -38,11 +40,14 @@ fit_lme4 <- function(formula, data, family, link, reml, optimizer, profile, leve
        ranef = re, fitted = as.numeric(fitted(fit)),
        profile = if (is.null(prof)) NULL else as.matrix(prof),
        profile_names = if (is.null(prof)) character(0) else rownames(prof),
-       profile_msgs = prof_msgs, msgs = msgs, wall = wall)
+       profile_msgs = prof_msgs, msgs = msgs, wall = wall,
+       nb_theta = if (family == "negbinomial") lme4::getME(fit, "glmer.nb.theta") else NA_real_)
   # after everything is read from `fit`: these refit it or evaluate its deviance (on copies, but be safe);
   # a failure is a note on the fit, not a failed fit
   failed <- function(what) function(e) list(error = paste(what, "failed:", conditionMessage(e)))
   out$wald <- tryCatch(wald_se(fit, sd_tol, cor_tol), error = failed("Wald intervals"))
+  out$nb <- if (family == "negbinomial")
+    tryCatch(nb_theta_se(fit, formula, data, optimizer), error = failed("the Wald interval of phi")) else NULL
   out$ddf <- if (length(ddf) > 0 && lme4::isLMM(fit)) ddf_intervals(fit, ddf) else NULL
   out$cr2 <- if (robust && lme4::isLMM(fit) && length(lme4::fixef(fit)) > 0)
     tryCatch(cr2_intervals(fit), error = failed("CR2 (clubSandwich)")) else NULL

@@ -127,3 +127,23 @@ boot_intervals <- function(fit, nsim, seed, level) {
        failed = as.integer(if (is.null(fail)) sum(!ok) else fail), warnings = nwarn,
        fail_msgs = as.character(names(attr(b, "boot.fail.msgs"))))
 }
+
+# glmer.nb's theta (hbench's phi) with the SE of log(theta) from the curvature of the profile deviance: glmer
+# refitted at theta * exp(+-h) (everything else re-optimised, from the fit's optimum), a central second
+# difference on the log scale. glmer.nb itself gives theta without an SE (it maximises over theta by
+# alternating with glmer fits); MASS::theta.ml's SE would hold the fitted means fixed.
+nb_theta_se <- function(fit, formula, data, optimizer, h = 0.1) {
+  theta <- lme4::getME(fit, "glmer.nb.theta")
+  start <- list(theta = lme4::getME(fit, "theta"), fixef = lme4::fixef(fit))
+  deviance_at <- function(t) {
+    f <- suppressWarnings(suppressMessages(lme4::glmer(as.formula(formula), data = data,
+      family = MASS::negative.binomial(theta = t), start = start,
+      control = lme4::glmerControl(optimizer = optimizer, calc.derivs = FALSE))))
+    -2 * as.numeric(logLik(f))
+  }
+  d0 <- -2 * as.numeric(logLik(fit))
+  curv <- (deviance_at(theta * exp(h)) - 2 * d0 + deviance_at(theta * exp(-h))) / h^2
+  note <- if (is.finite(curv) && curv > 0) character(0) else
+    sprintf("the profile deviance of log(phi) is not convex at glmer.nb's estimate (curvature %.3g)", curv)
+  list(theta = theta, se_log = if (length(note)) NA_real_ else sqrt(2 / curv), note = note)
+}

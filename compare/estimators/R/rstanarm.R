@@ -7,13 +7,18 @@
 fit_rstanarm <- function(formula, data, family, link, chains, iter, warmup, adapt_delta, max_treedepth,
                          QR, cores, seed, priors) {
   h <- collector()
-  fam <- if (family == "gaussian") gaussian() else get(family)(link = link)
+  fam <- if (family == "gaussian") gaussian()
+         else if (family == "negbinomial") rstanarm::neg_binomial_2(link = link)  # reciprocal_dispersion = phi
+         else get(family)(link = link)
   # open_progress: R embedded by rpy2 is interactive(), so rstan would open a browser page when cores > 1
   args <- list(formula = as.formula(formula), data = data, family = fam, chains = chains, iter = iter,
                warmup = warmup, adapt_delta = adapt_delta, control = list(max_treedepth = max_treedepth),
                QR = QR, cores = cores, seed = seed, refresh = 0, open_progress = FALSE)
-  for (a in names(priors))
-    args[[a]] <- do.call(getExportedValue("rstanarm", priors[[a]]$fun), as.list(priors[[a]]$args))
+  # prior_aux is sigma's (gaussian) or phi's (negbinomial, given as prior_aux_phi): the family's own one
+  aux <- if (family == "negbinomial") "prior_aux_phi" else "prior_aux"
+  for (a in setdiff(names(priors), setdiff(c("prior_aux", "prior_aux_phi"), aux)))
+    args[[if (a == aux) "prior_aux" else a]] <- do.call(getExportedValue("rstanarm", priors[[a]]$fun),
+                                                        as.list(priors[[a]]$args))
   t0 <- proc.time()[["elapsed"]]
   fit <- withCallingHandlers(do.call(rstanarm::stan_glmer, args), warning = h$warning, message = h$message)
   wall <- proc.time()[["elapsed"]] - t0
