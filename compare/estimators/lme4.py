@@ -389,7 +389,7 @@ def _variance_sandwich_rows(
         return []
     comps = _components(data, blocks)
     why = "lme4's random-effect terms do not match the design's" if comps is None else sw.single_factor(comps)
-    if why is None:
+    if why is None and comps is not None:
         try:
             vs = sw.variance_sandwich(data.design, beta, comps, sigma * sigma)
         except (ValueError, np.linalg.LinAlgError) as exc:

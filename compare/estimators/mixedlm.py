@@ -369,7 +369,7 @@ def robust_rows(
         extra, details["cr2"] = sw.cr2_rows([first[name_b(n)] for n in design.x_names], fit, level)
         out += extra
         notes.append(f"robust: CR2 clustered on {layout.re_block.group}")
-    why = "robust: Huber-White variance SEs are for ML fits (the REML criterion is not a sum over clusters)"
+    why: str | None = "robust: Huber-White variance SEs are for ML fits (the REML criterion is not a sum over clusters)"
     why = why if reml else sw.single_factor(comps)
     if why:
         notes.append(why if why.startswith("robust") else f"robust: {why}")
