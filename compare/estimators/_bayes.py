@@ -35,7 +35,7 @@ from compare.fitresult import (
     name_sd,
 )
 from compare.formula import ModelSpec
-from compare.priors import ResolvedPriors, parse_priors, resolve
+from compare.priors import Layout, ResolvedPriors, check_model, parse_priors, resolve
 from compare.settings import DEFAULT_LEVEL, Settings, setting
 
 RHAT_OK = 1.01
@@ -70,6 +70,23 @@ class SamplerSettings(Settings):
             except InputError as exc:
                 out.append(str(exc))
         return out
+
+    @property
+    def prior_strings(self) -> tuple[str, ...]:
+        """The prior strings: `priors` as given, none for the defaults (a keyword such as "scenario" is resolved
+        to strings per cell by compare.priors.for_cell before an engine is built for it)."""
+        return self.priors if isinstance(self.priors, tuple) else ()
+
+    def check_priors(self, layout: Layout) -> None:
+        """InputError (one line) unless this engine can honour every prior on a model of this layout: the
+        suite and `hbench fit` ask before anything runs. hbench's samplers take everything the grammar
+        accepts; a prior on a parameter the model lacks is refused, never ignored."""
+        check_model(parse_priors(self.prior_strings), layout)
+
+    def prior_plan(self, layout: Layout) -> list[str]:
+        """What the engine will be given, in its own terms, for the run's manifest: here the prior strings
+        themselves (defaults: rstanarm's, autoscaled per dataset and recorded in each fit's details)."""
+        return list(self.prior_strings) or ["rstanarm defaults (autoscaled per dataset)"]
 
 
 def supports(model: ModelSpec) -> Support:
@@ -175,22 +192,14 @@ def prepare(data: FitData, priors: tuple[str, ...] | str | None) -> ModelData:
     Z = np.hstack(cols) if cols else np.zeros((N, 0))
     gidx = np.stack([bd.index for bd in d.blocks], axis=1) if d.blocks else np.zeros((N, 0), dtype=np.int64)
     spec = parse_priors(priors)
+    check_model(spec, Layout.of(d, data.family))
     y = np.asarray(d.y, dtype=float)
     if data.family == "gaussian" and not np.ptp(y) > 0:
         raise ValueError("gaussian response is constant: sigma's posterior piles up at 0 (no regular fit)")
     trials = np.asarray(d.trials if d.trials is not None else np.zeros(N), dtype=float)
     terms = [(b.group, t) for b in blocks for t in b.names]
     resolved = resolve(spec, data.family, y, Xf, [names[k] for k in free], terms)
-    key = (
-        resolved.b_code,
-        resolved.int_code,
-        resolved.sigma_code,
-        resolved.separate,
-        resolved.sd_code,
-        resolved.lkj_eta,
-        resolved.decov,
-        resolved.int_uncentred,
-    )  # the graph's structure; scales are data
+    key = resolved.key()  # the graph's structure; scales are data
     return ModelData(
         data.family,
         data.link,
@@ -464,6 +473,7 @@ def fit_result(
         ]
         + md.priors.text
     )
+    details = {"priors": list(md.priors.used)}
     return FitResult(
         engine,
         params,
@@ -479,6 +489,7 @@ def fit_result(
         sampler=diag,
         draws=thinned,
         idata=idata,
+        details=details,
     )
 
 

@@ -8,6 +8,8 @@
 // cholesky_factor_corr, Jacobian added by hand) and gets the LKJ prior.
 // The intercept's prior is on the centred intercept (brms's and rstanarm's `Intercept`) or, for `b[Intercept]`
 // priors (a scenario's), on the intercept of the data's own scale.
+// Prior distributions by code (compare.priors.DISTS), one code per coefficient and per SD; a uniform prior on
+// sigma or an SD bounds the parameter to its interval (the bounds are data).
 // Covariance priors: rstanarm's decov (Gamma on tau, Dirichlet via Gamma(conc, 1) on variance shares,
 // SDs = dispersion * tau * scale * sqrt(q * pi)) or brms's separate half priors on the SDs.
 functions {
@@ -20,7 +22,10 @@ functions {
     if (d == 3) return cauchy_lpdf(x | p[1], p[2]);
     if (d == 4) return exponential_lpdf(x | p[1]);
     if (d == 5) return gamma_lpdf(x | p[1], p[2]);
-    return 0;
+    if (d == 8) return uniform_lpdf(x | p[1], p[2]);
+    if (d == 9) return inv_gamma_lpdf(x | p[1], p[2]);
+    if (d == 10) return lognormal_lpdf(x | p[1], p[2]);
+    reject("hb_prior_lpdf: unknown distribution code ", d);
   }
   matrix cpc_chol(vector y, int q) {
     matrix[q, q] L = rep_matrix(0, q, q);
@@ -75,16 +80,20 @@ data {
   int<lower=0> R;
   int<lower=0> NCPC;
   int<lower=0> NZETA;
-  int<lower=0> b_code;
+  array[P] int<lower=0> b_code;  // one distribution code per coefficient (compare.priors.DISTS)
   matrix[P, 3] b_par;
   int<lower=0> int_code;
   vector[3] int_par;
   int<lower=0, upper=1> int_uncentred;  // the intercept prior is on alpha - xbar . beta (the data's scale)
   int<lower=0> sigma_code;
   vector[3] sigma_par;
+  real<lower=0> sigma_lower;  // sigma's support: (0, inf) unless its prior is uniform
+  real<lower=sigma_lower> sigma_upper;
   int<lower=0, upper=1> separate;
-  int<lower=0> sd_code;
+  array[Q] int<lower=0> sd_code;
   matrix[Q, 3] sd_par;
+  vector<lower=0>[separate == 1 ? Q : 0] sd_lower;  // each SD's support: (0, inf) unless its prior is uniform
+  vector[separate == 1 ? Q : 0] sd_upper;
   real<lower=0> lkj_eta;
   vector<lower=0>[4] decov;
   int<lower=0> nonce;  // unused by the model: makes each request distinct to httpstan's fit cache
@@ -140,10 +149,10 @@ transformed data {
 parameters {
   vector[has_intercept] alpha;
   vector[P] beta;
-  vector<lower=0>[family == 1 ? 1 : 0] sigma;
+  vector<lower=sigma_lower, upper=sigma_upper>[family == 1 ? 1 : 0] sigma;
   vector[R] z;
   vector[NCPC] cpc;
-  vector<lower=0>[separate == 1 ? Q : 0] sd_sep;
+  vector<lower=sd_lower, upper=sd_upper>[separate == 1 ? Q : 0] sd_sep;
   vector<lower=0>[separate == 1 ? 0 : K] tau;
   vector<lower=0>[separate == 1 ? 0 : NZETA] zeta;
 }
@@ -181,7 +190,7 @@ model {
     // (alpha, beta) -> (alpha - xbar . beta, beta) has unit Jacobian: the density goes on either directly
     target += hb_prior_lpdf((int_uncentred == 1 ? alpha[1] - dot_product(xbar, beta) : alpha[1]) | int_code, int_par);
   }
-  for (p in 1:P) target += hb_prior_lpdf(beta[p] | b_code, b_par[p]');
+  for (p in 1:P) target += hb_prior_lpdf(beta[p] | b_code[p], b_par[p]');
   if (family == 1) target += hb_prior_lpdf(sigma[1] | sigma_code, sigma_par);
   for (k in 1:K) {
     int nq = q[k];
@@ -192,7 +201,7 @@ model {
   }
   z ~ std_normal();
   if (separate == 1) {
-    for (i in 1:Q) target += hb_prior_lpdf(sd_sep[i] | sd_code, sd_par[i]');
+    for (i in 1:Q) target += hb_prior_lpdf(sd_sep[i] | sd_code[i], sd_par[i]');
   } else {
     tau ~ gamma(decov[3], 1);
     zeta ~ gamma(decov[2], 1);
