@@ -267,6 +267,33 @@ def parse_priors(texts: list[str] | tuple[str, ...] | None) -> PriorSpec:
     return spec
 
 
+def example(cls: str, dist: str, target: tuple[str, ...] = ()) -> Prior:
+    """A valid prior of a class and distribution (arguments 0 where free, 1 otherwise; uniform(0, 1)), for
+    listing what an engine accepts."""
+    args = tuple(0.0 if a in _FREE_ARGS else 1.0 for a in DISTS[dist].args)
+    return Prior(cls, Dist(dist, (0.0, 1.0) if dist == "uniform" else args), target)
+
+
+def accepted(check) -> dict[str, list[str]]:
+    """What an engine accepts, class by class (b, b[x], sd, sd[g][x], ...): the distributions whose example
+    prior its `check(spec, None)` lets through (None: an engine that takes all the grammar)."""
+    out = {}
+    for cls, info in CLASSES.items():
+        targets = [()] + ([("x",) if info.targets == 1 else ("g", "x")] if info.targets else [])
+        for target in targets:
+            label = cls + "".join(f"[{t}]" for t in target)
+            ok = []
+            for dist in takes(cls):
+                try:
+                    if check is not None:
+                        check(parse_priors([str(example(cls, dist, target))]), None)
+                    ok.append(dist)
+                except InputError:
+                    pass
+            out[label] = ok
+    return out
+
+
 @dataclass(frozen=True)
 class Layout:
     """What of a model a prior can be on (known before any data is simulated or read): the family, the

@@ -62,6 +62,10 @@ class SamplerSettings(Settings):
         'dgp = "prior" cells, rstanarm\'s elsewhere',
     )
 
+    prior_rules = (
+        "every prior on a parameter the model has, a family per coefficient; one on a parameter it lacks is refused"
+    )
+
     def problems(self) -> list[str]:
         out = super().problems()
         if isinstance(self.priors, tuple):
@@ -83,10 +87,18 @@ class SamplerSettings(Settings):
         accepts; a prior on a parameter the model lacks is refused, never ignored."""
         check_model(parse_priors(self.prior_strings), layout)
 
-    def prior_plan(self, layout: Layout) -> list[str]:
-        """What the engine will be given, in its own terms, for the run's manifest: here the prior strings
-        themselves (defaults: rstanarm's, autoscaled per dataset and recorded in each fit's details)."""
-        return list(self.prior_strings) or ["rstanarm defaults (autoscaled per dataset)"]
+    def prior_plan(self) -> list[str]:
+        """What the engine is asked for, for the run's manifest: the prior strings, or which defaults (each
+        fit's `details["priors"]` has every prior it used, with the data-dependent scales filled in)."""
+        if isinstance(self.priors, tuple):
+            return list(self.priors) or ["rstanarm defaults (autoscaled per dataset)"]
+        if self.priors == "scenario":
+            return ["the scenario's [priors]"]
+        return (
+            ['rstanarm defaults; the scenario\'s [priors] on dgp = "prior" cells']
+            if self.priors is None
+            else ["rstanarm defaults (autoscaled per dataset)"]
+        )
 
 
 def supports(model: ModelSpec) -> Support:

@@ -58,7 +58,7 @@ class RSamplerSettings(_bayes.SamplerSettings):
         super().check_priors(layout)
         self.check(parse_priors(self.prior_strings), layout)
 
-    def prior_plan(self, layout: Layout) -> list[str]:
+    def prior_plan(self) -> list[str]:
         return list(self.prior_strings) or ["the R package's own defaults"]
 
     @staticmethod

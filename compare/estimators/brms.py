@@ -115,8 +115,10 @@ def read_back(table: Any, values: dict[str, float], md: _bayes.ModelData, rename
     if md.family == "gaussian":
         out.append(f"sigma ~ {find('sigma', ('', ''))}")
     for blk in md.blocks:
-        out += [f"sd[{blk.group}][{t}] ~ {find('sd', (renamed.get(t, t), blk.group), ('', blk.group), ('', ''))}"
-                for t in blk.names]
+        out += [
+            f"sd[{blk.group}][{t}] ~ {find('sd', (renamed.get(t, t), blk.group), ('', blk.group), ('', ''))}"
+            for t in blk.names
+        ]
     if any(blk.correlated for blk in md.blocks):
         # brms puts an LKJ prior on each correlation matrix as lkj_corr_cholesky(eta) on its Cholesky factor L
         lkj = find("L", ("", "")).replace("lkj_corr_cholesky(", "lkj(")
@@ -139,6 +141,7 @@ class BrmsSettings(_rbayes.RSamplerSettings):
     )
     check = staticmethod(check)
     translate = staticmethod(brms_priors)
+    prior_rules = "b[Intercept] only when the model has no other fixed effect; sd ~ uniform not beside sd[g][x] priors"
 
 
 class BrmsEngine(_rbayes.RSamplerEngine):

@@ -188,6 +188,10 @@ class RstanarmSettings(_rbayes.RSamplerSettings):
     )
     check = staticmethod(check)
     translate = staticmethod(rstanarm_priors)
+    prior_rules = (
+        "one family across all b (coefficients without a prior keep rstanarm's normal); b[Intercept] only when the "
+        "model has no other fixed effect"
+    )
 
 
 class RstanarmEngine(_rbayes.RSamplerEngine):
