@@ -317,9 +317,9 @@ def _available(engine: str) -> None:
 
 @pytest.mark.parametrize("strings", _accepted("rstanarm"))
 def test_rstanarm_prior_summary_of_the_fit_is_the_request(strings):
-    """A real stan_glmer fit (1 chain, 30 warm-up + 20 draws: prior_summary does not depend on the draws)."""
+    """A real stan_glmer fit (2 chains x 20 warm-up + 10 draws: prior_summary does not depend on the draws)."""
     _available("rstanarm")
-    engine = engine_class("rstanarm").configured({"chains": 1, "warmup": 30, "draws": 20, "priors": list(strings)})
+    engine = engine_class("rstanarm").configured({"chains": 2, "warmup": 20, "draws": 10, "priors": list(strings)})
     fit = engine.fit(DATA, seed=1)
     assert_honoured("rstanarm", strings, read(fit.details["priors"]))
 
@@ -327,7 +327,7 @@ def test_rstanarm_prior_summary_of_the_fit_is_the_request(strings):
 def test_rstanarm_defaults_are_read_back_after_its_autoscaling():
     """With no request the fit records rstanarm's own autoscaled defaults: b ~ normal(0, 2.5 sd(y) / sd(x))."""
     _available("rstanarm")
-    fit = engine_class("rstanarm").configured({"chains": 1, "warmup": 30, "draws": 20}).fit(DATA, seed=1)
+    fit = engine_class("rstanarm").configured({"chains": 2, "warmup": 20, "draws": 10}).fit(DATA, seed=1)
     back = read(fit.details["priors"])
     y, x = DATA.frame["y"], DATA.frame["x"]
     assert same(Dist("normal", (0.0, 2.5 * y.std() / x.std())), back["b[x]"]), back
