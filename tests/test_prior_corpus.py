@@ -347,6 +347,26 @@ def test_a_brms_fit_reads_back_the_prior_it_was_given():
     """One real brms fit (a compile, ~35 s or more): prior_summary(fit) of the sampled model has the request."""
     _available("brms")
     strings = ("b[x] ~ normal(0.5, 0.5)", "sd ~ uniform(0, 100)", "sigma ~ gamma(2, 0.5)", "cor ~ lkj(4)")
-    engine = engine_class("brms").configured({"chains": 1, "warmup": 100, "draws": 50, "priors": list(strings)})
+    engine = engine_class("brms").configured({"chains": 2, "warmup": 100, "draws": 50, "priors": list(strings)})
     fit = engine.fit(DATA, seed=1)
     assert_honoured("brms", strings, read(fit.details["priors"]))
+
+
+# ---------------------------------------------------------------- suites: refused when the suite loads
+
+
+@pytest.mark.parametrize("engine, priors, words", [
+    ("rstanarm", ["b[Intercept] ~ normal(30, 1)"], "rstanarm: prior 'b[Intercept] ~ normal(30, 1)'"),  # per cell
+    ("brms", ["b[Intercept] ~ normal(30, 1)"], "brms: prior 'b[Intercept] ~ normal(30, 1)'"),
+    ("pymc", ["b[w] ~ normal(0, 1)"], "the model has no such coefficient"),
+    ("stan", ["sd[h][x] ~ normal(0, 1)"], "no such group-level SD"),
+])
+def test_a_suite_whose_engine_cannot_honour_a_prior_is_refused_when_it_loads(engine, priors, words):
+    from compare.suite import parse_suite
+
+    _available(engine)
+    raw = {"name": "p", "reps": 1, "seed": 1, "scenario": [{"name": "seed_slopes", "cells": [0]}],
+           "engine": [{"name": engine, "settings": {"priors": priors}}]}
+    with pytest.raises(InputError) as err:
+        parse_suite(raw)
+    assert words in str(err.value) and "seed_slopes cell 0" in str(err.value) and "\n" not in str(err.value)
