@@ -75,19 +75,21 @@ _TAKES = {
 
 
 class ClassInfo(NamedTuple):
-    """A prior class: its PriorSpec key, the support of its parameters, and how many [..] a prior on one of its
-    coefficients takes (b[x]: 1, sd[g][x]: 2; 0: class-level only)."""
+    """A prior class: its PriorSpec key, the support of its parameters, how many [..] a prior on one of its
+    coefficients takes (b[x]: 1, sd[g][x]: 2; 0: class-level only), and the families whose models have it
+    (None: every family)."""
 
     key: str
     support: str
     targets: int
+    families: tuple[str, ...] | None = None
 
 
 CLASSES: dict[str, ClassInfo] = {
     "b": ClassInfo("b", "real", 1),
     "Intercept": ClassInfo("intercept", "real", 0),
     "sd": ClassInfo("sd", "positive", 2),
-    "sigma": ClassInfo("sigma", "positive", 0),
+    "sigma": ClassInfo("sigma", "positive", 0, ("gaussian",)),
     "cor": ClassInfo("cor", "corr", 0),
     "cov": ClassInfo("cov", "cov", 0),
 }
@@ -336,8 +338,9 @@ def _absent(p: Prior, layout: Layout) -> str:
         return "the model has no fixed effects besides the intercept"
     if p.cls == "Intercept" and "Intercept" not in layout.x_names:
         return "the model has no intercept"
-    if p.cls == "sigma" and layout.family != "gaussian":
-        return f"a {layout.family} model has no sigma"
+    families = CLASSES[p.cls].families
+    if families is not None and layout.family not in families:
+        return f"a {layout.family} model has no {p.cls}"
     if p.cls in ("sd", "cov") and not layout.terms:
         return "the model has no group-level terms"
     if p.cls == "sd" and p.target and tuple(p.target) not in layout.terms:
