@@ -22,6 +22,7 @@ Draws come back per chain and are summarised by compare.estimators._bayes like e
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from dataclasses import dataclass
@@ -33,7 +34,7 @@ from compare.data import FitData
 from compare.errors import InputError
 from compare.estimators import _bayes, _r, _rbayes
 from compare.fitresult import FitResult
-from compare.priors import Dist, Layout, Prior, PriorSpec, check_model, parse_priors
+from compare.priors import Dist, Layout, Prior, PriorSpec, check_model, parse_prior, parse_priors
 from compare.settings import Settings, setting
 
 R_CODE = "brms.R"  # compare/estimators/R/brms.R (which imports rstan_sampler.R)
@@ -98,9 +99,15 @@ def _r_user(priors: list[BrmsPrior]):
 
 def read_back(table: Any, values: dict[str, float], md: _bayes.ModelData, renamed: dict[str, str]) -> list[str]:
     """The prior of every parameter of the model from brms's prior_summary(fit) (a coefficient's own row, else
-    its group's, else its class's; hb_* stanvars replaced by the numbers the fit was given), as prior strings."""
+    its group's, else its class's; hb_* stanvars replaced by the numbers the fit was given), as prior strings.
+    An SD's or sigma's bounds (its class row's lb, ub) are named when they are not its prior's own support."""
     cols = {k: _r.strs(v) for k, v in _r.items(table)}
     rows = list(zip(cols["prior"], cols["class"], cols["coef"], cols["group"], strict=True))
+    bounds = {
+        c: (lb, ub)
+        for c, co, g, lb, ub in zip(cols["class"], cols["coef"], cols["group"], cols["lb"], cols["ub"])
+        if co == "" and g == ""
+    }
 
     def find(cls: str, *tries: tuple[str, str]) -> str:
         for coef, group in tries:
@@ -109,16 +116,23 @@ def read_back(table: Any, values: dict[str, float], md: _bayes.ModelData, rename
                     return _numbers(prior, values)
         return "flat"
 
+    def positive(cls: str, *tries: tuple[str, str]) -> str:
+        prior = find(cls, *tries)
+        lb, ub = (float(v) if v else default for v, default in zip(bounds.get(cls, ("", "")), (0.0, math.inf)))
+        try:
+            own = parse_prior(f"{cls} ~ {prior}").dist.bounds()
+        except InputError:
+            own = None
+        return prior if own == (lb, ub) else f"{prior} truncated to ({lb:g}, {ub:g})"
+
     out = [f"b[{n}] ~ {find('b', (renamed.get(n, n), ''), ('', ''))}" for n in md.x_names if n != "Intercept"]
     if md.has_intercept:
         out.append(f"Intercept ~ {find('Intercept', ('', ''))}")
     if md.family == "gaussian":
-        out.append(f"sigma ~ {find('sigma', ('', ''))}")
+        out.append(f"sigma ~ {positive('sigma', ('', ''))}")
     for blk in md.blocks:
-        out += [
-            f"sd[{blk.group}][{t}] ~ {find('sd', (renamed.get(t, t), blk.group), ('', blk.group), ('', ''))}"
-            for t in blk.names
-        ]
+        tries = [((renamed.get(t, t), blk.group), ("", blk.group), ("", "")) for t in blk.names]
+        out += [f"sd[{blk.group}][{t}] ~ {positive('sd', *tr)}" for t, tr in zip(blk.names, tries)]
     if any(blk.correlated for blk in md.blocks):
         # brms puts an LKJ prior on each correlation matrix as lkj_corr_cholesky(eta) on its Cholesky factor L
         lkj = find("L", ("", "")).replace("lkj_corr_cholesky(", "lkj(")
