@@ -90,15 +90,13 @@ class SamplerSettings(Settings):
     def prior_plan(self) -> list[str]:
         """What the engine is asked for, for the run's manifest: the prior strings, or which defaults (each
         fit's `details["priors"]` has every prior it used, with the data-dependent scales filled in)."""
-        if isinstance(self.priors, tuple):
-            return list(self.priors) or ["rstanarm defaults (autoscaled per dataset)"]
-        if self.priors == "scenario":
-            return ["the scenario's [priors]"]
-        return (
-            ['rstanarm defaults; the scenario\'s [priors] on dgp = "prior" cells']
-            if self.priors is None
-            else ["rstanarm defaults (autoscaled per dataset)"]
-        )
+        if isinstance(self.priors, tuple) and self.priors:
+            return list(self.priors)
+        keyword = {
+            "scenario": "the scenario's [priors]",
+            None: "rstanarm defaults; the scenario's [priors] on prior-DGP cells",
+        }
+        return [keyword.get(self.priors, "rstanarm defaults (autoscaled per dataset)")]
 
 
 def supports(model: ModelSpec) -> Support:
