@@ -392,3 +392,14 @@ def test_stan_and_pymc_sample_the_same_posterior_under_the_new_distributions():
         tol = 4 * math.hypot(a["se"] / math.sqrt(a["ess_bulk"]), b["se"] / math.sqrt(b["ess_bulk"]))
         assert abs(a["estimate"] - b["estimate"]) <= tol, (name, a["estimate"], b["estimate"], tol)
     assert read(stan.details["priors"])["sd[g][x]"] == "lognormal(-1, 0.5)"
+
+
+def test_the_run_manifest_records_each_samplers_prior_request():
+    from compare.harness import new_manifest
+    from compare.suite import parse_suite
+
+    raw = {"name": "p", "reps": 1, "seed": 1, "scenario": [{"name": "seed_slopes", "cells": [0, 3]}],
+           "engine": [{"name": "pymc", "settings": {"priors": ["sd ~ uniform(0, 100)"]}},
+                      {"name": "stan", "settings": {"priors": "scenario"}}, {"name": "lme4"}]}
+    engines = new_manifest(parse_suite(raw), [], "local", 1)["engines"]
+    assert [e["priors"] for e in engines] == [["sd ~ uniform(0, 100)"], ["the scenario's [priors]"], None]
