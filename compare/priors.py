@@ -320,12 +320,25 @@ class Layout:
 
 
 def check_model(spec: PriorSpec, layout: Layout) -> None:
-    """InputError (one line) for a prior on a parameter the model does not have: every engine refuses it
-    rather than ignore it (a sigma prior on a binomial model, b[w] without a predictor w, sd without groups)."""
+    """InputError (one line) for a prior on one coefficient or SD the model does not have (b[w] without a
+    predictor w, sd[h][x] without that term): every engine refuses it rather than ignore it. A class-level prior
+    on a class the model has no parameter of (sigma of a binomial model, cor without correlations) applies to
+    nothing, in every engine alike: `vacuous` lists those, and fits note them."""
     for p in spec.priors():
         why = _absent(p, layout)
-        if why:
+        if why and p.target:
             raise InputError(f"prior '{p}': {why}")
+
+
+def vacuous(spec: PriorSpec, layout: Layout) -> list[Prior]:
+    """The class-level priors that have no parameter to apply to in this model."""
+    return [p for p in spec.priors() if not p.target and _absent(p, layout)]
+
+
+def effective(spec: PriorSpec, layout: Layout) -> PriorSpec:
+    """The request without its vacuous priors: what every engine is given for this model."""
+    gone = {CLASSES[p.cls].key for p in vacuous(spec, layout)}
+    return PriorSpec(tuple((k, d) for k, d in spec.given if k not in gone), spec.terms)
 
 
 def _absent(p: Prior, layout: Layout) -> str:

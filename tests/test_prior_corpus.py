@@ -141,11 +141,23 @@ def test_each_request_is_refused_exactly_where_the_engine_cannot_express_it(engi
         assert "\n" not in why and (engine in why or "prior" in why), why
 
 
-def test_a_prior_on_a_parameter_the_model_lacks_is_refused_not_ignored():
+def test_a_class_prior_the_model_has_no_parameter_for_applies_to_nothing_and_says_so():
+    """sigma of a poisson model, cor without correlations: every engine alike fits without it (brms is not even
+    given it: it would refuse a prior on nothing), and the fit's notes name it. One coefficient the model lacks
+    (b[w], sd[h][x]) is refused instead: the corpus above."""
     counts = _data("poisson")
+    strings = ("sigma ~ exponential(1)", "b ~ normal(0, 1)")
     for engine in ENGINES:
         if engine_class(engine)().available():
-            assert "has no sigma" in (refused(engine, ("sigma ~ exponential(1)",), counts) or ""), engine
+            assert refused(engine, strings, counts) is None, engine
+    md = _bayes.prepare(counts, strings)
+    assert md.priors.text[-1] == "priors with no parameter in this model (applied to nothing): sigma ~ exponential(1)"
+    assert "sigma" not in read(md.priors.used) and read(md.priors.used)["b[x]"] == "normal(0, 1)"
+    if engine_class("brms")().available():
+        from compare.estimators.brms import planned_priors
+
+        back = read(planned_priors(counts, strings))
+        assert "sigma" not in back and same(Dist("normal", (0.0, 1.0)), back["b[x]"])
 
 
 def test_the_issue_example_exits_2_in_one_line_before_rstanarm_runs(tmp_path):

@@ -35,7 +35,7 @@ from compare.fitresult import (
     name_sd,
 )
 from compare.formula import ModelSpec
-from compare.priors import Layout, ResolvedPriors, check_model, parse_priors, resolve
+from compare.priors import Layout, ResolvedPriors, check_model, effective, parse_priors, resolve, vacuous
 from compare.settings import DEFAULT_LEVEL, Settings, setting
 
 RHAT_OK = 1.01
@@ -62,9 +62,7 @@ class SamplerSettings(Settings):
         'dgp = "prior" cells, rstanarm\'s elsewhere',
     )
 
-    prior_rules = (
-        "every prior on a parameter the model has, a family per coefficient; one on a parameter it lacks is refused"
-    )
+    prior_rules = "everything, a family per coefficient; a prior on a coefficient or SD the model lacks is refused"
 
     def problems(self) -> list[str]:
         out = super().problems()
@@ -84,7 +82,7 @@ class SamplerSettings(Settings):
     def check_priors(self, layout: Layout) -> None:
         """InputError (one line) unless this engine can honour every prior on a model of this layout: the
         suite and `hbench fit` ask before anything runs. hbench's samplers take everything the grammar
-        accepts; a prior on a parameter the model lacks is refused, never ignored."""
+        accepts; a prior on a coefficient or SD the model lacks is refused, never ignored."""
         check_model(parse_priors(self.prior_strings), layout)
 
     def prior_plan(self) -> list[str]:
@@ -201,14 +199,21 @@ def prepare(data: FitData, priors: tuple[str, ...] | str | None) -> ModelData:
     N = d.X.shape[0]
     Z = np.hstack(cols) if cols else np.zeros((N, 0))
     gidx = np.stack([bd.index for bd in d.blocks], axis=1) if d.blocks else np.zeros((N, 0), dtype=np.int64)
-    spec = parse_priors(priors)
-    check_model(spec, Layout.of(d, data.family))
+    layout = Layout.of(d, data.family)
+    asked = parse_priors(priors)
+    check_model(asked, layout)
+    spec = effective(asked, layout)
     y = np.asarray(d.y, dtype=float)
     if data.family == "gaussian" and not np.ptp(y) > 0:
         raise ValueError("gaussian response is constant: sigma's posterior piles up at 0 (no regular fit)")
     trials = np.asarray(d.trials if d.trials is not None else np.zeros(N), dtype=float)
     terms = [(b.group, t) for b in blocks for t in b.names]
     resolved = resolve(spec, data.family, y, Xf, [names[k] for k in free], terms)
+    unused = vacuous(asked, layout)
+    if unused:
+        resolved.text.append(
+            f"priors with no parameter in this model (applied to nothing): {'; '.join(map(str, unused))}"
+        )
     key = resolved.key()  # the graph's structure; scales are data
     return ModelData(
         data.family,

@@ -21,7 +21,7 @@ from compare.estimators import _bayes, _r
 from compare.estimators.base import YES, Estimator, Support, no
 from compare.fitresult import FitResult
 from compare.formula import ModelSpec
-from compare.priors import Layout, PriorSpec, parse_priors
+from compare.priors import Layout, PriorSpec, effective, parse_priors
 from compare.settings import setting
 
 
@@ -56,7 +56,7 @@ class RSamplerSettings(_bayes.SamplerSettings):
 
     def check_priors(self, layout: Layout) -> None:
         super().check_priors(layout)
-        self.check(parse_priors(self.prior_strings), layout)
+        self.check(effective(parse_priors(self.prior_strings), layout), layout)
 
     def prior_plan(self) -> list[str]:
         return list(self.prior_strings) or ["the R package's own defaults"]
@@ -98,8 +98,9 @@ class RSamplerEngine(Estimator):
         self.require(data.model)
         started = time.perf_counter()
         md = _bayes.prepare(data, self.settings.priors)
-        spec = parse_priors(self.settings.prior_strings)
-        self.settings.check(spec, Layout.of(data.design, data.family))
+        layout = Layout.of(data.design, data.family)
+        spec = effective(parse_priors(self.settings.prior_strings), layout)  # what applies to this model
+        self.settings.check(spec, layout)
         return started, md, self.settings.translate(spec, md)
 
 
@@ -144,7 +145,8 @@ def finish(
 ) -> FitResult:
     """The shared summariser's FitResult, with the engine's own prior description (not hbench's resolution of
     the prior strings, which describes rstanarm's defaults) and R's warnings kept."""
-    md.priors.text = prior_text + ["priors used, as the engine reports them: " + "; ".join(md.priors.used)]
+    vacuous = [t for t in md.priors.text if t.startswith("priors with no parameter")]
+    md.priors.text = prior_text + ["priors used, as the engine reports them: " + "; ".join(md.priors.used)] + vacuous
     out = _bayes.fit_result(engine, md, data, draws, sstats, timing, settings, notes, seed)
     warm, sample = sampler_times(r_out["sampler"], settings.cores)
     out.details.update(rstan_warmup_s=warm, rstan_sampling_s=sample, r_wall_s=_r.num(r_out["wall"]))

@@ -34,7 +34,7 @@ from compare.data import FitData
 from compare.errors import InputError
 from compare.estimators import _bayes, _r, _rbayes
 from compare.fitresult import FitResult
-from compare.priors import Dist, Layout, Prior, PriorSpec, check_model, parse_prior, parse_priors
+from compare.priors import Dist, Layout, Prior, PriorSpec, check_model, effective, parse_prior, parse_priors
 from compare.settings import Settings, setting
 
 R_CODE = "brms.R"  # compare/estimators/R/brms.R (which imports rstan_sampler.R)
@@ -222,9 +222,9 @@ def planned_priors(data: FitData, strings: tuple[str, ...]) -> list[str]:
     """The priors brms would fit `data` with under these prior strings, read back (prior_summary) from an
     unsampled brm(empty = TRUE) whose priors are built exactly as a fit's: no compile, so a corpus of requests
     can be checked in seconds. InputError when brms cannot express one."""
-    spec = parse_priors(strings)
     layout = Layout.of(data.design, data.family)
-    check_model(spec, layout)
+    check_model(parse_priors(strings), layout)
+    spec = effective(parse_priors(strings), layout)
     check(spec, layout)
     md = _bayes.prepare(data, strings)
     r = _r.call(
