@@ -83,6 +83,7 @@ def new_manifest(
                 "only": list(e.only),
                 "max_reps": e.max_reps,
                 "backend": engine_backend(e.name, e.settings),
+                "priors": e.settings.prior_plan() if hasattr(e.settings, "prior_plan") else None,
             }
             for e in suite.engines
         ],

@@ -271,25 +271,31 @@ def _engines(
 
 
 def _check_priors(engines: tuple[EngineSpec, ...], scenarios: tuple[ScenarioSpec, ...], problems: _Problems) -> None:
-    """Every cell a sampler takes its priors from must state them in a form both samplers take: refused now,
-    in one line, rather than failing every fit of the run."""
+    """Every sampler must honour its priors on every cell it runs on (compare.priors: the engine expresses each
+    prior or refuses it, never ignores it), and a cell it takes its priors from must state them in a form the
+    sampler takes: refused now, in one line, rather than failing every fit of the run."""
     import numpy as np
 
-    from compare.priors import for_cell
+    from compare.priors import Layout, for_cell
     from compare.simulate import simulate
 
+    designs: dict[tuple[str, int], Any] = {}
     for e in engines:
-        if not hasattr(e.settings, "priors") or isinstance(e.settings.priors, tuple):
+        if not hasattr(e.settings, "check_priors"):
             continue
         for spec in scenarios:
             for c in spec.cells:
                 if not e.runs_on(spec.scenario.name, cell=c):
                     continue
                 cell = spec.scenario.cell(c)
-                design = simulate(cell, np.random.default_rng(0), np.random.default_rng(1)).data.design
-                found = problems.attempt(for_cell, e.settings.priors, cell, design)
-                if found is None:
-                    problems.found[-1] = f"engine {e.label} on {cell.scenario} cell {c}: {problems.found[-1]}"
+                at = (spec.scenario.name, c)
+                if at not in designs:
+                    designs[at] = simulate(cell, np.random.default_rng(0), np.random.default_rng(1)).data.design
+                try:
+                    strings = for_cell(e.settings.priors, cell, designs[at])
+                    dataclasses.replace(e.settings, priors=strings).check_priors(Layout.of(designs[at], cell.family))
+                except InputError as exc:
+                    problems.found.append(f"engine {e.label} on {cell.scenario} cell {c}: {exc}")
 
 
 def parse_suite(

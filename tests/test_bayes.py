@@ -79,8 +79,8 @@ def test_rstanarm_default_scales():
 
 
 def test_coefficient_priors_reach_each_coefficient_and_term():
-    """b[x], b[Intercept] (the data's scale) and sd[g][term] priors: parameters per coefficient, one family per
-    class, unknown names and mixed families refused in one line."""
+    """b[x], b[Intercept] (the data's scale) and sd[g][term] priors: parameters and a family per coefficient
+    (hbench's samplers take a class mixing families), unknown names refused in one line."""
     X = np.random.default_rng(2).normal(0, 2, (50, 2))
     y = np.random.default_rng(3).normal(0, 1, 50)
     spec = parse_priors(["b[x] ~ normal(0.5, 0.5)", "b[Intercept] ~ normal(30, 10)", "sd[g][x] ~ normal(0, 0.3)",
@@ -89,8 +89,10 @@ def test_coefficient_priors_reach_each_coefficient_and_term():
     assert r.int_uncentred and list(r.int_par[:2]) == [30, 10]
     assert list(r.b_par[0, :2]) == [0.5, 0.5] and r.b_par[1, 1] == pytest.approx(2.5 * np.std(y, ddof=1) / np.std(X[:, 1], ddof=1))
     assert r.separate and r.sd_par[:, 1].tolist() == [20, 0.3] and r.lkj_eta == 2
+    mixed = resolve(parse_priors(["sd[g][x] ~ cauchy(0, 1)", "sd ~ uniform(0, 100)"]), "gaussian", y, X, ["x", "z"],
+                    [("g", "Intercept"), ("g", "x")])
+    assert mixed.sd_codes.tolist() == [8, 3] and mixed.sd_bounds.tolist() == [[0, 100], [0, math.inf]]
     for bad, words in ((["b[w] ~ normal(0, 1)"], "no such coefficient"),
-                       (["sd[g][x] ~ cauchy(0, 1)", "sd ~ normal(0, 1)"], "mix cauchy and normal"),
                        (["Intercept ~ normal(0, 1)", "b[Intercept] ~ normal(0, 1)"], "once")):
         with pytest.raises(InputError, match=words):
             resolve(parse_priors(bad), "gaussian", y, X, ["x", "z"], [("g", "Intercept"), ("g", "x")])

@@ -304,12 +304,12 @@ def test_kill_9_and_resume_equals_an_uninterrupted_run_with_both_samplers(tmp_pa
 
 def test_scenario_priors_a_sampler_cannot_take_are_refused_before_anything_runs(tmp_path):
     """A sampler on a dgp = "prior" cell fits with the scenario's own priors; a prior family neither sampler
-    takes (lognormal on an SD) is one line naming the field, and no run folder appears."""
+    takes (a discrete uniform_int on an SD) is one line naming the field, and no run folder appears."""
     mine = tmp_path / "mine"
     mine.mkdir()
     spec = (ROOT / "compare" / "scenarios" / "seed_slopes.toml").read_text()
     spec = spec.replace('name = "seed_slopes"', 'name = "odd_priors"').replace(
-        'x = { dist = "halfnormal", sd = 0.3 }', 'x = { dist = "lognormal", meanlog = -1, sdlog = 0.5 }')
+        'x = { dist = "halfnormal", sd = 0.3 }', 'x = { dist = "uniform_int", low = 1, high = 2 }')
     (mine / "odd_priors.toml").write_text(spec)
     suite = tmp_path / "s.toml"
     suite.write_text('name = "p"\n[[scenario]]\nname = "odd_priors"\ncells = [3]\n[[engine]]\nname = "pymc"\n')
@@ -317,7 +317,7 @@ def test_scenario_priors_a_sampler_cannot_take_are_refused_before_anything_runs(
                           "--no-progress", "--results", str(tmp_path / "results")], capture_output=True, text=True,
                          cwd=tmp_path, env=ENV)
     assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1, res.stderr
-    assert "priors.sd.g.x" in res.stderr and "lognormal" in res.stderr and "cell 3" in res.stderr
+    assert "priors.sd.g.x" in res.stderr and "uniform_int" in res.stderr and "cell 3" in res.stderr
     assert not (tmp_path / "results" / "p").exists()
     bad = suite.read_text().replace('name = "pymc"', 'name = "pymc"\nsettings = { priors = "scenari" }')
     suite.write_text(bad)

@@ -18,6 +18,7 @@ from compare import testing
 from compare.cli import main
 from compare.errors import InputError
 from compare.estimators import get_estimator
+from compare.estimators import _bayes
 from compare.estimators.rstanarm import rstanarm_priors
 from compare.estimators.brms import brms_priors
 from compare.priors import parse_priors
@@ -44,19 +45,21 @@ def test_defaults_are_the_packages_own():
 
 
 def test_rstanarm_prior_translation():
-    args = rstanarm_priors(parse_priors(["b ~ normal(0, 1)", "Intercept ~ student_t(3, 50, 20)",
-                                         "sigma ~ exponential(0.1)", "cov ~ decov(2, 1, 1, 3)"]))
-    assert args == {"prior": ("normal", {"location": 0.0, "scale": 1.0, "autoscale": False}),
+    """Class priors on the data's scale (autoscale = FALSE); `prior` as one location/scale per coefficient."""
+    strings = ["b ~ normal(0, 1)", "Intercept ~ student_t(3, 50, 20)", "cov ~ decov(2, 1, 1, 3)"]
+    md = _bayes.prepare(funding_data(), tuple(strings))
+    args = rstanarm_priors(parse_priors(strings + ["sigma ~ exponential(0.1)"]), md)
+    assert args == {"prior": ("normal", {"location": (0.0,), "scale": (1.0,), "autoscale": False}),
                     "prior_intercept": ("student_t", {"df": 3.0, "location": 50.0, "scale": 20.0, "autoscale": False}),
                     "prior_aux": ("exponential", {"rate": 0.1, "autoscale": False}),
                     "prior_covariance": ("decov", {"regularization": 2.0, "concentration": 1.0, "shape": 1.0,
                                                    "scale": 3.0})}
-    assert rstanarm_priors(parse_priors([])) == {}  # rstanarm's own defaults
+    assert rstanarm_priors(parse_priors([]), md) == {}  # rstanarm's own defaults
 
 
 @pytest.mark.parametrize("engine, priors, fragment", [
-    ("rstanarm", ["sd ~ cauchy(0, 1)"], "cannot express separate 'sd'/'cor' priors"),
-    ("rstanarm", ["cor ~ lkj(2)"], "cannot express separate 'sd'/'cor' priors"),
+    ("rstanarm", ["sd ~ cauchy(0, 1)"], "stan_glmer's only covariance prior is decov"),
+    ("rstanarm", ["cor ~ lkj(2)"], "stan_glmer's only covariance prior is decov"),
     ("rstanarm", ["sigma ~ gamma(2, 1)"], "prior_aux takes"),
     ("brms", ["cov ~ decov(1, 1, 1, 1)"], "brms has no decov prior"),
 ])
@@ -73,13 +76,20 @@ def test_hbench_fit_refuses_an_inexpressible_prior_before_fitting(capsys, tmp_pa
     code = main(["fit", str(csv), "--formula", "awards | trials(applications) ~ 1 + male + (1 + male | discipline)",
                  "--family", "binomial", "--engine", "rstanarm", "--prior", "sd ~ cauchy(0, 1)"])
     _, err = capsys.readouterr()
-    assert code == 2 and "cannot express separate 'sd'/'cor' priors" in err and len(err.strip().splitlines()) == 1
+    assert code == 2 and "stan_glmer's only covariance prior is decov" in err and len(err.strip().splitlines()) == 1
 
 
 def test_brms_prior_strings_map_one_to_one():
-    assert brms_priors(parse_priors(FUNDING_PRIORS + ["sigma ~ exponential(0.1)"])) == [
-        ("b", "normal(0.0, 4.0)"), ("Intercept", "normal(0.0, 4.0)"), ("sd", "cauchy(0.0, 1.0)"),
-        ("cor", "lkj(4.0)"), ("sigma", "exponential(0.1)")]
+    """(prior, class, coef, group, lb, ub, label) for set_prior: coefficient and group priors by coef/group, a
+    uniform SD prior as the class bound brms needs."""
+    got = brms_priors(parse_priors(FUNDING_PRIORS + ["sigma ~ uniform(0, 9)", "b[male] ~ normal(0, 1)",
+                                                     "sd[discipline][male] ~ gamma(2, 1)"]))
+    assert got == [
+        ("normal(0.0, 4.0)", "Intercept", "", "", "", "", "Intercept"), ("normal(0.0, 4.0)", "b", "", "", "", "", "b"),
+        ("cauchy(0.0, 1.0)", "sd", "", "", "", "", "sd"), ("lkj(4.0)", "cor", "", "", "", "", "cor"),
+        ("uniform(0.0, 9.0)", "sigma", "", "", "0.0", "9.0", "sigma"),
+        ("normal(0.0, 1.0)", "b", "male", "", "", "", "b[male]"),
+        ("gamma(2.0, 1.0)", "sd", "male", "discipline", "", "", "sd[discipline][male]")]
 
 
 # ---- fits ------------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ import json
 import sys
 
 from compare.estimators import engine_class, engine_names
+from compare.priors import accepted
 from compare.settings import describe
 
 
@@ -32,9 +33,21 @@ def catalogue() -> list[dict]:
                 "backends": engine.backends() if hasattr(engine, "backends") else None,
                 "description": (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else "",
                 "settings": describe(cls.Settings),
+                "priors": _priors(cls),
             }
         )
     return out
+
+
+def _priors(cls) -> dict | None:
+    """The prior strings an engine with a `priors` setting accepts: distributions by class, and the rules that
+    depend on the model (checked when a suite or `hbench fit` names one)."""
+    if "priors" not in cls.Settings.__dataclass_fields__:
+        return None
+    return {
+        "accepts": accepted(getattr(cls.Settings, "check", None)),
+        "model_rules": getattr(cls.Settings, "prior_rules", ""),
+    }
 
 
 def handle(args: argparse.Namespace) -> int:
@@ -50,6 +63,11 @@ def handle(args: argparse.Namespace) -> int:
             print(f"    {rec['description']}")
         if rec["backends"]:
             print(f"    backends: {rec['backends']}")
+        if rec["priors"]:
+            takes = "; ".join(f"{c}: {', '.join(d) or 'none'}" for c, d in rec["priors"]["accepts"].items())
+            print(f"    priors accepted: {takes}")
+            if rec["priors"]["model_rules"]:
+                print(f"    priors, by model: {rec['priors']['model_rules']}")
         for s in rec["settings"]:
             span = f", {s['range']}" if s["range"] else ""
             print(f"    {s['name']} = {s['default']}  [{s['type']}{span}]  {s['doc']}")

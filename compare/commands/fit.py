@@ -32,6 +32,7 @@ from compare.estimators.base import Estimator
 from compare.families import resolve_link
 from compare.fitresult import FitResult
 from compare.formula import parse_formula
+from compare.priors import Layout
 from compare.settings import DEFAULT_LEVEL, Settings, bounds_text, parse
 from compare.status import FAILED, Status
 
@@ -239,6 +240,8 @@ def choose_engines(
             for check in (engine.available(), engine.supports(data.model)):
                 if not check:
                     raise InputError(f"engine {engine.name!r} cannot fit this: {check.reason}")
+            if hasattr(engine.settings, "check_priors"):  # honoured or refused now, before anything runs
+                engine.settings.check_priors(Layout.of(data.design, data.family))
     else:
         engines = [e for e in engines if e.available() and e.supports(data.model)]
         if not engines:

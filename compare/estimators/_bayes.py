@@ -37,7 +37,7 @@ from compare.fitresult import (
     name_sd,
 )
 from compare.formula import ModelSpec
-from compare.priors import Dist, PriorSpec, ResolvedPriors, parse_priors, resolve
+from compare.priors import Dist, Layout, PriorSpec, ResolvedPriors, check_model, effective, parse_priors, resolve, vacuous
 from compare.settings import DEFAULT_LEVEL, Settings, setting
 
 RHAT_OK = 1.01
@@ -64,6 +64,8 @@ class SamplerSettings(Settings):
         'dgp = "prior" cells, rstanarm\'s elsewhere',
     )
 
+    prior_rules = "everything, a family per coefficient; a prior on a coefficient or SD the model lacks is refused"
+
     def problems(self) -> list[str]:
         out = super().problems()
         if isinstance(self.priors, tuple):
@@ -72,6 +74,29 @@ class SamplerSettings(Settings):
             except InputError as exc:
                 out.append(str(exc))
         return out
+
+    @property
+    def prior_strings(self) -> tuple[str, ...]:
+        """The prior strings: `priors` as given, none for the defaults (a keyword such as "scenario" is resolved
+        to strings per cell by compare.priors.for_cell before an engine is built for it)."""
+        return self.priors if isinstance(self.priors, tuple) else ()
+
+    def check_priors(self, layout: Layout) -> None:
+        """InputError (one line) unless this engine can honour every prior on a model of this layout: the
+        suite and `hbench fit` ask before anything runs. hbench's samplers take everything the grammar
+        accepts; a prior on a coefficient or SD the model lacks is refused, never ignored."""
+        check_model(parse_priors(self.prior_strings), layout)
+
+    def prior_plan(self) -> list[str]:
+        """What the engine is asked for, for the run's manifest: the prior strings, or which defaults (each
+        fit's `details["priors"]` has every prior it used, with the data-dependent scales filled in)."""
+        if isinstance(self.priors, tuple) and self.priors:
+            return list(self.priors)
+        keyword = {
+            "scenario": "the scenario's [priors]",
+            None: "rstanarm defaults; the scenario's [priors] on prior-DGP cells",
+        }
+        return [keyword.get(self.priors, "rstanarm defaults (autoscaled per dataset)")]
 
 
 def supports(model: ModelSpec) -> Support:
@@ -200,7 +225,10 @@ def prepare(data: FitData, priors: tuple[str, ...] | str | None) -> ModelData:
     N = d.X.shape[0]
     Z = np.hstack(cols) if cols else np.zeros((N, 0))
     gidx = np.stack([bd.index for bd in d.blocks], axis=1) if d.blocks else np.zeros((N, 0), dtype=np.int64)
-    spec = parse_priors(priors)
+    layout = Layout.of(d, data.family)
+    asked = parse_priors(priors)
+    check_model(asked, layout)
+    spec = effective(asked, layout)
     y = np.asarray(d.y, dtype=float)
     if d.se is not None and not d.formula.response.se_sigma:
         spec = known_se_priors(spec, y)
@@ -208,22 +236,13 @@ def prepare(data: FitData, priors: tuple[str, ...] | str | None) -> ModelData:
         raise ValueError("gaussian response is constant: sigma's posterior piles up at 0 (no regular fit)")
     trials = np.asarray(d.trials if d.trials is not None else np.zeros(N), dtype=float)
     terms = [(b.group, t) for b in blocks for t in b.names]
-    resolved = resolve(spec, data.family, y, Xf, [names[k] for k in free], terms)
-    key = (
-        resolved.b_code,
-        resolved.int_code,
-        resolved.sigma_code,
-        resolved.separate,
-        resolved.sd_code,
-        resolved.lkj_eta,
-        resolved.decov,
-        resolved.int_uncentred,
-        resolved.phi_code,
-    )  # the graph's structure; scales are data
-    if d.se is not None and not d.formula.response.se_sigma:  # known SEs alone: the model has no sigma
-        resolved.text = [t for t in resolved.text if not t.startswith("sigma ~")]
-        if spec.sigma is not None:
-            resolved.text.append(f"sigma ~ {spec.sigma} not used: y | se({d.formula.response.se}) has no residual SD")
+    resolved = resolve(spec, data.family, y, Xf, [names[k] for k in free], terms, layout.has_sigma)
+    unused = vacuous(asked, layout)
+    if unused:
+        resolved.text.append(
+            f"priors with no parameter in this model (applied to nothing): {'; '.join(map(str, unused))}"
+        )
+    key = resolved.key()  # the graph's structure; scales are data
     return ModelData(
         data.family,
         data.link,
@@ -253,7 +272,7 @@ def known_se_priors(spec: PriorSpec, y: np.ndarray) -> PriorSpec:
     if spec.separate or spec.cov is not None:
         return spec
     sy = float(np.std(y, ddof=1)) if len(y) > 1 else 0.0
-    return dataclasses.replace(spec, sd=Dist("student_t", (3.0, 0.0, 2.5 * sy if sy > 0 else 2.5)))
+    return dataclasses.replace(spec, given=(*spec.given, ("sd", Dist("student_t", (3.0, 0.0, 2.5 * sy if sy > 0 else 2.5)))))
 
 
 # ---------------------------------------------------------------- draws -> summaries
@@ -523,6 +542,7 @@ def fit_result(
         ]
         + md.priors.text
     )
+    details = {"priors": list(md.priors.used)}
     return FitResult(
         engine,
         params,
@@ -538,6 +558,7 @@ def fit_result(
         sampler=diag,
         draws=thinned,
         idata=idata,
+        details=details,
     )
 
 

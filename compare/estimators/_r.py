@@ -232,10 +232,16 @@ def str_vector(values: list[str]):
 
 
 def named_list(values: dict[str, Any]):
-    """An R named list of `values` (numbers, booleans, strings or further named lists)."""
+    """An R named list of `values` (numbers, booleans, strings, tuples of numbers as numeric vectors, or further
+    named lists)."""
     import rpy2.robjects as ro
 
-    return ro.ListVector({k: named_list(v) if isinstance(v, dict) else v for k, v in values.items()})
+    def value(v: Any) -> Any:
+        if isinstance(v, dict):
+            return named_list(v)
+        return ro.FloatVector([float(x) for x in v]) if isinstance(v, tuple) else v
+
+    return ro.ListVector({k: value(v) for k, v in values.items()})
 
 
 def is_null(x: Any) -> bool:

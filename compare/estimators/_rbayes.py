@@ -21,7 +21,7 @@ from compare.estimators import _bayes, _r
 from compare.estimators.base import YES, Estimator, Support, no, no_known_se
 from compare.fitresult import FitResult
 from compare.formula import ModelSpec
-from compare.priors import PriorSpec, parse_priors
+from compare.priors import Layout, PriorSpec, effective, parse_priors
 from compare.settings import setting
 
 
@@ -44,23 +44,29 @@ class RSamplerSettings(_bayes.SamplerSettings):
 
     def problems(self) -> list[str]:
         """Prior strings the R package cannot express are refused when the suite or `hbench fit` reads them,
-        before anything runs (each engine's `translate` raises InputError saying why)."""
+        before anything runs (each engine's `check` raises InputError saying why); what needs the model (its
+        coefficient names) is checked by `check_priors` once the model is known."""
         out = super().problems()
         if not out:
             try:
-                self.translate(parse_priors(self.prior_strings))
+                self.check(parse_priors(self.prior_strings), None)
             except InputError as exc:
                 out.append(str(exc))
         return out
 
-    @property
-    def prior_strings(self) -> tuple[str, ...] | None:
-        """The priors as strings: the R samplers' settings take no keyword ("scenario" is resolved to strings by
-        the harness before an R sampler is built)."""
-        return self.priors if isinstance(self.priors, tuple) else None
+    def check_priors(self, layout: Layout) -> None:
+        super().check_priors(layout)
+        self.check(effective(parse_priors(self.prior_strings), layout), layout)
+
+    def prior_plan(self) -> list[str]:
+        return list(self.prior_strings) or ["the R package's own defaults"]
 
     @staticmethod
-    def translate(spec: PriorSpec) -> Any:
+    def check(spec: PriorSpec, layout: Layout | None) -> None:
+        """InputError for a prior the engine cannot express (layout None: what the strings alone show)."""
+
+    @staticmethod
+    def translate(spec: PriorSpec, md: _bayes.ModelData) -> Any:
         return spec
 
 
@@ -94,7 +100,10 @@ class RSamplerEngine(Estimator):
         self.require(data.model)
         started = time.perf_counter()
         md = _bayes.prepare(data, self.settings.priors)
-        return started, md, self.settings.translate(parse_priors(self.settings.prior_strings))
+        layout = Layout.of(data.design, data.family)
+        spec = effective(parse_priors(self.settings.prior_strings), layout)  # what applies to this model
+        self.settings.check(spec, layout)
+        return started, md, self.settings.translate(spec, md)
 
 
 def intercept_first(md: _bayes.ModelData) -> list[str]:
@@ -138,7 +147,8 @@ def finish(
 ) -> FitResult:
     """The shared summariser's FitResult, with the engine's own prior description (not hbench's resolution of
     the prior strings, which describes rstanarm's defaults) and R's warnings kept."""
-    md.priors.text = prior_text
+    vacuous = [t for t in md.priors.text if t.startswith("priors with no parameter")]
+    md.priors.text = prior_text + ["priors used, as the engine reports them: " + "; ".join(md.priors.used)] + vacuous
     out = _bayes.fit_result(engine, md, data, draws, sstats, timing, settings, notes, seed)
     warm, sample = sampler_times(r_out["sampler"], settings.cores)
     out.details.update(rstan_warmup_s=warm, rstan_sampling_s=sample, r_wall_s=_r.num(r_out["wall"]))

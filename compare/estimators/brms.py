@@ -1,10 +1,12 @@
 """Engine `brms`: brms::brm (rstan backend) through rpy2 (compare.estimators._r), the seed's funding example.
 
 Priors are brms's own classes; hbench's prior strings map one to one (`b ~ normal(0, 4)` ->
-set_prior("normal(0, 4)", class = "b"); Intercept, sd, cor, sigma likewise; `phi` is brms's `shape` of its
-negbinomial family, whose default prior is gamma(0.01, 0.01)). `cov ~ decov(...)` has no brms
-equivalent and is refused by the settings. A prior for a class the model does not have (sigma of a binomial
-model) is dropped with a note, as hbench's other samplers ignore it.
+set_prior("normal(0, 4)", class = "b"); `b[x]` -> class b, coef x; `sd[g][x]` -> class sd, group g, coef x;
+Intercept, sd, cor, sigma likewise; a uniform on sd or sigma bounds the class with lb/ub as brms needs; `phi` is
+brms's `shape` of its negbinomial family, whose default prior is gamma(0.01, 0.01)).
+Refused before anything runs, one line each: `cov ~ decov(...)` (no brms equivalent), a uniform on one SD (brms
+bounds per class), and `b[Intercept]` (the data's scale) beside other fixed effects (brms's Intercept is
+centred).  Each fit records the priors brms's prior_summary(fit) reports, per parameter (`details["priors"]`).
 
 Compiling a brms model takes 2-4 minutes and ~2 GB (FINDINGS), so each worker process compiles once per
 generated Stan program and refits every new dataset with update(fit, newdata = ., recompile = FALSE).
@@ -21,6 +23,8 @@ Draws come back per chain and are summarised by compare.estimators._bayes like e
 
 from __future__ import annotations
 
+import math
+import re
 import time
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -31,28 +35,119 @@ from compare.data import FitData
 from compare.errors import InputError
 from compare.estimators import _bayes, _r, _rbayes
 from compare.fitresult import FitResult
-from compare.priors import PriorSpec
+from compare.priors import Dist, Layout, Prior, PriorSpec, check_model, effective, parse_prior, parse_priors
 from compare.settings import Settings, setting
 
 R_CODE = "brms.R"  # compare/estimators/R/brms.R (which imports rstan_sampler.R)
 
 
-def brms_priors(spec: PriorSpec) -> list[tuple[str, str]]:
-    """(brms class, prior string) for parsed prior strings; InputError for what brms cannot express."""
-    if spec.cov is not None:
-        raise InputError("brms has no decov prior: give 'sd ~ ...' and 'cor ~ lkj(...)' priors instead")
+# One brms prior: (prior, class, coef, group, lb, ub, label), "" where brms's set_prior takes its default;
+# label is the hbench prior's own (b[x], sd[g][x]) for the notes.
+BrmsPrior = tuple[str, str, str, str, str, str, str]
+
+
+def refusal(p: Prior, spec: PriorSpec, layout: Layout | None) -> str:
+    """Why brms cannot express prior p ('' when it can); without a layout, what the strings alone show."""
+    if p.cls == "cov":
+        return "brms has no decov prior: give 'sd ~ ...' and 'cor ~ lkj(...)' priors instead"
+    if p.dist.name == "uniform" and p.target:
+        return "brms bounds an SD per class only (set_prior's ub): give 'sd ~ uniform(lower, upper)' for every SD"
+    if p.dist.name == "uniform" and p.cls == "sd" and spec.sd_terms:
+        return "the class bound it needs (ub) would truncate the sd[g][x] priors given beside it"
+    if layout is not None and p.label == "b[Intercept]" and layout.free:
+        return (
+            "brms's Intercept prior is on the intercept of centred predictors, not on the data's scale "
+            "(write 'Intercept ~ ...')"
+        )
+    return ""
+
+
+def check(spec: PriorSpec, layout: Layout | None) -> None:
+    """InputError (one line, naming brms and the prior) for what brms cannot express."""
+    for p in spec.priors():
+        why = refusal(p, spec, layout)
+        if why:
+            raise InputError(f"brms: prior '{p}': {why}")
+
+
+def _brms_dist(d: Dist) -> str:
+    return f"{d.name}({', '.join(repr(float(a)) for a in d.args)})"
+
+
+def brms_priors(spec: PriorSpec, md: _bayes.ModelData | None = None) -> list[BrmsPrior]:
+    """set_prior's arguments for each parsed prior (already checked by `check`): b -> class b, b[x] -> class b
+    coef x, Intercept (and b[Intercept] of a model with no other fixed effect) -> class Intercept, sd -> class
+    sd, sd[g][x] -> class sd group g coef x, sigma, cor; a uniform on sd or sigma bounds the class (lb, ub)."""
     out = []
-    for cls, d in (
-        ("b", spec.b),
-        ("Intercept", spec.intercept),
-        ("sd", spec.sd),
-        ("cor", spec.cor),
-        ("sigma", spec.sigma),
-        ("shape", spec.phi),  # brms's negbinomial shape is NB2's phi
-    ):
-        if d is not None:
-            out.append((cls, f"{d.name}({', '.join(repr(float(a)) for a in d.args)})"))
+    for p in spec.priors():
+        cls, coef, group = p.cls, "", ""
+        if p.label == "b[Intercept]":
+            cls = "Intercept"
+        elif p.cls == "b" and p.target:
+            coef = p.target[0]
+        elif p.cls == "sd" and p.target:
+            group, coef = p.target
+        elif p.cls == "phi":
+            cls = "shape"  # brms's negbinomial shape is NB2's phi
+        lb, ub = (repr(float(a)) for a in p.dist.args) if p.dist.name == "uniform" else ("", "")
+        out.append((_brms_dist(p.dist), cls, coef, group, lb, ub, p.label))
     return out
+
+
+def _r_user(priors: list[BrmsPrior]):
+    """The priors as the R list brms_priors takes: one character vector per set_prior argument."""
+    cols = ("prior", "class", "coef", "group", "lb", "ub", "label")
+    return _r.named_list({c: _r.str_vector([row[k] for row in priors]) for k, c in enumerate(cols)})
+
+
+def read_back(table: Any, values: dict[str, float], md: _bayes.ModelData, renamed: dict[str, str]) -> list[str]:
+    """The prior of every parameter of the model from brms's prior_summary(fit) (a coefficient's own row, else
+    its group's, else its class's; hb_* stanvars replaced by the numbers the fit was given), as prior strings.
+    An SD's or sigma's bounds (its class row's lb, ub) are named when they are not its prior's own support."""
+    cols = {k: _r.strs(v) for k, v in _r.items(table)}
+    rows = list(zip(cols["prior"], cols["class"], cols["coef"], cols["group"], strict=True))
+    bounds = {
+        c: (lb, ub)
+        for c, co, g, lb, ub in zip(cols["class"], cols["coef"], cols["group"], cols["lb"], cols["ub"])
+        if co == "" and g == ""
+    }
+
+    def find(cls: str, *tries: tuple[str, str]) -> str:
+        for coef, group in tries:
+            for prior, c, co, g in rows:
+                if c == cls and co == coef and g == group and prior:
+                    return _numbers(prior, values)
+        return "flat"
+
+    def positive(cls: str, *tries: tuple[str, str]) -> str:
+        prior = find(cls, *tries)
+        lb, ub = (float(v) if v else default for v, default in zip(bounds.get(cls, ("", "")), (0.0, math.inf)))
+        try:
+            own = parse_prior(f"{cls} ~ {prior}").dist.bounds()
+        except InputError:
+            own = None
+        return prior if own == (lb, ub) else f"{prior} truncated to ({lb:g}, {ub:g})"
+
+    out = [f"b[{n}] ~ {find('b', (renamed.get(n, n), ''), ('', ''))}" for n in md.x_names if n != "Intercept"]
+    if md.has_intercept:
+        out.append(f"Intercept ~ {find('Intercept', ('', ''))}")
+    if md.has_sigma:
+        out.append(f"sigma ~ {positive('sigma', ('', ''))}")
+    if md.family == "negbinomial":
+        out.append(f"phi ~ {find('shape', ('', ''))}")  # brms's shape: gamma, positive by its support
+    for blk in md.blocks:
+        tries = [((renamed.get(t, t), blk.group), ("", blk.group), ("", "")) for t in blk.names]
+        out += [f"sd[{blk.group}][{t}] ~ {positive('sd', *tr)}" for t, tr in zip(blk.names, tries)]
+    if any(blk.correlated for blk in md.blocks):
+        # brms puts an LKJ prior on each correlation matrix as lkj_corr_cholesky(eta) on its Cholesky factor L
+        lkj = find("L", ("", "")).replace("lkj_corr_cholesky(", "lkj(")
+        out.append(f"cor ~ {lkj if lkj != 'flat' else find('cor', ('', ''))}")
+    return out
+
+
+def _numbers(prior: str, values: dict[str, float]) -> str:
+    """brms's prior string with the hb_* stanvar names replaced by their values."""
+    return re.sub(r"\bhb_[A-Za-z]+_\d+\b", lambda m: f"{values[m.group(0)]:g}", prior)
 
 
 @dataclass(frozen=True)
@@ -60,10 +155,13 @@ class BrmsSettings(_rbayes.RSamplerSettings):
     max_treedepth: int = setting(10, "maximum NUTS tree depth (brms's and Stan's default 10)", lo=1, hi=30)
     priors: tuple[str, ...] = setting(
         (),
-        "brms prior strings by class (b, Intercept, sd, cor, sigma, phi = brms's negbinomial shape), e.g. "
+        "brms-style prior strings: b, b[x], Intercept, sd, sd[g][x], sigma, cor (no decov), phi (brms's negbinomial "
+        "shape), e.g. "
         '"sd ~ cauchy(0, 1)" (default: brms\'s own priors)',
     )
+    check = staticmethod(check)
     translate = staticmethod(brms_priors)
+    prior_rules = "b[Intercept] only when the model has no other fixed effect; sd ~ uniform not beside sd[g][x] priors"
 
 
 class BrmsEngine(_rbayes.RSamplerEngine):
@@ -87,8 +185,7 @@ class BrmsEngine(_rbayes.RSamplerEngine):
             _r.r_frame(data),
             data.family,
             data.link,
-            _r.str_vector([c for c, _ in priors]),
-            _r.str_vector([p for _, p in priors]),
+            _r_user(priors),
             s.chains,
             s.warmup + s.draws,
             s.warmup,
@@ -108,9 +205,7 @@ class BrmsEngine(_rbayes.RSamplerEngine):
             "update(recompile = FALSE)",
             "sampling_s is the wall time of brms's update() call in R (rstan's own chain times in details)",
         ]
-        dropped = _r.strs(r["dropped"])
-        if dropped:
-            notes.append(f"priors for {', '.join(dropped)} dropped: this model has no such parameter")
+        md.priors.used = read_back(r["priors"], _named(r["prior_data"]), md, dict(zip(_terms(md), _r.strs(r["terms"]))))
         out = _rbayes.finish(
             self.name,
             md,
@@ -127,6 +222,29 @@ class BrmsEngine(_rbayes.RSamplerEngine):
         out.details["brms_prepare_s"] = _r.num(r["prep_s"])
         out.details["prior_data"] = _named(r["prior_data"])
         return out
+
+
+def planned_priors(data: FitData, strings: tuple[str, ...]) -> list[str]:
+    """The priors brms would fit `data` with under these prior strings, read back (prior_summary) from an
+    unsampled brm(empty = TRUE) whose priors are built exactly as a fit's: no compile, so a corpus of requests
+    can be checked in seconds. InputError when brms cannot express one."""
+    layout = Layout.of(data.design, data.family)
+    check_model(parse_priors(strings), layout)
+    spec = effective(parse_priors(strings), layout)
+    check(spec, layout)
+    md = _bayes.prepare(data, strings)
+    r = _r.call(
+        "brms",
+        R_CODE,
+        "brms_prior_check",
+        _r.r_formula(data.formula, data.family, binomial="trials"),
+        _r.r_frame(data),
+        data.family,
+        data.link,
+        _r_user(brms_priors(spec, md)),
+        _r.str_vector(_terms(md)),
+    )
+    return read_back(r["priors"], _named(r["prior_data"]), md, dict(zip(_terms(md), _r.strs(r["terms"]))))
 
 
 def forget_compiled() -> None:

@@ -27,36 +27,56 @@ from compare.settings import Settings, setting
 
 
 def _positive_args(pm, code: int, par):
-    """(PyMC class, kwargs) of a positive (half) prior by DISTS code: half normal/student_t/cauchy centred
-    at 0, exponential, gamma."""
-    if code == 1:
-        return pm.HalfNormal, {"sigma": par[..., 1]}
-    if code == 2:
-        return pm.HalfStudentT, {"nu": par[..., 0], "sigma": par[..., 2]}
-    if code == 3:
-        return pm.HalfCauchy, {"beta": par[..., 1]}
-    if code == 4:
-        return pm.Exponential, {"lam": par[..., 0]}
-    return pm.Gamma, {"alpha": par[..., 0], "beta": par[..., 1]}
-
-
-def _positive_prior(pm, name: str, code: int, par, shape=None):
-    cls, kwargs = _positive_args(pm, code, par)
-    return cls(name, shape=shape, **kwargs)
+    """(PyMC class, kwargs) of a prior on a positive parameter by DISTS code: half normal/student_t/cauchy
+    centred at 0, exponential, gamma, uniform (the parameter bounded to its interval), inverse gamma, lognormal."""
+    table = {
+        1: (pm.HalfNormal, {"sigma": par[..., 1]}),
+        2: (pm.HalfStudentT, {"nu": par[..., 0], "sigma": par[..., 2]}),
+        3: (pm.HalfCauchy, {"beta": par[..., 1]}),
+        4: (pm.Exponential, {"lam": par[..., 0]}),
+        5: (pm.Gamma, {"alpha": par[..., 0], "beta": par[..., 1]}),
+        8: (pm.Uniform, {"lower": par[..., 0], "upper": par[..., 1]}),
+        9: (pm.InverseGamma, {"alpha": par[..., 0], "beta": par[..., 1]}),
+        10: (pm.LogNormal, {"mu": par[..., 0], "sigma": par[..., 1]}),
+    }
+    return table[code]
 
 
 def _real_args(pm, code: int, par):
     """(PyMC class, kwargs) of a real-valued prior by DISTS code: normal, student_t, cauchy."""
-    if code == 1:
-        return pm.Normal, {"mu": par[..., 0], "sigma": par[..., 1]}
-    if code == 2:
-        return pm.StudentT, {"nu": par[..., 0], "mu": par[..., 1], "sigma": par[..., 2]}
-    return pm.Cauchy, {"alpha": par[..., 0], "beta": par[..., 1]}
+    table = {
+        1: (pm.Normal, {"mu": par[..., 0], "sigma": par[..., 1]}),
+        2: (pm.StudentT, {"nu": par[..., 0], "mu": par[..., 1], "sigma": par[..., 2]}),
+        3: (pm.Cauchy, {"alpha": par[..., 0], "beta": par[..., 1]}),
+    }
+    return table[code]
+
+
+def _prior(pm, args, name: str, code: int, par, shape=None):
+    cls, kwargs = args(pm, code, par)
+    return cls(name, shape=shape, **kwargs)
+
+
+def _positive_prior(pm, name: str, code: int, par, shape=None):
+    return _prior(pm, _positive_args, name, code, par, shape)
 
 
 def _real_prior(pm, name: str, code: int, par, shape=None):
-    cls, kwargs = _real_args(pm, code, par)
-    return cls(name, shape=shape, **kwargs)
+    return _prior(pm, _real_args, name, code, par, shape)
+
+
+def _vector_prior(pm, pt, args, name: str, codes, par):
+    """A vector whose elements may have priors of different families (codes, one per element; par rows):
+    one random variable per family (`name` itself when they share one), assembled in element order."""
+    kinds = sorted({int(c) for c in codes})
+    if len(kinds) == 1:
+        return _prior(pm, args, name, kinds[0], par, shape=len(codes))
+    out = pt.zeros(len(codes))
+    for code in kinds:
+        at = [i for i, c in enumerate(codes) if int(c) == code]
+        part = _prior(pm, args, f"{name}_d{code}", code, par[at], shape=len(at))
+        out = pt.set_subtensor(out[at], part)
+    return out
 
 
 def data_values(md: _bayes.ModelData) -> dict[str, np.ndarray]:
@@ -93,7 +113,7 @@ def build_model(md: _bayes.ModelData):
     with pm.Model() as model:
         d = {k: pm.Data(k, v) for k, v in vals.items()}
         eta = d["off"]
-        beta = _real_prior(pm, "beta", p.b_code, d["b_par"], shape=md.Xc.shape[1]) if md.Xc.shape[1] else None
+        beta = _vector_prior(pm, pt, _real_args, "beta", p.b_codes, d["b_par"]) if md.Xc.shape[1] else None
         if beta is not None:
             eta = eta + pt.dot(d["Xc"], beta)
         if md.has_intercept:
@@ -166,7 +186,8 @@ def _block_cov(pm, pt, md, k, blk, d, sigma):
     """
     p = md.priors
     if p.separate:
-        sd = _positive_prior(pm, f"sd{k}", p.sd_code, d["sd_par"][blk.col : blk.col + blk.q], shape=blk.q)
+        at = slice(blk.col, blk.col + blk.q)
+        sd = _vector_prior(pm, pt, _positive_args, f"sd{k}", p.sd_codes[at], d["sd_par"][at])
     else:
         disp = sigma if sigma is not None else 1.0
         tau = pm.Gamma(f"tau{k}", alpha=p.decov[2], beta=1.0)

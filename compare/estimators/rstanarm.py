@@ -6,13 +6,17 @@ matrix), adapt_delta 0.95 and max_treedepth 15. The posterior draws come back pe
 summary (means, quantiles, R-hat/ESS, LOO, pred_new, SBC draws) is computed by compare.estimators._bayes,
 as for `stan` and `pymc`; divergences, tree-depth hits and E-BFMI come from rstan's sampler parameters.
 
-Prior strings (brms style, compare.priors) are translated where rstanarm can express them: `b` and
-`Intercept` (normal, student_t, cauchy) -> prior / prior_intercept, `sigma` (normal, student_t, cauchy,
-exponential: half distributions in rstanarm too) -> prior_aux, `phi` (the same half distributions) -> prior_aux of
-neg_binomial_2 (its reciprocal_dispersion is NB2's phi; rstanarm's default there is exponential(1)),
-`cov ~ decov(...)` -> prior_covariance, all
-with autoscale = FALSE (hbench's prior strings are on the data's scale). Separate `sd`/`cor` priors have no
-rstanarm equivalent (stan_glmer takes decov only): the settings refuse them before anything runs.
+Prior strings (brms style, compare.priors) are translated where rstanarm can express them, all with autoscale =
+FALSE (hbench's prior strings are on the data's scale): `b` and `b[x]` -> `prior` with one location/scale (and
+df) per coefficient, the coefficients without a prior of the user's getting rstanarm's autoscaled default
+normal(0, 2.5 sd(y) / sd(x)) as numbers; `Intercept` -> prior_intercept (`b[Intercept]` too when the model has no
+other fixed effect: the centred intercept is then the intercept); `sigma` -> prior_aux (half distributions in
+rstanarm too); `phi` -> prior_aux of neg_binomial_2 (its reciprocal_dispersion is NB2's phi; rstanarm's default
+there is exponential(1)); `cov ~ decov(...)` -> prior_covariance.  What stan_glmer cannot express is refused before
+anything runs, one line naming the prior and why: separate `sd`/`cor` priors (decov only), gamma, uniform,
+inv_gamma and lognormal on sigma or phi, a mix of families across the coefficients (one family with vectors), and
+`b[Intercept]` (data scale) beside other fixed effects.  Each fit records the priors rstanarm's prior_summary(fit)
+reports (`details["priors"]`).
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from compare.data import FitData
 from compare.errors import InputError
 from compare.estimators import _bayes, _r, _rbayes
 from compare.fitresult import FitResult
-from compare.priors import Dist, PriorSpec
+from compare.priors import DISTS, Dist, Layout, Prior, PriorSpec
 from compare.settings import Settings, setting
 
 R_CODE = "rstanarm.R"  # compare/estimators/R/rstanarm.R (which imports rstan_sampler.R)
@@ -41,48 +45,95 @@ PRIOR_ARGS = {
     "exponential": ("rate",),
     "decov": ("regularization", "concentration", "shape", "scale"),
 }
+B_FAMILIES = ("normal", "student_t", "cauchy")  # prior / prior_intercept (the grammar allows no others on b)
+AUX_FAMILIES = ("normal", "student_t", "cauchy", "exponential")  # prior_aux: half distributions for sigma
 
 # (an rstanarm prior function's name, its named arguments): passed to R as values, called there by name
-RPrior = tuple[str, dict[str, float | bool]]
+RPrior = tuple[str, dict[str, float | bool | tuple[float, ...]]]
+
+
+def refusal(p: Prior, layout: Layout | None) -> str:
+    """Why stan_glmer cannot express prior p ('' when it can); without a layout, what is known from the
+    string alone."""
+    if p.cls in ("sd", "cor"):
+        return (
+            "stan_glmer's only covariance prior is decov (rstanarm's lkj() is for stan_mvmer/stan_jm): give "
+            "'cov ~ decov(regularization, concentration, shape, scale)' or use brms"
+        )
+    if p.cls in ("sigma", "phi") and p.dist.name not in AUX_FAMILIES:
+        return f"prior_aux takes {', '.join(AUX_FAMILIES)} (half distributions for {p.cls}), not {p.dist.name}"
+    if layout is not None and p.label == "b[Intercept]" and layout.free:
+        return (
+            "stan_glmer's prior_intercept is on the intercept of centred predictors, not on the data's scale "
+            "(write 'Intercept ~ ...')"
+        )
+    return ""
+
+
+def check(spec: PriorSpec, layout: Layout | None) -> None:
+    """InputError (one line, naming rstanarm and the prior) for what stan_glmer cannot express."""
+    for p in spec.priors():
+        why = refusal(p, layout)
+        if why:
+            raise InputError(f"rstanarm: prior '{p}': {why}")
+    if layout is not None and _b_given(spec):
+        _one_family(spec, layout)
+
+
+def _b_given(spec: PriorSpec) -> bool:
+    """Whether the slopes get priors of the user's (then every coefficient's prior goes to rstanarm as vectors)."""
+    return spec.b is not None or any(t != "Intercept" for t, _ in spec.b_terms)
+
+
+def _one_family(spec: PriorSpec, layout: Layout) -> None:
+    """stan_glmer's `prior` is one family with location/scale (and df) vectors: a mix is refused."""
+    given = dict(spec.b_terms)
+    family = {n: (given.get(n) or spec.b or Dist("normal", (0.0, 1.0))).name for n in layout.free}
+    kinds = sorted(set(family.values()))
+    if len(kinds) > 1:
+        parts = [f"{k} on {', '.join(f'b[{n}]' for n, f in family.items() if f == k)}" for k in kinds]
+        raise InputError(
+            f"rstanarm: the b priors mix {' and '.join(parts)} (unset coefficients keep rstanarm's normal): "
+            "stan_glmer takes one family for all coefficients; give every coefficient the same family"
+        )
 
 
 def _prior(d: Dist, autoscale: bool | None = False) -> RPrior:
-    """rstanarm's call for a parsed distribution (normal / student_t / cauchy for coefficients or the centred
-    intercept), on the data's scale: autoscale = FALSE where the function has that argument."""
-    args: dict[str, float | bool] = {k: float(v) for k, v in zip(PRIOR_ARGS[d.name], d.args, strict=True)}
+    """rstanarm's call for a parsed distribution, on the data's scale: autoscale = FALSE where the function has
+    that argument."""
+    args: dict[str, float | bool | tuple[float, ...]] = {
+        k: float(v) for k, v in zip(PRIOR_ARGS[d.name], d.args, strict=True)
+    }
     if autoscale is not None:
         args["autoscale"] = autoscale
     return d.name, args
 
 
-def _aux_prior(d: Dist, cls: str = "sigma") -> RPrior:
-    """sigma's or phi's prior: rstanarm's prior_aux is a half distribution (on sigma; on neg_binomial_2's
-    reciprocal_dispersion, which is phi), as hbench's sigma and phi priors are."""
-    if d.name == "gamma":
-        raise InputError(
-            f"rstanarm: '{cls} ~ gamma(...)' cannot be expressed (prior_aux takes normal, student_t, "
-            "cauchy or exponential)"
-        )
-    return _prior(d)
+def _vector_prior(md: _bayes.ModelData) -> RPrior:
+    """`prior` for every coefficient (user's priors and rstanarm's autoscaled defaults, as hbench resolved them
+    for this dataset): one family, per-coefficient vectors, autoscale = FALSE."""
+    name = next(n for n, d in DISTS.items() if d.code == md.priors.b_code)
+    par = md.priors.b_par
+    args: dict[str, float | bool | tuple[float, ...]] = {
+        a: tuple(float(v) for v in par[:, k]) for k, a in enumerate(PRIOR_ARGS[name])
+    }
+    args["autoscale"] = False
+    return name, args
 
 
-def rstanarm_priors(spec: PriorSpec) -> dict[str, RPrior]:
+def rstanarm_priors(spec: PriorSpec, md: _bayes.ModelData) -> dict[str, RPrior]:
     """stan_glmer's prior arguments (an rstanarm prior function and its arguments each) for parsed prior
-    strings; InputError where rstanarm cannot express one. Classes not given keep rstanarm's defaults."""
-    if spec.sd is not None or spec.cor is not None:
-        raise InputError(
-            "rstanarm cannot express separate 'sd'/'cor' priors (stan_glmer's covariance prior is "
-            "decov): give 'cov ~ decov(regularization, concentration, shape, scale)' or use brms"
-        )
+    strings already checked by `check`. Classes not given keep rstanarm's defaults."""
     out = {}
-    if spec.b is not None:
-        out["prior"] = _prior(spec.b)
-    if spec.intercept is not None:
-        out["prior_intercept"] = _prior(spec.intercept)
+    if _b_given(spec) and md.Xc.shape[1]:
+        out["prior"] = _vector_prior(md)
+    intercept = spec.intercept or dict(spec.b_terms).get("Intercept")
+    if intercept is not None:
+        out["prior_intercept"] = _prior(intercept)
     if spec.sigma is not None:
-        out["prior_aux"] = _aux_prior(spec.sigma)
+        out["prior_aux"] = _prior(spec.sigma)
     if spec.phi is not None:  # prior_aux of a negbinomial fit (fit_rstanarm picks the one the family has)
-        out["prior_aux_phi"] = _aux_prior(spec.phi, "phi")
+        out["prior_aux_phi"] = _prior(spec.phi)
     if spec.cov is not None:
         out["prior_covariance"] = _prior(spec.cov, autoscale=None)  # decov has no autoscale
     return out
@@ -93,16 +144,60 @@ def _r_priors(priors: dict[str, RPrior]):
     return _r.named_list({a: {"fun": fun, "args": args} for a, (fun, args) in priors.items()})
 
 
+def read_back(summary: Any, fixef: list[str], family: str) -> list[str]:
+    """The priors a fit used, from rstanarm's own prior_summary(fit) (after its autoscaling: the adjusted scale
+    where there is one), as prior strings: b[x] per coefficient, Intercept (centred), sigma or phi (prior_aux of
+    the gaussian or negbinomial family), cov."""
+    parts = dict(_r.items(summary))
+    out = []
+    if not _r.is_null(parts.get("prior")):
+        free = [n for n in fixef if n != "(Intercept)"]
+        out += [f"b[{_r.term(n)}] ~ {d}" for n, d in zip(free, _dists(parts["prior"], len(free)), strict=True)]
+    if not _r.is_null(parts.get("prior_intercept")):
+        out.append(f"Intercept ~ {_dists(parts['prior_intercept'], 1)[0]}")
+    aux = {"gaussian": "sigma", "negbinomial": "phi"}.get(family)
+    if aux and not _r.is_null(parts.get("prior_aux")):
+        out.append(f"{aux} ~ {_dists(parts['prior_aux'], 1)[0]}")
+    cov = dict(_r.items(parts.get("prior_covariance")))
+    if cov:
+        out.append(f"cov ~ {Dist('decov', tuple(_r.num(cov[a]) for a in PRIOR_ARGS['decov']))}")
+    return out
+
+
+def _dists(entry: Any, n: int) -> list[Dist]:
+    """n distributions from one prior_summary entry (dist, location, scale, adjusted_scale, df, rate)."""
+    e = {
+        k: None if _r.is_null(v) else np.broadcast_to(np.asarray(v, float).ravel(), (n,))
+        for k, v in _r.items(entry)
+        if k not in ("dist", "aux_name")
+    }
+    name = str(np.atleast_1d(dict(_r.items(entry))["dist"])[0])
+    scale = e.get("adjusted_scale") if e.get("adjusted_scale") is not None else e.get("scale")
+    if name == "exponential":  # autoscaling divides the rate: rstanarm keeps 1 / rate as the adjusted scale
+        rate = 1.0 / scale if scale is not None else e["rate"]
+        return [Dist("exponential", (float(r),)) for r in rate]
+    loc = e["location"]
+    if name == "student_t":
+        return [Dist(name, (float(d), float(m), float(s))) for d, m, s in zip(e["df"], loc, scale)]
+    return [Dist(name, (float(m), float(s))) for m, s in zip(loc, scale)]
+
+
 @dataclass(frozen=True)
 class RstanarmSettings(_rbayes.RSamplerSettings):
     max_treedepth: int = setting(15, "maximum NUTS tree depth (rstanarm's default 15)", lo=1, hi=30)
     QR: bool = setting(False, "QR decomposition of the predictors (the seed uses QR = TRUE for the 13 x 13 poll model)")
     priors: tuple[str, ...] = setting(
         (),
-        "brms-style prior strings rstanarm can express: b, Intercept, sigma, phi, "
-        "cov ~ decov(...) (default: rstanarm's own priors)",
+        "brms-style prior strings rstanarm can express: b and b[x] (one family: normal, student_t or cauchy), "
+        "Intercept, sigma and phi (normal, student_t, cauchy, exponential), cov ~ decov(...) (default: rstanarm's "
+        "own)",
     )
+    check = staticmethod(check)
     translate = staticmethod(rstanarm_priors)
+    prior_rules = (
+        "one family across all b (coefficients without a prior keep rstanarm's normal); b[Intercept] only when the "
+        "model has no other fixed effect"
+    )
 
 
 class RstanarmEngine(_rbayes.RSamplerEngine):
@@ -147,6 +242,7 @@ class RstanarmEngine(_rbayes.RSamplerEngine):
             f"rstan control: {_control_text(r['control'])}",
         ]
         prior_text = ["rstanarm priors: " + " ".join(_prior_lines(_r.strs(r["prior_text"])))]
+        md.priors.used = read_back(r["prior_used"], _r.strs(r["fixef_names"]), md.family)
         return _rbayes.finish(self.name, md, data, draws, sstats, timing, s, notes, seed, prior_text, r)
 
 

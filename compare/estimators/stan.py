@@ -37,6 +37,7 @@ from compare.estimators.base import YES, Estimator, Support, no
 from compare.families import FAMILIES, LINKS
 from compare.fitresult import FitResult
 from compare.formula import ModelSpec
+from compare.priors import DISTS, Dist
 from compare.settings import Settings, setting
 
 PROGRAM = "glmm.stan"
@@ -82,7 +83,7 @@ def stan_data(md: _bayes.ModelData, nonce: int) -> dict[str, Any]:
         "R": md.R,
         "NCPC": sum(len(b.pairs) for b in md.blocks),
         "NZETA": sum(b.q for b in md.blocks if b.q > 1),
-        "b_code": p.b_code,
+        "b_code": [int(c) for c in p.b_codes],
         "b_par": p.b_par,
         "int_code": p.int_code,
         "int_par": p.int_par,
@@ -91,13 +92,52 @@ def stan_data(md: _bayes.ModelData, nonce: int) -> dict[str, Any]:
         "sigma_par": p.sigma_par,
         "phi_code": p.phi_code,
         "phi_par": p.phi_par,
+        "sigma_lower": p.sigma_bounds[0],
+        "sigma_upper": p.sigma_bounds[1],
         "separate": int(p.separate),
-        "sd_code": p.sd_code,
+        "sd_code": [int(c) for c in p.sd_codes],
         "sd_par": p.sd_par,
+        "sd_lower": p.sd_bounds[:, 0] if p.separate else np.zeros(0),
+        "sd_upper": p.sd_bounds[:, 1] if p.separate else np.zeros(0),
         "lkj_eta": p.lkj_eta,
         "decov": list(p.decov),
         "nonce": nonce,
     }
+
+
+def _dist(code: int, par) -> Dist:
+    """The distribution a DISTS code and its padded parameter row stand for."""
+    name = next(n for n, d in DISTS.items() if d.code == int(code))
+    return Dist(name, tuple(float(v) for v in list(par)[: len(DISTS[name].args)]))
+
+
+def priors_in_data(data: dict[str, Any], md: _bayes.ModelData) -> list[str]:
+    """The priors glmm.stan samples under, decoded from its data block (codes, parameter rows, bounds), as
+    prior strings: what the program is given, read back, for checking it against a request."""
+    free = [n for n in md.x_names if n != "Intercept"]
+    out = [f"b[{n}] ~ {_dist(c, p)}" for n, c, p in zip(free, data["b_code"], np.asarray(data["b_par"]), strict=True)]
+    if data["has_intercept"]:
+        label = "b[Intercept]" if data["int_uncentred"] else "Intercept"
+        out.append(f"{label} ~ {_dist(data['int_code'], data['int_par'])}")
+    if data["family"] == 1:
+        sigma = _dist(data["sigma_code"], data["sigma_par"])
+        out.append(f"sigma ~ {_bounded(sigma, data['sigma_lower'], data['sigma_upper'])}")
+    terms = [(b.group, t) for b in md.blocks for t in b.names]
+    if data["separate"]:
+        rows = zip(terms, data["sd_code"], np.asarray(data["sd_par"]), data["sd_lower"], data["sd_upper"], strict=True)
+        out += [f"sd[{g}][{t}] ~ {_bounded(_dist(c, p), lo, hi)}" for (g, t), c, p, lo, hi in rows]
+        if any(data["correlated"]):
+            out.append(f"cor ~ lkj({data['lkj_eta']:g})")
+    elif terms:
+        out.append(f"cov ~ {Dist('decov', tuple(float(v) for v in data['decov']))}")
+    return out
+
+
+def _bounded(d: Dist, lower: float, upper: float) -> str:
+    """A positive parameter's prior as the program has it: with its bounds named when they are not the prior's
+    own support (a uniform's interval, else (0, inf)), so that such a prior never reads back as the request."""
+    lo, hi = float(lower), float(upper)
+    return str(d) if (lo, hi) == d.bounds() else f"{d} truncated to ({lo:g}, {hi:g})"
 
 
 @contextlib.contextmanager

@@ -11,6 +11,8 @@
 // priors (a scenario's), on the intercept of the data's own scale.
 // Known measurement SDs (brms's y | se(s), gaussian): se_mode 1 replaces sigma by se_n (no sigma parameter),
 // se_mode 2 adds them to it, y_n ~ normal(mu_n, sqrt(sigma^2 + se_n^2)).
+// Prior distributions by code (compare.priors.DISTS), one code per coefficient and per SD; a uniform prior on
+// sigma or an SD bounds the parameter to its interval (the bounds are data).
 // Covariance priors: rstanarm's decov (Gamma on tau, Dirichlet via Gamma(conc, 1) on variance shares,
 // SDs = dispersion * tau * scale * sqrt(q * pi)) or brms's separate half priors on the SDs.
 functions {
@@ -23,7 +25,10 @@ functions {
     if (d == 3) return cauchy_lpdf(x | p[1], p[2]);
     if (d == 4) return exponential_lpdf(x | p[1]);
     if (d == 5) return gamma_lpdf(x | p[1], p[2]);
-    return 0;
+    if (d == 8) return uniform_lpdf(x | p[1], p[2]);
+    if (d == 9) return inv_gamma_lpdf(x | p[1], p[2]);
+    if (d == 10) return lognormal_lpdf(x | p[1], p[2]);
+    reject("hb_prior_lpdf: unknown distribution code ", d);
   }
   vector obs_sd(vector se, vector sigma) {
     if (num_elements(sigma) == 0) return se;
@@ -84,7 +89,7 @@ data {
   int<lower=0> R;
   int<lower=0> NCPC;
   int<lower=0> NZETA;
-  int<lower=0> b_code;
+  array[P] int<lower=0> b_code;  // one distribution code per coefficient (compare.priors.DISTS)
   matrix[P, 3] b_par;
   int<lower=0> int_code;
   vector[3] int_par;
@@ -93,9 +98,13 @@ data {
   vector[3] sigma_par;
   int<lower=0> phi_code;  // negbinomial's dispersion prior (a half distribution, like sigma's)
   vector[3] phi_par;
+  real<lower=0> sigma_lower;  // sigma's support: (0, inf) unless its prior is uniform
+  real<lower=sigma_lower> sigma_upper;
   int<lower=0, upper=1> separate;
-  int<lower=0> sd_code;
+  array[Q] int<lower=0> sd_code;
   matrix[Q, 3] sd_par;
+  vector<lower=0>[separate == 1 ? Q : 0] sd_lower;  // each SD's support: (0, inf) unless its prior is uniform
+  vector[separate == 1 ? Q : 0] sd_upper;
   real<lower=0> lkj_eta;
   vector<lower=0>[4] decov;
   int<lower=0> nonce;  // unused by the model: makes each request distinct to httpstan's fit cache
@@ -151,11 +160,11 @@ transformed data {
 parameters {
   vector[has_intercept] alpha;
   vector[P] beta;
-  vector<lower=0>[family == 1 && se_mode != 1 ? 1 : 0] sigma;
+  vector<lower=sigma_lower, upper=sigma_upper>[family == 1 && se_mode != 1 ? 1 : 0] sigma;
   vector<lower=0>[family == 4 ? 1 : 0] phi;
   vector[R] z;
   vector[NCPC] cpc;
-  vector<lower=0>[separate == 1 ? Q : 0] sd_sep;
+  vector<lower=sd_lower, upper=sd_upper>[separate == 1 ? Q : 0] sd_sep;
   vector<lower=0>[separate == 1 ? 0 : K] tau;
   vector<lower=0>[separate == 1 ? 0 : NZETA] zeta;
 }
@@ -193,7 +202,7 @@ model {
     // (alpha, beta) -> (alpha - xbar . beta, beta) has unit Jacobian: the density goes on either directly
     target += hb_prior_lpdf((int_uncentred == 1 ? alpha[1] - dot_product(xbar, beta) : alpha[1]) | int_code, int_par);
   }
-  for (p in 1:P) target += hb_prior_lpdf(beta[p] | b_code, b_par[p]');
+  for (p in 1:P) target += hb_prior_lpdf(beta[p] | b_code[p], b_par[p]');
   if (num_elements(sigma) == 1) target += hb_prior_lpdf(sigma[1] | sigma_code, sigma_par);
   if (family == 4) target += hb_prior_lpdf(phi[1] | phi_code, phi_par);
   for (k in 1:K) {
@@ -205,7 +214,7 @@ model {
   }
   z ~ std_normal();
   if (separate == 1) {
-    for (i in 1:Q) target += hb_prior_lpdf(sd_sep[i] | sd_code, sd_par[i]');
+    for (i in 1:Q) target += hb_prior_lpdf(sd_sep[i] | sd_code[i], sd_par[i]');
   } else {
     tau ~ gamma(decov[3], 1);
     zeta ~ gamma(decov[2], 1);

@@ -9,21 +9,29 @@ store <- new.env()
 store$models <- list()
 
 # brms's default priors for the data-dependent classes, with their numbers passed as data (stanvars), so the
-# generated Stan code does not change from one dataset to the next; the user's priors as given.
-brms_priors <- function(f, data, fam, user_classes, user_priors) {
+# generated Stan code does not change from one dataset to the next; the user's priors as given, one per element
+# of `user` (a list of character vectors: prior, class, coef, group, lb, ub; "" for none; coef in hbench's
+# naming, renamed here as brms names coefficients).
+brms_priors <- function(f, data, fam, user) {
   defaults <- brms::get_prior(f, data = data, family = fam)
-  have <- unique(defaults$class)
-  keep <- user_classes %in% have
   prior <- brms::empty_prior()
-  for (k in which(keep)) prior <- prior + brms::set_prior(user_priors[k], class = user_classes[k])
+  rename <- utils::getFromNamespace("rename", "brms")
+  na <- function(x) if (identical(x, "")) NA else as.numeric(x)
+  class_level <- character(0)
+  for (k in seq_along(user$prior)) {
+    coef <- if (user$coef[k] == "") "" else rename(user$coef[k])
+    prior <- prior + brms::set_prior(user$prior[k], class = user$class[k], coef = coef, group = user$group[k],
+                                     lb = na(user$lb[k]), ub = na(user$ub[k]))
+    if (user$coef[k] == "" && user$group[k] == "") class_level <- c(class_level, user$class[k])
+  }
   sv <- NULL
-  text <- if (any(keep)) paste(user_classes[keep], "~", user_priors[keep]) else character(0)
+  text <- if (length(user$prior)) paste(user$label, "~", user$prior) else character(0)
   shape <- defaults$prior[defaults$class == "shape" & defaults$coef == "" & defaults$prior != ""]
-  if (length(shape) && !("shape" %in% user_classes))  # not data-dependent: stays in the code as brms writes it
+  if (length(shape) && !("shape" %in% class_level))  # not data-dependent: stays in the code as brms writes it
     text <- c(text, paste("shape (hbench's phi) ~", shape[1], "(brms default)"))
   rows <- defaults[defaults$coef == "" & defaults$group == "" & defaults$resp == "" & defaults$dpar == "" &
                    defaults$nlpar == "" & defaults$prior != "" & defaults$class %in% c("Intercept", "sigma", "sd") &
-                   !(defaults$class %in% user_classes), ]
+                   !(defaults$class %in% class_level), ]
   for (i in seq_len(nrow(rows))) {
     cls <- rows$class[i]
     m <- regmatches(rows$prior[i], regexec("^([A-Za-z_]+)\\((.*)\\)$", rows$prior[i]))[[1]]
@@ -35,7 +43,25 @@ brms_priors <- function(f, data, fam, user_classes, user_priors) {
     prior <- prior + brms::set_prior(paste0(m[2], "(", paste(nms, collapse = ", "), ")"), class = cls)
     text <- c(text, paste(cls, "~", rows$prior[i], "(brms default)"))
   }
-  list(prior = prior, stanvars = sv, text = text, dropped = user_classes[!keep])
+  list(prior = prior, stanvars = sv, text = text)
+}
+
+# prior_summary(fit) as columns of strings (hb_* stanvar names are replaced by their values in Python)
+prior_table <- function(fit) {
+  ps <- as.data.frame(brms::prior_summary(fit))
+  cols <- c("prior", "class", "coef", "group", "lb", "ub", "source")
+  lapply(stats::setNames(cols, cols), function(k) as.character(ifelse(is.na(ps[[k]]), "", ps[[k]])))
+}
+
+# The priors brms would fit with, read back from an unsampled model (brm(empty = TRUE): no compile), built
+# exactly as fit_brms builds them: what the prior corpus test compares with each request.
+brms_prior_check <- function(formula, data, family, link, user, terms) {
+  fam <- if (family == "gaussian") gaussian() else get(family)(link = link)
+  f <- brms::brmsformula(as.formula(formula))
+  pri <- brms_priors(f, data, fam, user)
+  fit <- brms::brm(f, data = data, family = fam, prior = pri$prior, stanvars = pri$stanvars, empty = TRUE)
+  list(priors = prior_table(fit), prior_data = stanvar_values(fit),
+       terms = utils::getFromNamespace("rename", "brms")(terms))
 }
 
 compiled_fit <- function(code) {
@@ -45,7 +71,7 @@ compiled_fit <- function(code) {
 
 forget_compiled <- function() { store$models <- list(); invisible(NULL) }
 
-fit_brms <- function(formula, data, family, link, user_classes, user_priors, chains, iter, warmup,
+fit_brms <- function(formula, data, family, link, user, chains, iter, warmup,
                      adapt_delta, max_treedepth, cores, seed, terms) {
   h <- collector()
   fam <- if (family == "gaussian") gaussian()
@@ -54,7 +80,7 @@ fit_brms <- function(formula, data, family, link, user_classes, user_priors, cha
   f <- brms::brmsformula(as.formula(formula))
   t0 <- proc.time()[["elapsed"]]
   withCallingHandlers({
-    pri <- brms_priors(f, data, fam, user_classes, user_priors)
+    pri <- brms_priors(f, data, fam, user)
     code <- sub("^[^\n]+\n", "", brms::make_stancode(f, data = data, family = fam, prior = pri$prior, stanvars = pri$stanvars))
   }, warning = h$warning, message = h$message)
   prep_s <- proc.time()[["elapsed"]] - t0
@@ -115,7 +141,7 @@ brms_draws <- function(fit, family, pri, compiled, compile_s, prep_s, wall, msgs
        r_terms = unname(lapply(names(vc), function(g) dn(re[[g]], 3))),
        sigma = if ("sigma" %in% dimnames(arr)[[3]]) as.vector(arr[, , "sigma"]) else NULL,  # not with se() alone
        shape = if (family == "negbinomial") as.vector(arr[, , "shape"]) else NULL,
-       sampler = sampler_params(fit$fit), prior_text = pri$text, dropped = pri$dropped,
+       sampler = sampler_params(fit$fit), prior_text = pri$text, priors = prior_table(fit),
        compiled = compiled, compile_s = compile_s, prep_s = prep_s, wall = wall, msgs = msgs,
        prior_data = stanvar_values(fit))
 }

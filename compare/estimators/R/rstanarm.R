@@ -2,8 +2,8 @@
 # rstanarm's description of the priors it used.
 
 # `priors`: a named list, by stan_glmer argument (prior, prior_intercept, prior_aux, prior_covariance), of
-# list(fun = an rstanarm prior function's name, args = its named arguments); arguments not given keep
-# rstanarm's defaults.
+# list(fun = an rstanarm prior function's name, args = its named arguments, numbers or numeric vectors);
+# arguments not given keep rstanarm's defaults.
 fit_rstanarm <- function(formula, data, family, link, chains, iter, warmup, adapt_delta, max_treedepth,
                          QR, cores, seed, priors) {
   h <- collector()
@@ -23,7 +23,10 @@ fit_rstanarm <- function(formula, data, family, link, chains, iter, warmup, adap
   fit <- withCallingHandlers(do.call(rstanarm::stan_glmer, args), warning = h$warning, message = h$message)
   wall <- proc.time()[["elapsed"]] - t0
   a <- as.array(fit)
-  prior_text <- capture.output(print(rstanarm::prior_summary(fit)))
+  used <- rstanarm::prior_summary(fit)
+  prior_text <- capture.output(print(used))
   list(draws = unname(a), names = dimnames(a)[[3]], sampler = sampler_params(fit$stanfit),
-       control = fit$stanfit@stan_args[[1]]$control, prior_text = prior_text, wall = wall, msgs = h$msgs)
+       control = fit$stanfit@stan_args[[1]]$control, prior_text = prior_text, wall = wall, msgs = h$msgs,
+       prior_used = lapply(unclass(used), function(e) if (is.list(e)) lapply(e, function(v) if (is.null(v)) NULL else v) else e),
+       fixef_names = names(rstanarm::fixef(fit)))
 }
