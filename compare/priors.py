@@ -8,10 +8,10 @@ Meaning follows brms: `Intercept` is the intercept *after centring the fixed-eff
 positive support (`sd`, `sigma`) are half distributions when the distribution is real (normal, student_t,
 cauchy: centred at 0 and truncated there), and a uniform prior bounds the parameter to its interval;
 `cor` is the LKJ prior on each block's correlation matrix, `phi` the prior on negbinomial's dispersion (NB2:
-variance mu + mu^2 / phi; positive, like sigma; brms's class `shape`, rstanarm's prior_aux).  The class and distribution tables below are the
-grammar: a class is one CLASSES entry (its support decides which distributions it takes), a distribution one
-DISTS entry.  What each engine can express of a parsed set is decided by the engine (its translation);
-hbench's own samplers take everything this module accepts.
+variance mu + mu^2 / phi; positive, like sigma; brms's class `shape`, rstanarm's prior_aux).  The class and
+distribution tables below are the grammar: a class is one CLASSES entry (its support decides which
+distributions it takes), a distribution one DISTS entry.  What each engine can express of a parsed set is
+decided by the engine (its translation); hbench's own samplers take everything this module accepts.
 
 Defaults are rstanarm's stan_glmer defaults (priors vignette, post July 2020):
   b          normal(0, 2.5 * s_y / s_x)   s_y = sd(y) for gaussian, 1 otherwise; s_x = sd(x), for binary
@@ -368,8 +368,8 @@ def _absent(p: Prior, layout: Layout) -> str:
     if p.cls in ("sd", "cov") and not layout.terms:
         return "the model has no group-level terms"
     if p.cls == "sd" and p.target and tuple(p.target) not in layout.terms:
-        known = ", ".join(f"sd[{g}][{t}]" for g, t in layout.terms)
-        return f"the model has no such group-level SD (it has: {known})"
+        sds = ", ".join(f"sd[{g}][{t}]" for g, t in layout.terms)
+        return f"the model has no such group-level SD (it has: {sds})"
     if p.cls == "cor" and not layout.correlated:
         return "the model has no correlated group-level terms"
     return ""
@@ -434,11 +434,6 @@ class ResolvedPriors:
 def _shared(codes: np.ndarray) -> int:
     kinds = {int(c) for c in codes}
     return kinds.pop() if len(kinds) == 1 else 0
-
-
-def _four(values: Any) -> tuple[float, float, float, float]:
-    a, b, c, d = (float(v) for v in values)
-    return a, b, c, d
 
 
 def _predictor_scale(x: np.ndarray) -> float:

@@ -292,8 +292,10 @@ def _check_priors(engines: tuple[EngineSpec, ...], scenarios: tuple[ScenarioSpec
                 if at not in designs:
                     designs[at] = simulate(cell, np.random.default_rng(0), np.random.default_rng(1)).data.design
                 try:
-                    strings = for_cell(e.settings.priors, cell, designs[at])
-                    dataclasses.replace(e.settings, priors=strings).check_priors(Layout.of(designs[at], cell.family))
+                    strings = for_cell(e.settings.priors, cell, designs[at])  # type: ignore[attr-defined]
+                    dataclasses.replace(e.settings, priors=strings).check_priors(  # type: ignore[call-arg]
+                        Layout.of(designs[at], cell.family)
+                    )
                 except InputError as exc:
                     problems.found.append(f"engine {e.label} on {cell.scenario} cell {c}: {exc}")
 

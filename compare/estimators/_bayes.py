@@ -37,7 +37,17 @@ from compare.fitresult import (
     name_sd,
 )
 from compare.formula import ModelSpec
-from compare.priors import Dist, Layout, PriorSpec, ResolvedPriors, check_model, effective, parse_priors, resolve, vacuous
+from compare.priors import (
+    Dist,
+    Layout,
+    PriorSpec,
+    ResolvedPriors,
+    check_model,
+    effective,
+    parse_priors,
+    resolve,
+    vacuous,
+)
 from compare.settings import DEFAULT_LEVEL, Settings, setting
 
 RHAT_OK = 1.01
@@ -96,7 +106,8 @@ class SamplerSettings(Settings):
             "scenario": "the scenario's [priors]",
             None: "rstanarm defaults; the scenario's [priors] on prior-DGP cells",
         }
-        return [keyword.get(self.priors, "rstanarm defaults (autoscaled per dataset)")]
+        key = self.priors if isinstance(self.priors, str) or self.priors is None else None
+        return [keyword.get(key, "rstanarm defaults (autoscaled per dataset)")]
 
 
 def supports(model: ModelSpec) -> Support:
@@ -272,7 +283,9 @@ def known_se_priors(spec: PriorSpec, y: np.ndarray) -> PriorSpec:
     if spec.separate or spec.cov is not None:
         return spec
     sy = float(np.std(y, ddof=1)) if len(y) > 1 else 0.0
-    return dataclasses.replace(spec, given=(*spec.given, ("sd", Dist("student_t", (3.0, 0.0, 2.5 * sy if sy > 0 else 2.5)))))
+    return dataclasses.replace(
+        spec, given=(*spec.given, ("sd", Dist("student_t", (3.0, 0.0, 2.5 * sy if sy > 0 else 2.5))))
+    )
 
 
 # ---------------------------------------------------------------- draws -> summaries

@@ -166,13 +166,13 @@ def read_back(summary: Any, fixef: list[str], family: str) -> list[str]:
 
 def _dists(entry: Any, n: int) -> list[Dist]:
     """n distributions from one prior_summary entry (dist, location, scale, adjusted_scale, df, rate)."""
-    e = {
+    e: dict[str, Any] = {
         k: None if _r.is_null(v) else np.broadcast_to(np.asarray(v, float).ravel(), (n,))
         for k, v in _r.items(entry)
         if k not in ("dist", "aux_name")
     }
     name = str(np.atleast_1d(dict(_r.items(entry))["dist"])[0])
-    scale = e.get("adjusted_scale") if e.get("adjusted_scale") is not None else e.get("scale")
+    scale: Any = e.get("adjusted_scale") if e.get("adjusted_scale") is not None else e.get("scale")
     if name == "exponential":  # autoscaling divides the rate: rstanarm keeps 1 / rate as the adjusted scale
         rate = 1.0 / scale if scale is not None else e["rate"]
         return [Dist("exponential", (float(r),)) for r in rate]
