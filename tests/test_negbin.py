@@ -23,6 +23,7 @@ from compare.catalogue import load_scenario
 from compare.errors import InputError
 from compare.estimators import get_estimator
 from compare.estimators.brms import brms_priors
+from compare.estimators.rstanarm import check as rstanarm_check
 from compare.estimators.rstanarm import rstanarm_priors
 from compare.families import FAMILIES, resolve_link
 from compare.fitresult import describe, make_params
@@ -118,11 +119,12 @@ def test_phi_priors_parse_resolve_and_translate():
         parse_priors(["phi ~ normal(1, 1)"])
     default = resolve(parse_priors([]), "negbinomial", np.arange(5.0), np.ones((5, 0)), [], [])
     assert default.phi_code == 4 and default.phi_par[0] == 1.0  # rstanarm's exponential(1)
-    assert "phi ~ exponential(1) (half)" in default.text
-    assert ("shape", "exponential(0.5)") in brms_priors(spec)
-    assert rstanarm_priors(spec)["prior_aux_phi"] == ("exponential", {"rate": 0.5, "autoscale": False})
-    with pytest.raises(InputError, match="'phi ~ gamma"):
-        rstanarm_priors(parse_priors(["phi ~ gamma(2, 1)"]))
+    assert "phi ~ exponential(1)" in default.used
+    assert ("exponential(0.5)", "shape", "", "", "", "", "phi") in brms_priors(spec)
+    # with no b prior, rstanarm's translation reads nothing of the model data
+    assert rstanarm_priors(spec, None)["prior_aux_phi"] == ("exponential", {"rate": 0.5, "autoscale": False})
+    with pytest.raises(InputError, match="rstanarm: prior 'phi ~ gamma"):
+        rstanarm_check(parse_priors(["phi ~ gamma(2, 1)"]), None)
 
 
 @pytest.mark.parametrize("engine", ["mixedlm", "mixedlm-robust", "bayesmixedglm-map", "bayesmixedglm-vb"])
