@@ -103,7 +103,7 @@ FIXTURE = Path(__file__).parent / "fixtures" / "lme4" / "varying_intercept.csv"
 
 @pytest.mark.parametrize("sets,expected", [
     (["mixedlm.reml=maybe"], "--set mixedlm.reml: 'maybe' must be true or false"),
-    (["mixedlm.rmel=false"], "--set mixedlm.rmel: unknown setting (expected one of reml)"),
+    (["mixedlm.rmel=false"], "--set mixedlm.rmel: unknown setting (expected one of reml, robust)"),
     (["mixedlm.level=0.9"], "--set mixedlm.level: unknown setting (the interval level is set once"),
     (["nope.reml=false"], "--set nope.reml: unknown engine 'nope' (known: "),
     (["mixedlm-reml=false"], "--set 'mixedlm-reml=false': expected ENGINE.KEY=VALUE"),
