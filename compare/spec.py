@@ -527,6 +527,15 @@ def _generator_cell(
     params = _check_keys(
         raw.get("params", {}), set(raw.get("params", {})) if isinstance(raw.get("params"), dict) else set(), "params"
     )
+    return _bare_cell(
+        name, index, factors, formula, family, link, generator=check_target(raw["generator"]), params=params, raw=raw
+    )
+
+
+def _bare_cell(
+    name: str, index: int, factors: dict[str, Any], formula: Formula, family: str, link: str, **kw: Any
+) -> CellSpec:
+    """A cell with no declarative layout, truth or priors (a generator's or a published dataset's)."""
     return CellSpec(
         name,
         index,
@@ -543,9 +552,7 @@ def _generator_cell(
         None,
         Truth({}, {}, {}, None),
         None,
-        generator=check_target(raw["generator"]),
-        params=params,
-        raw=raw,
+        **kw,
     )
 
 
@@ -561,22 +568,13 @@ def _dataset_cell(
         raise _fail("dgp", f"{raw['dgp']!r}: a published dataset has no truth to draw (dgp = 'fixed' or none)")
     if family != "binomial" and formula.response.kind != "single":  # binomial: 0/1 (Bernoulli) rows as hbench fit
         raise _fail("formula", f"{formula.text!r}: {family} takes a single response column")
-    return CellSpec(
+    return _bare_cell(
         name,
         index,
         factors,
         formula,
         family,
         link,
-        "fixed",
-        "cluster",
-        Layout({}, 1),
-        {},
-        frozenset(),
-        {},
-        None,
-        Truth({}, {}, {}, None),
-        None,
         dataset=raw["dataset"],
         raw=raw,
     )
