@@ -15,6 +15,7 @@ from compare.data import FitData
 from compare.estimators import _r, get_estimator
 from compare.formula import parse_formula
 from compare.simulate import dataset_for
+from tests.handmade import pupils_in_classes_in_schools
 
 _STATUS = get_estimator("lme4", {"robust": True}).available()
 pytestmark = pytest.mark.skipif(not _STATUS, reason=f"lme4 with robust = true unavailable: {_STATUS.reason}")
@@ -93,12 +94,7 @@ def test_crossed_factors_get_a_note_not_a_failed_fit():
 
 
 def test_nested_factors_cluster_on_the_outermost():
-    rng = np.random.default_rng(5)
-    school = np.repeat(np.arange(15), 12)
-    klass = school * 3 + np.tile(np.repeat(np.arange(3), 4), 15)
-    x = rng.normal(size=school.size)
-    y = 1 + 0.5 * x + rng.normal(0, 0.6, 15)[school] + rng.normal(0, 0.4, 45)[klass] + rng.normal(size=x.size)
-    frame = pd.DataFrame({"school": school.astype(str), "klass": klass.astype(str), "x": x, "y": y})
+    frame = pupils_in_classes_in_schools()
     data = FitData(frame, parse_formula("y ~ x + (1 | school) + (1 | klass)"), "gaussian", "identity")
     fit = get_estimator("lme4", {"profile": False, "robust": True}).fit(data, seed=0)
     assert "robust: CR2 clustered on school" in fit.notes

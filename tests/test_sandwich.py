@@ -20,6 +20,7 @@ from compare.estimators import _sandwich as sw
 from compare.estimators import get_estimator
 from compare.estimators import mixedlm as ml
 from compare.formula import parse_formula
+from tests.handmade import pupils_in_classes_in_schools
 
 _LME4 = get_estimator("lme4", {"robust": True}).available()
 needs_r = pytest.mark.skipif(not _LME4, reason=f"lme4 with robust = true unavailable: {_LME4.reason}")
@@ -159,12 +160,7 @@ def test_reml_fits_and_several_factors_get_a_note_not_rows():
     fit = get_estimator("mixedlm", {"robust": True}).fit(data, seed=0)  # REML
     assert (fit.params["interval"] == "cr2").any() and not (fit.params["interval"] == "robust-variance").any()
     assert any("are for ML fits" in n for n in fit.notes), fit.notes
-    rng = np.random.default_rng(5)
-    school = np.repeat(np.arange(15), 12)
-    klass = school * 3 + np.tile(np.repeat(np.arange(3), 4), 15)
-    x = rng.normal(size=school.size)
-    y = 1 + 0.5 * x + rng.normal(0, 0.6, 15)[school] + rng.normal(0, 0.4, 45)[klass] + rng.normal(size=x.size)
-    frame = pd.DataFrame({"school": school.astype(str), "klass": klass.astype(str), "x": x, "y": y})
+    frame = pupils_in_classes_in_schools()
     nested = FitData(frame, parse_formula("y ~ x + (1 | school/klass)"), "gaussian", "identity")
     fit = get_estimator("mixedlm-ml", {"robust": True}).fit(nested, seed=0)
     assert "robust: CR2 clustered on school" in fit.notes
