@@ -13,6 +13,7 @@ import hashlib
 from dataclasses import dataclass
 from functools import cached_property
 
+import numpy as np
 import pandas as pd
 
 from compare.design import Design, build_design
@@ -93,8 +94,20 @@ def _missing(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def frame_hash(frame: pd.DataFrame) -> str:
-    text = frame.to_csv(index=False, float_format="%.17g", lineterminator="\n")
-    return hashlib.sha256(text.encode()).hexdigest()
+    """sha256 of a frame's rows, column names, dtypes and values (a float's bits, a factor's labels and codes):
+    equal hashes mean the same data. From the columns' buffers: the CSV text it replaced cost 0.7 ms a task, 1.5%
+    of a 50 ms fit, and every task hashes its dataset."""
+    digest = hashlib.sha256(str(len(frame)).encode())
+    for name, col in frame.items():
+        digest.update(f"\x00{name}\x00{col.dtype}\x00".encode())
+        if isinstance(col.dtype, pd.CategoricalDtype):
+            digest.update("\x1f".join(map(str, col.cat.categories)).encode())
+            digest.update(col.cat.codes.to_numpy().tobytes())
+        elif isinstance(col.dtype, np.dtype) and col.dtype.kind in "biuf":
+            digest.update(np.ascontiguousarray(col.to_numpy()).tobytes())
+        else:  # text, nullable and other extension columns: their values as text, a missing one marked apart
+            digest.update("\x1f".join("\x1e" if pd.isna(v) else str(v) for v in col.tolist()).encode())
+    return digest.hexdigest()
 
 
 @dataclass

@@ -29,6 +29,7 @@ import pyarrow as pa
 from compare.cluster import worker_lifetime
 from compare.lifeline import tie_to_parent
 from compare.status import Status
+from compare.store import from_ipc, to_ipc
 from compare.tasks import Task, failure_rows, fit_all, prepare_worker, run_task
 
 
@@ -48,7 +49,7 @@ def _worker_main(conn: Connection, parent: int) -> None:
         if task is None:
             return
         for label, rows in fit_all(task, on_start=lambda label: conn.send(("start", label))):
-            conn.send(("rows", label, rows))
+            conn.send(("rows", label, to_ipc(rows)))
         conn.send(("done",))
 
 
@@ -191,7 +192,7 @@ class LocalExecutor:
         if kind == "start":
             w.engine, w.started = msg[1], time.perf_counter()
         elif kind == "rows":
-            pending.setdefault(task.key, _Pending()).frames.append(msg[2])
+            pending.setdefault(task.key, _Pending()).frames.append(from_ipc(msg[2]))
             w.engine = None
         elif kind == "done":
             w.tasks.popleft()

@@ -362,8 +362,13 @@ class FitResult:
         missing = [c for c in PARAM_COLUMNS if c not in params.columns]
         if missing:
             raise ValueError(f"{self.engine}: params lack {missing}: build them with make_params")
-        cols: dict[str, Any] = {c: params[c].to_numpy() for c in PARAM_COLUMNS}
-        true = params["parameter"].map(truth or {}).to_numpy(dtype=float, na_value=np.nan)
+        # numpy columns as arrays, text (Arrow-backed in pandas) as its own array: to_numpy would make Python
+        # strings that the store turns back into Arrow, a millisecond a fit
+        cols: dict[str, Any] = {
+            c: params[c].to_numpy() if isinstance(params[c].dtype, np.dtype) else params[c].array for c in PARAM_COLUMNS
+        }
+        truth = truth or {}
+        true = np.array([truth.get(p, np.nan) for p in params["parameter"].tolist()], dtype=float)
         lower, upper = cols["lower"].astype(float), cols["upper"].astype(float)
         known = ~(np.isnan(true) | np.isnan(lower) | np.isnan(upper))
         covered = pd.arrays.BooleanArray((lower <= true) & (true <= upper), ~known)

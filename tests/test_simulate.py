@@ -120,6 +120,25 @@ def test_same_seed_gives_byte_identical_data():
     assert dataset_for(sc, 0, 3, 43).hash != a.hash
 
 
+def test_the_dataset_hash_sees_every_change_a_fit_would():
+    """The hash is read from the columns' buffers: equal for a copy, different after a change in the last bit of
+    one value, a relabelled or reordered factor level, a renamed column, a missing text cell or a dtype."""
+    from compare.data import frame_hash
+
+    frame = pd.DataFrame(
+        {"g": pd.Categorical(["a", "b", "a"]), "x": [0.1, 0.2, 0.3], "n": [1, 2, 3], "s": ["u", "v", "w"]}
+    )
+    base = frame_hash(frame)
+    assert frame_hash(frame.copy()) == base
+    bit = frame.copy()
+    bit.loc[1, "x"] = np.nextafter(0.2, 1.0)
+    relabel = frame.assign(g=pd.Categorical(["a", "c", "a"]))
+    reorder = frame.assign(g=pd.Categorical(["a", "b", "a"], categories=["b", "a"]))
+    missing = frame.assign(s=["u", None, "w"])
+    changed = [bit, relabel, reorder, missing, frame.rename(columns={"x": "z"}), frame.astype({"n": "float64"})]
+    assert len({base, *map(frame_hash, changed)}) == 1 + len(changed)
+
+
 def test_replication_is_the_same_alone_or_in_a_batch():
     sc = load_scenario("crossed_psych")
     batch = [dataset_for(sc, 1, r, 5) for r in range(6)]

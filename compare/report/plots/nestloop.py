@@ -88,5 +88,7 @@ def plot(long: pd.DataFrame, scenario: str, parameter: str, measure: str = "cove
     if len(cells) < 2 or not gridmod.factors(grid):
         return None, pd.DataFrame()
     d = data(long, grid, scenario, parameter, measure)
-    bars = "; bars: 95% MC intervals" + (f"; dashed: nominal {nominal:g}" if measure == "coverage" else "")
-    return draw(d, grid, f"{scenario}: {TITLES.get(measure, measure)} of {parameter} across the grid{bars}", nominal), d
+    bars = "bars: 95% MC intervals" + (f"; dashed: nominal {nominal:g}" if measure == "coverage" else "")
+    # two lines: on a grid of a few cells the figure is 6 inches wide and one line ran past its right edge
+    title = f"{scenario}: {TITLES.get(measure, measure)} of {parameter} across the grid\n{bars}"
+    return draw(d, grid, title, nominal), d
