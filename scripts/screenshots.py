@@ -49,5 +49,5 @@ def shoot(report: Path, out: Path) -> list[Path]:
 if __name__ == "__main__":
     if len(sys.argv) != 3:
         raise SystemExit("usage: screenshots.py REPORT_DIR OUT_DIR")
-    for shot in shoot(Path(sys.argv[1]), Path(sys.argv[2])):
+    for shot in shoot(Path(sys.argv[1]).resolve(), Path(sys.argv[2])):
         print(shot, shot.stat().st_size)
