@@ -364,9 +364,7 @@ class FitResult:
             raise ValueError(f"{self.engine}: params lack {missing}: build them with make_params")
         # numpy columns as arrays, text (Arrow-backed in pandas) as its own array: to_numpy would make Python
         # strings that the store turns back into Arrow, a millisecond a fit
-        cols: dict[str, Any] = {
-            c: params[c].to_numpy() if isinstance(params[c].dtype, np.dtype) else params[c].array for c in PARAM_COLUMNS
-        }
+        cols: dict[str, Any] = {c: _column(params[c]) for c in PARAM_COLUMNS}
         truth = truth or {}
         true = np.array([truth.get(p, np.nan) for p in params["parameter"].tolist()], dtype=float)
         lower, upper = cols["lower"].astype(float), cols["upper"].astype(float)
@@ -378,6 +376,10 @@ class FitResult:
         """Long format: one row per parameter and interval with fit-level fields, the truth and whether that
         interval covered it."""
         return pd.DataFrame(self.columns(truth), index=pd.RangeIndex(len(self.params)))
+
+
+def _column(col: pd.Series) -> Any:
+    return col.to_numpy() if isinstance(col.dtype, np.dtype) else col.array
 
 
 _NOT_COLUMNS = ("engine", "params", "sampler", "draws", "idata")  # engine is a task column; the rest are not scalars
