@@ -25,7 +25,9 @@ wald_se <- function(fit, sd_tol, cor_tol) {
     dev <- lmer_devfun(fit)
     opt <- suppressWarnings(lme4:::Cv_to_Sv(lme4::getME(fit, "theta"), n = vlist, s = scale))
   } else {
-    dev <- lme4:::devfun2(fit, useSc = FALSE)
+    # devfun2, like Cv_to_Sv above, warns "NA values in sdcor matrix converted to 0" at a zero SD (its
+    # correlation is undefined); the fit reports that SD as var_at_zero, and R would print the warning at exit
+    dev <- suppressWarnings(lme4:::devfun2(fit, useSc = FALSE))
     opt <- attr(dev, "optimum")  # SDs and cors, then the fixed effects
   }
   opt <- as.numeric(opt)
