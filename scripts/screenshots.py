@@ -1,6 +1,6 @@
 """Screenshots of a report for the README: its first screen, its first nested-loop plot, its warnings tally.
 
-Run after `make bench`:  .venv/bin/python scripts/screenshots.py results/<run>/report docs
+Run after `make bench`:  .venv/bin/python scripts/screenshots.py reports/<run> docs
 Needs Playwright and Chromium (installed by `make setup`); the images are 1400 px wide, as a laptop shows them.
 """
 
