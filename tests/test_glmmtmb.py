@@ -19,7 +19,7 @@ from compare.catalogue import load_scenario
 from compare.data import FitData
 from compare.estimators import _r, get_estimator
 from compare.estimators.glmmtmb import R_CODE, tmb_correlation
-from compare.formula import parse_formula
+from compare.formula import ModelSpec, parse_formula
 from compare.simulate import dataset_for
 
 FIXTURES = Path(__file__).parent / "fixtures" / "lme4"
@@ -204,3 +204,20 @@ def test_a_fit_whose_covariance_is_singular_is_kept_not_failed():
     b = fit.params[fit.params["parameter"].str.startswith("b[")]
     assert b["estimate"].notna().all() and b["se"].isna().all() and (b["interval"] == "none").all()
     assert b["note"].str.contains("no finite SE").all()
+
+
+@pytest.mark.parametrize("engine", ["lme4", "glmmtmb"])
+def test_lme4_and_glmmtmb_refuse_what_they_do_not_fit_saying_why(engine):
+    """The R mixed-model engines share their refusals (estimators.base.glmm_support): a family or link not
+    wired up, and a model without a random-effect term, each named in the reason hbench prints."""
+    est = get_estimator(engine)
+    mixed = parse_formula("y ~ x + (1 | g)")
+    assert est.supports(ModelSpec(mixed, "binomial", "logit"))
+    cases = {
+        ModelSpec(mixed, "gamma", "log"): "family 'gamma' is not wired up",
+        ModelSpec(mixed, "poisson", "cloglog"): "link 'cloglog' is not available for poisson",
+        ModelSpec(parse_formula("y ~ x"), "gaussian", "identity"): "needs at least one random-effect term",
+    }
+    for model, reason in cases.items():
+        verdict = est.supports(model)
+        assert not verdict and reason in verdict.reason and engine in verdict.reason, verdict.reason

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from compare import settings as _settings
+from compare.families import FAMILIES
 from compare.formula import ModelSpec
 
 if TYPE_CHECKING:
@@ -48,6 +49,21 @@ def no_known_se(model: ModelSpec, engine: str, why: str) -> Support | None:
     if model.formula.response.se is None:
         return None
     return no(f"{engine} cannot fit known measurement SEs ({model.formula.response.y} | se(...)): {why}")
+
+
+def glmm_support(model: ModelSpec, engine: str, no_se_why: str) -> Support:
+    """What lme4 and glmmTMB refuse alike: known measurement SEs (`no_se_why` says why), a family or link not
+    wired up in compare.families, a model without random effects (lm/glm fit those)."""
+    refused = no_known_se(model, engine, no_se_why)
+    if refused is not None:
+        return refused
+    if model.family not in FAMILIES:
+        return no(f"{engine} engine: family {model.family!r} is not wired up")
+    if model.link not in FAMILIES[model.family].links:
+        return no(f"{engine} engine: link {model.link!r} is not available for {model.family}")
+    if not model.formula.blocks:
+        return no(f"{engine} needs at least one random-effect term (use lm/glm otherwise)")
+    return YES
 
 
 class Estimator:

@@ -26,8 +26,7 @@ import numpy as np
 from compare.data import FitData
 from compare.estimators import _frequentist as fq
 from compare.estimators import _r
-from compare.estimators.base import YES, Estimator, Support, no, no_known_se
-from compare.families import FAMILIES
+from compare.estimators.base import Estimator, Support, glmm_support
 from compare.fitresult import FitResult, boundary_flags, make_params
 from compare.formula import ModelSpec
 from compare.settings import Settings, setting
@@ -59,18 +58,9 @@ class GlmmTMBEngine(Estimator):
         return _r.package_status("glmmTMB", R_CODE)
 
     def supports(self, model: ModelSpec) -> Support:
-        refused = no_known_se(  # glmmTMB could: weights 1/s^2 with the dispersion held at 1 by `map`; not wired here
+        return glmm_support(  # glmmTMB could: weights 1/s^2 with the dispersion held at 1 by `map`; not wired here
             model, "glmmtmb", "this engine estimates one residual SD (fixing it per row is not wired up)"
         )
-        if refused is not None:
-            return refused
-        if model.family not in FAMILIES:
-            return no(f"glmmtmb engine: family {model.family!r} is not wired up")
-        if model.link not in FAMILIES[model.family].links:
-            return no(f"glmmtmb engine: link {model.link!r} is not available for {model.family}")
-        if not model.formula.blocks:
-            return no("glmmtmb needs at least one random-effect term (use lm/glm otherwise)")
-        return YES
 
     def fit(self, data: FitData, *, seed: int) -> FitResult:
         self.require(data.model)

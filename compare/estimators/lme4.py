@@ -35,8 +35,7 @@ from compare.estimators import _lme4_intervals as iv
 from compare.estimators import _r
 from compare.estimators import _sandwich as sw
 from compare.estimators._r import quiet_r, r_formula, r_frame  # noqa: F401 - public names of this module
-from compare.estimators.base import YES, Estimator, Support, no, no_known_se
-from compare.families import FAMILIES
+from compare.estimators.base import Estimator, Support, glmm_support, no
 from compare.fitresult import FitResult, boundary_flags, interval_row, make_params, name_b
 from compare.formula import ModelSpec
 from compare.settings import Settings, setting
@@ -164,16 +163,7 @@ class Lme4Engine(Estimator):
         return status
 
     def supports(self, model: ModelSpec) -> Support:
-        refused = no_known_se(model, "lme4", "lmer estimates the residual SD; its weights only scale it")
-        if refused is not None:
-            return refused
-        if model.family not in FAMILIES:
-            return no(f"lme4 engine: family {model.family!r} is not wired up")
-        if model.link not in FAMILIES[model.family].links:
-            return no(f"lme4 engine: link {model.link!r} is not available for {model.family}")
-        if not model.formula.blocks:
-            return no("lme4 needs at least one random-effect term (use lm/glm otherwise)")
-        return YES
+        return glmm_support(model, "lme4", "lmer estimates the residual SD; its weights only scale it")
 
     def fit(self, data: FitData, *, seed: int) -> FitResult:
         self.require(data.model)
